@@ -1,0 +1,1 @@
+"""segsync engine."""

@@ -1,0 +1,1 @@
+"""segsync sync."""
