@@ -31,13 +31,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _read_secret(value: SecretStr | None, path: Path | None) -> SecretStr | None:
-    if value is not None or path is None:
-        return value
-    return SecretStr(path.read_text(encoding="utf-8").strip())
+class _Secrets(_Model):
+    """A model whose secrets may be given inline (better: in the environment) or as files."""
+
+    def secret(self, name: str) -> str | None:
+        """The secret ``name``: the inline value, else the content of ``<name>_file``.
+
+        Files are read when the secret is needed, not when the config loads, so
+        a rotated secret is picked up and a config can be validated anywhere.
+        """
+        value: SecretStr | None = getattr(self, name)
+        if value is not None:
+            return value.get_secret_value()
+        path: Path | None = getattr(self, f"{name}_file", None)
+        if path is None:
+            return None
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                [Problem(str(path), "", f"cannot read the {name} file: {exc.strerror}")]
+            ) from None
 
 
-class SalesforceConnection(_Model):
+class SalesforceConnection(_Secrets):
     """A Salesforce org.
 
     Authentication, in order of preference: OAuth 2.0 JWT bearer
@@ -68,15 +85,8 @@ class SalesforceConnection(_Model):
     daily_api_share: float = Field(0.5, gt=0, le=1)
     max_concurrency: int = Field(4, ge=1, le=25)
 
-    @model_validator(mode="after")
-    def _load_secret_files(self) -> SalesforceConnection:
-        self.client_secret = _read_secret(self.client_secret, self.client_secret_file)
-        self.private_key = _read_secret(self.private_key, self.private_key_file)
-        self.refresh_token = _read_secret(self.refresh_token, self.refresh_token_file)
-        return self
 
-
-class HubSpotConnection(_Model):
+class HubSpotConnection(_Secrets):
     """A HubSpot portal reached with a private-app token."""
 
     crm: Literal["hubspot"] = "hubspot"
@@ -88,11 +98,6 @@ class HubSpotConnection(_Model):
     daily_limit: int = Field(250_000, ge=1)
     search_per_second: int = Field(4, ge=1)
     max_concurrency: int = Field(4, ge=1, le=25)
-
-    @model_validator(mode="after")
-    def _load_secret_files(self) -> HubSpotConnection:
-        self.access_token = _read_secret(self.access_token, self.access_token_file)
-        return self
 
 
 Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="crm")]

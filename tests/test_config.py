@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from connector.config import (
+    HubSpotConnection,
+    JobSettings,
+    SalesforceConnection,
+    Settings,
+    load_settings,
+)
+from connector.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _keys(annotation)
+    return keys
+
+
+def test_example_loads_and_matches_defaults() -> None:
+    settings = load_settings(EXAMPLE)
+    assert set(settings.connections) == {"salesforce", "hubspot"}
+    sf = settings.connections["salesforce"]
+    hs = settings.connections["hubspot"]
+    assert isinstance(sf, SalesforceConnection) and sf.auth == "jwt"
+    assert isinstance(hs, HubSpotConnection) and hs.requests_per_10s == 100
+    assert [(j.connection, j.object) for j in settings.service.jobs] == [
+        ("salesforce", "account"),
+        ("salesforce", "contact"),
+        ("hubspot", "account"),
+        ("hubspot", "contact"),
+    ]
+    # The example documents the defaults: what it sets equals the model's default.
+    assert settings.sync.model_dump() == type(settings.sync)().model_dump()
+    assert settings.store.url == "sqlite:///segsync.db"
+
+
+def test_example_documents_every_setting() -> None:
+    text = EXAMPLE.read_text()
+    documented = set(re.findall(r"^#?\s*([a-z0-9_]+)\s*=", text, flags=re.M))
+    models: list[type[BaseModel]] = [
+        Settings,
+        SalesforceConnection,
+        HubSpotConnection,
+        JobSettings,
+    ]
+    missing = set()
+    for model in models:
+        for key in _keys(model):
+            if key not in documented and key not in {
+                "connections",
+                "store",
+                "sync",
+                "service",
+                "jobs",
+            }:
+                missing.add(f"{model.__name__}.{key}")
+    assert not missing, f"config.example.toml does not document: {sorted(missing)}"
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[store]\nurl = "sqlite:///a.db"\n[connections.hs]\ncrm = "hubspot"\n')
+    monkeypatch.setenv("SEGSYNC_STORE__URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("SEGSYNC_CONNECTIONS__HS__ACCESS_TOKEN", "pat-secret-123")
+    settings = load_settings(cfg)
+    assert settings.store.url == "sqlite:///from-env.db"
+    hs = settings.connections["hs"]
+    assert hs.secret("access_token") == "pat-secret-123"
+    assert "pat-secret-123" not in repr(settings)
+    assert "pat-secret-123" not in str(settings.model_dump())
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text('[store]\nurl = "sqlite:///x.db"\n')
+    monkeypatch.setenv("SEGSYNC_CONFIG", str(cfg))
+    assert load_settings().store.url == "sqlite:///x.db"
+
+
+def test_secret_from_file_is_read_when_needed(tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[connections.hs]\ncrm = "hubspot"\naccess_token_file = "{secret_file}"\n')
+    settings = load_settings(cfg)  # the file does not exist yet: loading still works
+    secret_file.write_text("pat-from-file\n")
+    assert settings.connections["hs"].secret("access_token") == "pat-from-file"
+    secret_file.unlink()
+    with pytest.raises(ConfigError, match="cannot read the access_token file"):
+        settings.connections["hs"].secret("access_token")
+
+
+def test_every_problem_is_reported_with_its_location(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        "[sync]\n"
+        'override_policy = "ignore"\n'
+        "max_change_share = 2\n"
+        "[connections.sf]\n"
+        'crm = "salesforce"\n'
+        'clientid = "x"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    locations = {p.location for p in info.value.problems}
+    assert "sync.override_policy" in locations
+    assert "sync.max_change_share" in locations
+    assert any(loc.endswith("clientid") for loc in locations)
+    assert all(p.file == str(cfg) for p in info.value.problems)
+
+
+def test_job_must_name_a_known_connection(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[connections.sf]\ncrm = "salesforce"\n'
+        '[[service.jobs]]\nconnection = "sfdc"\nobject = "account"\ninterval_minutes = 5\n'
+    )
+    with pytest.raises(ConfigError, match="connection 'sfdc' is not defined"):
+        load_settings(cfg)
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_example_is_valid_toml() -> None:
+    assert "connections" in tomllib.loads(EXAMPLE.read_text())
