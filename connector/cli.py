@@ -17,7 +17,12 @@ from connector import __version__
 from connector.errors import UserError
 
 # (module, attribute) of every command group or command, in help order.
-_COMMANDS: tuple[tuple[str, str], ...] = ()
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("connector.commands.offline", "validate"),
+    ("connector.commands.offline", "preview"),
+    ("connector.commands.offline", "explain"),
+    ("connector.commands.offline", "diff"),
+)
 
 
 class _Group(click.Group):

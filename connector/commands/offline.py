@@ -1,0 +1,875 @@
+"""The offline commands: try a definition on a CRM export before anything touches a CRM.
+
+``validate`` checks mapping files (and a config); ``preview`` shows how an
+export spreads over segments and tiers; ``explain`` shows why one record lands
+where it does; ``diff`` shows which records a definition change would move.
+None of them needs a CRM connection or writes anywhere except ``--out``.
+
+The clock is read once, here at the edge (or fixed with ``--now``); the
+engine is pure. Problems the user fixes (a bad mapping, a missing file, an
+unknown id) are raised as :class:`~connector.errors.UserError` and printed by
+the ``segsync`` group as a list, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from connector.commands.exports import (
+    CRM_CHOICES,
+    ExportReader,
+    ExportRecord,
+    id_fields,
+    is_blank,
+    parent_field,
+    parent_id,
+    record_id,
+    same_id,
+)
+from connector.commands.report import (
+    BAD_ROWS_LISTED,
+    Distribution,
+    Notice,
+    Transitions,
+    diff_document,
+    diff_notices,
+    distribution_notices,
+    missing_field_notices,
+    preview_document,
+    render_diff,
+    render_preview,
+)
+from connector.config import load_settings
+from connector.engine import Assignment, Engine, compile_mapping
+from connector.errors import MappingError, Problem, UserError
+from connector.mapping import load_mapping
+
+#: Where ``validate`` looks when no mapping file is named and no config lists any.
+DEFAULT_MAPPINGS_DIR = Path("mappings")
+
+# Progress is redrawn every this many records: cheap, and still smooth.
+_PROGRESS_EVERY = 2_000
+
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json (one document on stdout) for scripts.",
+)
+_CRM = click.option(
+    "--crm",
+    required=True,
+    type=click.Choice(CRM_CHOICES),
+    help="Which CRM the export comes from (decides the field names read).",
+)
+_INPUT = click.option(
+    "--input",
+    "-i",
+    "input_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A CSV or JSON Lines export (.csv, .jsonl, .ndjson, optionally .gz).",
+)
+
+
+def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """``--now``: an ISO 8601 date or datetime; naive values are taken as UTC."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not an ISO date or datetime (e.g. 2026-11-22T09:00:00Z)"
+            ) from None
+        parsed = datetime(day.year, day.month, day.day)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_NOW = click.option(
+    "--now",
+    callback=_parse_now,
+    default=None,
+    metavar="ISO-DATETIME",
+    help="Evaluate as of this time (ISO 8601; default: the current time, in UTC).",
+)
+
+
+def _now(value: datetime | None) -> datetime:
+    """The evaluation time: the one given, else the clock, read once per command."""
+    # Whole seconds: the time is shown to people and stamped into reports.
+    return value if value is not None else datetime.now(UTC).replace(microsecond=0)
+
+
+def _load_engine(path: Path) -> Engine:
+    return compile_mapping(load_mapping(path))
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _label(fields_id: str | None, record: ExportRecord) -> str:
+    """How a record is named in reports: its id, else its line."""
+    return fields_id if fields_id is not None else f"line {record.line}"
+
+
+@dataclass
+class _Scan:
+    """Iterates an export's records with optional progress on stderr."""
+
+    reader: ExportReader
+    show_progress: bool
+
+    def __iter__(self) -> Iterator[ExportRecord]:
+        if not self.show_progress:
+            yield from self.reader
+            return
+        console = Console(stderr=True)
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[records]:,} records"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(
+                self.reader.path.name, total=self.reader.size or None, records=0
+            )
+            for count, record in enumerate(self.reader, start=1):
+                if count % _PROGRESS_EVERY == 0:
+                    progress.update(task, completed=self.reader.bytes_read, records=count)
+                yield record
+
+
+def _input_header(reader: ExportReader, crm: str) -> str:
+    kind = "JSON Lines" if reader.kind == "jsonl" else "CSV"
+    if reader.kind == "csv" and reader.delimiter != ",":
+        kind += (
+            " (tab-separated)" if reader.delimiter == "\t" else f" ({reader.delimiter!r}-separated)"
+        )
+    if reader.gzipped:
+        kind += ", gzip"
+    return f"{reader.path} ({kind}, {crm})"
+
+
+def _mapping_header(engine: Engine) -> str:
+    return f"{engine.path} ({engine.object}, version {engine.version})"
+
+
+def _field_notices(engine: Engine, crm: str, reader: ExportReader) -> list[Notice]:
+    if not reader.records_read:
+        return []  # nothing was read: "no records" says it all
+    other = next((c for c in CRM_CHOICES if c != crm), None)
+    other_fields: tuple[str, ...] = ()
+    if other is not None:
+        other_fields = (*engine.input_fields(other), *id_fields(other))
+    return missing_field_notices(
+        engine.input_fields(crm), reader.fields_seen, other_crm=other, other_fields=other_fields
+    )
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+def _console() -> Console:
+    # Wide enough for a segment × tier table; rich still wraps on real terminals.
+    width = None if sys.stdout.isatty() else 120
+    return Console(width=width, highlight=False)
+
+
+# --------------------------------------------------------------------------- parent accounts
+
+_ACCOUNTS = click.option(
+    "--accounts",
+    "accounts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Contacts only: an account export of the same CRM, so contacts inherit "
+    "their account's segment and tier.",
+)
+_ACCOUNTS_MAPPING = click.option(
+    "--accounts-mapping",
+    "accounts_mapping",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The account mapping used with --accounts (default: accounts.toml next to the mapping).",
+)
+
+
+@dataclass
+class _Parents:
+    """Account assignments by account id, for contacts that inherit from their account.
+
+    Assignments are interned by the engine, so this costs about one dict
+    entry per account even for large orgs.
+    """
+
+    crm: str
+    assignments: dict[str, Assignment]
+    source: str
+    segment_names: tuple[str, ...] = ()
+    tier_names: tuple[str, ...] = ()
+    bad_rows: int = 0
+    unmatched: int = 0
+
+    def of(self, record: ExportRecord) -> Assignment | None:
+        """The assignment of the record's account, counting contacts whose account is unknown."""
+        account = parent_id(record.fields, self.crm)
+        found = self.assignments.get(account) if account is not None else None
+        if found is None:
+            self.unmatched += 1
+        return found
+
+    def notices(self) -> list[Notice]:
+        """Warnings about the account export and unmatched contacts."""
+        out: list[Notice] = []
+        if self.bad_rows:
+            out.append(
+                Notice("bad_rows", f"{self.source}: {self.bad_rows:,} unreadable rows skipped")
+            )
+        if self.unmatched:
+            out.append(
+                Notice(
+                    "other",
+                    f"{self.unmatched:,} contact{'s' if self.unmatched != 1 else ''} "
+                    f"with no account in {self.source} (by {parent_field(self.crm)}) "
+                    "show their own defaults",
+                )
+            )
+        return out
+
+
+def _account_engine(
+    engine: Engine,
+    mapping_file: Path,
+    accounts_file: Path | None,
+    accounts_mapping: Path | None,
+) -> Engine | None:
+    """The account mapping for --accounts, checked; None without --accounts."""
+    if accounts_file is None:
+        if accounts_mapping is not None:
+            raise UserError(
+                [Problem(str(accounts_mapping), "", "--accounts-mapping needs --accounts FILE")]
+            )
+        return None
+    if engine.object != "contact":
+        raise UserError(
+            [
+                Problem(
+                    str(mapping_file),
+                    "object",
+                    f"--accounts is for contact mappings; this one defines {engine.object!r}",
+                )
+            ]
+        )
+    account_mapping = accounts_mapping or mapping_file.with_name("accounts.toml")
+    if accounts_mapping is None and not account_mapping.is_file():
+        raise UserError(
+            [Problem(str(account_mapping), "", "no account mapping here; give --accounts-mapping")]
+        )
+    accounts = _load_engine(account_mapping)
+    if accounts.object != "account":
+        raise UserError(
+            [
+                Problem(
+                    str(account_mapping),
+                    "object",
+                    f"--accounts-mapping must define accounts, not {accounts.object!r}",
+                )
+            ]
+        )
+    return accounts
+
+
+def _load_parents(
+    engine: Engine,
+    mapping_file: Path,
+    accounts_file: Path | None,
+    accounts_mapping: Path | None,
+    crm: str,
+    at: datetime,
+    show_progress: bool,
+) -> _Parents | None:
+    """Evaluate the whole account export once, for contacts that inherit from accounts."""
+    accounts = _account_engine(engine, mapping_file, accounts_file, accounts_mapping)
+    if accounts is None or accounts_file is None:
+        return None
+    assignments: dict[str, Assignment] = {}
+    with ExportReader(accounts_file) as reader:
+        for record in _Scan(reader, show_progress):
+            rid = record_id(record.fields, crm)
+            if rid is not None:
+                assignments[rid] = accounts.evaluate(record.fields, crm, at)
+        bad = reader.bad_count
+    return _Parents(
+        crm,
+        assignments,
+        str(accounts_file),
+        segment_names=accounts.segment_names,
+        tier_names=accounts.tier_names,
+        bad_rows=bad,
+    )
+
+
+@dataclass
+class _Found:
+    """The outcome of looking one id up in an export."""
+
+    record: ExportRecord | None
+    searched: int
+    with_ids: int
+
+
+def _find(path: Path, wanted: str, crm: str, show_progress: bool) -> _Found:
+    """Stream an export until the record ``wanted`` (stops there)."""
+    with_ids = 0
+    with ExportReader(path) as reader:
+        for record in _Scan(reader, show_progress):
+            rid = record_id(record.fields, crm)
+            if rid is None:
+                continue
+            with_ids += 1
+            if same_id(wanted, rid, crm):
+                return _Found(record, reader.records_read, with_ids)
+        return _Found(None, reader.records_read, with_ids)
+
+
+def _not_found(path: Path, wanted: str, crm: str, found: _Found, what: str = "record") -> UserError:
+    names = " or ".join(repr(n) for n in id_fields(crm))
+    message = f"no {what} with id {wanted!r} among {found.searched:,} records"
+    if found.searched and not found.with_ids:
+        message += f"; no record has an {names} field: is --crm {crm} right?"
+    return UserError([Problem(str(path), "", message)])
+
+
+def _inherit_notice(engine: Engine, parents: _Parents | None) -> list[Notice]:
+    if parents is not None or not engine.inherits or engine.object != "contact":
+        return []
+    which = " and ".join(sorted(engine.inherits))
+    return [
+        Notice(
+            "other",
+            f"this mapping takes {which} from each contact's account: pass --accounts "
+            "with an account export to see them (without it every contact shows the defaults)",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+@click.command("validate")
+@click.argument("mappings", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also check this config file (and, without MAPPING arguments, the mappings it lists).",
+)
+def validate(mappings: tuple[Path, ...], config_file: Path | None) -> None:
+    """Check mapping files (default: those in ./mappings) and, if given, a config file.
+
+    Prints one "ok" line per valid file, or every problem found in every file,
+    and exits with status 2 when there is any.
+    """
+    problems: list[Problem] = []
+    paths: Sequence[Path] = mappings
+    if config_file is not None:
+        try:
+            settings = load_settings(config_file)
+        except UserError as exc:
+            problems.extend(exc.problems)
+        else:
+            click.echo(
+                f"ok  {config_file}: {_plural(len(settings.connections), 'connection')}, "
+                f"{_plural(len(settings.service.jobs), 'job')}"
+            )
+            if not paths:
+                paths = settings.sync.mappings
+    if not paths:
+        paths = sorted(DEFAULT_MAPPINGS_DIR.glob("*.toml"))
+        if not paths:
+            problems.append(
+                Problem(
+                    str(DEFAULT_MAPPINGS_DIR),
+                    "",
+                    "no mapping file given and none found here; name one: segsync validate FILE",
+                )
+            )
+    for path in paths:
+        try:
+            engine = _load_engine(path)
+        except MappingError as exc:
+            problems.extend(exc.problems)
+            continue
+        parts = [
+            f"{engine.object}",
+            f"version {engine.version}",
+            _plural(len(engine.segment_names), "segment"),
+            _plural(len(engine.tier_names), "tier"),
+            _plural(len(engine.score_names), "score"),
+        ]
+        if engine.persona_names:
+            parts.append(_plural(len(engine.persona_names), "persona"))
+        click.echo(f"ok  {path}: {', '.join(parts)}")
+    if problems:
+        raise UserError(problems)
+
+
+# --------------------------------------------------------------------------- preview
+
+
+class _OutWriter:
+    """Writes ``--out`` rows to a temporary file, moved into place only on success."""
+
+    def __init__(self, path: Path, engine: Engine) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            self._file: IO[str] = self._tmp.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UserError(
+                [Problem(str(path), "", f"cannot write the output: {reason}")]
+            ) from None
+        self._scores = engine.score_names
+        self._persona = bool(engine.persona_names)
+        self._writer = csv.writer(self._file)
+        header = ["id", "segment", "tier", *(f"{name}_score" for name in self._scores)]
+        if self._persona:
+            header.append("persona")
+        header.append("reason")
+        self._writer.writerow(header)
+
+    def write(self, record: str | None, assignment: Assignment) -> None:
+        """One record's row."""
+        row: list[Any] = [record or "", assignment.segment, assignment.tier]
+        row.extend(_cell(assignment.scores.get(name)) for name in self._scores)
+        if self._persona:
+            row.append(assignment.persona or "")
+        row.append(assignment.reason)
+        self._writer.writerow(row)
+
+    def commit(self) -> None:
+        """Close the file and move it into place."""
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Close and remove the partial file."""
+        self._file.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
+def _cell(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@click.command("preview")
+@click.option(
+    "--mapping",
+    "-m",
+    "mapping_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The mapping file to try.",
+)
+@_INPUT
+@_CRM
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write every record's id, segment, tier, scores and reason to this CSV.",
+)
+@_ACCOUNTS
+@_ACCOUNTS_MAPPING
+@_NOW
+@click.option(
+    "--min-segment-share",
+    type=click.FloatRange(0.0, 1.0),
+    metavar="SHARE",
+    default=0.02,
+    show_default=True,
+    help="Warn about segments holding less than this share of the records.",
+)
+@_FORMAT
+def preview(
+    mapping_file: Path,
+    input_file: Path,
+    crm: str,
+    out_file: Path | None,
+    accounts_file: Path | None,
+    accounts_mapping: Path | None,
+    now: datetime | None,
+    min_segment_share: float,
+    fmt: str,
+) -> None:
+    """Show how an export's records spread over the segments and tiers of a mapping.
+
+    Reads the export as a stream (any size), evaluates every record, and
+    prints the count and share per segment, per tier and per segment × tier,
+    score statistics, and warnings: segments too small to act on, empty
+    segments and tiers, records with no usable input, fields missing from
+    the export, and unreadable rows (skipped, with their line numbers).
+    For contacts, --accounts gives each contact its account's segment and tier.
+    """
+    engine = _load_engine(mapping_file)
+    at = _now(now)
+    progress = fmt == "text" and _stderr_is_terminal()
+    parents = _load_parents(
+        engine, mapping_file, accounts_file, accounts_mapping, crm, at, progress
+    )
+    # The lock checkbox is "false" on nearly every record: it says nothing about
+    # whether the export carried the record's data.
+    lock = engine.lock_field(crm)
+    inputs = tuple(f for f in engine.input_fields(crm) if f != lock)
+    # Inherited names come first: they are the ones a contact shows.
+    parent_segments = parents.segment_names if parents is not None else ()
+    parent_tiers = parents.tier_names if parents is not None else ()
+    dist = Distribution(
+        segments=tuple(dict.fromkeys((*parent_segments, *engine.segment_names))),
+        tiers=tuple(dict.fromkeys((*parent_tiers, *engine.tier_names))),
+        personas=engine.persona_names,
+        scores=engine.score_names,
+    )
+    missing_ids = 0
+    with ExportReader(input_file) as reader:
+        out = _OutWriter(out_file, engine) if out_file is not None else None
+        try:
+            for record in _Scan(reader, progress):
+                fields = record.fields
+                parent = parents.of(record) if parents is not None else None
+                assignment = engine.evaluate(fields, crm, at, parent)
+                rid = record_id(fields, crm)
+                missing_ids += rid is None
+                dist.add(
+                    assignment.segment,
+                    assignment.tier,
+                    assignment.scores,
+                    assignment.persona,
+                    blank_inputs=bool(inputs) and all(is_blank(fields.get(f)) for f in inputs),
+                )
+                if out is not None:
+                    out.write(rid, assignment)
+        except BaseException:
+            if out is not None:
+                out.abort()
+            raise
+        if out is not None:
+            out.commit()
+        notices = _field_notices(engine, crm, reader)
+        notices += _inherit_notice(engine, parents)
+        if parents is not None:
+            notices += parents.notices()
+        notices += distribution_notices(dist, min_segment_share)
+        if missing_ids:
+            names = " or ".join(repr(n) for n in id_fields(crm))
+            notices.append(
+                Notice(
+                    "missing_ids",
+                    f"{missing_ids:,} record{'s' if missing_ids != 1 else ''} have no {names}"
+                    + ("; their --out rows have an empty id" if out_file is not None else ""),
+                )
+            )
+        header: dict[str, Any] = {
+            "mapping": _mapping_header(engine),
+            "input": _input_header(reader, crm),
+            **({"accounts": parents.source} if parents is not None else {}),
+            "records": f"{dist.total:,} evaluated"
+            + (f", {reader.bad_count:,} unreadable rows skipped" if reader.bad_count else ""),
+            "evaluated_at": at.isoformat(),
+        }
+        if out_file is not None:
+            header["out"] = str(out_file)
+        bad_rows, bad_total = reader.bad_rows, reader.bad_count
+    if fmt == "json":
+        doc_header = {
+            "command": "preview",
+            "mapping": str(engine.path),
+            "object": engine.object,
+            "version": engine.version,
+            "input": str(input_file),
+            "crm": crm,
+            "evaluated_at": at.isoformat(),
+            "accounts": parents.source if parents is not None else None,
+            "out": str(out_file) if out_file is not None else None,
+            "min_segment_share": min_segment_share,
+        }
+        _emit_json(preview_document(doc_header, dist, notices, bad_rows, bad_total))
+        return
+    render_preview(_console(), header, dist, notices, bad_rows[:BAD_ROWS_LISTED], bad_total)
+
+
+# --------------------------------------------------------------------------- explain
+
+
+@click.command("explain")
+@click.option(
+    "--mapping",
+    "-m",
+    "mapping_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The mapping file.",
+)
+@_INPUT
+@click.option("--id", "wanted", required=True, help="The record's id in the export.")
+@_CRM
+@_ACCOUNTS
+@_ACCOUNTS_MAPPING
+@_NOW
+@_FORMAT
+def explain(
+    mapping_file: Path,
+    input_file: Path,
+    wanted: str,
+    crm: str,
+    accounts_file: Path | None,
+    accounts_mapping: Path | None,
+    now: datetime | None,
+    fmt: str,
+) -> None:
+    """Explain, step by step, how one record of an export gets its segment, tier and scores.
+
+    Salesforce ids may be given in their 15- or 18-character form. For a
+    contact, --accounts looks its account up so inherited values show.
+    """
+    engine = _load_engine(mapping_file)
+    accounts = _account_engine(engine, mapping_file, accounts_file, accounts_mapping)
+    at = _now(now)
+    wanted = wanted.strip()
+    progress = fmt == "text" and _stderr_is_terminal()
+    found = _find(input_file, wanted, crm, progress)
+    if found.record is None:
+        raise _not_found(input_file, wanted, crm, found)
+    record = found.record
+    parent: Assignment | None = None
+    account: dict[str, Any] | None = None
+    if accounts is not None and accounts_file is not None:
+        account_id = parent_id(record.fields, crm)
+        if account_id is None:
+            raise UserError(
+                [
+                    Problem(
+                        str(input_file),
+                        f"line {record.line}",
+                        f"the contact has no {parent_field(crm)}: no account to inherit from",
+                    )
+                ]
+            )
+        lookup = _find(accounts_file, account_id, crm, progress)
+        if lookup.record is None:
+            raise _not_found(accounts_file, account_id, crm, lookup, what="account")
+        parent = accounts.evaluate(lookup.record.fields, crm, at)
+        account = {
+            "id": account_id,
+            "mapping": str(accounts.path),
+            "segment": parent.segment,
+            "tier": parent.tier,
+            "reason": parent.reason,
+        }
+    explanation = engine.explain(record.fields, crm, at, parent)
+    rid = record_id(record.fields, crm)
+    if fmt == "json":
+        _emit_json(
+            {
+                "command": "explain",
+                "mapping": str(engine.path),
+                "object": engine.object,
+                "version": engine.version,
+                "input": str(input_file),
+                "crm": crm,
+                "evaluated_at": at.isoformat(),
+                "id": rid,
+                "line": record.line,
+                "account": account,
+                "explanation": explanation.to_dict(),
+            }
+        )
+        return
+    click.echo(f"{rid}: line {record.line} of {input_file}")
+    if account is not None:
+        click.echo(
+            f"account {account['id']}: {account['segment']} · {account['tier']} "
+            f"(under {account['mapping']})"
+        )
+    click.echo(explanation.render())
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _values(assignment: Assignment) -> dict[str, str | None]:
+    return {"segment": assignment.segment, "tier": assignment.tier, "persona": assignment.persona}
+
+
+@click.command("diff")
+@click.option(
+    "--before",
+    "before_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The current mapping file.",
+)
+@click.option(
+    "--after",
+    "after_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The changed mapping file.",
+)
+@_INPUT
+@_CRM
+@click.option(
+    "--samples",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Sample records to list per move.",
+)
+@_ACCOUNTS
+@_ACCOUNTS_MAPPING
+@_NOW
+@_FORMAT
+def diff(
+    before_file: Path,
+    after_file: Path,
+    input_file: Path,
+    crm: str,
+    samples: int,
+    accounts_file: Path | None,
+    accounts_mapping: Path | None,
+    now: datetime | None,
+    fmt: str,
+) -> None:
+    """Show which records a definition change moves, before it ships.
+
+    Evaluates every record of the export under both definitions and prints
+    the transition matrices (segment → segment, tier → tier, persona →
+    persona for contacts) with sample records per move and their reason under
+    the new definition, and how many records do not change at all. For
+    contacts, --accounts evaluates the account export once (under one
+    account mapping) so both definitions inherit the same account values.
+    """
+    problems: list[Problem] = []
+    engines: list[Engine] = []
+    for path in (before_file, after_file):
+        try:
+            engines.append(_load_engine(path))
+        except MappingError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise UserError(problems)
+    before, after = engines
+    if before.object != after.object:
+        raise UserError(
+            [
+                Problem(
+                    str(after_file),
+                    "object",
+                    f"defines {after.object!r} records but {before_file} defines "
+                    f"{before.object!r}: compare two definitions of the same object",
+                )
+            ]
+        )
+    at = _now(now)
+    progress = fmt == "text" and _stderr_is_terminal()
+    parents = _load_parents(after, after_file, accounts_file, accounts_mapping, crm, at, progress)
+    dimensions: tuple[str, ...] = ("segment", "tier")
+    if before.persona_names or after.persona_names:
+        dimensions += ("persona",)
+    transitions = Transitions(
+        dimensions=dimensions,
+        before_names={
+            "segment": before.segment_names,
+            "tier": before.tier_names,
+            "persona": before.persona_names,
+        },
+        after_names={
+            "segment": after.segment_names,
+            "tier": after.tier_names,
+            "persona": after.persona_names,
+        },
+        sample_limit=samples,
+    )
+    with ExportReader(input_file) as reader:
+        for record in _Scan(reader, progress):
+            parent = parents.of(record) if parents is not None else None
+            old = before.evaluate(record.fields, crm, at, parent)
+            new = after.evaluate(record.fields, crm, at, parent)
+            transitions.add(
+                _label(record_id(record.fields, crm), record),
+                _values(old),
+                _values(new),
+                new.reason,
+                old.scores,
+                new.scores,
+            )
+        notices = _field_notices(after, crm, reader)
+        notices += _inherit_notice(after, parents)
+        if parents is not None:
+            notices += parents.notices()
+        input_header = _input_header(reader, crm)
+        bad_rows, bad_total = reader.bad_rows, reader.bad_count
+    notices += diff_notices(transitions, before.version, after.version)
+    if fmt == "json":
+        doc_header = {
+            "command": "diff",
+            "before": {"mapping": str(before.path), "version": before.version},
+            "after": {"mapping": str(after.path), "version": after.version},
+            "object": after.object,
+            "input": str(input_file),
+            "accounts": parents.source if parents is not None else None,
+            "crm": crm,
+            "evaluated_at": at.isoformat(),
+        }
+        _emit_json(diff_document(doc_header, transitions, notices, bad_rows, bad_total))
+        return
+    header = {
+        "before": _mapping_header(before),
+        "after": _mapping_header(after),
+        "input": input_header,
+        "evaluated_at": at.isoformat(),
+    }
+    render_diff(_console(), header, transitions, notices, bad_rows[:BAD_ROWS_LISTED], bad_total)
+
+
+#: The commands this module contributes to ``segsync``, in help order.
+COMMANDS: tuple[click.Command, ...] = (validate, preview, explain, diff)

@@ -1,0 +1,141 @@
+"""The result of evaluating one record, and its short reason line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+#: Longest reason written to a CRM text field.
+REASON_LIMIT = 255
+_SEP = " · "
+_ELLIPSIS = "…"
+_NO_OUTPUTS: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Segment, tier, scores and persona of one record under one mapping version.
+
+    Instances are immutable and may be shared between records that land on
+    exactly the same decisions (the engine interns them).
+
+    Attributes:
+        segment: the segment name.
+        tier: the tier name.
+        scores: score name → value, in definition order.
+        persona: the persona name for contacts, ``None`` for accounts.
+        version: the mapping version that produced it.
+        reason: a one-line reason of at most 255 characters.
+        output_spec: CRM → logical output key → CRM field; what
+            :meth:`outputs` writes. Not part of equality.
+
+    """
+
+    segment: str
+    tier: str
+    scores: Mapping[str, float | int] = field(hash=False)
+    persona: str | None
+    version: str
+    reason: str = ""
+    output_spec: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: _NO_OUTPUTS, compare=False, repr=False, hash=False
+    )
+
+    def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
+        """CRM field → value for exactly the outputs the mapping declares for ``crm``.
+
+        Args:
+            crm: ``"salesforce"`` or ``"hubspot"``.
+            now: the time stamped into the ``updated_at`` output.
+
+        Returns:
+            Python values (str, int / float, datetime); an empty dict when the
+            mapping declares no outputs for this CRM.
+
+        """
+        spec = self.output_spec.get(crm)
+        if not spec:
+            return {}
+        out: dict[str, Any] = {}
+        for key, crm_field in spec.items():
+            if key == "segment":
+                out[crm_field] = self.segment
+            elif key == "tier":
+                out[crm_field] = self.tier
+            elif key == "persona":
+                out[crm_field] = self.persona
+            elif key == "reason":
+                out[crm_field] = self.reason
+            elif key == "version":
+                out[crm_field] = self.version
+            elif key == "updated_at":
+                out[crm_field] = now
+            elif key.startswith("score."):
+                out[crm_field] = self.scores.get(key[len("score.") :])
+        return out
+
+
+def number_text(value: float | int) -> str:
+    """A score or points value without a useless ``.0``."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def points_text(points: float | int) -> str:
+    """Signed points: ``+30``, ``-10``."""
+    text = number_text(points)
+    return text if text.startswith("-") else f"+{text}"
+
+
+def reason_line(
+    head: Sequence[str],
+    scores: Sequence[tuple[str, float | int, Sequence[str]]],
+    tail: Sequence[str] = (),
+    limit: int = REASON_LIMIT,
+) -> str:
+    """Assemble ``Tier 1 · Enterprise SaaS · fit 80 (employees ≥ 500 +30, …) · intent 64``.
+
+    When the line is too long, the last contributions of the last scores are
+    replaced by "…" first; only if that is not enough is the line cut.
+
+    Args:
+        head: leading parts (tier, segment, persona …).
+        scores: (name, value, contributions such as ``"uses Salesforce +20"``).
+        tail: trailing parts.
+        limit: maximum length.
+
+    """
+    shown = [len(hits) for _, _, hits in scores]
+
+    def render() -> str:
+        parts = list(head)
+        for (name, value, hits), n in zip(scores, shown, strict=True):
+            text = f"{name} {number_text(value)}"
+            if hits:
+                listed = list(hits[:n])
+                if n < len(hits):
+                    listed.append(_ELLIPSIS)
+                text += f" ({', '.join(listed)})"
+            parts.append(text)
+        parts.extend(tail)
+        return _SEP.join(p for p in parts if p)
+
+    line = render()
+    index = len(shown) - 1
+    while len(line) > limit and index >= 0:
+        if shown[index] > 0:
+            shown[index] -= 1
+            line = render()
+        else:
+            index -= 1
+    if len(line) > limit:
+        cut = line[: limit - 1]
+        space = cut.rfind(" ")
+        if space > limit // 2:
+            cut = cut[:space]
+        line = cut.rstrip(" ·,(") + _ELLIPSIS
+    return line

@@ -1,0 +1,193 @@
+"""Raw CRM value → canonical attribute value, one precomputed coercer per attribute.
+
+A coercer never raises. ``None`` means "missing"; a blank or unreadable raw
+value becomes the attribute's ``blank`` value (``None`` unless the mapping
+gives a default). Each attribute gets two functions built once at compile
+time: a fast one for :meth:`Engine.evaluate` (memoized for text, because CRM
+exports repeat the same picklist and date strings millions of times) and a
+detailed one for explanations that also says *why* a value became what it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.mapping.models import AttributeDef
+from connector.mapping.values import (
+    is_blank,
+    norm_key,
+    parse_boolean,
+    parse_date,
+    parse_datetime,
+    parse_integer,
+    parse_number,
+)
+
+#: Distinct text values remembered per attribute. Beyond this the coercer still
+#: works, it just stops remembering (memory stays bounded on unique values).
+MEMO_LIMIT = 50_000
+
+Converter = Callable[[Any], tuple[Any, str]]
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Coercer:
+    """The two coercion functions of one attribute.
+
+    Attributes:
+        fast: raw → canonical value (``None`` = missing).
+        detailed: raw → (canonical value, note); the note is empty when the
+            raw value was taken as is, else a short phrase for explanations.
+        memo: text raw value → canonical value, filled by ``fast`` (generated
+            code reads it inline to skip a call on a hit).
+
+    """
+
+    fast: Callable[[Any], Any]
+    detailed: Converter
+    memo: dict[str, Any]
+
+
+def _text_of(raw: Any) -> str | None:
+    """The text form of a raw value for text-like attributes (numbers are accepted)."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int | float):
+        return str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+    return None
+
+
+def _converter(attr: AttributeDef) -> Converter:
+    """The core conversion for one attribute, before blank defaults."""
+    synonyms = dict(attr.synonyms)
+    values = frozenset(attr.values) if attr.values is not None else None
+    t = attr.type
+
+    if t in ("string", "enum"):
+        unknown = attr.unknown
+
+        def text(raw: Any) -> tuple[Any, str]:
+            s = _text_of(raw)
+            if s is None:
+                return None, f"cannot read {type(raw).__name__} as text"
+            key = norm_key(s)
+            if not key:
+                return None, "blank"
+            canonical = synonyms.get(key)
+            if canonical is not None:
+                note = "" if canonical == s else f"normalized {s!r} → {canonical!r}"
+                return canonical, note
+            if values is None:
+                collapsed = " ".join(s.split())
+                return collapsed, "" if collapsed == s else "whitespace trimmed"
+            if unknown is not None:
+                return unknown, f"{s!r} is not a known value → {unknown!r}"
+            return None, f"{s!r} is not one of the values"
+
+        return text
+
+    if t == "set":
+        # element text → canonical element, "" for an empty element, None for
+        # one outside `values`; bounded like the record-level memo.
+        elements: dict[str, str | None] = {}
+
+        def element(s: str) -> str | None:
+            key = norm_key(s)
+            if not key:
+                return ""
+            canonical = synonyms.get(key)
+            if canonical is not None:
+                return canonical
+            if values is None:
+                return " ".join(s.split())
+            return None
+
+        def members(raw: Any) -> tuple[Any, str]:
+            if isinstance(raw, str):
+                parts: list[Any] = raw.split(";")
+            elif isinstance(raw, list | tuple | set | frozenset):
+                parts = list(raw)
+            else:
+                return None, f"cannot read {type(raw).__name__} as a ;-separated list"
+            out: set[str] = set()
+            dropped: list[str] = []
+            for part in parts:
+                s = _text_of(part)
+                if s is None:
+                    dropped.append(repr(part))
+                    continue
+                canonical = elements.get(s, _MISSING)
+                if canonical is _MISSING:
+                    canonical = element(s)
+                    if len(elements) < MEMO_LIMIT:
+                        elements[s] = canonical
+                if canonical is None:
+                    dropped.append(repr(s))
+                elif canonical:
+                    out.add(canonical)
+            note = f"ignored unknown {', '.join(sorted(dropped))}" if dropped else ""
+            if not out:
+                return None, note or "blank"
+            return frozenset(out), note
+
+        return members
+
+    parse: Callable[[Any], Any] = {
+        "integer": parse_integer,
+        "number": parse_number,
+        "boolean": parse_boolean,
+        "date": parse_date,
+        "datetime": parse_datetime,
+    }[t]
+
+    def scalar(raw: Any) -> tuple[Any, str]:
+        value = parse(raw)
+        if value is None:
+            return None, f"cannot read {raw!r} as {t}"
+        return value, ""
+
+    return scalar
+
+
+def make_coercer(attr: AttributeDef) -> Coercer:
+    """Build the fast and detailed coercers of one attribute."""
+    convert = _converter(attr)
+    blank_value = attr.blank
+    blank_note = "blank → missing" if blank_value is None else f"blank → {blank_value!r}"
+
+    def detailed(raw: Any) -> tuple[Any, str]:
+        try:
+            if is_blank(raw):
+                return blank_value, blank_note
+            value, note = convert(raw)
+        except Exception as exc:
+            return blank_value, f"unreadable ({type(exc).__name__}); treated as blank"
+        if value is None:
+            if note == "blank":
+                return blank_value, blank_note
+            suffix = "treated as blank" if blank_value is None else f"treated as {blank_value!r}"
+            return blank_value, f"{note}; {suffix}"
+        return value, note
+
+    memo: dict[str, Any] = {}
+    memo_get = memo.get
+    missing = _MISSING
+
+    def fast(raw: Any) -> Any:
+        # Only exact str keys are memoized: 1, 1.0 and True are equal dict keys
+        # but coerce differently.
+        if raw.__class__ is str:
+            value = memo_get(raw, missing)
+            if value is missing:
+                value = detailed(raw)[0]
+                if len(memo) < MEMO_LIMIT:
+                    memo[raw] = value
+            return value
+        return detailed(raw)[0]
+
+    return Coercer(fast, detailed, memo)

@@ -1,0 +1,230 @@
+"""The validated mapping definition: immutable values the engine compiles.
+
+Everything here has already been checked by :mod:`connector.mapping.loader`:
+names resolve, operator values have the attribute's type, regexes compile,
+exactly one default exists. The engine trusts these objects and never looks
+at TOML again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+AttrType = Literal["string", "integer", "number", "boolean", "date", "datetime", "set", "enum"]
+ATTR_TYPES: tuple[AttrType, ...] = (
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "date",
+    "datetime",
+    "set",
+    "enum",
+)
+CRMS: tuple[str, ...] = ("salesforce", "hubspot")
+OBJECTS: tuple[str, ...] = ("account", "contact")
+
+#: Logical output keys besides ``score.<name>``.
+OUTPUT_KEYS: tuple[str, ...] = ("segment", "tier", "persona", "reason", "version", "updated_at")
+
+#: What a comparison literal can be once validated.
+Literal_ = str | int | float | bool | date | datetime
+
+SubjectKind = Literal["attr", "score", "segment"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeDef:
+    """One canonical attribute read from a source field in each CRM.
+
+    Attributes:
+        name: canonical name used by conditions.
+        type: one of :data:`ATTR_TYPES`.
+        sources: CRM name → source field (a CRM may be absent: always blank there).
+        synonyms: normalized raw value (case-folded, whitespace collapsed) →
+            canonical value, for string, enum and set attributes. Enum values
+            map to themselves, so odd casing of a canonical value is accepted.
+        values: the allowed canonical values of an enum (or of set elements), if declared.
+        unknown: canonical value an out-of-list enum value becomes; ``None``
+            means such a value counts as blank.
+        blank: the value a blank (or uncoercible) raw value stands for;
+            ``None`` means "missing".
+        description: free text for people.
+
+    """
+
+    name: str
+    type: AttrType
+    sources: Mapping[str, str]
+    synonyms: Mapping[str, str] = field(default_factory=dict)
+    values: tuple[str, ...] | None = None
+    unknown: str | None = None
+    blank: Any = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One test of one subject: ``{ attr = "employees", gte = 500 }``.
+
+    Attributes:
+        kind: what is tested: an attribute, a score or the segment.
+        subject: the attribute, score name, or ``"segment"``.
+        op: the operator (``eq``, ``gte``, ``matches`` …).
+        value: the validated literal: a scalar, a frozenset for ``in`` /
+            ``not_in`` / ``contains_any`` / ``contains_all``, a pair for
+            ``between``, a compiled regex for ``matches``, an int of days.
+        location: TOML-style location of the condition, for explanations.
+
+    """
+
+    kind: SubjectKind
+    subject: str
+    op: str
+    value: Any
+    location: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """True when every item is true (an empty list is rejected at load)."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """True when at least one item is true."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotOf:
+    """True when the item is false."""
+
+    item: Condition
+
+
+Condition = Leaf | AllOf | AnyOf | NotOf
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDef:
+    """A named, ordered rule: a segment, a tier rule or a persona.
+
+    ``when`` is ``None`` only for the default rule, which is always last.
+    """
+
+    name: str
+    when: Condition | None
+    default: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRule:
+    """``points`` are added when ``when`` holds; ``label`` is shown in reasons."""
+
+    points: int | float
+    when: Condition
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreDef:
+    """A named additive score with an optional cap and floor."""
+
+    name: str
+    rules: tuple[ScoreRule, ...]
+    cap: int | float | None = None
+    floor: int | float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One axis of the tier matrix: bands of a score (or numeric attribute).
+
+    ``at_least`` is strictly descending; band *i* holds values ``>= at_least[i]``
+    not in an earlier band, and the last band (index ``len(at_least)``) holds
+    everything else, including a missing attribute.
+    """
+
+    kind: Literal["attr", "score"]
+    subject: str
+    at_least: tuple[int | float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TierMatrix:
+    """Tier by row band × column band: ``cells[row][column]`` is a tier name."""
+
+    rows: Axis
+    columns: Axis
+    cells: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingDef:
+    """A whole, validated mapping file: one object's segmentation for both CRMs.
+
+    Attributes:
+        path: the file it was loaded from.
+        object: ``"account"`` or ``"contact"``.
+        version: stamped on every assignment.
+        description: free text.
+        attributes: name → definition, in file order.
+        segments: ordered, first match wins, the last one is the default.
+        scores: name → definition, in file order.
+        tiers: ordered tier rules (with a matrix, these are overrides tried first).
+        tier_matrix: the optional fit × intent style matrix.
+        personas: ordered persona rules (contacts only); last is the default.
+        inherit: which of ``segment`` / ``tier`` a contact takes from its account.
+        lock: name of the boolean attribute that pins a record, if any.
+        outputs: CRM → logical key (``segment``, ``score.fit`` …) → CRM field.
+
+    """
+
+    path: str
+    object: str
+    version: str
+    description: str
+    attributes: Mapping[str, AttributeDef]
+    segments: tuple[RuleDef, ...]
+    scores: Mapping[str, ScoreDef]
+    tiers: tuple[RuleDef, ...]
+    tier_matrix: TierMatrix | None
+    personas: tuple[RuleDef, ...]
+    inherit: frozenset[str]
+    lock: str | None
+    outputs: Mapping[str, Mapping[str, str]]
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Segment names in rule order."""
+        return tuple(s.name for s in self.segments)
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """Tier names: rule names first, then matrix cells in reading order, de-duplicated."""
+        names: list[str] = [t.name for t in self.tiers]
+        if self.tier_matrix is not None:
+            for row in self.tier_matrix.cells:
+                names.extend(row)
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def persona_names(self) -> tuple[str, ...]:
+        """Persona names in rule order (empty for accounts)."""
+        return tuple(p.name for p in self.personas)
+
+
+def is_regex(value: object) -> bool:
+    """Whether ``value`` is a compiled regular expression (for ``matches``)."""
+    return isinstance(value, re.Pattern)

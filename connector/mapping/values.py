@@ -1,0 +1,148 @@
+"""Parsing of raw CRM values shared by the loader (for literals) and the engine.
+
+Every function returns ``None`` for a value it cannot read instead of raising:
+the engine treats such a value as blank, and the loader turns ``None`` into a
+problem for the file.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch values at or above this are milliseconds (HubSpot); below, seconds.
+# 1e11 seconds is the year 5138; 1e11 milliseconds is March 1973.
+_MS_THRESHOLD = 100_000_000_000
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on", "checked"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off", "unchecked"})
+
+
+def norm_key(text: str) -> str:
+    """The lookup form of a text value: whitespace collapsed, case-folded."""
+    return " ".join(text.split()).casefold()
+
+
+def is_blank(raw: Any) -> bool:
+    """Whether a raw CRM value means "no value": None, empty or whitespace text, empty list."""
+    if raw is None:
+        return True
+    if isinstance(raw, str):
+        return not raw.strip()
+    if isinstance(raw, list | tuple | set | frozenset):
+        return len(raw) == 0
+    return False
+
+
+def parse_number(raw: Any) -> int | float | None:
+    """A finite number from an int, float or numeric text (``"1,200"``, ``" 3.5 "``)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        return raw if math.isfinite(raw) else None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.isdigit() and text.isascii():
+            return int(text)  # the common HubSpot case, without a failed parse
+        if "," in text:
+            text = text.replace(",", "")
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    return None
+
+
+def parse_integer(raw: Any) -> int | None:
+    """An integer; a float or numeric text is accepted when it is integral (``"1200.0"``)."""
+    value = parse_number(raw)
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        return int(value)
+    return value
+
+
+def parse_boolean(raw: Any) -> bool | None:
+    """A boolean from a bool, 0/1, or text such as ``"true"``, ``"false"``, ``"yes"``."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        key = raw.strip().casefold()
+        if key in _TRUE:
+            return True
+        if key in _FALSE:
+            return False
+    return None
+
+
+def _from_epoch(number: int | float) -> datetime | None:
+    seconds = number / 1000 if abs(number) >= _MS_THRESHOLD else number
+    try:
+        return _EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+def parse_datetime(raw: Any) -> datetime | None:
+    """An aware UTC datetime from text, a date, or an epoch number.
+
+    Text may be ISO 8601 with any offset (``Z``, ``+0000``, ``+02:00``) or none
+    (taken as UTC), or digits of epoch seconds / milliseconds (HubSpot).
+    """
+    if isinstance(raw, datetime):
+        if raw.tzinfo is None:
+            return raw.replace(tzinfo=UTC)
+        return raw.astimezone(UTC)
+    if isinstance(raw, date):
+        return datetime(raw.year, raw.month, raw.day, tzinfo=UTC)
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        if isinstance(raw, float) and not math.isfinite(raw):
+            return None
+        return _from_epoch(raw)
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    digits = text[1:] if text[:1] == "-" else text
+    # Eight digits is a basic ISO date (20240131); longer digit runs are epoch values.
+    if digits.isdigit() and digits.isascii() and len(digits) != 8:
+        return _from_epoch(int(text))
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def parse_date(raw: Any) -> date | None:
+    """A calendar date: ISO date text, or the UTC date of any datetime form."""
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) == 10:
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                return None
+    value = parse_datetime(raw)
+    return value.date() if value is not None else None
