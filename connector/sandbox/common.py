@@ -362,6 +362,9 @@ class SandboxApp:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's
+    # algorithm and the client's delayed ACK add ~40 ms to every response.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
@@ -431,10 +434,17 @@ class SandboxServer:
         """Base URL, without a trailing slash."""
         return f"{self.scheme}://{self.host}:{self.port}"
 
-    def start(self) -> SandboxServer:
-        """Start serving on a daemon thread."""
+    def start(self, poll_interval: float = 0.02) -> SandboxServer:
+        """Start serving on a daemon thread.
+
+        ``poll_interval`` bounds how long :meth:`stop` waits; the standard
+        library's half second would dominate a suite that starts a server per test.
+        """
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"{self.app.name}-sandbox", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": poll_interval},
+            name=f"{self.app.name}-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,764 @@
+"""The HubSpot sandbox's HTTP surface: CRM objects, search, batch, properties, associations.
+
+Routes answer in HubSpot's wire formats (FACTS.md §5) with the status codes
+hubspot-api-client picks its response models by (200 / 201 / 207). Every
+non-admin request is authenticated with a private-app bearer token, then
+counted by the :class:`RateLimiter` before any injected fault is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, fields
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+import urllib3
+
+from connector.sandbox.common import Request, Response, SandboxApp, SandboxServer
+from connector.sandbox.hubspot.errors import (
+    ObjectNotFound,
+    PortalError,
+    PropertyValuesError,
+    ValidationError,
+)
+from connector.sandbox.hubspot.portal import Portal, object_type_of
+from connector.sandbox.hubspot.ratelimit import RateLimiter
+from connector.sandbox.hubspot.schema import ALWAYS_RETURNED, format_ms
+from connector.sandbox.hubspot.search import Searcher, SearchLimits
+
+JsonObj = dict[str, Any]
+
+DEFAULT_TOKEN = "pat-na1-sandbox-0123456789abcdef"
+"""The private-app token a sandbox accepts unless told otherwise."""
+
+MAX_LIST_LIMIT = 100
+MAX_BATCH_INPUTS = 100
+MAX_ASSOC_BATCH_INPUTS = 1_000
+MAX_ASSOC_LIMIT = 500
+
+_OBJ = r"/crm/v3/objects/(?P<type>[^/]+)"
+_PROPS = r"/crm/v3/properties/(?P<type>[^/]+)"
+
+_ASSOCIATION_TYPES = {
+    ("contacts", "companies"): (1, 279),
+    ("companies", "contacts"): (2, 280),
+}
+_SINGULAR = {"companies": "company", "contacts": "contact"}
+_UPPER = {"companies": "COMPANY", "contacts": "CONTACT"}
+
+_AUTH_MESSAGE = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
+    "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+_CATEGORY_BY_STATUS = {
+    400: "VALIDATION_ERROR",
+    401: "INVALID_AUTHENTICATION",
+    403: "MISSING_SCOPES",
+    404: "OBJECT_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    429: "RATE_LIMITS",
+}
+_SERVER_ERRORS = (
+    (502, "Bad Gateway", "INTERNAL_ERROR"),
+    (503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
+    (500, "An internal error occurred.", "INTERNAL_ERROR"),
+)
+
+
+def correlation_id() -> str:
+    """A fresh correlation id, as every HubSpot error carries."""
+    return str(uuid.uuid4())
+
+
+def hubspot_error(status: int, message: str, category: str, **extra: Any) -> Response:
+    """An error response in HubSpot's shape."""
+    body: JsonObj = {
+        "status": "error",
+        "message": message,
+        "correlationId": correlation_id(),
+        "category": category,
+    }
+    body.update(extra)
+    return Response.json(status, body)
+
+
+def _now_iso() -> str:
+    return format_ms(int(time.time() * 1000))
+
+
+def _multi(request: Request, name: str) -> list[str] | None:
+    """A repeated and/or comma-separated query parameter (the client repeats it)."""
+    values = request.query.get(name)
+    if values is None:
+        return None
+    return [part for value in values for part in value.split(",") if part]
+
+
+def _flag(request: Request, name: str) -> bool:
+    return (request.arg(name, "false") or "false").lower() == "true"
+
+
+def _int_arg(request: Request, name: str, default: int) -> int:
+    raw = request.arg(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise ValidationError(f"Invalid value for {name}: {raw!r}") from None
+
+
+def _inputs(body: Any, maximum: int) -> list[Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise ValidationError("The request body needs an inputs list")
+    inputs: list[Any] = body["inputs"]
+    if len(inputs) > maximum:
+        raise ValidationError(
+            f"Too many inputs: {len(inputs)}; a batch takes at most {maximum}",
+            context={"maxInputs": [str(maximum)]},
+        )
+    return inputs
+
+
+class HubSpotApp(SandboxApp):
+    """The HubSpot API over a :class:`Portal`.
+
+    Args:
+        portal: the data.
+        tokens: the private-app tokens accepted.
+        clock: monotonic seconds for the rate limiter (inject a fake one in tests).
+        search_limits: search limits (filter groups, page size, the 10,000-result cap).
+
+    """
+
+    name = "hubspot"
+
+    def __init__(
+        self,
+        portal: Portal,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        search_limits: SearchLimits | None = None,
+    ) -> None:
+        super().__init__()
+        self.portal = portal
+        self.tokens = set(tokens)
+        self.limiter = RateLimiter(portal.limits, clock)
+        self.searcher = Searcher(portal, search_limits)
+        self._counter_lock = threading.Lock()
+        self._authenticated_calls = 0
+        self._faults_seen: object = None
+        self._error_turn = 0
+        self._register()
+
+    # Routes ------------------------------------------------------------
+    def _add(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
+        def guarded(request: Request, match: Any) -> Response:
+            try:
+                # The client percent-encodes path parameters (an email as an id).
+                params = {k: unquote(v) for k, v in match.groupdict().items()}
+                return handler(request, **params)
+            except PortalError as exc:
+                return Response.json(exc.status, exc.body(correlation_id()))
+
+        self.route(method, pattern, guarded)
+
+    def _register(self) -> None:
+        self._add("GET", _OBJ, self.list_objects)
+        self._add("POST", _OBJ, self.create_object)
+        self._add("POST", _OBJ + "/search", self.search)
+        self._add("POST", _OBJ + "/batch/read", self.batch_read)
+        self._add("POST", _OBJ + "/batch/update", self.batch_update)
+        self._add("GET", _OBJ + r"/(?P<record_id>[^/]+)", self.get_object)
+        self._add("PATCH", _OBJ + r"/(?P<record_id>[^/]+)", self.update_object)
+        self._add("DELETE", _OBJ + r"/(?P<record_id>[^/]+)", self.archive_object)
+        # Group routes first: ".../groups" would otherwise read as a property name.
+        self._add("GET", _PROPS + "/groups", self.list_groups)
+        self._add("POST", _PROPS + "/groups", self.create_group)
+        self._add("GET", _PROPS + r"/groups/(?P<name>[^/]+)", self.get_group)
+        self._add("PATCH", _PROPS + r"/groups/(?P<name>[^/]+)", self.update_group)
+        self._add("GET", _PROPS, self.list_properties)
+        self._add("POST", _PROPS, self.create_property)
+        self._add("GET", _PROPS + r"/(?P<name>[^/]+)", self.get_property)
+        self._add("PATCH", _PROPS + r"/(?P<name>[^/]+)", self.update_property)
+        self._add(
+            "GET",
+            r"/crm/v4/objects/(?P<from_type>[^/]+)/(?P<record_id>[^/]+)/associations/(?P<to_type>[^/]+)",
+            self.list_associations,
+        )
+        self._add(
+            "POST",
+            r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/read",
+            self.batch_read_associations,
+        )
+
+    # Hooks -------------------------------------------------------------
+    @staticmethod
+    def _token(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def authenticate(self, request: Request) -> Response | None:
+        """401 without a configured token; 429 when a rate limit is hit; else None."""
+        token = self._token(request)
+        if token is None or token not in self.tokens:
+            return hubspot_error(401, _AUTH_MESSAGE, "INVALID_AUTHENTICATION")
+        faults = self.faults.faults
+        expiry = faults.session_expiry_after
+        with self._counter_lock:
+            # "Expire after N calls" counts from when the faults were set.
+            if faults is not self._faults_seen:
+                self._faults_seen = faults
+                self._authenticated_calls = 0
+            self._authenticated_calls += 1
+            calls = self._authenticated_calls
+        if expiry is not None and calls > expiry:
+            return hubspot_error(
+                401,
+                "The OAuth token used to make this call expired 0 second(s) ago.",
+                "EXPIRED_AUTHENTICATION",
+            )
+        decision = self.limiter.check(token, search=self._is_search(request))
+        if decision.allowed:
+            return None
+        return self._rate_limited(str(decision.policy), decision.retry_after)
+
+    @staticmethod
+    def _is_search(request: Request) -> bool:
+        return request.method == "POST" and request.path.endswith("/search")
+
+    def _rate_limited(self, policy: str, retry_after: float) -> Response:
+        names = {
+            "TEN_SECONDLY_ROLLING": "ten_secondly_rolling",
+            "DAILY": "daily",
+            "SECONDLY": "secondly",
+        }
+        # HubSpot's 429 body has errorType + policyName and no category.
+        response = Response.json(
+            429,
+            {
+                "status": "error",
+                "message": f"You have reached your {names.get(policy, policy.lower())} limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": correlation_id(),
+                "policyName": policy,
+            },
+        )
+        if self.portal.limits.send_retry_after:
+            response.headers["Retry-After"] = RateLimiter.retry_after_header(retry_after)
+        return response
+
+    def fault_response(self, fault: str, request: Request) -> Response:
+        """An injected 429 (the search or ten-secondly policy) or 5xx in HubSpot's shape."""
+        if fault == "rate_limit":
+            policy = "SECONDLY" if self._is_search(request) else "TEN_SECONDLY_ROLLING"
+            response = self._rate_limited(policy, 1.0)
+            forced = self.faults.faults.retry_after
+            if forced is not None:
+                # Exactly as set (0 allowed), so tests can show urllib3 honoring it.
+                response.headers["Retry-After"] = str(max(0, math.ceil(forced)))
+            return response
+        with self._counter_lock:
+            turn = self._error_turn
+            self._error_turn += 1
+        status, message, category = _SERVER_ERRORS[turn % len(_SERVER_ERRORS)]
+        return hubspot_error(status, message, category)
+
+    def error_response(self, status: int, message: str, code: str) -> Response:
+        """Routing and malformed-JSON errors in HubSpot's shape."""
+        if code == "JSON_PARSER_ERROR":
+            return hubspot_error(400, f"Invalid input JSON: {message}", "VALIDATION_ERROR")
+        return hubspot_error(status, message, _CATEGORY_BY_STATUS.get(status, "ERROR"))
+
+    @staticmethod
+    def _correlation_of(response: Response) -> str:
+        # An error's header and body carry the same id, as HubSpot's do.
+        if response.status >= 400 and response.body:
+            try:
+                found = json.loads(response.body).get("correlationId")
+            except (ValueError, AttributeError):
+                found = None
+            if isinstance(found, str):
+                return found
+        return correlation_id()
+
+    def decorate(self, request: Request, response: Response) -> None:
+        """Add the correlation id header, and rate-limit headers on non-search responses."""
+        response.headers.setdefault("X-HubSpot-Correlation-Id", self._correlation_of(response))
+        token = self._token(request)
+        if token is None or token not in self.tokens or self._is_search(request):
+            return
+        if response.status == 401:
+            return
+        response.headers.update(self.limiter.headers(token))
+
+    def _admin(self, request: Request) -> Response:
+        op = request.path.removeprefix("/__admin/").rstrip("/")
+        if op == "hubspot/limits":
+            if request.method in ("PUT", "POST", "PATCH"):
+                changes = request.json() or {}
+                known = {f.name for f in fields(self.portal.limits)} | {"search_lag_ms"}
+                if not isinstance(changes, dict) or set(changes) - known:
+                    return Response.json(400, {"message": f"settable limits: {sorted(known)}"})
+                for key, value in changes.items():
+                    target = self.portal if key == "search_lag_ms" else self.portal.limits
+                    setattr(target, key, value)
+            return Response.json(
+                200, {**asdict(self.portal.limits), "search_lag_ms": self.portal.search_lag_ms}
+            )
+        if op == "reset" and request.method == "POST":
+            self.limiter.reset()
+        return super()._admin(request)
+
+    # Objects -----------------------------------------------------------
+    def _link(self, request: Request, params: list[tuple[str, str]]) -> str:
+        host = request.headers.get("host", "127.0.0.1")
+        return f"http://{host}{request.path}?{urlencode(params)}"
+
+    def list_objects(self, request: Request, type: str) -> Response:
+        """``GET /crm/v3/objects/{type}``: a page in id order."""
+        object_type = object_type_of(type)
+        request.kind = "list"
+        limit = _int_arg(request, "limit", 10)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValidationError(
+                f"limit must be between 1 and {MAX_LIST_LIMIT}; got {limit}",
+                context={"limit": [str(limit)]},
+            )
+        after = _int_arg(request, "after", 0)
+        archived = _flag(request, "archived")
+        names = self.portal.returned_names(object_type, _multi(request, "properties"))
+        records, following = self.portal.page(object_type, after, limit, archived=archived)
+        request.records = [r.id for r in records]
+        body: JsonObj = {"results": [r.to_api(names) for r in records]}
+        if following is not None:
+            params = [(k, v) for k, values in request.query.items() for v in values if k != "after"]
+            params.append(("after", str(following)))
+            body["paging"] = {
+                "next": {"after": str(following), "link": self._link(request, params)}
+            }
+        return Response.json(200, body)
+
+    def get_object(self, request: Request, type: str, record_id: str) -> Response:
+        """``GET /crm/v3/objects/{type}/{id}``."""
+        object_type = object_type_of(type)
+        request.kind = "get"
+        found = self.portal.read(
+            object_type,
+            record_id,
+            _multi(request, "properties"),
+            archived=_flag(request, "archived"),
+            id_property=request.arg("idProperty"),
+        )
+        if found is None:
+            raise ObjectNotFound(
+                "Object not found.  objectId are usually numeric.", context={"id": [record_id]}
+            )
+        request.records = [found["id"]]
+        return Response.json(200, found)
+
+    def create_object(self, request: Request, type: str) -> Response:
+        """``POST /crm/v3/objects/{type}`` → 201."""
+        object_type = object_type_of(type)
+        request.kind = "create"
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise ValidationError("The request body needs a properties object")
+        props: dict[str, Any] = body["properties"]
+        if object_type == "companies":
+            new_id = self.portal.add_company(props)
+        else:
+            new_id = self.portal.add_contact(props)
+        request.records = [new_id]
+        request.fields = set(props)
+        return Response.json(201, self.portal.get(object_type, new_id))
+
+    def update_object(self, request: Request, type: str, record_id: str) -> Response:
+        """``PATCH /crm/v3/objects/{type}/{id}``."""
+        object_type = object_type_of(type)
+        request.kind = "update"
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise ValidationError("The request body needs a properties object")
+        if not self.portal.exists(object_type, record_id):
+            raise ObjectNotFound(
+                "Object not found.  objectId are usually numeric.", context={"id": [record_id]}
+            )
+        fault = self.faults.record_fault(record_id)
+        if fault is not None:
+            kind, message = fault
+            if kind == "lock":
+                return hubspot_error(409, message, "CONFLICT", context={"ids": [record_id]})
+            raise ValidationError(message, context={"ids": [record_id]})
+        updated = self.portal.update(object_type, record_id, body["properties"])
+        request.records = [record_id]
+        request.fields = set(body["properties"])
+        return Response.json(200, updated)
+
+    def archive_object(self, request: Request, type: str, record_id: str) -> Response:
+        """``DELETE /crm/v3/objects/{type}/{id}`` → 204."""
+        object_type = object_type_of(type)
+        request.kind = "archive"
+        self.portal.archive(object_type, record_id)
+        request.records = [record_id]
+        return Response(204)
+
+    def search(self, request: Request, type: str) -> Response:
+        """``POST /crm/v3/objects/{type}/search``."""
+        object_type = object_type_of(type)
+        request.kind = "search"
+        body = self.searcher.search(object_type, request.json())
+        request.records = [r["id"] for r in body["results"]]
+        return Response.json(200, body)
+
+    @staticmethod
+    def _batch_body(results: list[JsonObj], errors: list[JsonObj], started: str) -> Response:
+        body: JsonObj = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": _now_iso(),
+        }
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = errors
+            return Response.json(207, body)
+        return Response.json(200, body)
+
+    def batch_read(self, request: Request, type: str) -> Response:
+        """``POST .../batch/read``: 200, or 207 with OBJECT_NOT_FOUND for missing ids."""
+        object_type = object_type_of(type)
+        request.kind = "batch.read"
+        started = _now_iso()
+        body = request.json()
+        inputs = _inputs(body, MAX_BATCH_INPUTS)
+        properties = body.get("properties")
+        if properties is not None and not isinstance(properties, list):
+            raise ValidationError("properties must be a list of property names")
+        id_property = body.get("idProperty")
+        archived = _flag(request, "archived")
+        results: list[JsonObj] = []
+        missing: list[str] = []
+        for item in inputs:
+            if not isinstance(item, dict) or item.get("id") in (None, ""):
+                raise ValidationError("Each input needs an id")
+            wanted = str(item["id"])
+            found = self.portal.read(
+                object_type, wanted, properties, archived=archived, id_property=id_property
+            )
+            if found is None:
+                missing.append(wanted)
+            else:
+                results.append(found)
+        request.records = [r["id"] for r in results]
+        errors = []
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some {_UPPER[object_type]} objects, they may be "
+                    "deleted or not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            )
+        return self._batch_body(results, errors, started)
+
+    def batch_update(self, request: Request, type: str) -> Response:
+        """``POST .../batch/update``: good inputs applied; bad ones reported in a 207."""
+        object_type = object_type_of(type)
+        request.kind = "batch.update"
+        started = _now_iso()
+        inputs = _inputs(request.json(), MAX_BATCH_INPUTS)
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for item in inputs:
+            if not isinstance(item, dict) or item.get("id") in (None, ""):
+                raise ValidationError("Each input needs an id")
+            if not isinstance(item.get("properties"), dict):
+                raise ValidationError(f"Input {item.get('id')} needs a properties object")
+            key = str(item["id"])
+            if key in seen:
+                duplicates.append(key)
+            seen.add(key)
+        if duplicates:
+            raise ValidationError(
+                f"Duplicate IDs found in batch input: {sorted(set(duplicates))}. "
+                "IDs must be unique",
+                context={"ids": sorted(set(duplicates))},
+            )
+        stamp = self.portal.next_stamp()
+        results: list[JsonObj] = []
+        errors: list[JsonObj] = []
+        missing: list[str] = []
+        for item in inputs:
+            record_id = str(item["id"])
+            props: dict[str, Any] = item["properties"]
+            if not self.portal.exists(object_type, record_id):
+                missing.append(record_id)
+                continue
+            fault = self.faults.record_fault(record_id)
+            if fault is not None:
+                kind, message = fault
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "CONFLICT" if kind == "lock" else "VALIDATION_ERROR",
+                        "message": message,
+                        "context": {"ids": [record_id]},
+                    }
+                )
+                continue
+            try:
+                updated = self.portal.update(object_type, record_id, props, stamp=stamp)
+            except PropertyValuesError as exc:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": exc.message,
+                        "context": {"ids": [record_id]},
+                    }
+                )
+                continue
+            except ObjectNotFound:
+                missing.append(record_id)
+                continue
+            names = [*props, *ALWAYS_RETURNED[object_type]]
+            updated["properties"] = {n: updated["properties"].get(n) for n in dict.fromkeys(names)}
+            results.append(updated)
+            request.records.append(record_id)
+            request.fields.update(props)
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some {_UPPER[object_type]} objects, they may be "
+                    "deleted or not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            )
+        return self._batch_body(results, errors, started)
+
+    # Properties --------------------------------------------------------
+    def list_properties(self, request: Request, type: str) -> Response:
+        """``GET /crm/v3/properties/{type}``."""
+        request.kind = "property.list"
+        return Response.json(200, {"results": self.portal.properties(object_type_of(type))})
+
+    def get_property(self, request: Request, type: str, name: str) -> Response:
+        """``GET /crm/v3/properties/{type}/{name}``."""
+        request.kind = "property.get"
+        return Response.json(200, self.portal.get_property(object_type_of(type), name))
+
+    def create_property(self, request: Request, type: str) -> Response:
+        """``POST /crm/v3/properties/{type}`` → 201 (409 on a duplicate name)."""
+        request.kind = "property.create"
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        created = self.portal.create_property(object_type_of(type), body)
+        request.fields = {created["name"]}
+        return Response.json(201, created)
+
+    def update_property(self, request: Request, type: str, name: str) -> Response:
+        """``PATCH /crm/v3/properties/{type}/{name}``."""
+        request.kind = "property.update"
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        request.fields = {name}
+        return Response.json(200, self.portal.update_property(object_type_of(type), name, body))
+
+    def list_groups(self, request: Request, type: str) -> Response:
+        """``GET /crm/v3/properties/{type}/groups``."""
+        request.kind = "group.list"
+        return Response.json(200, {"results": self.portal.groups(object_type_of(type))})
+
+    def get_group(self, request: Request, type: str, name: str) -> Response:
+        """``GET /crm/v3/properties/{type}/groups/{name}``."""
+        request.kind = "group.get"
+        return Response.json(200, self.portal.get_group(object_type_of(type), name))
+
+    def create_group(self, request: Request, type: str) -> Response:
+        """``POST /crm/v3/properties/{type}/groups`` → 201."""
+        request.kind = "group.create"
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        return Response.json(201, self.portal.create_group(object_type_of(type), body))
+
+    def update_group(self, request: Request, type: str, name: str) -> Response:
+        """``PATCH /crm/v3/properties/{type}/groups/{name}``."""
+        request.kind = "group.update"
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object")
+        return Response.json(200, self.portal.update_group(object_type_of(type), name, body))
+
+    # Associations ------------------------------------------------------
+    def _association_types(self, from_type: str, to_type: str) -> list[JsonObj]:
+        primary, unlabeled = _ASSOCIATION_TYPES[(from_type, to_type)]
+        return [
+            {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"},
+            {"category": "HUBSPOT_DEFINED", "typeId": unlabeled, "label": None},
+        ]
+
+    def _pair(self, from_type: str, to_type: str) -> tuple[str, str]:
+        pair = (object_type_of(from_type), object_type_of(to_type))
+        if pair not in _ASSOCIATION_TYPES:
+            raise ValidationError(f"No associations between {pair[0]} and {pair[1]}")
+        return pair
+
+    def _targets(self, from_type: str, to_type: str, ids: list[str]) -> Iterator[JsonObj]:
+        types = self._association_types(from_type, to_type)
+        for target in ids:
+            # v4 answers toObjectId as a JSON number; the client's model turns it into str.
+            yield {"toObjectId": int(target), "associationTypes": [dict(t) for t in types]}
+
+    def list_associations(
+        self, request: Request, from_type: str, record_id: str, to_type: str
+    ) -> Response:
+        """``GET /crm/v4/objects/{from}/{id}/associations/{to}`` (limit ≤ 500, offset paging)."""
+        src, dst = self._pair(from_type, to_type)
+        request.kind = "assoc.list"
+        limit = _int_arg(request, "limit", MAX_ASSOC_LIMIT)
+        if not 1 <= limit <= MAX_ASSOC_LIMIT:
+            raise ValidationError(f"limit must be between 1 and {MAX_ASSOC_LIMIT}; got {limit}")
+        after = _int_arg(request, "after", 0)
+        ids = self.portal.associated(src, record_id, dst) or []
+        page = ids[after : after + limit]
+        request.records = [record_id]
+        body: JsonObj = {"results": list(self._targets(src, dst, page))}
+        if after + limit < len(ids):
+            nxt = str(after + limit)
+            params = [("limit", str(limit)), ("after", nxt)]
+            body["paging"] = {"next": {"after": nxt, "link": self._link(request, params)}}
+        return Response.json(200, body)
+
+    def batch_read_associations(self, request: Request, from_type: str, to_type: str) -> Response:
+        """``POST /crm/v4/associations/{from}/{to}/batch/read``.
+
+        At most 1,000 inputs; inputs without associations make it a 207.
+        """
+        src, dst = self._pair(from_type, to_type)
+        request.kind = "assoc.batch.read"
+        started = _now_iso()
+        inputs = _inputs(request.json(), MAX_ASSOC_BATCH_INPUTS)
+        results: list[JsonObj] = []
+        errors: list[JsonObj] = []
+        for item in dict.fromkeys(str(i.get("id")) if isinstance(i, dict) else "" for i in inputs):
+            if item in ("", "None"):
+                raise ValidationError("Each input needs an id")
+            ids = self.portal.associated(src, item, dst)
+            if not ids:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {_SINGULAR[dst]} is associated with {_SINGULAR[src]} "
+                        f"{item}.",
+                        "context": {"fromObjectId": [item], "toObjectType": [dst]},
+                    }
+                )
+                continue
+            to = list(self._targets(src, dst, ids[:MAX_ASSOC_LIMIT]))
+            results.append({"from": {"id": item}, "to": to})
+            request.records.append(item)
+        return self._batch_body(results, errors, started)
+
+
+# Server ----------------------------------------------------------------
+
+
+def disabled_retries() -> urllib3.Retry:
+    """A urllib3 Retry that never retries.
+
+    No retry on connection errors, and none on a 429 / 503 with Retry-After
+    (which urllib3 retries for GETs by default), so the connector's tenacity
+    policy is the only one.
+    """
+    return urllib3.Retry(total=0, redirect=0, raise_on_status=False)
+
+
+class HubSpotSandbox:
+    """A running HubSpot sandbox.
+
+    Has ``.server``, ``.app``, ``.portal``, ``.base_url`` and ``.access_token``;
+    stop it with :meth:`stop` or use it as a context manager.
+    """
+
+    def __init__(self, server: SandboxServer, app: HubSpotApp, access_token: str) -> None:
+        self.server = server
+        self.app = app
+        self.portal = app.portal
+        self.access_token = access_token
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (pass as the client's ``host``)."""
+        return self.server.url
+
+    def client(self) -> Any:
+        """A ``hubspot.HubSpot`` client for this sandbox, with urllib3's retries disabled."""
+        from hubspot import HubSpot
+
+        return HubSpot(access_token=self.access_token, host=self.base_url, retry=disabled_retries())
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.stop()
+
+    def __enter__(self) -> HubSpotSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_hubspot(
+    *,
+    port: int = 0,
+    portal: Portal | None = None,
+    access_token: str = DEFAULT_TOKEN,
+    host: str = "127.0.0.1",
+    clock: Callable[[], float] | None = None,
+    search_limits: SearchLimits | None = None,
+    **limits: Any,
+) -> HubSpotSandbox:
+    """Start a HubSpot sandbox on a background thread (``port=0`` picks a free port).
+
+    ``limits`` are :class:`Portal` settings (``requests_per_10s``, ``daily_limit``,
+    ``search_per_second``, ``send_retry_after``, ``search_lag_ms``): they build the
+    portal when none is given, or override the given portal's settings.
+    """
+    if portal is None:
+        portal = Portal(**limits)
+    else:
+        for key, value in limits.items():
+            if key == "search_lag_ms":
+                portal.search_lag_ms = int(value)
+                continue
+            if not hasattr(portal.limits, key):
+                raise TypeError(f"unknown rate-limit setting {key!r}")
+            setattr(portal.limits, key, value)
+    app = HubSpotApp(
+        portal,
+        (access_token,),
+        clock=clock or time.monotonic,
+        search_limits=search_limits,
+    )
+    server = SandboxServer(app, host=host, port=port)
+    server.start()
+    return HubSpotSandbox(server, app, access_token)
