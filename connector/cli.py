@@ -22,6 +22,12 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.offline", "preview"),
     ("connector.commands.offline", "explain"),
     ("connector.commands.offline", "diff"),
+    ("connector.commands.crm", "sync"),
+    ("connector.commands.crm", "provision"),
+    ("connector.commands.crm", "status"),
+    ("connector.commands.crm", "history"),
+    ("connector.commands.crm", "errors"),
+    ("connector.sandbox.cli", "sandbox"),
 )
 
 

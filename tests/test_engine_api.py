@@ -323,3 +323,53 @@ default = true
     assert engine.evaluate({"Account": {"Name": "Acme"}}, "salesforce", NOW).segment == "Acme"
     assert engine.evaluate({"Account.Name": "Acme"}, "salesforce", NOW).segment == "Acme"
     assert engine.evaluate({"Account": "weird"}, "salesforce", NOW).segment == "Other"
+
+
+def test_contact_rules_may_name_the_inherited_account_segments() -> None:
+    text = """
+object = "contact"
+version = "inh"
+inherit = ["segment", "tier"]
+
+[attributes.title]
+type = "string"
+salesforce = "Title"
+
+[[segments]]
+name = "Everyone else"
+default = true
+
+[[tiers]]
+name = "Tier 3"
+default = true
+
+[[personas]]
+name = "Enterprise Exec"
+when = { all = [ { segment = "Enterprise SaaS" }, { attr = "title", matches = "^c" } ] }
+
+[[personas]]
+name = "Other"
+default = true
+"""
+    engine = compile_mapping(loads_mapping(text))
+    parent = Assignment("Enterprise SaaS", "Tier 1", {}, None, "v")
+    assert engine.evaluate({"Title": "CEO"}, "salesforce", NOW, parent).persona == "Enterprise Exec"
+    assert engine.evaluate({"Title": "CEO"}, "salesforce", NOW).persona == "Other"
+    e = engine.explain({"Title": "CEO"}, "salesforce", NOW, parent)
+    assert e.persona is not None and e.persona.value == "Enterprise Exec"
+
+
+def test_assignments_pickle_and_scores_are_read_only(accounts: Engine) -> None:
+    import pickle
+
+    a = accounts.evaluate({"Industry": "SaaS", "NumberOfEmployees": 5000}, "salesforce", NOW)
+    b = pickle.loads(pickle.dumps(a))
+    assert b == a
+    assert b.outputs("hubspot", NOW) == a.outputs("hubspot", NOW) != {}
+    assert json.loads(json.dumps(a.scores)) == dict(a.scores)
+    with pytest.raises(TypeError, match="read-only"):
+        a.scores["fit"] = 1  # type: ignore[index]
+    # Shared between records with the same decisions, so nothing could leak anyway.
+    assert (
+        accounts.evaluate({"Industry": "SaaS", "NumberOfEmployees": 5000}, "salesforce", NOW) is a
+    )

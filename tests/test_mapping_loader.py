@@ -518,3 +518,34 @@ def test_load_from_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(MappingError) as info:
         load_mapping(path)
     assert info.value.problems[0].file == str(path)
+
+
+def test_top_level_key_after_a_table_gets_a_hint() -> None:
+    p = only_problem(
+        BASE.replace(
+            'salesforce = "LastActivityDate"', 'salesforce = "LastActivityDate"\nversion = "x"'
+        )
+    )
+    assert p.location == "attributes.last_activity.version"
+    assert "top-level keys must come before the first [table]" in p.message
+
+
+def test_string_literals_are_normalized_like_values() -> None:
+    text = BASE.replace(
+        "[attributes.employees]",
+        '[attributes.country]\ntype = "string"\nsalesforce = "BillingCountry"\n'
+        'synonyms = { "USA" = "United States" }\n\n[attributes.employees]',
+    ).replace(
+        '{ attr = "employees", gte = 1000 }', '{ attr = "country", in = ["usa", " Canada  "] }'
+    )
+    m = loads_mapping(text)
+    when = m.segments[0].when
+    assert isinstance(when, Leaf)
+    assert when.value == frozenset({"United States", "Canada"})
+
+
+def test_set_blank_default() -> None:
+    m = loads_mapping(BASE.replace('type = "set"', 'type = "set"\nblank = { value = ["none"] }'))
+    assert m.attributes["tech_stack"].blank == frozenset({"none"})
+    p = only_problem(BASE.replace('type = "set"', 'type = "set"\nblank = { value = 3 }'))
+    assert p.location == "attributes.tech_stack.blank.value"

@@ -5,14 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 #: Longest reason written to a CRM text field.
 REASON_LIMIT = 255
 _SEP = " · "
 _ELLIPSIS = "…"
-_NO_OUTPUTS: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+_NO_OUTPUTS: Mapping[str, Mapping[str, str]] = {}
+
+
+class Scores(dict[str, float | int]):
+    """Score name → value, read-only.
+
+    A ``dict`` subclass so that it compares equal to a plain dict, serializes
+    to JSON and pickles; mutation is refused because the engine shares one
+    assignment between every record with the same decisions.
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("assignment scores are read-only")
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Scores, (dict(self),))
 
 
 @dataclass(frozen=True, slots=True)

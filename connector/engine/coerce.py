@@ -30,7 +30,8 @@ from connector.mapping.values import (
 MEMO_LIMIT = 50_000
 
 Converter = Callable[[Any], tuple[Any, str]]
-_MISSING: Any = object()
+#: Memo-miss marker (``None`` is a legitimate memoized value: "missing").
+MISSING: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,8 @@ def _converter(attr: AttributeDef) -> Converter:
                 if s is None:
                     dropped.append(repr(part))
                     continue
-                canonical = elements.get(s, _MISSING)
-                if canonical is _MISSING:
+                canonical = elements.get(s, MISSING)
+                if canonical is MISSING:
                     canonical = element(s)
                     if len(elements) < MEMO_LIMIT:
                         elements[s] = canonical
@@ -176,7 +177,7 @@ def make_coercer(attr: AttributeDef) -> Coercer:
 
     memo: dict[str, Any] = {}
     memo_get = memo.get
-    missing = _MISSING
+    missing = MISSING
 
     def fast(raw: Any) -> Any:
         # Only exact str keys are memoized: 1, 1.0 and True are equal dict keys

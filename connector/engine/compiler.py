@@ -1,4 +1,7 @@
-"""Compile a :class:`MappingDef` into one straight-line Python function per CRM.
+"""Compile a :class:`MappingDef` into one generated Python function.
+
+The function has :meth:`Engine.evaluate`'s signature and one straight-line
+branch per CRM (the source fields differ, the decisions do not).
 
 Why generated code: evaluating a record through a tree of closures costs a
 function call per test; a generated ``if``/``elif`` chain of inline
@@ -18,11 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
-from connector.engine.assignment import Assignment, points_text, reason_line
-from connector.engine.coerce import _MISSING, Coercer, make_coercer
+from connector.engine.assignment import Assignment, Scores, points_text, reason_line
+from connector.engine.coerce import MISSING, Coercer, make_coercer
 from connector.mapping.models import (
     CRMS,
     AllOf,
@@ -146,9 +148,10 @@ class Compiler:
             self.rule_bits.append(list(range(bit, bit + len(score.rules))))
             bit += len(score.rules)
         self.intern: dict[tuple[Any, ...], Assignment] = {}
-        self.output_spec: Mapping[str, Mapping[str, str]] = MappingProxyType(
-            {crm: MappingProxyType(dict(spec)) for crm, spec in mapping.outputs.items()}
-        )
+        # Plain dicts (not read-only proxies) so that assignments pickle.
+        self.output_spec: Mapping[str, Mapping[str, str]] = {
+            crm: dict(spec) for crm, spec in mapping.outputs.items()
+        }
 
     # --- building assignments (once per distinct decision key) -----------------------------
 
@@ -184,7 +187,7 @@ class Compiler:
         assignment = Assignment(
             segment=segment,
             tier=tier,
-            scores=MappingProxyType(scores),
+            scores=Scores(scores),
             persona=persona,
             version=self.m.version,
             reason=reason,
@@ -228,7 +231,7 @@ class Compiler:
         namespace.update(
             INTERN=self.intern,
             BUILD=self.build,
-            MISS=_MISSING,
+            MISS=MISSING,
             NAN=math.nan,
             EMPTY=frozenset(),
             NOWC=[(None, ())],

@@ -186,11 +186,12 @@ class _Checker:
         """Report every key of ``table`` that is not in ``allowed``."""
         for key in table:
             if key not in allowed:
-                self.add(
-                    _key(location, key),
-                    f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})",
-                    suggest(key, allowed),
-                )
+                message = f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})"
+                if location and key in _TOP_KEYS:
+                    # The classic TOML slip: a top-level key written after a [table]
+                    # belongs to that table.
+                    message += "; top-level keys must come before the first [table]"
+                self.add(_key(location, key), message, suggest(key, allowed))
 
     def table(self, location: str, value: Any, what: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
@@ -219,6 +220,7 @@ class _Builder:
         self.score_names: list[str] = []
         self.segment_names: list[str] = []
         self.object = "account"
+        self.inherited_segment = False
 
     # --- top level -----------------------------------------------------------------------
 
@@ -249,6 +251,8 @@ class _Builder:
             c.add("description", f"description must be a string, not {_kind(description)}")
             description = ""
 
+        inherit = self._inherit()
+        self.inherited_segment = "segment" in inherit
         self._attributes()
         raw_scores = data.get("scores", {})
         if isinstance(raw_scores, dict):
@@ -274,7 +278,6 @@ class _Builder:
             if "personas" in data:
                 c.add("personas", "personas are only for contacts (object = 'contact')")
             personas = ()
-        inherit = self._inherit()
         lock = self._lock()
         outputs = self._outputs()
 
@@ -430,11 +433,13 @@ class _Builder:
                 blank = None
             elif isinstance(raw_blank, dict) and set(raw_blank) == {"value"}:
                 probe = AttributeDef(name, atype, sources, synonyms, values, unknown)
-                blank = self._literal(_key(bloc, "value"), probe, raw_blank["value"])
+                vloc = _key(bloc, "value")
+                if atype == "set":
+                    blank = self._literal_list(vloc, probe, raw_blank["value"])
+                else:
+                    blank = self._literal(vloc, probe, raw_blank["value"])
                 if blank is None:
                     return None
-                if atype == "set":
-                    blank = frozenset(blank) if isinstance(blank, frozenset) else frozenset()
             else:
                 c.add(
                     bloc,
@@ -517,7 +522,8 @@ class _Builder:
                 )
                 return None
             return canonical
-        return value
+        # Compare like the record's values are normalized: synonyms, collapsed spaces.
+        return attr.synonyms.get(norm_key(value), " ".join(value.split()))
 
     def _literal_list(self, loc: str, attr: AttributeDef, value: Any) -> frozenset[Any] | None:
         if not isinstance(value, list) or not value:
@@ -660,7 +666,8 @@ class _Builder:
             return None
         ok = not extra
         for i, n in enumerate(names):
-            if n not in self.segment_names:
+            # An inherited segment is named by the account mapping: not checkable here.
+            if n not in self.segment_names and not self.inherited_segment:
                 where = sloc if isinstance(value, str) else _index(sloc, i)
                 c.add(where, f"unknown segment {n!r}", suggest(n, self.segment_names))
                 ok = False

@@ -1,0 +1,574 @@
+"""The commands that talk to a CRM: ``sync``, ``provision``, ``status``, ``history``, ``errors``.
+
+Every one takes ``--config FILE`` (default ``config.toml``, or the path in
+``SEGSYNC_CONFIG``). This module only wires settings to adapters, engines and
+the store, and prints; the work is in :mod:`connector.sync` and the adapters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector.config import (
+    HubSpotConnection,
+    SalesforceConnection,
+    Settings,
+    load_settings,
+)
+from connector.crm.base import CrmAdapter, ObjectName
+from connector.engine import Engine, compile_mapping
+from connector.errors import ConfigError, MappingError, Problem, SegsyncError
+from connector.mapping import load_mapping
+from connector.store.store import Store
+from connector.sync.guard import MassChangeError
+from connector.sync.provision import output_specs
+from connector.sync.runner import Job, Runner, RunResult
+
+_CONFIG = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (default: config.toml, or $SEGSYNC_CONFIG).",
+)
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json (one document on stdout) for scripts.",
+)
+_CRM = click.option(
+    "--crm",
+    type=click.Choice(["salesforce", "hubspot", "all"]),
+    default="all",
+    show_default=True,
+    help="Only the connections of this CRM.",
+)
+_OBJECT = click.option(
+    "--object",
+    "obj",
+    type=click.Choice(["account", "contact", "all"]),
+    default="all",
+    show_default=True,
+    help="Only this object.",
+)
+
+
+@dataclass
+class Context:
+    """Settings, engines, store and adapters for one command."""
+
+    settings: Settings
+    engines: dict[str, Engine]
+    store: Store
+    adapters: dict[str, CrmAdapter]
+
+    def jobs(self, crm: str, obj: str) -> list[Job]:
+        """The jobs to run: every selected connection × object, accounts first."""
+        jobs = []
+        for name, adapter in self.adapters.items():
+            if crm not in ("all", adapter.crm):
+                continue
+            for object_name in ("account", "contact"):
+                engine = self.engines.get(object_name)
+                if engine is None or obj not in ("all", object_name):
+                    continue
+                parent = self.engines.get("account") if object_name == "contact" else None
+                jobs.append(Job(name, adapter, engine, parent))
+        return jobs
+
+
+def load_engines(paths: Sequence[Path]) -> dict[str, Engine]:
+    """Compile the configured mappings, one per object; every problem reported at once."""
+    engines: dict[str, Engine] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            engine = compile_mapping(load_mapping(path))
+        except MappingError as exc:
+            problems.extend(exc.problems)
+            continue
+        if engine.object in engines:
+            problems.append(
+                Problem(
+                    str(path),
+                    "object",
+                    f"a second mapping for {engine.object!r} "
+                    f"(the first is {engines[engine.object].path})",
+                )
+            )
+            continue
+        engines[engine.object] = engine
+    if problems:
+        raise MappingError(problems)
+    return engines
+
+
+def make_adapter(name: str, connection: SalesforceConnection | HubSpotConnection) -> CrmAdapter:
+    """The adapter for one configured connection."""
+    if isinstance(connection, HubSpotConnection):
+        from connector.crm.hubspot import HubSpotAdapter
+
+        return HubSpotAdapter(name, connection)
+    from connector.crm.salesforce import SalesforceAdapter
+
+    return cast(CrmAdapter, SalesforceAdapter(name, connection))
+
+
+@contextmanager
+def open_context(config_file: Path | None, *, crm: str = "all") -> Iterator[Context]:
+    """Load everything a CRM command needs; close the store and adapters afterwards."""
+    settings = load_settings(config_file)
+    engines = load_engines(settings.sync.mappings)
+    selected = {
+        name: conn for name, conn in settings.connections.items() if crm in ("all", conn.crm)
+    }
+    if not selected:
+        raise ConfigError(
+            [
+                Problem(
+                    str(config_file or "config.toml"),
+                    "connections",
+                    f"no {crm} connection is configured",
+                )
+            ]
+        )
+    store = Store.open(settings.store.url)
+    adapters: dict[str, CrmAdapter] = {}
+    try:
+        for name, conn in selected.items():
+            adapters[name] = make_adapter(name, conn)
+        yield Context(settings, engines, store, adapters)
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+        store.close()
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _result_document(result: RunResult) -> dict[str, Any]:
+    c = result.summary.counts
+    return {
+        "connection": result.connection,
+        "crm": result.crm,
+        "object": result.object,
+        "run_id": result.run_id,
+        "status": result.status,
+        "full": result.full,
+        "dry_run": result.dry_run,
+        "read": c.read,
+        "changed": c.changed,
+        "unchanged": c.unchanged,
+        "written": result.written,
+        "failed": result.failed,
+        "overrides": c.overrides,
+        "locked": c.locked,
+        "held": c.held,
+        "api_calls": result.api_calls,
+        "api_calls_minimum": result.minimum_calls,
+        "api_calls_to_write": result.planned_calls,
+        "seconds": round(result.seconds, 3),
+        "transitions": [
+            {"field": t.field, "from": t.old, "to": t.new, "count": t.count}
+            for t in result.summary.transitions
+        ],
+        "sample_changes": [
+            {
+                "id": w.record_id,
+                "changes": {ch.field: [_plain(ch.old), _plain(ch.new)] for ch in w.changes},
+            }
+            for w in result.sample_writes
+        ],
+        "sample_overrides": [
+            {
+                "id": o.record_id,
+                "field": o.field,
+                "crm_value": _plain(o.crm_value),
+                "segsync_last": _plain(o.our_last),
+                "computed": _plain(o.desired),
+                "action": o.action,
+            }
+            for o in result.sample_overrides
+        ],
+        "sample_failures": [
+            {"id": f.record_id, "code": f.code, "message": f.message}
+            for f in result.sample_failures
+        ],
+        "message": result.message or None,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _render_result(console: Console, result: RunResult) -> None:
+    c = result.summary.counts
+    mode = "dry run" if result.dry_run else result.status
+    kind = "full" if result.full else "incremental"
+    console.print(
+        f"[bold]{result.connection}[/] {result.crm} {result.object}s ({kind}, {mode}): "
+        f"read {c.read:,} · changed {c.changed:,} · written {result.written:,} · "
+        f"failed {result.failed:,} · overrides kept {c.overrides:,} · locked {c.locked:,}"
+        + (f" · held {c.held:,}" if c.held else "")
+    )
+    console.print(
+        f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,})"
+        + (f"; writing would take about {result.planned_calls:,} more" if result.dry_run else "")
+    )
+    if result.summary.transitions:
+        table = Table(title="Transitions", title_justify="left", show_edge=False)
+        for column in ("field", "from", "to", "records"):
+            table.add_column(column, justify="right" if column == "records" else "left")
+        for t in result.summary.transitions:
+            table.add_row(t.field, t.old or "(blank)", t.new or "(blank)", f"{t.count:,}")
+        console.print(table)
+    if result.dry_run and result.sample_writes:
+        console.print("  Sample changes:")
+        for w in result.sample_writes:
+            moves = ", ".join(
+                f"{ch.field}: {_plain(ch.old)!s} → {_plain(ch.new)!s}" for ch in w.changes
+            )
+            console.print(f"    {w.record_id}: {moves}", soft_wrap=True)
+    for o in result.sample_overrides:
+        console.print(
+            f"  override {o.action}: {o.record_id} {o.field} = {o.crm_value!r} "
+            f"(segsync wrote {o.our_last!r}, computes {o.desired!r})"
+        )
+    for f in result.sample_failures:
+        console.print(f"  [red]failed[/] {f.record_id}: {f.code}: {f.message}")
+    if result.message:
+        console.print(f"  [red]{result.message}[/]")
+
+
+@click.command("sync")
+@_CONFIG
+@_CRM
+@_OBJECT
+@click.option(
+    "--full", is_flag=True, help="Pull every record, not only those changed since the last run."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Write nothing; print the plan and what it would cost."
+)
+@click.option("--force", is_flag=True, help="Go ahead even when the mass-change guard would stop.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@_FORMAT
+def sync(
+    config_file: Path | None,
+    crm: str,
+    obj: str,
+    full: bool,
+    dry_run: bool,
+    force: bool,
+    verbose: bool,
+    fmt: str,
+) -> None:
+    """Run one sync cycle: pull, compute, write what changed, record.
+
+    Exit status: 0 when every run succeeded, 1 when a run failed, was stopped
+    by the mass-change guard or left records failed (see `segsync errors`),
+    2 for a configuration or mapping problem.
+    """
+    _setup_logging(verbose)
+    results: list[RunResult] = []
+    failure: str | None = None
+    with open_context(config_file, crm=crm) as ctx:
+        runner = Runner(ctx.store, ctx.settings.sync)
+        for job in ctx.jobs(crm, obj):
+            try:
+                results.append(runner.run(job, full=full, dry_run=dry_run, force=force))
+            except MassChangeError as exc:
+                failure = str(exc)
+                break
+            except SegsyncError as exc:
+                failure = f"{job.connection} {job.engine.object}: {exc}"
+                break
+    if fmt == "json":
+        click.echo(
+            json.dumps({"runs": [_result_document(r) for r in results], "error": failure}, indent=2)
+        )
+    else:
+        console = _console()
+        for result in results:
+            _render_result(console, result)
+        if failure:
+            console.print(f"[red]stopped:[/] {failure}")
+    if failure or any(r.status != "succeeded" for r in results):
+        sys.exit(1)
+
+
+@click.command("provision")
+@_CONFIG
+@_CRM
+@click.option("--dry-run", is_flag=True, help="Change nothing; list what would be created.")
+@_FORMAT
+def provision(config_file: Path | None, crm: str, dry_run: bool, fmt: str) -> None:
+    """Create the output fields the mappings declare, and check access to every input.
+
+    Salesforce custom fields through the Metadata API, HubSpot properties in a
+    "Segmentation" group. Re-run after a mapping change: new picklist values
+    are added; values no longer defined are reported and kept.
+    """
+    rows: list[dict[str, str]] = []
+    problems = 0
+    with open_context(config_file, crm=crm) as ctx:
+        for name, adapter in ctx.adapters.items():
+            objects: tuple[ObjectName, ...] = ("account", "contact")
+            for object_name in objects:
+                engine = ctx.engines.get(object_name)
+                if engine is None:
+                    continue
+                parent = ctx.engines.get("account") if object_name == "contact" else None
+                report = adapter.provision(
+                    object_name,
+                    output_specs(engine, adapter.crm, parent),
+                    engine.input_fields(adapter.crm),
+                    dry_run,
+                )
+                problems += len(report.problems)
+                rows.extend(
+                    {
+                        "connection": name,
+                        "crm": adapter.crm,
+                        "object": a.object,
+                        "field": a.field,
+                        "action": a.action,
+                        "detail": a.detail,
+                    }
+                    for a in report.actions
+                )
+    if fmt == "json":
+        click.echo(json.dumps({"dry_run": dry_run, "actions": rows}, indent=2))
+    else:
+        table = Table(
+            title="Provisioning" + (" (dry run: nothing changed)" if dry_run else ""),
+            title_justify="left",
+        )
+        for column in ("connection", "object", "field", "action", "detail"):
+            table.add_column(column)
+        for row in rows:
+            style = "red" if row["action"] == "missing_access" else None
+            table.add_row(
+                row["connection"],
+                row["object"],
+                row["field"],
+                row["action"],
+                row["detail"],
+                style=style,
+            )
+        _console().print(table)
+    if problems:
+        sys.exit(1)
+
+
+@click.command("status")
+@_CONFIG
+@click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
+@_FORMAT
+def status(config_file: Path | None, limit: int, fmt: str) -> None:
+    """Recent runs, watermarks and open errors, from the state store."""
+    settings = load_settings(config_file)
+    store = Store.open(settings.store.url)
+    try:
+        runs = store.runs(limit=limit)
+        errors = store.open_errors()
+        marks = {
+            (name, obj): store.watermark(name, obj)
+            for name in settings.connections
+            for obj in ("account", "contact")
+        }
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "store": _safe_url(settings.store.url),
+                    "runs": [
+                        {
+                            "id": r.id,
+                            "connection": r.connection,
+                            "crm": r.crm,
+                            "object": r.object,
+                            "status": r.status,
+                            "full": r.full,
+                            "started_at": r.started_at.isoformat(),
+                            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                            "read": r.counts.read,
+                            "written": r.counts.written,
+                            "failed": r.counts.failed,
+                            "api_calls": r.api_calls,
+                        }
+                        for r in runs
+                    ],
+                    "watermarks": {
+                        f"{k[0]}.{k[1]}": (w.stamp.isoformat() if w else None)
+                        for k, w in marks.items()
+                    },
+                    "open_errors": len(errors),
+                },
+                indent=2,
+            )
+        )
+        return
+    console = _console()
+    console.print(f"State store: {_safe_url(settings.store.url)}")
+    table = Table(title="Recent runs", title_justify="left")
+    for column in (
+        "id",
+        "connection",
+        "object",
+        "status",
+        "kind",
+        "started",
+        "read",
+        "written",
+        "failed",
+        "calls",
+    ):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            r.connection,
+            r.object,
+            r.status,
+            "full" if r.full else "incremental",
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.counts.read:,}",
+            f"{r.counts.written:,}",
+            f"{r.counts.failed:,}",
+            f"{r.api_calls:,}",
+        )
+    console.print(table)
+    for (name, obj), mark in marks.items():
+        where = mark.stamp.isoformat() if mark else "(none: the next run is full)"
+        console.print(f"watermark {name}.{obj}: {where}")
+    console.print(f"open record errors: {len(errors):,} (segsync errors lists them)")
+
+
+@click.command("history")
+@_CONFIG
+@click.option("--record", "record_id", default=None, help="One record's transitions.")
+@click.option("--limit", default=50, show_default=True)
+@_FORMAT
+def history(config_file: Path | None, record_id: str | None, limit: int, fmt: str) -> None:
+    """The transition ledger: which records moved segment or tier, when, and why."""
+    settings = load_settings(config_file)
+    store = Store.open(settings.store.url)
+    try:
+        rows = store.history(record_id, limit=limit)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "record": t.record_id,
+                        "field": t.field,
+                        "from": t.from_value,
+                        "to": t.to_value,
+                        "reason": t.reason,
+                        "mapping_version": t.mapping_version,
+                        "run_id": t.run_id,
+                        "at": t.at.isoformat(),
+                    }
+                    for t in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    console = _console()
+    if not rows:
+        console.print("No transitions recorded" + (f" for {record_id}." if record_id else "."))
+    for t in rows:
+        console.print(
+            f"{t.at:%Y-%m-%d %H:%M:%S} {t.record_id} {t.field}: "
+            f"{t.from_value or '(blank)'} → {t.to_value or '(blank)'} "
+            f"[dim](run {t.run_id}, mapping {t.mapping_version})[/]\n    {t.reason}",
+            soft_wrap=True,
+        )
+
+
+@click.command("errors")
+@_CONFIG
+@_FORMAT
+def errors(config_file: Path | None, fmt: str) -> None:
+    """Records whose last write failed; they are retried on every run until they land."""
+    settings = load_settings(config_file)
+    store = Store.open(settings.store.url)
+    try:
+        rows = store.open_errors()
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "connection": e.connection,
+                        "object": e.object,
+                        "record": e.record_id,
+                        "code": e.code,
+                        "message": e.message,
+                        "attempts": e.attempts,
+                        "first_seen": e.first_seen.isoformat(),
+                        "last_seen": e.last_seen.isoformat(),
+                    }
+                    for e in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    console = _console()
+    if not rows:
+        console.print("No open record errors.")
+    for e in rows:
+        console.print(
+            f"{e.connection}.{e.object} {e.record_id}: {e.code}: {e.message} "
+            f"(attempts {e.attempts}, since {e.first_seen:%Y-%m-%d %H:%M})",
+            soft_wrap=True,
+        )
+
+
+def _safe_url(url: str) -> str:
+    """A store URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+__all__ = ["errors", "history", "provision", "status", "sync"]

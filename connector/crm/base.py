@@ -1,0 +1,172 @@
+"""The one small boundary between the sync core and a CRM.
+
+Each CRM has one adapter module (``salesforce.py``, ``hubspot.py``) with a
+class that satisfies :class:`CrmAdapter`. Adapters share no base class; the
+helpers they share are plain functions. The core (planner, runner) never
+imports an SDK: it sees :class:`CrmRecord` pages going in and
+:class:`WriteOutcome` lists coming out.
+
+Objects are named the segsync way, ``"account"`` and ``"contact"``; the
+adapter maps them to ``Account`` / ``companies`` and ``Contact`` / ``contacts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Crm = Literal["salesforce", "hubspot"]
+ObjectName = Literal["account", "contact"]
+
+
+@dataclass(frozen=True, slots=True)
+class CrmRecord:
+    """One record as pulled: raw field values exactly as the CRM sent them.
+
+    ``parent`` holds the parent account's output fields for a contact (its
+    segment and tier as the CRM holds them now), keyed by the account's field
+    names, or None when the contact has no account.
+    """
+
+    id: str
+    stamp: datetime
+    fields: Mapping[str, Any]
+    parent: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """What the CRM says about one field (from describe / the properties API)."""
+
+    name: str
+    type: str
+    exists: bool = True
+    updateable: bool = True
+    options: tuple[str, ...] = ()
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUpdate:
+    """The output fields to write on one record (Python values; the adapter formats them)."""
+
+    id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What happened to one record's update.
+
+    ``retriable`` failures (a row lock) may succeed on a later attempt;
+    others (a restricted picklist value, a deleted record) will not until
+    someone changes the CRM or the mapping.
+    """
+
+    id: str
+    ok: bool
+    code: str = ""
+    message: str = ""
+    retriable: bool = False
+
+
+@dataclass
+class ProvisionAction:
+    """One change provisioning makes (or would make, on a dry run)."""
+
+    object: str
+    field: str
+    action: Literal["create", "add_options", "ok", "stale_options", "missing_access"]
+    detail: str = ""
+
+
+@dataclass
+class ProvisionReport:
+    """Everything provisioning did or would do, and what it found missing."""
+
+    crm: Crm
+    actions: list[ProvisionAction] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[ProvisionAction]:
+        """Actions that need a person: fields we cannot read or write."""
+        return [a for a in self.actions if a.action == "missing_access"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputField:
+    """An output field to provision: its CRM name, kind and, for picklists, the options."""
+
+    name: str
+    kind: Literal["picklist", "number", "text", "longtext", "datetime"]
+    label: str
+    description: str
+    options: tuple[str, ...] = ()
+
+
+class CrmAdapter(Protocol):
+    """What the sync core needs from a CRM."""
+
+    @property
+    def crm(self) -> Crm:
+        """Which CRM this adapter talks to."""
+        ...
+
+    @property
+    def connection(self) -> str:
+        """The connection's name in the config."""
+        ...
+
+    @property
+    def api_calls(self) -> int:
+        """API calls this adapter has made so far (all kinds, retries included)."""
+        ...
+
+    def describe(self, obj: ObjectName, names: Sequence[str]) -> dict[str, FieldSpec]:
+        """The CRM's view of ``names`` on ``obj`` (missing ones with ``exists=False``)."""
+        ...
+
+    def pull(
+        self,
+        obj: ObjectName,
+        fields: Sequence[str],
+        since: datetime | None,
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of records modified at or after ``since`` (all records when None).
+
+        Records come in ascending modstamp order within the pull, so the
+        watermark can follow them. ``parent_fields`` are the parent account's
+        fields to attach to contacts.
+        """
+        ...
+
+    def fetch(
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> list[CrmRecord]:
+        """Records by id (to retry earlier failures); ids that no longer exist are left out."""
+        ...
+
+    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
+        """Write the updates (batched and retried inside); one outcome per update."""
+        ...
+
+    def provision(
+        self, obj: ObjectName, outputs: Sequence[OutputField], inputs: Sequence[str], dry_run: bool
+    ) -> ProvisionReport:
+        """Create missing output fields, extend picklists, check access to inputs."""
+        ...
+
+    def minimum_calls(self, read: int, changed: int) -> int:
+        """The fewest API calls that could read ``read`` records and write ``changed``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,155 @@
+"""The values the state store takes and returns: plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from connector.sync.planner import FieldChange, Write
+from connector.sync.values import as_text
+
+RunStatus = Literal["running", "succeeded", "partial", "failed", "aborted", "interrupted"]
+#: ``running`` while a run is under way; ``succeeded`` (every change written),
+#: ``partial`` (some records failed and were recorded as errors), ``failed``
+#: (the run stopped on an error), ``aborted`` (refused, e.g. by the
+#: mass-change guard, or stopped by a signal), ``interrupted`` (the process
+#: died: found still running when the next run of the same job started).
+RUN_STATUSES: tuple[RunStatus, ...] = (
+    "running",
+    "succeeded",
+    "partial",
+    "failed",
+    "aborted",
+    "interrupted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What a run did, in records; ``api_calls`` are counted apart."""
+
+    read: int = 0
+    changed: int = 0
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+    overrides: int = 0
+    locked: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRecord:
+    """A record whose write succeeded.
+
+    Attributes:
+        record_id: the record.
+        values: its last-written values from now on: the whole baseline the
+            planner computed (:attr:`connector.sync.planner.Write.baseline`),
+            not only the fields sent.
+
+    """
+
+    record_id: str
+    values: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    @classmethod
+    def from_write(cls, write: Write) -> WrittenRecord:
+        """The record to store once ``write`` succeeded."""
+        return cls(write.record_id, write.baseline)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """A record whose write failed; it stays an open error until a later write succeeds."""
+
+    record_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One ledger entry: a tracked field of a record moved.
+
+    Values are text (:func:`connector.sync.values.as_text`); ``None`` is blank.
+    """
+
+    record_id: str
+    field: str
+    from_value: str | None
+    to_value: str | None
+    reason: str
+    mapping_version: str
+
+    @classmethod
+    def from_change(
+        cls, record_id: str, change: FieldChange, reason: str, mapping_version: str
+    ) -> Transition:
+        """The ledger entry of a planned change."""
+        return cls(
+            record_id,
+            change.field,
+            as_text(change.old),
+            as_text(change.new),
+            reason,
+            mapping_version,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One run as stored."""
+
+    id: int
+    connection: str
+    crm: str
+    object: str
+    mapping_version: str
+    full: bool
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: RunCounts
+    api_calls: int
+    api_calls_minimum: int
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One ledger entry as stored."""
+
+    id: int
+    connection: str
+    object: str
+    record_id: str
+    field: str
+    from_value: str | None
+    to_value: str | None
+    reason: str
+    mapping_version: str
+    run_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    """A record's error as stored: the latest failure and how often it failed."""
+
+    connection: str
+    object: str
+    record_id: str
+    code: str
+    message: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    resolved: bool
+    run_id: int | None = field(default=None)

@@ -1,0 +1,211 @@
+"""The state store's tables and column types (SQLAlchemy Core).
+
+This is the schema the code reads and writes; the migrations in
+:mod:`connector.store.migrations` create it. When a table changes here, add a
+migration that makes the same change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names, so later migrations can refer to them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+KEY = 255  # length of key columns: connection names, object names, record ids, codes
+
+
+def encode(value: Any) -> Any:
+    """A value as plain JSON, with date-times, dates, decimals and odd floats tagged.
+
+    Tags are one-key objects (``{"$datetime": "2026-11-22T04:00:00+00:00"}``),
+    which :func:`decode` turns back into the same Python value.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, Mapping):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {"$set": sorted((encode(v) for v in value), key=repr)}
+    raise TypeError(f"cannot store a {type(value).__name__} value: {value!r}")
+
+
+_DECODERS: dict[str, Any] = {
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$decimal": Decimal,
+    "$float": float,
+}
+
+
+def decode(value: Any) -> Any:
+    """The Python value :func:`encode` was given."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((tag, raw),) = value.items()
+            if tag in _DECODERS:
+                return _DECODERS[tag](raw)
+            if tag == "$set":
+                return frozenset(decode(v) for v in raw)
+        return {k: decode(v) for k, v in value.items()}
+    return value
+
+
+class TaggedJSON(TypeDecorator[Any]):
+    """JSON whose date-times (and dates, decimals, non-finite floats) round-trip."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Encode on the way in."""
+        return None if value is None else encode(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Decode on the way out."""
+        return None if value is None else decode(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A date-time stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so values are converted to UTC before they are
+    stored and read back as UTC; PostgreSQL's ``timestamptz`` is read in the
+    session's zone and converted too. A naive value is taken to be UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC on the way in."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach (or convert to) UTC on the way out."""
+        if value is None:
+            return None
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere the ledger
+# needs 64 bits.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("connection", sa.String(KEY), nullable=False),
+    sa.Column("crm", sa.String(KEY), nullable=False),
+    sa.Column("object", sa.String(KEY), nullable=False),
+    sa.Column("mapping_version", sa.String(KEY), nullable=False),
+    sa.Column("full", sa.Boolean(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("read", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("changed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("written", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("overrides", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("locked", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("held", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("api_calls", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("api_calls_minimum", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Index(None, "connection", "object", "id"),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("stamp", UTCDateTime(), nullable=False),
+    sa.Column("boundary_ids", TaggedJSON(), nullable=False),
+    sa.Column("mapping_version", sa.String(KEY), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+record_state = sa.Table(
+    "record_state",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("record_id", sa.String(KEY), primary_key=True),
+    sa.Column("last_written", TaggedJSON(), nullable=True),
+    sa.Column("written_at", UTCDateTime(), nullable=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("pending", TaggedJSON(), nullable=True),
+    # When the oldest pending candidate appeared; NULL when nothing is pending.
+    # Indexed (a JSON column cannot be) so the runner finds records to re-plan.
+    sa.Column("pending_since", UTCDateTime(), nullable=True),
+    sa.Index(None, "connection", "object", "pending_since"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("connection", sa.String(KEY), nullable=False),
+    sa.Column("object", sa.String(KEY), nullable=False),
+    sa.Column("record_id", sa.String(KEY), nullable=False),
+    sa.Column("field", sa.String(KEY), nullable=False),
+    sa.Column("from_value", sa.Text(), nullable=True),
+    sa.Column("to_value", sa.Text(), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("mapping_version", sa.String(KEY), nullable=False),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "record_id", "id"),
+    sa.Index(None, "run_id"),
+)
+
+errors = sa.Table(
+    "errors",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("record_id", sa.String(KEY), primary_key=True),
+    sa.Column("code", sa.String(KEY), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+    sa.Column("resolved", sa.Boolean(), nullable=False),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Index(None, "connection", "object", "resolved"),
+)

@@ -1,0 +1,694 @@
+"""The state store: runs, watermarks, last-written values, the transition ledger, errors.
+
+One :class:`Store` per process, shared by the jobs in it (SQLAlchemy's pool is
+thread-safe). Every method is one transaction; :meth:`Store.record_batch` is
+the one that matters for crash safety: after it returns, a batch's outcome
+(written values, errors, ledger entries, hysteresis state) is durable, and a
+watermark is advanced by a separate, later call
+(:meth:`Store.advance_watermark`) only once every record before it is recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from connector.errors import SegsyncError
+from connector.store.records import (
+    RUN_STATUSES,
+    ErrorRow,
+    FailedRecord,
+    RunCounts,
+    RunRow,
+    RunStatus,
+    Transition,
+    TransitionRow,
+    WrittenRecord,
+)
+from connector.store.schema import KEY, errors, record_state, runs, watermarks
+from connector.store.schema import transitions as transitions_table
+from connector.sync.planner import Candidate, Pending
+from connector.sync.watermark import Watermark
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_URL = "sqlite:///segsync.db"
+
+# Ids per IN (...) list: well under SQLite's bound-parameter limit and small
+# enough for PostgreSQL to plan quickly.
+CHUNK = 500
+
+# pg_advisory_xact_lock key taken while migrating, so replicas starting
+# together do not race to create the same tables ("segsync" in ASCII).
+_MIGRATION_LOCK_KEY = 0x7365677379_6E63
+
+# Alembic keeps its migration context in module globals: one migration per
+# process at a time.
+_MIGRATE_LOCK = threading.Lock()
+_IMMEDIATE = "segsync_sqlite_immediate"
+
+_COUNT_COLUMNS = ("read", "changed", "written", "failed", "skipped", "overrides", "locked", "held")
+
+
+class StoreError(SegsyncError):
+    """The state store cannot be opened or used as asked."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL to use: ``postgresql://`` means psycopg 3, the driver segsync ships."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_events(engine: Engine) -> None:
+    """Make SQLite behave: real transactions (also for DDL), foreign keys, waiting on locks.
+
+    pysqlite's own transaction handling starts transactions lazily and commits
+    DDL implicitly; SQLAlchemy's documented recipe hands the BEGIN to SQLAlchemy.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            # Readers (segsync status) never block the writer, nor it them.
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
+        # where a deferred transaction that read first could not upgrade later.
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration of the store's migrations, built in code."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def _pending_json(pending: Pending) -> dict[str, Any]:
+    return {
+        name: {"value": c.value, "count": c.count, "first_seen": c.first_seen}
+        for name, c in pending.candidates.items()
+    }
+
+
+def _pending_from_json(raw: Mapping[str, Any]) -> Pending:
+    return Pending(
+        {name: Candidate(c["value"], int(c["count"]), c["first_seen"]) for name, c in raw.items()}
+    )
+
+
+def _run_row(row: sa.Row[Any]) -> RunRow:
+    return RunRow(
+        id=int(row.id),
+        connection=row.connection,
+        crm=row.crm,
+        object=row.object,
+        mapping_version=row.mapping_version,
+        full=bool(row.full),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        counts=RunCounts(**{name: int(getattr(row, name)) for name in _COUNT_COLUMNS}),
+        api_calls=int(row.api_calls),
+        api_calls_minimum=int(row.api_calls_minimum),
+        message=row.message,
+    )
+
+
+class Store:
+    """The state store on one database (see the module docstring).
+
+    Build it with :meth:`open`; ``clock`` is the time source for every stamp
+    the store sets (a seam for tests).
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    # -- lifecycle -------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | URL = DEFAULT_URL,
+        *,
+        clock: Callable[[], datetime] = _now,
+        migrate: bool = True,
+        **engine_options: Any,
+    ) -> Store:
+        """Connect to ``url`` and bring the schema up to date.
+
+        Args:
+            url: an SQLAlchemy URL: ``sqlite:///segsync.db`` (the default; the
+                directory is created if needed) or ``postgresql+psycopg://…``
+                (``postgresql://`` also means psycopg 3).
+            clock: returns the current time (aware) for the stamps the store sets.
+            migrate: run pending migrations (a no-op at head); with ``False``
+                the schema is trusted as it is.
+            **engine_options: passed to :func:`sqlalchemy.create_engine`.
+
+        Raises:
+            StoreError: the database cannot be reached or migrated.
+
+        """
+        parsed = normalize_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, **engine_options)
+        if engine.dialect.name == "sqlite":
+            _sqlite_events(engine)
+        store = cls(engine, clock=clock)
+        if migrate:
+            try:
+                store.upgrade()
+            except sa.exc.SQLAlchemyError as exc:
+                engine.dispose()
+                origin = getattr(exc, "orig", None) or exc
+                raise StoreError(
+                    f"cannot open the state store at {store.url}: {origin}".strip()
+                ) from exc
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the service's advisory locks and for tests)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (``None``: empty)."""
+        with self._engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head() -> str | None:
+        """The newest schema revision this version of segsync knows."""
+        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    def upgrade(self) -> None:
+        """Run the migrations up to :meth:`head`, in one transaction; a no-op when there."""
+        config = alembic_config()
+        head = ScriptDirectory.from_config(config).get_current_head()
+        # Processes opening one database together serialize on a database
+        # lock (PostgreSQL advisory lock, SQLite write lock); the first
+        # migrates, the others then find it at head.
+        with (
+            _MIGRATE_LOCK,
+            self._engine.connect().execution_options(**{_IMMEDIATE: True}) as conn,
+            conn.begin(),
+        ):
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    # -- runs ------------------------------------------------------------
+
+    def start_run(
+        self, connection: str, crm: str, object: str, mapping_version: str, *, full: bool
+    ) -> int:
+        """Record a run as started and return its id.
+
+        A run of the same connection and object still marked ``running`` is
+        from a process that died (one process holds a job at a time): it is
+        marked ``interrupted``.
+        """
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(
+                    runs.c.connection == connection,
+                    runs.c.object == object,
+                    runs.c.status == "running",
+                )
+                .values(
+                    status="interrupted",
+                    finished_at=now,
+                    message="the process stopped before the run finished",
+                )
+            )
+            result = conn.execute(
+                sa.insert(runs).values(
+                    connection=connection,
+                    crm=crm,
+                    object=object,
+                    mapping_version=mapping_version,
+                    full=full,
+                    started_at=now,
+                    status="running",
+                )
+            )
+            key = result.inserted_primary_key
+            if key is None:
+                raise StoreError("the database returned no id for the new run")
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: RunCounts,
+        api_calls: int,
+        api_calls_minimum: int,
+        message: str | None = None,
+    ) -> None:
+        """Record a run's end: its status, counts and API calls (used, and the minimum needed)."""
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"not a final run status: {status!r}")
+        values: dict[str, Any] = {name: getattr(counts, name) for name in _COUNT_COLUMNS}
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=self._clock(),
+                    api_calls=api_calls,
+                    api_calls_minimum=api_calls_minimum,
+                    message=message,
+                    **values,
+                )
+            )
+            if result.rowcount != 1:
+                raise StoreError(f"no run with id {run_id}")
+
+    def run(self, run_id: int) -> RunRow | None:
+        """One run by id."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        return None if row is None else _run_row(row)
+
+    def runs(
+        self, limit: int = 20, *, connection: str | None = None, object: str | None = None
+    ) -> list[RunRow]:
+        """The latest runs, newest first, optionally of one connection and object."""
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if connection is not None:
+            query = query.where(runs.c.connection == connection)
+        if object is not None:
+            query = query.where(runs.c.object == object)
+        with self._engine.connect() as conn:
+            return [_run_row(row) for row in conn.execute(query)]
+
+    def last_success(self, connection: str, object: str) -> datetime | None:
+        """When the last completed run of a connection and object finished.
+
+        Completed means ``succeeded`` or ``partial``: the cycle went through,
+        and any failed record is an open error that the next run retries.
+        """
+        query = sa.select(sa.func.max(runs.c.finished_at)).where(
+            runs.c.connection == connection,
+            runs.c.object == object,
+            runs.c.status.in_(("succeeded", "partial")),
+        )
+        with self._engine.connect() as conn:
+            value: datetime | None = conn.execute(query).scalar()
+        return value
+
+    def last_full_run(self, connection: str, object: str) -> RunRow | None:
+        """The last completed full run (its ``counts.read`` feeds the mass-change guard)."""
+        query = (
+            sa.select(runs)
+            .where(
+                runs.c.connection == connection,
+                runs.c.object == object,
+                runs.c.full.is_(True),
+                runs.c.status.in_(("succeeded", "partial")),
+            )
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _run_row(row)
+
+    # -- watermarks ------------------------------------------------------
+
+    def watermark(self, connection: str, object: str) -> Watermark | None:
+        """Where the next incremental pull of a connection and object starts."""
+        query = sa.select(watermarks).where(
+            watermarks.c.connection == connection, watermarks.c.object == object
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Watermark(row.stamp, frozenset(row.boundary_ids), row.mapping_version)
+
+    def advance_watermark(self, connection: str, object: str, watermark: Watermark) -> None:
+        """Store a new watermark; call it only once every record up to it is recorded."""
+        row = {
+            "connection": connection,
+            "object": object,
+            "stamp": watermark.stamp,
+            "boundary_ids": sorted(watermark.boundary_ids),
+            "mapping_version": watermark.mapping_version,
+            "updated_at": self._clock(),
+        }
+        with self._engine.begin() as conn:
+            self._upsert(
+                conn, watermarks, [row], ("stamp", "boundary_ids", "mapping_version", "updated_at")
+            )
+
+    def reset_watermark(self, connection: str, object: str) -> None:
+        """Forget the watermark, so the next pull is full."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(watermarks).where(
+                    watermarks.c.connection == connection, watermarks.c.object == object
+                )
+            )
+
+    # -- record state ----------------------------------------------------
+
+    def last_written(
+        self, connection: str, object: str, ids: Sequence[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        """Record id → the values last written, for those of ``ids`` ever written."""
+        found: dict[str, Mapping[str, Any]] = {}
+        column = record_state.c.last_written
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(record_state.c.record_id, column).where(
+                    record_state.c.connection == connection,
+                    record_state.c.object == object,
+                    record_state.c.record_id.in_(chunk),
+                    column.is_not(None),
+                )
+                for row in conn.execute(query):
+                    found[str(row.record_id)] = row.last_written
+        return found
+
+    def pending(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, Pending]:
+        """Record id → hysteresis state, for those of ``ids`` that have one."""
+        found: dict[str, Pending] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(record_state.c.record_id, record_state.c.pending).where(
+                    record_state.c.connection == connection,
+                    record_state.c.object == object,
+                    record_state.c.record_id.in_(chunk),
+                    record_state.c.pending_since.is_not(None),
+                )
+                for row in conn.execute(query):
+                    if row.pending:
+                        found[str(row.record_id)] = _pending_from_json(row.pending)
+        return found
+
+    def pending_ids(self, connection: str, object: str) -> list[str]:
+        """Ids of records waiting out hysteresis: re-plan them even when unmodified."""
+        query = (
+            sa.select(record_state.c.record_id)
+            .where(
+                record_state.c.connection == connection,
+                record_state.c.object == object,
+                record_state.c.pending_since.is_not(None),
+            )
+            .order_by(record_state.c.record_id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def record_count(self, connection: str, object: str) -> int:
+        """How many records of a connection and object the connector has ever written."""
+        query = sa.select(sa.func.count()).where(
+            record_state.c.connection == connection,
+            record_state.c.object == object,
+            record_state.c.last_written.is_not(None),
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def record_batch(
+        self,
+        run_id: int,
+        connection: str,
+        object: str,
+        written: Sequence[WrittenRecord] = (),
+        failed: Sequence[FailedRecord] = (),
+        transitions: Sequence[Transition] = (),
+        pending: Mapping[str, Pending | None] | None = None,
+    ) -> None:
+        """Record a batch's outcome in ONE transaction: all of it is durable, or none.
+
+        Args:
+            run_id: the run the batch belongs to.
+            connection: the connection name.
+            object: the object (``account`` / ``contact``).
+            written: records written successfully; their values replace the
+                last-written values, and their open errors are resolved.
+            failed: records whose write failed: opened as errors, or their
+                attempts counted up.
+            transitions: ledger entries of the written records.
+            pending: record id → new hysteresis state (``None`` clears it), for
+                records whose state changed (``Plan.pending``).
+
+        """
+        now = self._clock()
+        # One row per record: a repeated key would fail an upsert on PostgreSQL.
+        by_written = {w.record_id: w for w in written}
+        by_failed = {f.record_id: f for f in failed}
+        scope = {"connection": connection, "object": object}
+        with self._engine.begin() as conn:
+            if by_written:
+                rows = [
+                    {
+                        **scope,
+                        "record_id": record_id,
+                        "last_written": dict(w.values),
+                        "written_at": now,
+                        "run_id": run_id,
+                    }
+                    for record_id, w in by_written.items()
+                ]
+                self._upsert(conn, record_state, rows, ("last_written", "written_at", "run_id"))
+                for chunk in _chunks(list(by_written)):
+                    conn.execute(
+                        sa.update(errors)
+                        .where(
+                            errors.c.connection == connection,
+                            errors.c.object == object,
+                            errors.c.record_id.in_(chunk),
+                            errors.c.resolved.is_(False),
+                        )
+                        .values(resolved=True)
+                    )
+            if pending:
+                rows = [
+                    {
+                        **scope,
+                        "record_id": record_id,
+                        "pending": None if state is None else _pending_json(state),
+                        "pending_since": None
+                        if state is None or not state.candidates
+                        else min(c.first_seen for c in state.candidates.values()),
+                    }
+                    for record_id, state in pending.items()
+                ]
+                self._upsert(conn, record_state, rows, ("pending", "pending_since"))
+            if by_failed:
+                self._record_failures(conn, run_id, scope, by_failed, now)
+            if transitions:
+                conn.execute(
+                    sa.insert(transitions_table),
+                    [
+                        {
+                            **scope,
+                            "record_id": t.record_id,
+                            "field": t.field,
+                            "from_value": t.from_value,
+                            "to_value": t.to_value,
+                            "reason": t.reason,
+                            "mapping_version": t.mapping_version,
+                            "run_id": run_id,
+                            "at": now,
+                        }
+                        for t in transitions
+                    ],
+                )
+
+    def _record_failures(
+        self,
+        conn: Connection,
+        run_id: int,
+        scope: Mapping[str, str],
+        failed: Mapping[str, FailedRecord],
+        now: datetime,
+    ) -> None:
+        rows = [
+            {
+                **scope,
+                "record_id": record_id,
+                "code": f.code[:KEY],
+                "message": f.message,
+                "attempts": 1,
+                "first_seen": now,
+                "last_seen": now,
+                "resolved": False,
+                "run_id": run_id,
+            }
+            for record_id, f in failed.items()
+        ]
+        stmt = self._insert(conn)(errors)
+        # A record failing again after it was resolved starts a new error.
+        reopened = errors.c.resolved.is_(True)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(errors.primary_key.columns),
+            set_={
+                "code": stmt.excluded.code,
+                "message": stmt.excluded.message,
+                "last_seen": stmt.excluded.last_seen,
+                "run_id": stmt.excluded.run_id,
+                "resolved": False,
+                "attempts": sa.case((reopened, 1), else_=errors.c.attempts + 1),
+                "first_seen": sa.case(
+                    (reopened, stmt.excluded.first_seen), else_=errors.c.first_seen
+                ),
+            },
+        )
+        conn.execute(stmt, rows)
+
+    @staticmethod
+    def _insert(conn: Connection) -> Callable[[sa.Table], Any]:
+        """The dialect's INSERT construct, which has ``on_conflict_do_update``."""
+        name = conn.dialect.name
+        if name == "postgresql":
+            return postgresql.insert
+        if name == "sqlite":
+            return sqlite.insert
+        raise StoreError(f"the state store supports SQLite and PostgreSQL, not {name}")
+
+    def _upsert(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        update: Sequence[str],
+    ) -> None:
+        stmt = self._insert(conn)(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={name: stmt.excluded[name] for name in update},
+        )
+        conn.execute(stmt, list(rows))
+
+    # -- errors and history ----------------------------------------------
+
+    def open_errors(
+        self, connection: str | None = None, object: str | None = None
+    ) -> list[ErrorRow]:
+        """Unresolved record errors, most recent first, optionally of one connection and object."""
+        query = (
+            sa.select(errors)
+            .where(errors.c.resolved.is_(False))
+            .order_by(errors.c.last_seen.desc(), errors.c.record_id)
+        )
+        if connection is not None:
+            query = query.where(errors.c.connection == connection)
+        if object is not None:
+            query = query.where(errors.c.object == object)
+        with self._engine.connect() as conn:
+            return [
+                ErrorRow(
+                    connection=row.connection,
+                    object=row.object,
+                    record_id=row.record_id,
+                    code=row.code,
+                    message=row.message,
+                    attempts=int(row.attempts),
+                    first_seen=row.first_seen,
+                    last_seen=row.last_seen,
+                    resolved=bool(row.resolved),
+                    run_id=None if row.run_id is None else int(row.run_id),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def history(
+        self,
+        record_id: str | None,
+        limit: int = 50,
+        *,
+        connection: str | None = None,
+        object: str | None = None,
+    ) -> list[TransitionRow]:
+        """A record's ledger entries (every record's, with ``None``), newest first."""
+        query = sa.select(transitions_table).order_by(transitions_table.c.id.desc()).limit(limit)
+        if record_id is not None:
+            query = query.where(transitions_table.c.record_id == record_id)
+        if connection is not None:
+            query = query.where(transitions_table.c.connection == connection)
+        if object is not None:
+            query = query.where(transitions_table.c.object == object)
+        with self._engine.connect() as conn:
+            return [
+                TransitionRow(
+                    id=int(row.id),
+                    connection=row.connection,
+                    object=row.object,
+                    record_id=row.record_id,
+                    field=row.field,
+                    from_value=row.from_value,
+                    to_value=row.to_value,
+                    reason=row.reason,
+                    mapping_version=row.mapping_version,
+                    run_id=int(row.run_id),
+                    at=row.at,
+                )
+                for row in conn.execute(query)
+            ]

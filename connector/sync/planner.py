@@ -1,0 +1,572 @@
+"""The planner: what to write, given what we want, what the CRM holds and what we last wrote.
+
+Pure: values in, values out; no I/O, no logging, and the clock is an argument.
+
+The core is :func:`plan_record`, one record at a time, so a runner can plan an
+org of millions page by page: it feeds each :class:`Decision` to a
+:class:`PlanBuilder`, which keeps only counts, the transition matrix and (if
+asked) a bounded sample. :func:`plan` does the whole thing for a small set and
+returns an immutable :class:`Plan`.
+
+Rules, per output field of a record (``desired`` names the only fields that
+may ever be written):
+
+1. A locked record is never written.
+2. A field whose CRM value equals the desired one (see
+   :func:`connector.sync.values.same_value`) is left alone.
+3. A field whose CRM value differs from what the connector last wrote was
+   edited by someone since: a *manual override*. Policy ``respect`` leaves it
+   and reports it; ``overwrite`` writes and reports it. A field the connector
+   never wrote cannot be overridden: the connector owns its output fields, so
+   the first sync simply writes.
+4. With hysteresis on, a field in ``Hysteresis.fields`` that already holds a
+   value moves to a new value only once the record has qualified for that
+   same new value in ``runs`` consecutive plans and for ``dwell`` time; until
+   then the old value is held (other fields still update) and the candidate is
+   returned as the record's new :class:`Pending` state for the store to keep.
+5. Volatile fields (an updated-at stamp) never cause a write on their own but
+   are written along with any real change.
+6. What the connector last wrote is tracked per field: a write carries the
+   record's whole new baseline (:attr:`Write.baseline`), and a record with no
+   write whose CRM already holds desired values the store does not know
+   carries them as :attr:`Decision.adopt`, so a person's later edit of such a
+   field is recognized as an override.
+
+``now`` must be timezone-aware (UTC), like every date-time the store returns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+from connector.sync.values import as_text, is_blank, same_value
+
+if TYPE_CHECKING:
+    from connector.config import SyncSettings
+
+OverridePolicy = Literal["respect", "overwrite"]
+Status = Literal["unchanged", "changed", "locked"]
+OverrideAction = Literal["kept", "overwritten"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A new value a record qualifies for but has not moved to yet.
+
+    Attributes:
+        value: the value it qualifies for.
+        count: consecutive plans in which it qualified for exactly this value.
+        first_seen: when it first qualified (the ``now`` of that plan).
+
+    """
+
+    value: Any
+    count: int
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record's hysteresis state: field → the candidate it is waiting on."""
+
+    candidates: Mapping[str, Candidate]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", _frozen(self.candidates))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """Everything the planner needs to know about one record.
+
+    Attributes:
+        record_id: the CRM id.
+        desired: output field → the value the mapping computed; the only fields
+            the planner may write.
+        current: output field → what the CRM holds now (a missing key is blank).
+        last_written: output field → what the connector last wrote, from the
+            state store; ``None`` when it never wrote this record.
+        locked: the record's lock field is set: never write it.
+        pending: the record's hysteresis state from the state store.
+
+    """
+
+    record_id: str
+    desired: Mapping[str, Any]
+    current: Mapping[str, Any]
+    last_written: Mapping[str, Any] | None = None
+    locked: bool = False
+    pending: Pending | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How to plan: the override policy and which fields are special.
+
+    Attributes:
+        overrides: ``respect`` (leave a manual edit, report it) or ``overwrite``.
+        volatile: fields that never cause a write on their own (updated-at).
+        tracked: fields whose changes are transitions (segment, tier, persona):
+            listed on each write for the ledger, counted in the transition
+            matrix, and watched by the mass-change guard. When empty, the guard
+            watches every non-volatile field.
+
+    """
+
+    overrides: OverridePolicy = "respect"
+    volatile: frozenset[str] = frozenset()
+    tracked: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.overrides not in ("respect", "overwrite"):
+            raise ValueError(
+                f"override policy must be respect or overwrite, not {self.overrides!r}"
+            )
+
+    @classmethod
+    def from_settings(
+        cls, settings: SyncSettings, *, volatile: Iterable[str] = (), tracked: Iterable[str] = ()
+    ) -> Policy:
+        """The policy configured in ``[sync]``, with the mapping's special fields."""
+        return cls(settings.override_policy, frozenset(volatile), frozenset(tracked))
+
+
+@dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """How long a record must qualify for a new value before a field moves.
+
+    Attributes:
+        fields: the fields it applies to (tier, and segment if wanted).
+        runs: consecutive plans a record must qualify in; 1 means no wait.
+        dwell: time since it first qualified; zero means no wait.
+
+    """
+
+    fields: frozenset[str] = frozenset()
+    runs: int = 1
+    dwell: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if self.runs < 1:
+            raise ValueError(f"hysteresis runs must be at least 1, not {self.runs}")
+        if self.dwell < timedelta(0):
+            raise ValueError(f"hysteresis dwell must not be negative, not {self.dwell}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any field can be held at all."""
+        return bool(self.fields) and (self.runs > 1 or self.dwell > timedelta(0))
+
+    @classmethod
+    def from_settings(cls, settings: SyncSettings, fields: Iterable[str]) -> Hysteresis:
+        """The hysteresis configured in ``[sync]``, applied to ``fields``."""
+        return cls(
+            frozenset(fields),
+            settings.hysteresis_runs,
+            timedelta(seconds=settings.hysteresis_dwell_seconds),
+        )
+
+
+NO_HYSTERESIS = Hysteresis()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field moving from the CRM's value to ours."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A field someone edited in the CRM since the connector last wrote it.
+
+    Attributes:
+        record_id: the record.
+        field: the output field.
+        crm_value: what the CRM holds now.
+        our_last: what the connector last wrote.
+        desired: what the mapping computes now.
+        action: ``kept`` (policy respect: not written) or ``overwritten``.
+
+    """
+
+    record_id: str
+    field: str
+    crm_value: Any
+    our_last: Any
+    desired: Any
+    action: OverrideAction
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A field kept at its old value by hysteresis while the record qualifies for a new one."""
+
+    record_id: str
+    field: str
+    current: Any
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One record's update.
+
+    Attributes:
+        record_id: the record.
+        fields: the fields to send: the changed ones plus the volatile ones.
+        changes: every non-volatile field that changes, old → new, for display.
+        transitions: the changes of tracked fields, for the ledger.
+        baseline: the record's last-written values once this write succeeds;
+            the runner stores it as is (``WrittenRecord.values``).
+
+    """
+
+    record_id: str
+    fields: Mapping[str, Any]
+    changes: tuple[FieldChange, ...]
+    transitions: tuple[FieldChange, ...]
+    baseline: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", _frozen(self.fields))
+        object.__setattr__(self, "baseline", _frozen(self.baseline))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the planner decided for one record.
+
+    Attributes:
+        record_id: the record.
+        status: ``changed`` (there is a write), ``unchanged`` or ``locked``.
+        write: the write, if any.
+        overrides: manual overrides found (kept or overwritten).
+        holds: fields held back by hysteresis.
+        pending: the record's new hysteresis state (``None``: nothing pending).
+        pending_changed: whether ``pending`` differs from the input's, i.e.
+            whether the store must save it.
+        rewrite: the write replaces a non-blank value of a guarded field (see
+            :attr:`Policy.tracked`); what the mass-change guard counts.
+        adopt: for a record with no write: its new last-written values when
+            the CRM already holds some desired value the store does not know
+            of (a first sync of values set elsewhere, or a crash after a write
+            landed); store it (``WrittenRecord(record_id, adopt)``) so a later
+            edit of that field is recognized as a person's override. ``None``
+            when the store is up to date.
+
+    """
+
+    record_id: str
+    status: Status
+    write: Write | None = None
+    overrides: tuple[Override, ...] = ()
+    holds: tuple[Hold, ...] = ()
+    pending: Pending | None = None
+    pending_changed: bool = False
+    rewrite: bool = False
+    adopt: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.adopt is not None:
+            object.__setattr__(self, "adopt", _frozen(self.adopt))
+
+
+def plan_record(item: PlanInput, policy: Policy, hysteresis: Hysteresis, now: datetime) -> Decision:
+    """Decide one record: the per-record core of the planner (see the module rules)."""
+    if item.locked:
+        # A pinned record keeps its hysteresis state untouched: when it is
+        # unlocked it resumes where it was.
+        return Decision(item.record_id, "locked", pending=item.pending)
+
+    last = item.last_written
+    previous = item.pending.candidates if item.pending is not None else _EMPTY
+    guarded = policy.tracked or None
+    fields: dict[str, Any] = {}
+    baseline: dict[str, Any] = dict(last) if last is not None else {}
+    changes: list[FieldChange] = []
+    overrides: list[Override] = []
+    holds: list[Hold] = []
+    candidates: dict[str, Candidate] = {}
+    rewrite = False
+    stale = False
+
+    for name, want in item.desired.items():
+        if name in policy.volatile:
+            continue
+        have = item.current.get(name)
+        if same_value(have, want):
+            if last is None or name not in last or not same_value(last[name], want):
+                stale = True
+            baseline[name] = want
+            continue
+        if last is not None and name in last and not same_value(have, last[name]):
+            kept = policy.overrides == "respect"
+            overrides.append(
+                Override(
+                    item.record_id,
+                    name,
+                    have,
+                    last[name],
+                    want,
+                    "kept" if kept else "overwritten",
+                )
+            )
+            if kept:
+                continue
+            # Overwriting a person's edit is deliberate: hysteresis protects
+            # the connector's own routing from flip-flopping, not theirs.
+        elif name in hysteresis.fields and hysteresis.active and not is_blank(have):
+            before = previous.get(name)
+            if before is not None and same_value(before.value, want):
+                candidate = Candidate(want, before.count + 1, before.first_seen)
+            else:
+                candidate = Candidate(want, 1, now)
+            if candidate.count < hysteresis.runs or now - candidate.first_seen < hysteresis.dwell:
+                candidates[name] = candidate
+                holds.append(Hold(item.record_id, name, have, candidate))
+                continue
+        fields[name] = want
+        baseline[name] = want
+        changes.append(FieldChange(name, have, want))
+        if not is_blank(have) and (guarded is None or name in guarded):
+            rewrite = True
+
+    pending = Pending(candidates) if candidates else None
+    write = None
+    if fields:
+        for name in item.desired:
+            if name in policy.volatile:
+                fields[name] = item.desired[name]
+                baseline[name] = item.desired[name]
+        transitions = tuple(c for c in changes if c.field in policy.tracked)
+        write = Write(item.record_id, fields, tuple(changes), transitions, baseline)
+    return Decision(
+        item.record_id,
+        "unchanged" if write is None else "changed",
+        write,
+        overrides=tuple(overrides),
+        holds=tuple(holds),
+        pending=pending,
+        pending_changed=pending != item.pending,
+        rewrite=rewrite,
+        adopt=baseline if write is None and stale else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """Record counts of a plan.
+
+    ``read == changed + unchanged + locked``; ``overrides`` (records with at
+    least one manual override), ``held`` (records with a field held by
+    hysteresis) and ``rewritten`` (records whose write replaces a non-blank
+    guarded value) overlap with those.
+    """
+
+    read: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    locked: int = 0
+    overrides: int = 0
+    held: int = 0
+    rewritten: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionCount:
+    """How many records move a tracked field from ``old`` to ``new`` (as text; None is blank)."""
+
+    field: str
+    old: str | None
+    new: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    """Counts and the transition matrix: everything about a plan that stays small."""
+
+    counts: PlanCounts = field(default_factory=PlanCounts)
+    transitions: tuple[TransitionCount, ...] = ()
+
+    def matrix(self, name: str) -> dict[str | None, dict[str | None, int]]:
+        """The transition matrix of one field: old value → new value → record count."""
+        result: dict[str | None, dict[str | None, int]] = {}
+        for t in self.transitions:
+            if t.field == name:
+                result.setdefault(t.old, {})[t.new] = t.count
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An immutable plan: what a sync would do.
+
+    Attributes:
+        summary: counts and transition matrix over every record planned.
+        writes: the writes, in input order.
+        overrides: every manual override found, in input order.
+        locked: ids of locked records.
+        holds: fields held back by hysteresis.
+        pending: record id → new hysteresis state (``None`` clears it), only for
+            records whose state changed.
+        adopt: record id → last-written values to store for records with no
+            write (see :attr:`Decision.adopt`).
+        complete: ``False`` when the builder kept only a sample of the lists.
+
+    """
+
+    summary: PlanSummary
+    writes: tuple[Write, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    locked: tuple[str, ...] = ()
+    holds: tuple[Hold, ...] = ()
+    pending: Mapping[str, Pending | None] = field(default_factory=dict)
+    adopt: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pending", _frozen(self.pending))
+        object.__setattr__(self, "adopt", _frozen(self.adopt))
+
+    @property
+    def counts(self) -> PlanCounts:
+        """The plan's counts."""
+        return self.summary.counts
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the plan writes nothing."""
+        return self.summary.counts.changed == 0
+
+
+def _sort_key(key: tuple[str, str | None, str | None]) -> tuple[str, str, str, str, str]:
+    name, old, new = key
+    # None sorts first; a tuple keeps "" and None apart.
+    return (name, "" if old is None else "1", old or "", "" if new is None else "1", new or "")
+
+
+class PlanBuilder:
+    """Accumulates decisions page by page into counts, a transition matrix and a sample.
+
+    Memory stays bounded by the number of distinct transitions plus ``keep``:
+    with ``keep=None`` every write, override, hold, pending update and adoption is kept
+    (fine for small sets and tests); with ``keep=n`` only the first ``n`` of
+    each, for a dry-run's sample. A runner that writes page by page takes the
+    writes from the decisions themselves and uses ``keep=0``.
+    """
+
+    def __init__(self, *, keep: int | None = None) -> None:
+        if keep is not None and keep < 0:
+            raise ValueError(f"keep must not be negative, not {keep}")
+        self._keep = keep
+        self._counts: Counter[str] = Counter()
+        self._transitions: Counter[tuple[str, str | None, str | None]] = Counter()
+        self._writes: list[Write] = []
+        self._overrides: list[Override] = []
+        self._locked: list[str] = []
+        self._holds: list[Hold] = []
+        self._pending: dict[str, Pending | None] = {}
+        self._adopt: dict[str, Mapping[str, Any]] = {}
+        self._complete = True
+
+    def _room(self, size: int) -> bool:
+        if self._keep is None or size < self._keep:
+            return True
+        self._complete = False
+        return False
+
+    def add(self, decision: Decision) -> None:
+        """Count one decision and keep it in the sample if there is room."""
+        counts = self._counts
+        counts["read"] += 1
+        counts[decision.status] += 1
+        if decision.overrides:
+            counts["overrides"] += 1
+            for override in decision.overrides:
+                if self._room(len(self._overrides)):
+                    self._overrides.append(override)
+        if decision.holds:
+            counts["held"] += 1
+            for hold in decision.holds:
+                if self._room(len(self._holds)):
+                    self._holds.append(hold)
+        if decision.rewrite:
+            counts["rewritten"] += 1
+        if decision.status == "locked" and self._room(len(self._locked)):
+            self._locked.append(decision.record_id)
+        if decision.write is not None:
+            for change in decision.write.transitions:
+                self._transitions[(change.field, as_text(change.old), as_text(change.new))] += 1
+            if self._room(len(self._writes)):
+                self._writes.append(decision.write)
+        if decision.pending_changed and self._room(len(self._pending)):
+            self._pending[decision.record_id] = decision.pending
+        if decision.adopt is not None and self._room(len(self._adopt)):
+            self._adopt[decision.record_id] = decision.adopt
+
+    def add_all(self, decisions: Iterable[Decision]) -> None:
+        """Add each decision in turn."""
+        for decision in decisions:
+            self.add(decision)
+
+    def summary(self) -> PlanSummary:
+        """The counts and transition matrix so far (a snapshot)."""
+        c = self._counts
+        counts = PlanCounts(
+            read=c["read"],
+            changed=c["changed"],
+            unchanged=c["unchanged"],
+            locked=c["locked"],
+            overrides=c["overrides"],
+            held=c["held"],
+            rewritten=c["rewritten"],
+        )
+        transitions = tuple(
+            TransitionCount(name, old, new, self._transitions[(name, old, new)])
+            for name, old, new in sorted(self._transitions, key=_sort_key)
+        )
+        return PlanSummary(counts, transitions)
+
+    def build(self) -> Plan:
+        """The plan so far (a snapshot)."""
+        return Plan(
+            self.summary(),
+            tuple(self._writes),
+            tuple(self._overrides),
+            tuple(self._locked),
+            tuple(self._holds),
+            dict(self._pending),
+            dict(self._adopt),
+            self._complete,
+        )
+
+
+def plan(
+    inputs: Iterable[PlanInput],
+    policy: Policy | None = None,
+    hysteresis: Hysteresis = NO_HYSTERESIS,
+    *,
+    now: datetime,
+) -> Plan:
+    """Plan a (small) set of records at once, keeping every write."""
+    rules = policy if policy is not None else Policy()
+    builder = PlanBuilder()
+    for item in inputs:
+        builder.add(plan_record(item, rules, hysteresis, now))
+    return builder.build()

@@ -1,0 +1,406 @@
+"""One sync cycle for one connection and object: pull, evaluate, plan, guard, write, record.
+
+The cycle runs in two phases so that nothing is written before the whole plan
+is known:
+
+1. **Plan.** Pull page by page (plus records with open errors or pending
+   hysteresis, fetched by id), evaluate each record with the engine, plan it
+   against the CRM's current values and the last-written values from the
+   store. Counts and the transition matrix stay in memory; the writes go to a
+   spool file on disk, so memory stays flat however large the org.
+2. **Guard, then execute.** The mass-change guard sees the whole plan. Then
+   the spool is written in chunks; each chunk's outcome (written values,
+   failures, ledger entries, hysteresis state) is recorded in one store
+   transaction. The watermark advances last, past records whose outcome is
+   durable, so a crash at any point re-plans from the old watermark: records
+   already written compare equal and are not written again, so at most the
+   chunk in flight is rewritten.
+
+The runner holds no SDK: it drives a :class:`~connector.crm.base.CrmAdapter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any, cast
+
+from connector.config import SyncSettings
+from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
+from connector.engine import Assignment, Engine
+from connector.errors import SegsyncError
+from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
+from connector.store.store import Store
+from connector.sync.guard import check_guard
+from connector.sync.planner import (
+    Candidate,
+    Decision,
+    FieldChange,
+    Hysteresis,
+    Override,
+    Pending,
+    PlanBuilder,
+    PlanInput,
+    PlanSummary,
+    Policy,
+    Write,
+    plan_record,
+)
+from connector.sync.values import is_blank
+from connector.sync.watermark import Watermark, advance, needs_full, query_start
+
+log = logging.getLogger("segsync.sync")
+
+#: Logical output keys whose changes are transitions (ledger, matrix, guard).
+TRACKED_KEYS = ("segment", "tier", "persona")
+#: Planned writes executed per store transaction.
+WRITE_CHUNK = 1_000
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one cycle syncs: a connection's adapter, the object's engine and its parent's."""
+
+    connection: str
+    adapter: CrmAdapter
+    engine: Engine
+    parent_engine: Engine | None = None
+
+
+@dataclass
+class RunResult:
+    """What a cycle did (or, on a dry run, would do)."""
+
+    connection: str
+    crm: str
+    object: str
+    full: bool
+    dry_run: bool
+    run_id: int | None = None
+    status: str = "running"
+    summary: PlanSummary = field(default_factory=PlanSummary)
+    written: int = 0
+    failed: int = 0
+    api_calls: int = 0
+    minimum_calls: int = 0
+    planned_calls: int = 0
+    seconds: float = 0.0
+    sample_writes: list[Write] = field(default_factory=list)
+    sample_overrides: list[Override] = field(default_factory=list)
+    sample_failures: list[FailedRecord] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def counts(self) -> RunCounts:
+        """The run's counts as the store keeps them."""
+        c = self.summary.counts
+        return RunCounts(
+            read=c.read,
+            changed=c.changed,
+            written=self.written,
+            failed=self.failed,
+            skipped=c.unchanged,
+            overrides=c.overrides,
+            locked=c.locked,
+            held=c.held,
+        )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
+
+
+class Runner:
+    """Runs sync cycles against a state store with the ``[sync]`` settings."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: SyncSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sample_size: int = 10,
+        write_chunk: int = WRITE_CHUNK,
+        progress: Progress | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._sample = sample_size
+        self._chunk = write_chunk
+        self._progress = progress or (lambda phase, n: None)
+
+    # -- the cycle -------------------------------------------------------
+    def run(
+        self, job: Job, *, full: bool = False, dry_run: bool = False, force: bool = False
+    ) -> RunResult:
+        """Run one cycle; raises a SegsyncError subclass when the run cannot finish."""
+        started = time.monotonic()
+        engine, adapter, store = job.engine, job.adapter, self._store
+        crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
+        now = self._clock()
+        previous = store.watermark(conn, obj)
+        full = full or needs_full(previous, engine.version)
+        since = (
+            None
+            if full
+            else query_start(previous, timedelta(seconds=self._settings.lookback_seconds))
+        )
+        result = RunResult(conn, crm, obj, full, dry_run)
+        calls_before = adapter.api_calls
+        context = {"crm": crm, "object": obj, "connection": conn}
+        if not dry_run:
+            result.run_id = store.start_run(conn, crm, obj, engine.version, full=full)
+            context["run_id"] = str(result.run_id)
+        log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
+        try:
+            with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
+                builder, watermark = self._plan(job, now, None if full else previous, since, spool)
+                result.summary = builder.summary()
+                plan = builder.build()
+                result.sample_writes = list(plan.writes)
+                result.sample_overrides = list(plan.overrides)
+                result.planned_calls = adapter.minimum_calls(0, result.summary.counts.changed)
+                check_guard(
+                    result.summary,
+                    store.record_count(conn, obj),
+                    self._settings.max_change_share,
+                    self._settings.min_records_for_guard,
+                    force,
+                    full=full,
+                    label=f"{crm} {obj} records",
+                )
+                if not dry_run:
+                    spool.seek(0)
+                    self._execute(job, result, spool)
+                    if watermark is not None:
+                        store.advance_watermark(conn, obj, watermark)
+            result.status = "succeeded" if result.failed == 0 else "partial"
+        except SegsyncError as exc:
+            result.status = "aborted" if type(exc).__name__ == "MassChangeError" else "failed"
+            result.message = str(exc)
+            raise
+        except BaseException as exc:
+            result.status = "failed"
+            result.message = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            result.api_calls = adapter.api_calls - calls_before
+            result.minimum_calls = adapter.minimum_calls(
+                result.summary.counts.read, result.summary.counts.changed
+            )
+            result.seconds = time.monotonic() - started
+            if result.run_id is not None:
+                store.finish_run(
+                    result.run_id,
+                    result.status,  # type: ignore[arg-type]
+                    result.counts,
+                    result.api_calls,
+                    result.minimum_calls,
+                    result.message or None,
+                )
+            log.info(
+                "sync %s: read %d, changed %d, written %d, failed %d, %d API calls",
+                result.status,
+                result.summary.counts.read,
+                result.summary.counts.changed,
+                result.written,
+                result.failed,
+                result.api_calls,
+                extra=context,
+            )
+        return result
+
+    # -- phase 1: plan ---------------------------------------------------
+    def _plan(
+        self,
+        job: Job,
+        now: datetime,
+        previous: Watermark | None,
+        since: datetime | None,
+        spool: IO[bytes],
+    ) -> tuple[PlanBuilder, Watermark | None]:
+        engine, adapter, store = job.engine, job.adapter, self._store
+        crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
+        outputs = engine.output_fields(crm)
+        out_fields = list(outputs.values())
+        lock = engine.lock_field(crm)
+        fields = list(
+            dict.fromkeys([*engine.input_fields(crm), *out_fields, *([lock] if lock else [])])
+        )
+        parent_keys: dict[str, str] = {}
+        if engine.inherits and job.parent_engine is not None:
+            parent_out = job.parent_engine.output_fields(crm)
+            parent_keys = {k: parent_out[k] for k in ("segment", "tier") if k in parent_out}
+        policy = Policy.from_settings(
+            self._settings,
+            volatile=[outputs["updated_at"]] if "updated_at" in outputs else [],
+            tracked=[outputs[k] for k in TRACKED_KEYS if k in outputs],
+        )
+        hysteresis = Hysteresis.from_settings(
+            self._settings, [outputs["tier"]] if "tier" in outputs else []
+        )
+        builder = PlanBuilder(keep=self._sample)
+        running = previous
+        retry_ids = sorted(
+            {e.record_id for e in store.open_errors(conn, obj)} | set(store.pending_ids(conn, obj))
+        )
+        extra = (
+            adapter.fetch(obj, retry_ids, fields, list(parent_keys.values())) if retry_ids else []
+        )
+        seen_extra = {r.id for r in extra}
+
+        def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
+            if extra:
+                yield extra, False
+            for page in adapter.pull(obj, fields, since, list(parent_keys.values())):
+                yield page, True
+
+        read = 0
+        for page, pulled in pages():
+            if pulled:
+                pairs = [(r.id, r.stamp) for r in page]
+                new = set(advance(previous, pairs, engine.version).new_ids)
+                step = advance(running, pairs, engine.version)
+                running = step.watermark or running
+                page = [r for r in page if r.id in new and r.id not in seen_extra]
+            ids = [r.id for r in page]
+            last = store.last_written(conn, obj, ids)
+            pending = store.pending(conn, obj, ids)
+            for record in page:
+                parent = self._parent(record, parent_keys)
+                assignment = engine.evaluate(record.fields, crm, now, parent)
+                item = PlanInput(
+                    record.id,
+                    assignment.outputs(crm, now),
+                    {f: record.fields.get(f) for f in out_fields},
+                    last.get(record.id),
+                    bool(lock) and _truthy(record.fields.get(lock or "")),
+                    pending.get(record.id),
+                )
+                decision = plan_record(item, policy, hysteresis, now)
+                builder.add(decision)
+                self._spool(spool, decision, assignment.reason)
+            read += len(page)
+            self._progress("plan", read)
+        return builder, running
+
+    @staticmethod
+    def _parent(record: CrmRecord, keys: Mapping[str, str]) -> Assignment | None:
+        if not keys or record.parent is None:
+            return None
+        segment = record.parent.get(keys.get("segment", ""))
+        tier = record.parent.get(keys.get("tier", ""))
+        if is_blank(segment) or is_blank(tier):
+            return None
+        return Assignment(str(segment), str(tier), {}, None, "")
+
+    @staticmethod
+    def _spool(spool: IO[bytes], decision: Decision, reason: str) -> None:
+        """Keep what phase 2 needs, as plain picklable data: writes and state-only updates."""
+        pending = _plain_pending(decision.pending)
+        if decision.write is not None:
+            w = decision.write
+            entry: tuple[Any, ...] = (
+                "write",
+                w.record_id,
+                dict(w.fields),
+                [(c.field, c.old, c.new) for c in w.transitions],
+                dict(w.baseline),
+                reason,
+                pending,
+            )
+        elif decision.adopt is not None or decision.pending_changed:
+            adopt = dict(decision.adopt) if decision.adopt is not None else None
+            entry = ("state", decision.record_id, adopt, pending, decision.pending_changed)
+        else:
+            return
+        pickle.dump(entry, spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+    # -- phase 2: execute ------------------------------------------------
+    def _execute(self, job: Job, result: RunResult, spool: IO[bytes]) -> None:
+        engine, adapter, store = job.engine, job.adapter, self._store
+        obj, conn = cast(ObjectName, engine.object), job.connection
+        run_id = result.run_id
+        if run_id is None:
+            raise RuntimeError("execute needs a recorded run")
+        done = 0
+        for chunk in self._chunks(spool):
+            writes = [entry for entry in chunk if entry[0] == "write"]
+            updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
+            outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
+            written: list[WrittenRecord] = []
+            failed: list[FailedRecord] = []
+            transitions: list[Transition] = []
+            pending: dict[str, Pending | None] = {}
+            for entry in chunk:
+                if entry[0] == "state":
+                    _, record_id, adopt, state, state_changed = entry
+                    if adopt is not None:
+                        written.append(WrittenRecord(record_id, adopt))
+                    if state_changed:
+                        pending[record_id] = _pending(state)
+                    continue
+                _, record_id, _fields, changes, baseline, reason, state = entry
+                outcome = outcomes.get(record_id)
+                if outcome is not None and outcome.ok:
+                    written.append(WrittenRecord(record_id, baseline))
+                    transitions.extend(
+                        Transition.from_change(
+                            record_id, FieldChange(*change), reason, engine.version
+                        )
+                        for change in changes
+                    )
+                    pending[record_id] = _pending(state)
+                else:
+                    code = outcome.code if outcome is not None else "NO_RESULT"
+                    message = outcome.message if outcome is not None else "no outcome returned"
+                    failed.append(FailedRecord(record_id, code, message))
+            store.record_batch(run_id, conn, obj, written, failed, transitions, pending or None)
+            result.written += len(writes) - len(failed)
+            result.failed += len(failed)
+            if len(result.sample_failures) < self._sample:
+                result.sample_failures.extend(failed[: self._sample - len(result.sample_failures)])
+            done += len(writes)
+            self._progress("write", done)
+
+    def _chunks(self, spool: IO[bytes]) -> Iterator[list[tuple[Any, ...]]]:
+        chunk: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                entry = pickle.load(spool)
+            except EOFError:
+                break
+            chunk.append(entry)
+            if len(chunk) >= self._chunk:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def _plain_pending(state: Pending | None) -> dict[str, tuple[Any, int, datetime]] | None:
+    if state is None:
+        return None
+    return {k: (c.value, c.count, c.first_seen) for k, c in state.candidates.items()}
+
+
+def _pending(plain: dict[str, tuple[Any, int, datetime]] | None) -> Pending | None:
+    if plain is None:
+        return None
+    return Pending({k: Candidate(*v) for k, v in plain.items()})
+
+
+def run_many(runner: Runner, jobs: Iterable[Job], **options: Any) -> list[RunResult]:
+    """Run jobs in order (accounts before contacts, so contacts inherit fresh values)."""
+    ordered = sorted(jobs, key=lambda j: (j.connection, j.engine.object != "account"))
+    return [runner.run(job, **options) for job in ordered]

@@ -1,0 +1,78 @@
+"""Shared fixtures: both CRM sandboxes, in-process on ephemeral ports, on one small dataset.
+
+``sandboxes`` starts once per test session (per xdist worker) with
+``SANDBOX_ACCOUNTS`` accounts of the seed ``SANDBOX_SEED`` loaded into both the
+Salesforce org and the HubSpot portal; ``salesforce_sandbox`` and
+``hubspot_sandbox`` are its two halves. Tests that inject faults or count
+calls take ``reset_sandboxes`` (faults, request logs, rate-limit windows and
+API usage cleared before and after); tests that write data or create fields
+take ``fresh_sandboxes`` (that, plus the data and schema restored to the
+session's starting point).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.launcher import Sandboxes, start_sandboxes
+from connector.sandbox.salesforce import SalesforceSandbox
+
+SANDBOX_ACCOUNTS = 200
+SANDBOX_CONTACTS_PER_ACCOUNT = 3
+SANDBOX_SEED = 42
+
+
+@pytest.fixture(scope="session")
+def _sandboxes_and_snapshot(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Sandboxes, Path]]:
+    running = start_sandboxes(
+        accounts=SANDBOX_ACCOUNTS,
+        contacts_per_account=SANDBOX_CONTACTS_PER_ACCOUNT,
+        seed=SANDBOX_SEED,
+        save_interval=None,
+    )
+    try:
+        snapshot = running.snapshot(tmp_path_factory.mktemp("sandbox-snapshot"))
+        yield running, snapshot
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def sandboxes(_sandboxes_and_snapshot: tuple[Sandboxes, Path]) -> Sandboxes:
+    """Both sandboxes on one dataset (``.salesforce``, ``.hubspot``, ``.info()``, ``.dataset``)."""
+    return _sandboxes_and_snapshot[0]
+
+
+@pytest.fixture(scope="session")
+def salesforce_sandbox(sandboxes: Sandboxes) -> SalesforceSandbox:
+    """The Salesforce half of ``sandboxes`` (``.client()``, ``.org``, ``.app``)."""
+    return sandboxes.salesforce
+
+
+@pytest.fixture(scope="session")
+def hubspot_sandbox(sandboxes: Sandboxes) -> HubSpotSandbox:
+    """The HubSpot half of ``sandboxes`` (``.client()``, ``.portal``, ``.app``)."""
+    return sandboxes.hubspot
+
+
+@pytest.fixture
+def reset_sandboxes(sandboxes: Sandboxes) -> Iterator[Sandboxes]:
+    """``sandboxes`` with faults, request logs, rate-limit windows and API usage cleared."""
+    sandboxes.reset_faults()
+    yield sandboxes
+    sandboxes.reset_faults()
+
+
+@pytest.fixture
+def fresh_sandboxes(_sandboxes_and_snapshot: tuple[Sandboxes, Path]) -> Iterator[Sandboxes]:
+    """``reset_sandboxes``, plus the data and schema restored to the session's starting point."""
+    running, snapshot = _sandboxes_and_snapshot
+    running.restore(snapshot)
+    yield running
+    running.restore(snapshot)

@@ -1,0 +1,405 @@
+"""The state store, on SQLite and on the machine's PostgreSQL (``-m postgres``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from connector.store import (
+    FailedRecord,
+    RunCounts,
+    Store,
+    StoreError,
+    Transition,
+    WrittenRecord,
+    normalize_url,
+)
+from connector.store.migrations.__main__ import main as migrations_main
+from connector.store.schema import decode, encode, metadata
+from connector.sync.planner import Candidate, FieldChange, Pending, Write
+from connector.sync.watermark import Watermark
+
+T0 = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
+PG_ENV = "SEGSYNC_TEST_POSTGRES"  # a libpq conninfo for an admin of a scratch database
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@functools.cache
+def _pg_conninfo() -> str | None:
+    """The first conninfo that reaches the local server, or None."""
+    candidates = [os.environ[PG_ENV]] if PG_ENV in os.environ else []
+    candidates += [f"host=127.0.0.1 port=5432 dbname=test user={u}" for u in ("postgres", "root")]
+    for conninfo in candidates:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=3):
+                return conninfo
+        except psycopg.Error:
+            continue
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a uniquely named PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state/segsync.db"
+        return
+    conninfo = _pg_conninfo()
+    if conninfo is None:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (set SEGSYNC_TEST_POSTGRES)")
+    schema = f"segsync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        info = conn.info
+        target = sa.URL.create(
+            "postgresql+psycopg",
+            username=info.user,
+            host=info.host,
+            port=info.port,
+            database=info.dbname,
+            query={"options": f"-csearch_path={schema}"},
+        )
+    try:
+        yield target.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(url: str, clock: Clock) -> Iterator[Store]:
+    opened = Store.open(url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _state(store: Store, ids: list[str]) -> tuple[Any, ...]:
+    """Everything record_batch touches, to compare before and after."""
+    return (
+        store.last_written("sf", "account", ids),
+        store.pending("sf", "account", ids),
+        store.open_errors("sf", "account"),
+        [store.history(i) for i in ids],
+    )
+
+
+# -- schema and migrations ------------------------------------------------------------
+
+
+def test_open_migrates_an_empty_database_to_head(store: Store) -> None:
+    assert store.revision() == Store.head() is not None
+    with store.engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        assert {"runs", "watermarks", "record_state", "transitions", "errors"} <= tables
+        # The migrations build exactly the schema the code uses.
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_reopening_is_a_no_op_and_keeps_data(url: str, clock: Clock) -> None:
+    with Store.open(url, clock=clock) as first:
+        run_id = first.start_run("sf", "salesforce", "account", "v1", full=True)
+    with Store.open(url, clock=clock) as second:
+        assert second.revision() == Store.head()
+        assert [r.id for r in second.runs()] == [run_id]
+        with second.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_threads_opening_one_database_together_migrate_once(url: str) -> None:
+    failures: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            Store.open(url).close()
+        except BaseException as exc:  # reported below, with the thread's error
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with Store.open(url) as store:
+        assert store.revision() == Store.head()
+
+
+def test_maintainer_command_reports_the_revision(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migrations_main(["current", "--url", url]) == 0
+    assert "revision None" in capsys.readouterr().out
+    assert migrations_main(["upgrade", "--url", url]) == 0
+    assert f"revision {Store.head()} (head {Store.head()})" in capsys.readouterr().out
+
+
+def test_open_reports_an_unreachable_database_without_its_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.open(
+            "postgresql://segsync:s3cret-pw@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+        )
+    assert "s3cret-pw" not in str(caught.value)
+    assert "127.0.0.1:1" in str(caught.value)
+
+
+def test_urls_default_to_psycopg3() -> None:
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"when": T0, "day": date(2026, 1, 2), "n": [1, 2.5, None, "x"], "ok": True},
+        {"big": Decimal("12.50"), "odd": float("inf"), "tags": frozenset({"a", "b"})},
+        {"nested": {"$not_a_tag": 1, "deep": [{"t": T0}]}},
+    ],
+)
+def test_json_encoding_round_trips(value: dict[str, Any]) -> None:
+    assert decode(encode(value)) == value
+    with pytest.raises(TypeError, match="cannot store"):
+        encode({"x": object()})
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def test_runs_are_recorded_and_listed_newest_first(store: Store, clock: Clock) -> None:
+    first = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    clock.tick(60)
+    counts = RunCounts(read=10, changed=4, written=3, failed=1, overrides=2, locked=1, held=1)
+    store.finish_run(first, "partial", counts, api_calls=3, api_calls_minimum=2, message="1 failed")
+    clock.tick(60)
+    second = store.start_run("hs", "hubspot", "account", "v1", full=False)
+
+    latest, earlier = store.runs()
+    assert (latest.id, earlier.id) == (second, first)
+    assert latest.status == "running" and latest.finished_at is None
+    assert earlier.counts == counts
+    assert (earlier.api_calls, earlier.api_calls_minimum) == (3, 2)
+    assert earlier.started_at == T0 and earlier.finished_at == T0 + timedelta(seconds=60)
+    assert earlier.message == "1 failed" and earlier.full and not latest.full
+    assert [r.id for r in store.runs(connection="hs")] == [second]
+    assert store.runs(limit=1) == [latest]
+    assert store.run(first) == earlier
+    assert store.last_success("sf", "account") == T0 + timedelta(seconds=60)
+    assert store.last_success("hs", "account") is None
+    assert store.last_full_run("sf", "account") == earlier
+
+
+def test_a_run_left_running_is_marked_interrupted(store: Store, clock: Clock) -> None:
+    dead = store.start_run("sf", "salesforce", "account", "v1", full=False)
+    other = store.start_run("sf", "salesforce", "contact", "v1", full=False)
+    clock.tick()
+    store.start_run("sf", "salesforce", "account", "v1", full=False)
+    dead_row, other_row = store.run(dead), store.run(other)
+    assert dead_row is not None and dead_row.status == "interrupted"
+    assert other_row is not None and other_row.status == "running"
+
+
+def test_finish_run_rejects_bad_status_and_unknown_run(store: Store) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    with pytest.raises(ValueError, match="final run status"):
+        store.finish_run(run_id, "running", RunCounts(), 0, 0)
+    with pytest.raises(StoreError, match="no run"):
+        store.finish_run(run_id + 100, "succeeded", RunCounts(), 0, 0)
+
+
+# -- watermarks ------------------------------------------------------------------------
+
+
+def test_watermark_round_trip_and_update(store: Store) -> None:
+    assert store.watermark("sf", "account") is None
+    mark = Watermark(T0, frozenset({"001A", "001B"}), "v1")
+    store.advance_watermark("sf", "account", mark)
+    assert store.watermark("sf", "account") == mark
+    later = Watermark(T0 + timedelta(milliseconds=1), frozenset({"001C"}), "v2")
+    store.advance_watermark("sf", "account", later)
+    assert store.watermark("sf", "account") == later
+    assert store.watermark("sf", "contact") is None
+    store.reset_watermark("sf", "account")
+    assert store.watermark("sf", "account") is None
+
+
+# -- record batches ----------------------------------------------------------------------
+
+
+def test_record_batch_stores_values_ledger_and_pending(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    write = Write(
+        "001A",
+        {"Tier__c": "Tier 1"},
+        (),
+        (FieldChange("Tier__c", "Tier 2", "Tier 1"),),
+        {"Tier__c": "Tier 1", "Fit__c": 80.5, "Updated__c": T0},
+    )
+    pending = Pending({"Segment__c": Candidate("SMB", 2, T0 - timedelta(days=1))})
+    store.record_batch(
+        run_id,
+        "sf",
+        "account",
+        written=[WrittenRecord.from_write(write)],
+        transitions=[Transition.from_change("001A", write.transitions[0], "fit 80", "v1")],
+        pending={"001A": pending, "001B": pending},
+    )
+    assert store.last_written("sf", "account", ["001A", "001B", "zzz"]) == {
+        "001A": {"Tier__c": "Tier 1", "Fit__c": 80.5, "Updated__c": T0}
+    }
+    assert store.pending("sf", "account", ["001A", "001B"]) == {"001A": pending, "001B": pending}
+    assert store.pending_ids("sf", "account") == ["001A", "001B"]
+    assert store.pending("sf", "contact", ["001A"]) == {}
+    (entry,) = store.history("001A")
+    assert (entry.field, entry.from_value, entry.to_value, entry.reason) == (
+        "Tier__c",
+        "Tier 2",
+        "Tier 1",
+        "fit 80",
+    )
+    assert (entry.run_id, entry.mapping_version, entry.at) == (run_id, "v1", T0)
+    assert store.record_count("sf", "account") == 1
+
+    # Clearing pending keeps the last-written values; a new write keeps the pending state.
+    clock.tick()
+    store.record_batch(run_id, "sf", "account", pending={"001A": None})
+    store.record_batch(run_id, "sf", "account", written=[WrittenRecord("001B", {"Tier__c": "T"})])
+    assert store.pending_ids("sf", "account") == ["001B"]
+    assert store.last_written("sf", "account", ["001A"])["001A"]["Tier__c"] == "Tier 1"
+    assert store.pending("sf", "account", ["001B"]) == {"001B": pending}
+
+
+def test_last_written_reads_many_ids_in_chunks(store: Store) -> None:
+    run_id = store.start_run("hs", "hubspot", "contact", "v1", full=True)
+    ids = [str(n) for n in range(1, 1201)]
+    store.record_batch(
+        run_id, "hs", "contact", written=[WrittenRecord(i, {"segsync_tier": i}) for i in ids]
+    )
+    found = store.last_written("hs", "contact", [*ids, "0", "1"])
+    assert len(found) == 1200
+    assert all(found[i] == {"segsync_tier": i} for i in ids)
+
+
+def test_repeated_ids_in_a_batch_keep_the_last(store: Store) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    store.record_batch(
+        run_id,
+        "sf",
+        "account",
+        written=[WrittenRecord("001A", {"v": 1}), WrittenRecord("001A", {"v": 2})],
+        failed=[FailedRecord("001B", "X", "first"), FailedRecord("001B", "Y", "second")],
+    )
+    assert store.last_written("sf", "account", ["001A"]) == {"001A": {"v": 2}}
+    (error,) = store.open_errors()
+    assert (error.code, error.message, error.attempts) == ("Y", "second", 1)
+
+
+def test_errors_count_attempts_and_resolve_on_a_later_write(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=False)
+    fail = FailedRecord("001A", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "bad value: Tier 9")
+    store.record_batch(run_id, "sf", "account", failed=[fail, FailedRecord("001B", "E", "x")])
+    clock.tick(3600)
+    store.record_batch(run_id, "sf", "account", failed=[fail])
+    errors = {e.record_id: e for e in store.open_errors("sf", "account")}
+    assert errors["001A"].attempts == 2 and errors["001B"].attempts == 1
+    assert errors["001A"].first_seen == T0 and errors["001A"].last_seen == clock.now
+    assert errors["001A"].code == fail.code and errors["001A"].run_id == run_id
+    assert store.open_errors("hs") == [] and store.open_errors("sf", "contact") == []
+    # Newest first.
+    assert [e.record_id for e in store.open_errors()] == ["001A", "001B"]
+
+    store.record_batch(run_id, "sf", "account", written=[WrittenRecord("001A", {"t": 1})])
+    assert [e.record_id for e in store.open_errors()] == ["001B"]
+
+    # Failing again after being resolved is a new error.
+    clock.tick()
+    store.record_batch(run_id, "sf", "account", failed=[fail])
+    again = {e.record_id: e for e in store.open_errors()}["001A"]
+    assert again.attempts == 1 and again.first_seen == clock.now and not again.resolved
+
+
+def test_history_is_newest_first_limited_and_filtered(store: Store, clock: Clock) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    steps = [(None, "Tier 3"), ("Tier 3", "Tier 2"), ("Tier 2", "Tier 1")]
+    for old, new in steps:
+        clock.tick()
+        store.record_batch(
+            run_id, "sf", "account", transitions=[Transition("001A", "Tier__c", old, new, "", "v1")]
+        )
+    store.record_batch(
+        run_id, "sf", "account", transitions=[Transition("001B", "Tier__c", None, "x", "", "v1")]
+    )
+    rows = store.history("001A")
+    assert [(r.from_value, r.to_value) for r in rows] == list(reversed(steps))
+    assert rows[0].at > rows[-1].at
+    assert len(store.history("001A", limit=2)) == 2
+    assert store.history("001A", connection="hs") == []
+    assert store.history("nope") == []
+    assert [r.record_id for r in store.history(None, limit=2)] == ["001B", "001A"]
+
+
+def test_record_batch_is_atomic(store: Store) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    ids = ["001A", "001B"]
+    store.record_batch(
+        run_id,
+        "sf",
+        "account",
+        written=[WrittenRecord("001A", {"t": "old"})],
+        failed=[FailedRecord("001B", "E", "x")],
+        pending={"001A": Pending({"t": Candidate("new", 1, T0)})},
+    )
+    before = _state(store, ids)
+
+    def fail_on_ledger(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # Fails after the record_state upsert, the error updates and the
+        # pending upsert have run inside the transaction.
+        if statement.lstrip().upper().startswith("INSERT INTO TRANSITIONS"):
+            raise RuntimeError("disk unplugged")
+
+    sa.event.listen(store.engine, "before_cursor_execute", fail_on_ledger)
+    try:
+        with pytest.raises(RuntimeError, match="disk unplugged"):
+            store.record_batch(
+                run_id,
+                "sf",
+                "account",
+                written=[WrittenRecord("001A", {"t": "new"}), WrittenRecord("001B", {"t": 1})],
+                failed=[FailedRecord("001C", "E", "y")],
+                transitions=[Transition("001A", "t", "old", "new", "", "v1")],
+                pending={"001A": None},
+            )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", fail_on_ledger)
+    assert _state(store, ids) == before
+    assert [e.record_id for e in store.open_errors()] == ["001B"]
