@@ -59,7 +59,7 @@ log = logging.getLogger("segsync.sync")
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
 #: Planned writes executed per store transaction.
-WRITE_CHUNK = 1_000
+WRITE_CHUNK = 500
 
 Progress = Callable[[str, int], None]
 

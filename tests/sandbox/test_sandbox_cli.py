@@ -358,3 +358,26 @@ def test_snapshot_and_restore(tmp_path: Path) -> None:
             data.hubspot_company_id(1), properties=["name"]
         )
         assert company.properties["name"] == data.company(42, 1).name
+
+
+def _account_name(sandboxes: Sandboxes, index: int) -> str:
+    record = sandboxes.salesforce.org.get("Account", data.salesforce_account_id(index))
+    assert record is not None
+    return str(record["Name"])
+
+
+@pytest.mark.parametrize("round_", [1, 2])
+def test_fresh_sandboxes_start_from_the_dataset(fresh_sandboxes: Sandboxes, round_: int) -> None:
+    # Each round renames records; the other round must still see the dataset.
+    hs = fresh_sandboxes.hubspot
+    for index in (0, 1, 2):
+        expected = data.company(fresh_sandboxes.dataset.seed, index).name
+        assert _account_name(fresh_sandboxes, index) == expected
+        company = hs.portal.get("companies", data.hubspot_company_id(index))
+        assert company["properties"]["name"] == expected
+    account_id = data.salesforce_account_id(round_)
+    fresh_sandboxes.salesforce.client().Account.update(account_id, {"Name": f"Round {round_}"})
+    hs.client().crm.companies.basic_api.update(
+        data.hubspot_company_id(round_), SimplePublicObjectInput(properties={"name": "x"})
+    )
+    assert _account_name(fresh_sandboxes, round_) == f"Round {round_}"
