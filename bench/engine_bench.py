@@ -227,6 +227,10 @@ def main() -> None:
     cold = compile_mapping(load_mapping(args.mapping))
     run(cold, sf[:100_000], "salesforce", "salesforce, fresh engine, first 100k")
 
+    # Assignments are interned by decision (segment, tier, score rules hit,
+    # persona): the reason line is built once per distinct decision.
+    print(f"distinct assignments (reason lines built): {len(engine._compiler.intern):,}")
+
     counts: dict[tuple[str, str], int] = {}
     for r in sf:
         a = engine.evaluate(r, "salesforce", NOW)

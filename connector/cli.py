@@ -28,6 +28,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.crm", "history"),
     ("connector.commands.crm", "errors"),
     ("connector.sandbox.cli", "sandbox"),
+    ("connector.commands.demo", "demo"),
 )
 
 

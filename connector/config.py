@@ -122,6 +122,7 @@ class SyncSettings(_Model):
     hysteresis_runs: int = Field(1, ge=1)
     hysteresis_dwell_seconds: int = Field(0, ge=0)
     retry_attempts: int = Field(6, ge=1)
+    retry_initial_wait_seconds: float = Field(0.5, gt=0)
     retry_max_wait_seconds: float = Field(60.0, gt=0)
 
 

@@ -291,3 +291,25 @@ default = true
     assert engine.evaluate({"S": "x", "s": "x"}, "hubspot", NOW).segment == "Hit"
     assert engine.evaluate({"S": "x"}, "salesforce", NOW).segment == "Miss"
     assert "S" not in engine.input_fields("hubspot")
+
+
+TRICKY_NUMBERS = [
+    "12", " 12 ", "+5", "-5", "1_000", "1,200", "1200.0", "12.5", "1e3", "0x10", "nan",
+    "inf", "-Infinity", "", "  ", "١٢", "99999999999999999999", "123456789012345",
+    "1.7976931348623157e309", "5.", ".5", "abc",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", TRICKY_NUMBERS)
+@pytest.mark.parametrize("attr", ["i", "n"])
+def test_numeric_text_fast_path_matches_the_coercer(raw: str, attr: str) -> None:
+    from connector.mapping.values import parse_integer, parse_number
+
+    expected = (parse_integer if attr == "i" else parse_number)(raw)
+    if expected is None:
+        when = f'{{ attr = "{attr}", missing = true }}'
+    else:
+        when = f'{{ attr = "{attr}", between = [{expected!r}, {expected!r}] }}'
+    engine = engine_for(when)
+    assert hit(engine, {attr: raw}, "hubspot")
+    assert hit(engine, {attr.upper(): raw}, "salesforce")

@@ -27,6 +27,7 @@ from connector.config import (
     load_settings,
 )
 from connector.crm.base import CrmAdapter, ObjectName
+from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
 from connector.errors import ConfigError, MappingError, Problem, SegsyncError
 from connector.mapping import load_mapping
@@ -117,15 +118,19 @@ def load_engines(paths: Sequence[Path]) -> dict[str, Engine]:
     return engines
 
 
-def make_adapter(name: str, connection: SalesforceConnection | HubSpotConnection) -> CrmAdapter:
-    """The adapter for one configured connection."""
+def make_adapter(
+    name: str,
+    connection: SalesforceConnection | HubSpotConnection,
+    retry: RetryPolicy | None = None,
+) -> CrmAdapter:
+    """The adapter for one configured connection (SDKs are imported only when used)."""
     if isinstance(connection, HubSpotConnection):
         from connector.crm.hubspot import HubSpotAdapter
 
-        return HubSpotAdapter(name, connection)
+        return HubSpotAdapter(name, connection, retry=retry)
     from connector.crm.salesforce import SalesforceAdapter
 
-    return cast(CrmAdapter, SalesforceAdapter(name, connection))
+    return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry))
 
 
 @contextmanager
@@ -150,7 +155,7 @@ def open_context(config_file: Path | None, *, crm: str = "all") -> Iterator[Cont
     adapters: dict[str, CrmAdapter] = {}
     try:
         for name, conn in selected.items():
-            adapters[name] = make_adapter(name, conn)
+            adapters[name] = make_adapter(name, conn, RetryPolicy.from_settings(settings.sync))
         yield Context(settings, engines, store, adapters)
     finally:
         for adapter in adapters.values():

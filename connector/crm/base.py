@@ -163,8 +163,11 @@ class CrmAdapter(Protocol):
         """Create missing output fields, extend picklists, check access to inputs."""
         ...
 
-    def minimum_calls(self, read: int, changed: int) -> int:
-        """The fewest API calls that could read ``read`` records and write ``changed``."""
+    def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
+        """The fewest API calls that could read ``read`` records and write ``changed``.
+
+        ``incremental`` pulls may read through a search API with larger pages.
+        """
         ...
 
     def close(self) -> None:

@@ -160,6 +160,18 @@ def parse_stamp(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _regroup(pages: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:
+    """Pages of at least ``size`` items (the last may be smaller), in order."""
+    buffer: list[Any] = []
+    for page in pages:
+        buffer.extend(page)
+        if len(buffer) >= size:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
+
+
 def _ms(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1000))
 
@@ -286,19 +298,25 @@ class HubSpotAdapter:
             if since is None
             else self._search_since(object_type, properties, since)
         )
+        if parent_fields:
+            # One association batch read takes 1,000 ids: gather that many
+            # records before looking their parents up, not one list page's 100.
+            pages = _regroup(pages, HS_ASSOC_BATCH)
         for raw in pages:
-            if not raw:
-                continue
-            parents = self._parents(raw, parent_fields) if parent_fields else {}
-            yield [
-                CrmRecord(
-                    str(item.id),
-                    parse_stamp(item.properties.get(STAMP) or item.updated_at),
-                    item.properties,
-                    parents.get(str(item.id)) if parent_fields else None,
-                )
-                for item in raw
-            ]
+            if raw:
+                yield self._records(raw, parent_fields)
+
+    def _records(self, items: Sequence[Any], parent_fields: Sequence[str]) -> list[CrmRecord]:
+        parents = self._parents(items, parent_fields) if parent_fields else {}
+        return [
+            CrmRecord(
+                str(item.id),
+                parse_stamp(item.properties.get(STAMP) or item.updated_at),
+                item.properties,
+                parents.get(str(item.id)) if parent_fields else None,
+            )
+            for item in items
+        ]
 
     def fetch(
         self,
@@ -322,17 +340,7 @@ class HubSpotAdapter:
                 request,
                 archived=False,
             )
-            items = list(result.results or [])
-            parents = self._parents(items, parent_fields) if parent_fields else {}
-            out.extend(
-                CrmRecord(
-                    str(item.id),
-                    parse_stamp(item.properties.get(STAMP) or item.updated_at),
-                    item.properties,
-                    parents.get(str(item.id)) if parent_fields else None,
-                )
-                for item in items
-            )
+            out.extend(self._records(list(result.results or []), parent_fields))
         return out
 
     def _list(self, object_type: str, properties: list[str]) -> Iterator[list[Any]]:
@@ -635,9 +643,10 @@ class HubSpotAdapter:
         )
 
     # -- accounting ------------------------------------------------------
-    def minimum_calls(self, read: int, changed: int) -> int:
-        """List pages plus batch updates: the floor FACTS.md §6 gives."""
-        return -(-read // HS_LIST_PAGE) + -(-changed // HS_BATCH)
+    def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
+        """Read pages (list, or search when incremental) plus batch updates (FACTS.md §6)."""
+        page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
+        return -(-read // page) + -(-changed // HS_BATCH)
 
     def close(self) -> None:
         """Nothing to release: urllib3 pools close with the process."""

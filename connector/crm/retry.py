@@ -23,6 +23,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from connector.config import SyncSettings
 from connector.errors import RetriableError
 
 T = TypeVar("T")
@@ -37,6 +38,18 @@ class RetryPolicy:
     max_wait: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: SyncSettings, sleep: Callable[[float], None] = time.sleep
+    ) -> RetryPolicy:
+        """The policy configured in ``[sync]``; ``sleep`` is the service's interruptible one."""
+        return cls(
+            attempts=settings.retry_attempts,
+            initial_wait=settings.retry_initial_wait_seconds,
+            max_wait=settings.retry_max_wait_seconds,
+            sleep=sleep,
+        )
 
     def wait_seconds(self, state: RetryCallState) -> float:
         """Full-jitter exponential back-off, at least the server's Retry-After."""

@@ -38,7 +38,7 @@ from connector.mapping.models import (
 )
 
 #: Distinct assignments remembered per engine (keyed by decisions, not records).
-INTERN_LIMIT = 200_000
+INTERN_LIMIT = 100_000
 
 Threshold = date | datetime
 #: (attribute type, days) → threshold; computed from ``now`` per call.
@@ -379,15 +379,34 @@ class Compiler:
                 g.emit(1, f"v = {g.const(nested_get)}(fields, {g.const(source)})")
             else:
                 g.emit(1, f"v = get({g.const(source)})")
-            if attr.type == "integer":
-                g.emit(1, f"{var} = v if v.__class__ is int else {coerce}(v)")
-            elif attr.type == "number":
-                # v - v == 0 is False for NaN and infinities, which must become blank.
-                g.emit(
-                    1,
-                    f"{var} = v if v.__class__ is int or (v.__class__ is float and v - v == 0.0) "
-                    f"else {coerce}(v)",
-                )
+            if attr.type in ("integer", "number"):
+                # Fast paths for the two common shapes: a JSON number (Salesforce)
+                # and short numeric text (HubSpot). Everything else, and every
+                # failure, goes through the coercer. `v - v == 0.0` is false for
+                # NaN and infinities, which must become blank. Text under 16
+                # characters holds at most 15 digits, which a float keeps exactly,
+                # so the float fast path agrees with the coercer.
+                if attr.type == "integer":
+                    g.emit(1, "if v.__class__ is int:")
+                    g.emit(2, f"{var} = v")
+                    g.emit(1, "elif v.__class__ is str and 0 < len(v) < 16:")
+                    g.emit(2, "try:")
+                    g.emit(3, f"{var} = int(v)")
+                    g.emit(2, "except ValueError:")
+                    g.emit(3, f"{var} = {coerce}(v)")
+                else:
+                    g.emit(1, "if v.__class__ is int or (v.__class__ is float and v - v == 0.0):")
+                    g.emit(2, f"{var} = v")
+                    g.emit(1, "elif v.__class__ is str and 0 < len(v) < 16:")
+                    g.emit(2, "try:")
+                    g.emit(3, f"{var} = float(v)")
+                    g.emit(2, "except ValueError:")
+                    g.emit(3, f"{var} = {coerce}(v)")
+                    g.emit(2, "else:")
+                    g.emit(3, f"if {var} - {var} != 0.0:")
+                    g.emit(4, f"{var} = {coerce}(v)")
+                g.emit(1, "else:")
+                g.emit(2, f"{var} = {coerce}(v)")
             elif attr.type == "boolean":
                 g.emit(1, f"{var} = v if v.__class__ is bool else {coerce}(v)")
             else:

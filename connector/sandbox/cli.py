@@ -12,6 +12,7 @@ Run it as ``segsync sandbox`` or ``python -m connector.sandbox.cli``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import sys
@@ -23,6 +24,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from connector.sandbox.data import REFERENCE
 from connector.sandbox.launcher import Sandboxes, start_sandboxes
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -107,6 +109,13 @@ def _print_text(console: Console, sandboxes: Sandboxes, config_out: Path | None)
 )
 @click.option("--seed", type=int, default=42, show_default=True, help="Dataset seed.")
 @click.option(
+    "--reference-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=REFERENCE.strftime("%Y-%m-%d"),
+    show_default=True,
+    help="The day the dataset's activity dates are spread back from (UTC midnight).",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -140,6 +149,7 @@ def sandbox(
     accounts: int,
     contacts_per_account: int,
     seed: int,
+    reference_date: dt.datetime,
     data_dir: Path | None,
     config_out: Path | None,
     output_format: str,
@@ -161,6 +171,7 @@ def sandbox(
                 accounts=accounts,
                 contacts_per_account=contacts_per_account,
                 seed=seed,
+                reference=reference_date.replace(tzinfo=dt.UTC),
                 data_dir=data_dir,
                 salesforce_port=salesforce_port,
                 hubspot_port=hubspot_port,
@@ -170,19 +181,27 @@ def sandbox(
             raise click.ClickException(f"cannot start the sandboxes: {exc}") from None
         try:
             if config_out is not None:
-                sandboxes.write_config(config_out)
+                try:
+                    sandboxes.write_config(config_out)
+                except OSError as exc:
+                    raise click.ClickException(f"cannot write {config_out}: {exc}") from None
             if output_format == "json":
                 sys.stdout.write(json.dumps(sandboxes.info(), separators=(",", ":")) + "\n")
                 sys.stdout.flush()
             else:
                 _print_text(Console(), sandboxes, config_out)
-            if sandboxes.dataset.restored and (
-                sandboxes.dataset.accounts != accounts or sandboxes.dataset.seed != seed
+            asked = (accounts, seed, reference_date.date())
+            dataset = sandboxes.dataset
+            if dataset.restored and asked != (
+                dataset.accounts,
+                dataset.seed,
+                dataset.reference.date(),
             ):
                 err.print(
                     f"note: restored the saved state from {data_dir} "
-                    f"({sandboxes.dataset.accounts:,} accounts, seed {sandboxes.dataset.seed}); "
-                    "--accounts and --seed apply to a new data directory only."
+                    f"({dataset.accounts:,} accounts, seed {dataset.seed}); "
+                    "--accounts, --seed and --reference-date apply to a new data directory only.",
+                    markup=False,
                 )
             # Wake up now and then: a signal sets the event from the main thread.
             while not stop.wait(0.5):
@@ -191,7 +210,7 @@ def sandbox(
             sandboxes.stop()
         if output_format == "text":
             saved = f"; state saved to {data_dir}" if data_dir is not None else ""
-            err.print(f"Stopped{saved}.")
+            err.print(f"Stopped{saved}.", markup=False)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

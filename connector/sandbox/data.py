@@ -660,6 +660,8 @@ def companies(
         reference: The time dates are spread back from (never the clock).
 
     """
+    if start < 0:
+        raise ValueError(f"start must be >= 0, not {start}")
     reference = _utc(reference)
     key = _hasher(seed, b"company")
     naming = _naming(seed)
@@ -670,6 +672,8 @@ def companies(
 
 def company(seed: int, index: int, *, reference: dt.datetime = REFERENCE) -> Company:
     """Company ``index`` of the dataset ``seed``."""
+    if index < 0:
+        raise ValueError(f"index must be >= 0, not {index}")
     reference = _utc(reference)
     return _company(
         index,

@@ -196,7 +196,7 @@ class Runner:
         finally:
             result.api_calls = adapter.api_calls - calls_before
             result.minimum_calls = adapter.minimum_calls(
-                result.summary.counts.read, result.summary.counts.changed
+                result.summary.counts.read, result.summary.counts.changed, incremental=not full
             )
             result.seconds = time.monotonic() - started
             if result.run_id is not None:

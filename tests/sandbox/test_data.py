@@ -110,6 +110,13 @@ def test_any_slice_regenerates_identically(seed: int, start: int, n: int) -> Non
         ]
 
 
+def test_negative_positions_are_rejected() -> None:
+    with pytest.raises(ValueError, match="start"):
+        next(companies(1, 5, start=-1))
+    with pytest.raises(ValueError, match="index"):
+        company(1, -1)
+
+
 def test_records_are_frozen() -> None:
     c = company(1, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from hubspot import HubSpot
 from hubspot.crm.companies import SimplePublicObjectInput
 from simple_salesforce.api import Salesforce
+from simple_salesforce.format import format_soql
 from urllib3.util.retry import Retry
 
 from connector.config import HubSpotConnection, SalesforceConnection, load_settings
@@ -247,6 +248,16 @@ def test_cli_reports_a_busy_port(tmp_path: Path) -> None:
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_cli_reports_an_unwritable_config(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = CliRunner().invoke(
+        sandbox_command, ["--accounts", "2", "--config-out", str(blocker / "segsync.toml")]
+    )
+    assert result.exit_code == 1
+    assert "cannot write" in result.output
+
+
 # The launcher in-process ----------------------------------------------------------
 
 
@@ -381,3 +392,30 @@ def test_fresh_sandboxes_start_from_the_dataset(fresh_sandboxes: Sandboxes, roun
         data.hubspot_company_id(round_), SimplePublicObjectInput(properties={"name": "x"})
     )
     assert _account_name(fresh_sandboxes, round_) == f"Round {round_}"
+
+
+def test_fixtures_link_contacts_to_the_same_company_in_both(sandboxes: Sandboxes) -> None:
+    info = sandboxes.info()
+    sf, hs = _sf_client(info), _hs_client(info)
+    dataset = sandboxes.dataset
+    people = [p for p in data.contacts(dataset.seed, 12) if p.email][:5]
+    assert people
+    for person in people:
+        domain = data.company(dataset.seed, person.company_index).domain
+        soql = format_soql(
+            "SELECT Email, AccountId, Account.Website FROM Contact WHERE Id = {}",
+            data.salesforce_contact_id(person.number),
+        )
+        rows = sf.query_all(soql)["records"]
+        assert rows[0]["Email"] == person.email
+        assert rows[0]["AccountId"] == data.salesforce_account_id(person.company_index)
+        if rows[0]["Account"]["Website"]:
+            assert _host(rows[0]["Account"]["Website"]) == domain
+        contact = hs.crm.contacts.basic_api.get_by_id(person.email, id_property="email")
+        links = hs.crm.associations.v4.basic_api.get_page(
+            object_type="contacts", object_id=contact.id, to_object_type="companies"
+        )
+        (company_id,) = {str(link.to_object_id) for link in links.results}
+        assert company_id == data.hubspot_company_id(person.company_index)
+        company = hs.crm.companies.basic_api.get_by_id(company_id, properties=["domain"])
+        assert company.properties["domain"] == domain

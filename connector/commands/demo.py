@@ -1,0 +1,233 @@
+"""``segsync demo``: the whole product on a laptop, with no CRM account and no credentials.
+
+It starts the local Salesforce and HubSpot sandboxes on one synthetic dataset,
+writes a config pointing at them, and then does exactly what production does,
+through the same code: provision the output fields, run a full sync of
+accounts and contacts in both CRMs, let "someone" edit a few records in each
+CRM, and run an incremental sync that picks the edits up. At the end it reads
+back, through each CRM's own API, what landed where.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector.commands.crm import open_context
+from connector.crm.base import ObjectName
+from connector.sandbox.launcher import Sandboxes, start_sandboxes
+from connector.sync.provision import output_specs
+from connector.sync.runner import Runner, RunResult
+
+_EDITS = 5
+
+
+@click.command("demo")
+@click.option(
+    "--accounts", default=2000, show_default=True, help="Accounts / companies to generate."
+)
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".segsync/demo"),
+    show_default=True,
+    help="Where the demo keeps its config, state store and sandbox data (wiped at start).",
+)
+@click.option("--keep", is_flag=True, help="Keep the sandboxes running afterwards (Ctrl-C stops).")
+def demo(accounts: int, workdir: Path, keep: bool) -> None:
+    """Run segsync end to end against local Salesforce and HubSpot sandboxes."""
+    console = Console(highlight=False)
+    started = time.monotonic()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    store_path = (workdir / "segsync.db").resolve()
+    console.rule("[bold]segsync demo")
+    console.print(f"Starting local Salesforce and HubSpot sandboxes with {accounts:,} companies…")
+    with start_sandboxes(accounts=accounts, seed=42, save_interval=None) as crms:
+        config = crms.write_config(workdir / "config.toml", store_url=f"sqlite:///{store_path}")
+        info = crms.info()
+        console.print(
+            f"  Salesforce  {info['salesforce']['instance_url']}  (HTTPS, OAuth client credentials)"
+        )
+        console.print(f"  HubSpot     {info['hubspot']['base_url']}  (private-app token)")
+        console.print(f"  config      {config}")
+        with open_context(config) as ctx:
+            _provision(console, ctx)
+            runner = Runner(ctx.store, ctx.settings.sync)
+            console.print(
+                "\n[bold]1. Full sync[/] (every record, both CRMs, accounts then contacts)"
+            )
+            _show(console, [runner.run(job, full=True) for job in ctx.jobs("all", "all")])
+            edited = _edit_some(crms)
+            console.print(
+                f"\n[bold]2. Someone edits {_EDITS} accounts in each CRM[/] "
+                "(headcount, industry, intent) — then an incremental sync:"
+            )
+            _show(console, [runner.run(job) for job in ctx.jobs("all", "account")])
+            _landed(console, crms, edited)
+        elapsed = time.monotonic() - started
+        console.print(f"\n[bold]Where things live[/]  (finished in {elapsed:.0f} s)")
+        console.print(f"  state store   {store_path}  (runs, watermarks, ledger, errors)")
+        console.print(f"  config        {config}")
+        console.print(
+            f"  try           .venv/bin/segsync status --config {config}\n"
+            f"                .venv/bin/segsync history --config {config} --record <id>"
+        )
+        console.print(
+            "\n[bold]Pointing it at a real org[/]: copy config.example.toml to config.toml, "
+            "fill in a Salesforce connected app (JWT) and a HubSpot private-app token (README: "
+            "'Connecting a real Salesforce org'), run `segsync provision --dry-run`, then "
+            "`segsync sync --dry-run` to review the plan before the first write."
+        )
+        if keep:
+            console.print("\nSandboxes keep running; Ctrl-C stops them.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+
+
+def _provision(console: Console, ctx: Any) -> None:
+    created = 0
+    for adapter in ctx.adapters.values():
+        objects: tuple[ObjectName, ...] = ("account", "contact")
+        for obj in objects:
+            engine = ctx.engines[obj]
+            parent = ctx.engines["account"] if obj == "contact" else None
+            report = adapter.provision(
+                obj,
+                output_specs(engine, adapter.crm, parent),
+                engine.input_fields(adapter.crm),
+                False,
+            )
+            created += sum(1 for a in report.actions if a.action == "create")
+            for problem in report.problems:
+                console.print(
+                    f"  [red]{adapter.crm} {problem.object} {problem.field}: {problem.detail}[/]"
+                )
+    console.print(
+        f"\nProvisioned {created} output fields "
+        "(Salesforce Metadata API; HubSpot properties in a 'Segmentation' group)."
+    )
+
+
+def _show(console: Console, results: Sequence[RunResult]) -> None:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in (
+        "CRM",
+        "object",
+        "read",
+        "changed",
+        "written",
+        "failed",
+        "calls",
+        "min",
+        "secs",
+    ):
+        table.add_column(column, justify="left" if column in ("CRM", "object") else "right")
+    for r in results:
+        c = r.summary.counts
+        table.add_row(
+            r.crm,
+            r.object,
+            f"{c.read:,}",
+            f"{c.changed:,}",
+            f"{r.written:,}",
+            f"{r.failed:,}",
+            f"{r.api_calls:,}",
+            f"{r.minimum_calls:,}",
+            f"{r.seconds:.1f}",
+        )
+    console.print(table)
+
+
+def _edit_some(crms: Sandboxes) -> dict[str, list[str]]:
+    """A person's edits, made through each CRM's own API."""
+    sf: Any = crms.salesforce.client()
+    rows = sf.query(f"SELECT Id FROM Account ORDER BY Id LIMIT {_EDITS}")["records"]
+    sf_ids = [r["Id"] for r in rows]
+    for record_id in sf_ids:
+        sf.Account.update(
+            record_id,
+            {"NumberOfEmployees": 4200, "Industry": "Computer Software", "Intent_Score__c": 88},
+        )
+    hs = crms.hubspot.client()
+    page = hs.crm.companies.basic_api.get_page(limit=_EDITS)
+    hs_ids = [c.id for c in page.results]
+    from hubspot.crm.companies.models import SimplePublicObjectInput
+
+    for record_id in hs_ids:
+        hs.crm.companies.basic_api.update(
+            record_id,
+            SimplePublicObjectInput(
+                properties={
+                    "numberofemployees": "4200",
+                    "industry": "COMPUTER_SOFTWARE",
+                    "intent_score": "88",
+                }
+            ),
+        )
+    return {"salesforce": sf_ids, "hubspot": hs_ids}
+
+
+def _landed(console: Console, crms: Sandboxes, edited: dict[str, list[str]]) -> None:
+    """Read back, through each CRM's API, the tier distribution and a few records."""
+    sf = crms.salesforce.client()
+    hs = crms.hubspot.client()
+    from hubspot.crm.companies.models import Filter, FilterGroup, PublicObjectSearchRequest
+
+    console.print("\n[bold]3. What landed in the CRMs[/] (read back through their APIs)")
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("tier")
+    table.add_column("Salesforce accounts", justify="right")
+    table.add_column("HubSpot companies", justify="right")
+    for tier in ("Tier 1", "Tier 2", "Tier 3"):
+        soql = f"SELECT COUNT() FROM Account WHERE Segsync_Tier__c = '{tier}'"
+        sf_count = sf.query(soql)["totalSize"]
+        search = PublicObjectSearchRequest(
+            filter_groups=[
+                FilterGroup(
+                    filters=[Filter(property_name="segsync_tier", operator="EQ", value=tier)]
+                )
+            ],
+            limit=1,
+        )
+        hs_count = hs.crm.companies.search_api.do_search(public_object_search_request=search).total
+        table.add_row(tier, f"{sf_count:,}", f"{hs_count:,}")
+    console.print(table)
+    ids = ", ".join(f"'{i}'" for i in edited["salesforce"][:2])
+    rows = sf.query(
+        "SELECT Id, Name, Segsync_Segment__c, Segsync_Tier__c, Segsync_Reason__c "
+        f"FROM Account WHERE Id IN ({ids})"
+    )["records"]
+    console.print("\nEdited Salesforce accounts, as the CRM now shows them:")
+    for row in rows:
+        landed = f"{row['Segsync_Segment__c']} / {row['Segsync_Tier__c']}"
+        console.print(
+            f"  {row['Id']} {row['Name']}: [bold]{landed}[/]\n    {row['Segsync_Reason__c']}",
+            soft_wrap=True,
+        )
+    console.print("Edited HubSpot companies:")
+    for record_id in edited["hubspot"][:2]:
+        company = hs.crm.companies.basic_api.get_by_id(
+            record_id, properties=["name", "segsync_segment", "segsync_tier", "segsync_reason"]
+        )
+        p = company.properties
+        console.print(
+            f"  {record_id} {p['name']}: [bold]{p['segsync_segment']} / {p['segsync_tier']}[/]\n"
+            f"    {p['segsync_reason']}",
+            soft_wrap=True,
+        )
+    now = datetime.now(UTC).strftime("%H:%M:%S")
+    console.print(f"[dim]read at {now} UTC[/]")
