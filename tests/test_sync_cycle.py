@@ -151,7 +151,7 @@ def test_full_then_incremental(world: World) -> None:
     assert first.written == len(world.records()) == first.summary.counts.read
     assert world.assert_state() == 0
     accounts = world.records()
-    some_id, some = next(iter(accounts.items()))
+    _, some = next(iter(accounts.items()))
     assert some[world.field("reason")] == world.expected(some).reason
     assert some[world.field("version")] == "2026-11-a"
 
