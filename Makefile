@@ -13,8 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed  ## run the main job on the embedded default
-	$(BIN)/segsync preview --mapping mappings/accounts.toml --crm salesforce \
-		--input connector/samples/salesforce_accounts.csv --now 2026-11-01
+	$(BIN)/segsync demo
 
 test: $(BIN)/.installed lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest -n 2

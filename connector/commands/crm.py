@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import click
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connector.config import (
@@ -163,6 +164,19 @@ def open_context(config_file: Path | None, *, crm: str = "all") -> Iterator[Cont
         store.close()
 
 
+def _progress(enabled: bool) -> Progress:
+    """A progress display on stderr (a disabled one when not interactive)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} {task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
+
+
 def _console() -> Console:
     return Console(stderr=False, highlight=False)
 
@@ -304,9 +318,17 @@ def sync(
     _setup_logging(verbose)
     results: list[RunResult] = []
     failure: str | None = None
-    with open_context(config_file, crm=crm) as ctx:
-        runner = Runner(ctx.store, ctx.settings.sync)
+    interactive = fmt == "text" and sys.stderr.isatty()
+    with open_context(config_file, crm=crm) as ctx, _progress(interactive) as progress:
         for job in ctx.jobs(crm, obj):
+            name = f"{job.connection} {job.engine.object}s"
+            task = progress.add_task(name, total=None, info="")
+
+            def report(phase: str, count: int, task: TaskID = task, name: str = name) -> None:
+                verb = "planned" if phase == "plan" else "written"
+                progress.update(task, description=name, completed=count, info=verb)
+
+            runner = Runner(ctx.store, ctx.settings.sync, progress=report)
             try:
                 results.append(runner.run(job, full=full, dry_run=dry_run, force=force))
             except MassChangeError as exc:
@@ -315,6 +337,8 @@ def sync(
             except SegsyncError as exc:
                 failure = f"{job.connection} {job.engine.object}: {exc}"
                 break
+            finally:
+                progress.remove_task(task)
     if fmt == "json":
         click.echo(
             json.dumps({"runs": [_result_document(r) for r in results], "error": failure}, indent=2)
