@@ -22,6 +22,7 @@ import trustme
 from connector.sandbox.common import Faults, SandboxServer
 from connector.sandbox.salesforce.app import SalesforceApp
 from connector.sandbox.salesforce.auth import OAuthSettings, generate_key_pair, new_token
+from connector.sandbox.salesforce.bulk import bulk_service
 from connector.sandbox.salesforce.org import USERNAME, Org
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class SalesforceSandbox:
         self.org = new
         self.app.log.clear()
         self.app.clear_cursors()
+        bulk_service(self.app).reset()
         self.app.tokens.issue("session", self.access_token, expires=False)
         return new
 
