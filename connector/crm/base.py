@@ -14,11 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 Crm = Literal["salesforce", "hubspot"]
 ObjectName = Literal["account", "contact"]
+
+
+def parse_stamp(value: Any) -> datetime:
+    """A modification stamp as an aware UTC datetime.
+
+    Salesforce sends ``2013-05-20T20:49:32.000+0000`` (REST) or ``…Z`` (Bulk),
+    HubSpot ISO text or epoch milliseconds; a blank is the epoch.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value or "").strip()
+        if not text:
+            return datetime.fromtimestamp(0, tz=UTC)
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from connector.crm.base import (
     ProvisionReport,
     RecordUpdate,
     WriteOutcome,
+    parse_stamp,
 )
 from connector.crm.limits import (
     HS_ASSOC_BATCH,
@@ -145,19 +146,6 @@ def to_wire(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def parse_stamp(value: Any) -> datetime:
-    """``hs_lastmodifieddate`` (ISO text or epoch ms) as an aware datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value or "").strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    if not text:
-        return datetime.fromtimestamp(0, tz=UTC)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _regroup(pages: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:

@@ -67,6 +67,7 @@ from connector.crm.base import (
     ProvisionReport,
     RecordUpdate,
     WriteOutcome,
+    parse_stamp,
 )
 from connector.crm.limits import (
     SF_COLLECTION_BATCH,
@@ -249,21 +250,6 @@ def to_cell(value: Any) -> str:
     if isinstance(wire, float) and wire.is_integer():
         return str(int(wire))
     return str(wire)
-
-
-def parse_stamp(value: Any) -> datetime:
-    """A ``SystemModstamp`` (``...000+0000`` from REST, ``...000Z`` from Bulk) as aware UTC."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value or "").strip()
-    if not text:
-        return datetime.fromtimestamp(0, tz=UTC)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    elif re.search(r"[+-]\d{4}$", text):
-        text = text[:-2] + ":" + text[-2:]
-    moment = datetime.fromisoformat(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def from_cell(text: str, ftype: str | None) -> Any:

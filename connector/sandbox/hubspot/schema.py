@@ -17,6 +17,8 @@ from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connector.sandbox.data import SENIORITIES, TECH_STACK
+
 JsonObj = dict[str, Any]
 
 OBJECT_TYPES = ("companies", "contacts")
@@ -119,26 +121,10 @@ LIFECYCLE_OPTIONS = (
 )
 """Option values of ``lifecyclestage``."""
 
-SENIORITY_OPTIONS = ("Executive", "VP", "Director", "Manager", "Individual Contributor")
+SENIORITY_OPTIONS = SENIORITIES
 """Option values of the contact ``seniority`` input property."""
 
-TECH_STACK_OPTIONS = (
-    "Salesforce",
-    "HubSpot",
-    "Marketo",
-    "Snowflake",
-    "AWS",
-    "Azure",
-    "GCP",
-    "Slack",
-    "Zendesk",
-    "Segment",
-    "Workday",
-    "SAP",
-    "Oracle",
-    "Shopify",
-    "Stripe",
-)
+TECH_STACK_OPTIONS = TECH_STACK
 """Option values of the company ``tech_stack`` multi-select input property."""
 
 ALWAYS_RETURNED = {

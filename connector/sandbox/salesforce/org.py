@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.sandbox.common import FaultState
+from connector.sandbox.data import SENIORITIES, TECH_STACK
 
 API_VERSION = "59.0"
 ORG_ID = "00D5i000000SegSAAA"
@@ -480,24 +481,8 @@ INDUSTRY_VALUES = (
     "Utilities",
     "Other",
 )
-TECH_STACK_VALUES = (
-    "Salesforce",
-    "HubSpot",
-    "Marketo",
-    "Snowflake",
-    "AWS",
-    "Azure",
-    "GCP",
-    "Slack",
-    "Zendesk",
-    "Segment",
-    "Workday",
-    "SAP",
-    "Oracle",
-    "Shopify",
-    "Stripe",
-)
-SENIORITY_VALUES = ("Executive", "VP", "Director", "Manager", "Individual Contributor")
+TECH_STACK_VALUES = TECH_STACK
+SENIORITY_VALUES = SENIORITIES
 
 
 def default_schema() -> dict[str, list[FieldDef]]:
