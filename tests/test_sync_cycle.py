@@ -343,3 +343,27 @@ def test_no_secret_in_logs_or_errors(world: World, caplog: pytest.LogCaptureFixt
     text = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in secrets:
         assert secret not in text
+
+
+@pytest.mark.parametrize("world", ["hubspot"], indirect=True)
+def test_hysteresis_holds_a_tier_move_until_it_persists(world: World) -> None:
+    from connector.config import SyncSettings
+
+    world.provision()
+    world.sync()
+    patient = Runner(world.store, SyncSettings(hysteresis_runs=2), clock=world.clock)
+    (job,) = world.ctx.jobs(world.crm, "account")
+    tier = world.field("tier")
+    target = next(i for i, f in world.records().items() if f[tier] == "Tier 3")
+    world.edit(target, **_edit_inputs(world.crm))
+    assert world.expected(world.records()[target]).tier == "Tier 1"
+
+    world.clock.tick()
+    first = patient.run(job)
+    assert first.summary.counts.held == 1
+    assert world.records()[target][tier] == "Tier 3"  # held: one run is not enough
+
+    world.clock.tick()
+    second = patient.run(job)  # the record is not edited again: its pending state brings it back
+    assert second.summary.counts.held == 0
+    assert world.records()[target][tier] == "Tier 1"

@@ -233,6 +233,7 @@ class Runner:
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
         outputs = engine.output_fields(crm)
         out_fields = list(outputs.values())
+        score_fields = [f for key, f in outputs.items() if key.startswith("score.")]
         lock = engine.lock_field(crm)
         fields = list(
             dict.fromkeys([*engine.input_fields(crm), *out_fields, *([lock] if lock else [])])
@@ -279,9 +280,15 @@ class Runner:
             for record in page:
                 parent = self._parent(record, parent_keys)
                 assignment = engine.evaluate(record.fields, crm, now, parent)
+                desired = assignment.outputs(crm, now)
+                for name in score_fields:
+                    # Score fields are provisioned as whole numbers: a fraction
+                    # would come back rounded and look changed on every run.
+                    if isinstance(desired.get(name), float):
+                        desired[name] = round(desired[name])
                 item = PlanInput(
                     record.id,
-                    assignment.outputs(crm, now),
+                    desired,
                     {f: record.fields.get(f) for f in out_fields},
                     last.get(record.id),
                     bool(lock) and _truthy(record.fields.get(lock or "")),
