@@ -27,6 +27,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.crm", "status"),
     ("connector.commands.crm", "history"),
     ("connector.commands.crm", "errors"),
+    ("connector.service.cli", "run"),
     ("connector.sandbox.cli", "sandbox"),
     ("connector.commands.demo", "demo"),
 )

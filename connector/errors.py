@@ -8,6 +8,7 @@
     │   └── MappingError      mappings/*.toml
     └── SyncError             raised while talking to a CRM
         ├── FatalSyncError    abort the run (auth refused, schema missing, guard tripped)
+        ├── Interrupted       asked to stop (shutdown); stopped between recorded batches
         ├── RetriableError    back off and try again (429, 5xx, timeouts, row locks)
         └── SkippableError    one record failed; record it, go on with the rest
 """
@@ -59,6 +60,10 @@ class SyncError(SegsyncError):
 
 class FatalSyncError(SyncError):
     """The run cannot go on."""
+
+
+class Interrupted(SyncError):
+    """The run was asked to stop; it stopped between batches, every earlier batch recorded."""
 
 
 class RetriableError(SyncError):

@@ -33,10 +33,10 @@ from typing import IO, Any, cast
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
 from connector.engine import Assignment, Engine
-from connector.errors import SegsyncError
+from connector.errors import Interrupted, SegsyncError
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
-from connector.sync.guard import check_guard
+from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.planner import (
     Candidate,
     Decision,
@@ -186,7 +186,9 @@ class Runner:
                         store.advance_watermark(conn, obj, watermark)
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
-            result.status = "aborted" if type(exc).__name__ == "MassChangeError" else "failed"
+            result.status = (
+                "aborted" if isinstance(exc, MassChangeError | Interrupted) else "failed"
+            )
             result.message = str(exc)
             raise
         except BaseException as exc:

@@ -1,0 +1,290 @@
+"""Real `segsync run` processes: graceful SIGTERM, and two replicas sharing one PostgreSQL store.
+
+The sandboxes run in the test process; each `segsync run` is a subprocess
+pointed at them by a config file. Slow runs are made with the sandbox's
+latency fault, so a signal or a SIGKILL lands while a run is in flight.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from connector.cli import cli
+from connector.sandbox.common import Faults
+from connector.sandbox.launcher import Sandboxes
+from connector.service.scheduler import EPOCH
+from connector.store import Store
+from connector.store.records import RunRow
+
+ROOT = Path(__file__).resolve().parent.parent
+SHUTDOWN_TIMEOUT = 10.0
+INTERVAL_SECONDS = 2.0
+
+
+def _config(sandboxes: Sandboxes, tmp_path: Path, store_url: str, interval_minutes: float) -> Path:
+    path = sandboxes.write_config(tmp_path / "config.toml", store_url=store_url)
+    with path.open("a") as out:
+        out.write(
+            f"\n[service]\nport = 0\nshutdown_timeout_seconds = {SHUTDOWN_TIMEOUT}\n"
+            "[[service.jobs]]\n"
+            f'connection = "hubspot"\nobject = "account"\ninterval_minutes = {interval_minutes}\n'
+            "[[service.jobs]]\n"
+            f'connection = "hubspot"\nobject = "contact"\ninterval_minutes = {interval_minutes}\n'
+        )
+    result = CliRunner().invoke(cli, ["provision", "--config", str(path), "--crm", "hubspot"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as stderr:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "connector", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+def _until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _log_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def slow_hubspot(fresh_sandboxes: Sandboxes) -> Callable[[float], None]:
+    def set_latency(ms: float) -> None:
+        fresh_sandboxes.hubspot.app.faults.set(Faults(latency_ms=ms))
+
+    return set_latency
+
+
+def test_sigterm_lets_the_run_record_and_exits_zero(
+    fresh_sandboxes: Sandboxes, tmp_path: Path, slow_hubspot: Callable[[float], None]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = _config(fresh_sandboxes, tmp_path, url, interval_minutes=60)
+    slow_hubspot(250)  # every call a quarter second: the first full run takes seconds
+    log = tmp_path / "service.log"
+    process = _start(config, log)
+    store = Store.open(url)
+    try:
+        running = _until(
+            lambda: [r for r in store.runs(5) if r.status == "running"], 30, "a run in flight"
+        )[0]
+        process.send_signal(signal.SIGTERM)
+        # The bound: the service's shutdown timeout (plus process start-up slack).
+        assert process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
+        row = store.run(running.id)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        store.close()
+    assert row is not None and row.finished_at is not None
+    # Stopped between batches, and recorded as such (not left "running").
+    assert row.status == "aborted" and "stopping" in (row.message or "")
+    assert all(r.status != "running" for r in Store.open(url).runs(10))
+    lines = _log_lines(log)
+    assert any(line["message"] == "SIGTERM received: stopping" for line in lines)
+    assert any(line["message"].startswith("segsync service stopped") for line in lines)
+    assert fresh_sandboxes.hubspot.access_token not in log.read_text()
+
+
+def test_run_once_runs_each_job_and_reports_by_exit_status(
+    fresh_sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = _config(fresh_sandboxes, tmp_path, url, interval_minutes=60)
+    command = [sys.executable, "-m", "connector", "run", "--once", "--config", str(config)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    with Store.open(url) as store:
+        runs = store.runs(10)
+    assert sorted((r.object, r.status) for r in runs) == [
+        ("account", "succeeded"),
+        ("contact", "succeeded"),
+    ]
+    # Accounts first: contacts inherit the tiers just written.
+    assert [r.object for r in sorted(runs, key=lambda r: r.id)] == ["account", "contact"]
+
+    fresh_sandboxes.hubspot.app.faults.set(Faults(error_rate=1.0))  # every call a 500
+    config.write_text(config.read_text().replace("[sync]", "[sync]\nretry_attempts = 1"))
+    failed = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=60, check=False)
+    assert failed.returncode == 1
+    assert fresh_sandboxes.hubspot.access_token.encode() not in failed.stderr
+    errors = [json.loads(line) for line in failed.stderr.decode().splitlines() if line[:1] == "{"]
+    assert any(e["level"] == "error" and e.get("object") == "account" for e in errors)
+
+
+# -- two replicas on one PostgreSQL store -------------------------------------------
+
+
+@functools.cache
+def _pg_conninfo() -> str | None:
+    for user in ("postgres", "root"):
+        conninfo = f"host=127.0.0.1 port=5432 dbname=test user={user}"
+        try:
+            with psycopg.connect(conninfo, connect_timeout=3):
+                return conninfo
+        except psycopg.Error:
+            continue
+    return None
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards."""
+    conninfo = _pg_conninfo()
+    if conninfo is None:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    schema = f"segsync_svc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        info = conn.info
+        url = sa.URL.create(
+            "postgresql+psycopg",
+            username=info.user,
+            host=info.host,
+            port=info.port,
+            database=info.dbname,
+            query={"options": f"-csearch_path={schema}"},
+        )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _lock_holder(pids: set[int], job: str) -> int | None:
+    """The pid of the replica holding ``job``'s advisory lock (from its application_name)."""
+    conninfo = _pg_conninfo()
+    assert conninfo is not None
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE %s",
+            (f"segsync[%] {job} @%",),
+        ).fetchall()
+    for (name,) in names:
+        pid = int(name[len("segsync[") : name.index("]")])
+        if pid in pids:
+            return pid
+    return None
+
+
+def _tick(moment: datetime) -> int:
+    return int((moment - EPOCH.replace(tzinfo=UTC)).total_seconds() // INTERVAL_SECONDS)
+
+
+@pytest.mark.postgres
+def test_two_replicas_share_the_jobs_and_survive_a_kill(
+    fresh_sandboxes: Sandboxes,
+    tmp_path: Path,
+    pg_url: str,
+    slow_hubspot: Callable[[float], None],
+) -> None:
+    config = _config(fresh_sandboxes, tmp_path, pg_url, interval_minutes=INTERVAL_SECONDS / 60)
+    store = Store.open(pg_url)
+    replicas = [_start(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
+    try:
+        # Phase 1: both replicas up for a few ticks.
+        _until(
+            lambda: (
+                {r.object for r in store.runs(100) if r.status == "succeeded"}
+                == {"account", "contact"}
+            ),
+            30,
+            "the first (full) runs of both jobs",
+        )
+        phase_start = datetime.now(UTC)
+        time.sleep(4 * INTERVAL_SECONDS)
+        phase_end = datetime.now(UTC)
+
+        # Phase 2: slow runs; SIGKILL whichever replica runs the account job.
+        slow_hubspot(400)
+        pids = {p.pid for p in replicas}
+
+        def holder_mid_run() -> int | None:
+            holder = _lock_holder(pids, "hubspot.account")
+            in_flight = [r for r in store.runs(5, object="account") if r.status == "running"]
+            return holder if holder and in_flight else None
+
+        victim_pid = _until(holder_mid_run, 30, "an account run in flight")
+        victim_run = store.runs(1, object="account")[0]
+        assert victim_run.status == "running"
+        victim = next(p for p in replicas if p.pid == victim_pid)
+        survivor = next(p for p in replicas if p.pid != victim_pid)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = datetime.now(UTC)
+        slow_hubspot(0)
+
+        # Phase 3: the survivor takes the job over at its next tick.
+        takeover = _until(
+            lambda: [
+                r
+                for r in store.runs(5, object="account")
+                if r.started_at > killed_at and r.status == "succeeded"
+            ],
+            30,
+            "the survivor to run the account job",
+        )
+        assert survivor.poll() is None
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
+        runs = store.runs(1000)
+    finally:
+        for process in replicas:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        store.close()
+
+    assert takeover
+    by_job: dict[str, list[RunRow]] = {}
+    for run in sorted(runs, key=lambda r: r.started_at):
+        by_job.setdefault(run.object, []).append(run)
+    assert set(by_job) == {"account", "contact"}
+    for job_runs in by_job.values():
+        # Never two runs of one job at once, on any replica.
+        for before, after in itertools.pairwise(job_runs):
+            assert before.finished_at is not None
+            assert before.finished_at <= after.started_at, (before, after)
+        # At most one run per tick ...
+        ticks = [_tick(r.started_at) for r in job_runs]
+        assert len(ticks) == len(set(ticks)), ticks
+        # ... and, while both replicas ran undisturbed, one in (nearly) every tick.
+        quiet = {t for t in ticks if _tick(phase_start) < t < _tick(phase_end)}
+        expected = _tick(phase_end) - _tick(phase_start) - 1
+        assert len(quiet) >= expected - 1, (quiet, expected)
+    # The killed replica's run was found unfinished and marked so by the takeover.
+    killed = next(r for r in runs if r.id == victim_run.id)
+    assert killed.status == "interrupted"
+    assert killed.finished_at is not None and killed.finished_at <= takeover[0].started_at
+    assert timedelta(0) <= takeover[0].started_at - killed_at < timedelta(seconds=30)
