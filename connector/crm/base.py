@@ -175,6 +175,15 @@ class CrmAdapter(Protocol):
         """Write the updates (batched and retried inside); one outcome per update."""
         ...
 
+    def write_chunk(self, total: int) -> int:
+        """How many updates to hand :meth:`write` at a time when ``total`` are planned.
+
+        A whole number of the CRM's batches (so no call goes out half full),
+        or one bulk job's worth when ``total`` warrants the bulk path. The
+        runner records each chunk's outcome in one transaction.
+        """
+        ...
+
     def provision(
         self, obj: ObjectName, outputs: Sequence[OutputField], inputs: Sequence[str], dry_run: bool
     ) -> ProvisionReport:

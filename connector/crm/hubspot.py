@@ -485,6 +485,10 @@ class HubSpotAdapter:
                 outcomes.update((o.id, o) for o in result)
         return [outcomes[u.id] for u in updates]
 
+    def write_chunk(self, total: int) -> int:
+        """Enough batches of 100 to keep every parallel writer busy for a few rounds."""
+        return HS_BATCH * self._settings.max_concurrency * 2
+
     def _write_batch(self, object_type: str, batch: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         pending = list(batch)
         done: dict[str, WriteOutcome] = {}

@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SOBJECTS: dict[str, str] = {"account": "Account", "contact": "Contact"}
+#: Updates per Bulk 2.0 ingest job when the bulk path is taken.
+BULK_WRITE_CHUNK = 50_000
 STAMP = "SystemModstamp"
 PARENT = "Account"
 PARENT_ID = "AccountId"
@@ -849,6 +851,12 @@ class SalesforceAdapter:
                 "updateable fields for the integration user (run `segsync provision`, or "
                 "grant edit access through a permission set)"
             )
+
+    def write_chunk(self, total: int) -> int:
+        """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""
+        if total > self._settings.bulk_write_threshold:
+            return max(self._settings.bulk_write_threshold + 1, BULK_WRITE_CHUNK)
+        return SF_COLLECTION_BATCH * self._settings.max_concurrency * 2
 
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Write the updates; one outcome per update, in order.

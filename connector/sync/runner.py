@@ -58,8 +58,6 @@ log = logging.getLogger("segsync.sync")
 
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
-#: Planned writes executed per store transaction.
-WRITE_CHUNK = 500
 
 Progress = Callable[[str, int], None]
 
@@ -129,14 +127,14 @@ class Runner:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sample_size: int = 10,
-        write_chunk: int = WRITE_CHUNK,
+        write_chunk: int | None = None,
         progress: Progress | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
         self._sample = sample_size
-        self._chunk = write_chunk
+        self._chunk = write_chunk  # None: as the adapter prefers
         self._progress = progress or (lambda phase, n: None)
 
     # -- the cycle -------------------------------------------------------
@@ -343,7 +341,8 @@ class Runner:
         if run_id is None:
             raise RuntimeError("execute needs a recorded run")
         done = 0
-        for chunk in self._chunks(spool):
+        size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
+        for chunk in self._chunks(spool, size):
             writes = [entry for entry in chunk if entry[0] == "write"]
             updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
             outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
@@ -382,7 +381,8 @@ class Runner:
             done += len(writes)
             self._progress("write", done)
 
-    def _chunks(self, spool: IO[bytes]) -> Iterator[list[tuple[Any, ...]]]:
+    @staticmethod
+    def _chunks(spool: IO[bytes], size: int) -> Iterator[list[tuple[Any, ...]]]:
         chunk: list[tuple[Any, ...]] = []
         while True:
             try:
@@ -390,7 +390,7 @@ class Runner:
             except EOFError:
                 break
             chunk.append(entry)
-            if len(chunk) >= self._chunk:
+            if len(chunk) >= size:
                 yield chunk
                 chunk = []
         if chunk:
