@@ -680,24 +680,25 @@ class SalesforceAdapter:
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
 
-        REST pages of up to 2,000 records, or Bulk API 2.0 when a ``COUNT()`` of the
-        same query reaches ``bulk_read_threshold``.
+        REST pages of up to 2,000 records, or Bulk API 2.0 when the query's
+        ``totalSize`` (on its first REST page: no extra call) reaches
+        ``bulk_read_threshold``.
         """
         sobject = SOBJECTS[obj]
         columns, parents = self._columns(obj, fields, parent_fields)
         since = parse_stamp(since) if since is not None else None
         where = f"{STAMP} >= {{}}" if since is not None else ""
         args = [since] if since is not None else []
-        count_query = format_soql(self._soql(["COUNT()"], sobject, where, order=False), *args)
-        total = int(self._call(f"count {sobject}", lambda c: c.sf.query(count_query))["totalSize"])
+        query = format_soql(self._soql(columns, sobject, where), *args)
+        first = self._call("query", lambda c: c.sf.query(query))
+        total = int(first.get("totalSize") or 0)
         if total == 0:
             return
         resume = _Resume(since)
         if total >= self._settings.bulk_read_threshold:
             yield from self._bulk_pull(obj, columns, fields, parents, resume)
             return
-        query = format_soql(self._soql(columns, sobject, where), *args)
-        for raw_page in self._rest_pages(query):
+        for raw_page in self._rest_pages(query, first):
             page = [self._record(r, fields, parents, obj == "contact") for r in raw_page]
             # format_soql drops sub-second precision from the watermark, so the query
             # may return a few records from just before it: drop them here.
@@ -705,9 +706,11 @@ class SalesforceAdapter:
             if page:
                 yield page
 
-    def _rest_pages(self, query: str) -> Iterator[list[dict[str, Any]]]:
-        """The records of a SOQL query, one REST page at a time."""
-        result = self._call("query", lambda c: c.sf.query(query))
+    def _rest_pages(
+        self, query: str, first: dict[str, Any] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The records of a SOQL query, one REST page at a time (``first``: page 1, if read)."""
+        result = first if first is not None else self._call("query", lambda c: c.sf.query(query))
         while True:
             yield list(result.get("records") or [])
             next_url = result.get("nextRecordsUrl")

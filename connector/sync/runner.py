@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import logging
 import pickle
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
@@ -55,6 +57,7 @@ from connector.sync.values import is_blank
 from connector.sync.watermark import Watermark, advance, needs_full, query_start
 
 log = logging.getLogger("segsync.sync")
+T = TypeVar("T")
 
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
@@ -263,7 +266,8 @@ class Runner:
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
-            for page in adapter.pull(obj, fields, since, list(parent_keys.values())):
+            pulled = adapter.pull(obj, fields, since, list(parent_keys.values()))
+            for page in prefetch(pulled):
                 yield page, True
 
         read = 0
@@ -395,6 +399,58 @@ class Runner:
                 chunk = []
         if chunk:
             yield chunk
+
+
+_DONE = object()
+
+
+def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``pages`` with up to ``depth`` items fetched ahead on a worker thread.
+
+    Paged CRM reads follow a cursor, one request after the other; fetching the
+    next page while this one is evaluated and planned overlaps the network
+    wait with the work. An exception in the worker is raised here, in order.
+    """
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in pages:
+                if not put(item):
+                    return
+        except BaseException as exc:
+            put(_Raised(exc))
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=work, name="segsync-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class _Raised:
+    exc: BaseException
 
 
 def _plain_pending(state: Pending | None) -> dict[str, tuple[Any, int, datetime]] | None:
