@@ -54,7 +54,7 @@ from connector.sync.planner import (
     plan_record,
 )
 from connector.sync.values import is_blank
-from connector.sync.watermark import Watermark, advance, needs_full, query_start
+from connector.sync.watermark import Watermark, is_new, needs_full, query_start, utc
 
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
@@ -254,7 +254,11 @@ class Runner:
             self._settings, [outputs["tier"]] if "tier" in outputs else []
         )
         builder = PlanBuilder(keep=self._sample)
-        running = previous
+        # The running watermark: the largest stamp pulled and every id at it.
+        # Kept mutable here (not re-built per page) so a million records on one
+        # stamp cost one set, not a copy of it per page.
+        top = previous.stamp if previous is not None else None
+        at_top: set[str] = set(previous.boundary_ids) if previous is not None else set()
         retry_ids = sorted(
             {e.record_id for e in store.open_errors(conn, obj)} | set(store.pending_ids(conn, obj))
         )
@@ -273,11 +277,16 @@ class Runner:
         read = 0
         for page, pulled in pages():
             if pulled:
-                pairs = [(r.id, r.stamp) for r in page]
-                new = set(advance(previous, pairs, engine.version).new_ids)
-                step = advance(running, pairs, engine.version)
-                running = step.watermark or running
-                page = [r for r in page if r.id in new and r.id not in seen_extra]
+                kept = []
+                for record in page:
+                    stamp = utc(record.stamp)
+                    if top is None or stamp > top:
+                        top, at_top = stamp, {record.id}
+                    elif stamp == top:
+                        at_top.add(record.id)
+                    if is_new(previous, record.id, stamp) and record.id not in seen_extra:
+                        kept.append(record)
+                page = kept
             ids = [r.id for r in page]
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
@@ -303,7 +312,9 @@ class Runner:
                 self._spool(spool, decision, assignment.reason)
             read += len(page)
             self._progress("plan", read)
-        return builder, running
+        if top is None:
+            return builder, previous
+        return builder, Watermark(top, frozenset(at_top), engine.version)
 
     @staticmethod
     def _parent(record: CrmRecord, keys: Mapping[str, str]) -> Assignment | None:
