@@ -192,7 +192,7 @@ class HubSpotAdapter:
         per_window = max(1, int(settings.requests_per_10s * 0.95))
         self._limiter = RollingWindowLimiter(per_window, sleep=pause)
         self._search_limiter = RollingWindowLimiter(
-            settings.search_per_second, window=1.0, margin=0.1, sleep=pause
+            settings.search_per_second, window=1.0, margin=0.02, sleep=pause
         )
         self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
         self._calls = 0
