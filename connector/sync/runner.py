@@ -62,6 +62,10 @@ T = TypeVar("T")
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
 
+#: Ids remembered at the watermark's stamp. Beyond it, records on that stamp
+#: are simply planned again next run: they compare equal and are not written.
+MAX_BOUNDARY_IDS = 10_000
+
 Progress = Callable[[str, int], None]
 
 
@@ -282,7 +286,7 @@ class Runner:
                     stamp = utc(record.stamp)
                     if top is None or stamp > top:
                         top, at_top = stamp, {record.id}
-                    elif stamp == top:
+                    elif stamp == top and len(at_top) < MAX_BOUNDARY_IDS:
                         at_top.add(record.id)
                     if is_new(previous, record.id, stamp) and record.id not in seen_extra:
                         kept.append(record)

@@ -1,0 +1,122 @@
+"""API-call efficiency: calls used ÷ the minimum (FACTS.md §6), full and incremental, both CRMs.
+
+For each CRM, on a fresh sandbox: provision, then (request log cleared before
+each run) a full accounts sync, a full contacts sync, an incremental accounts
+sync right after (it re-reads the records the full run just wrote: their
+modstamps moved), then ``--changed`` of the accounts get an input edited that
+must change their outputs, and one more incremental accounts sync. Calls are
+reported by kind from the sandbox's request log, so the overheads (token,
+describe, COUNT(), association and parent reads) are visible.
+
+Two ratios per run: against the minimum for the records the run counted as
+read (the runner's own ``minimum_calls``), and for incremental runs against
+the minimum for the edited records alone (what an ideal incremental reads).
+
+    .venv/bin/python bench/efficiency_bench.py [--accounts 5000] [--contacts-per-account 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    OUT,
+    SandboxProcess,
+    provision,
+    result_row,
+    save,
+    stamp,
+    sync,
+    tune_config,
+)
+
+MIN_PAGE = {"salesforce": (2000, 2000, 200), "hubspot": (100, 200, 100)}
+
+
+def ideal(crm: str, read: int, changed: int, incremental: bool) -> int:
+    full_page, search_page, batch = MIN_PAGE[crm]
+    page = search_page if incremental else full_page
+    return math.ceil(read / page) + math.ceil(changed / batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=5000)
+    parser.add_argument("--contacts-per-account", type=int, default=2)
+    parser.add_argument("--changed", type=float, default=0.2)
+    parser.add_argument(
+        "--lookback",
+        type=int,
+        default=None,
+        help="[sync] lookback_seconds for the runs (default: the shipped 300)",
+    )
+    parser.add_argument("--crm", choices=["salesforce", "hubspot", "all"], default="all")
+    args = parser.parse_args()
+
+    report: dict[str, Any] = {"when": stamp(), "args": vars(args), "runs": []}
+    crms = ["salesforce", "hubspot"] if args.crm == "all" else [args.crm]
+    for crm in crms:
+        with SandboxProcess(
+            OUT / f"efficiency-{crm}",
+            args.accounts,
+            contacts_per_account=args.contacts_per_account,
+            only=crm,
+        ) as sb:
+            config = sb.config
+            if args.lookback is not None:
+                config = tune_config(
+                    sb.config,
+                    sb.config.with_name("tuned.toml"),
+                    sync={"lookback_seconds": args.lookback},
+                )
+            provision(config, crm)
+
+            def measured(
+                label: str,
+                obj: str,
+                full: bool,
+                edited: int | None = None,
+                crm: str = crm,
+                config: Path = config,
+            ) -> None:
+                sb.call("clear")
+                result = sync(config, crm, obj, full=full)
+                summary = sb.call("summary", crm=crm)
+                row = {"crm": crm, "run": label, "object": obj, **result_row(result)}
+                row["calls_by_kind"] = summary["kinds"]
+                row["http_requests_seen_by_sandbox"] = summary["requests"]
+                if edited is not None:
+                    best = ideal(crm, edited, edited, incremental=True)
+                    row["edited"] = edited
+                    row["ideal_calls_for_edited_only"] = best
+                    row["ratio_vs_edited_only"] = (
+                        round(result.api_calls / best, 3) if best else None
+                    )
+                report["runs"].append(row)
+                print(
+                    f"{crm:<10} {label:<34} read {row['read']:>7,} changed {row['changed']:>7,} "
+                    f"calls {row['api_calls']:>5,} min {row['minimum_calls']:>5,} "
+                    f"ratio {row['ratio']} {row.get('ratio_vs_edited_only', '')}  "
+                    f"{row['seconds']:.1f}s\n           by kind: {summary['kinds']}",
+                    flush=True,
+                )
+
+            measured("full accounts", "account", True)
+            if args.contacts_per_account:
+                measured("full contacts", "contact", True)
+            measured("incremental right after (echo)", "account", False, edited=0)
+            mutated = sb.call("mutate", crm=crm, share=args.changed, seed=3)
+            measured(f"incremental, {args.changed:.0%} edited", "account", False, mutated["edited"])
+            report.setdefault("mutations", {})[crm] = mutated
+    path = save(f"efficiency-lookback{args.lookback}", report)
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

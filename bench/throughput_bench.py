@@ -1,0 +1,140 @@
+"""HubSpot throughput at the rate limit: wall time ÷ the rate-limit floor, 429 share.
+
+The portal allows 190 requests / 10 s (Professional / Enterprise) and 5
+searches / s; every call takes 80–150 ms (faults ``latency_ms=80,
+jitter_ms=70``). Steps, on ``--accounts`` companies:
+
+1. Seed (unthrottled, no latency, not measured): a full sync writes every
+   company's outputs, and an incremental run absorbs the echo of those writes.
+2. ``--changed`` of the companies get an input edit that must change outputs.
+   **Measured A**: a full sync at the limit (list every company, write the changed).
+3. Absorb A's echo (unthrottled), edit another ``--changed``.
+   **Measured B**: an incremental sync at the limit (search the edited, write them).
+
+The floor is ``calls ÷ 19 per second`` (FACTS.md §6); a search-aware floor
+also counts searches against their own 5 / s.
+
+    .venv/bin/python bench/throughput_bench.py [--accounts 100000] [--changed 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    OUT,
+    SandboxProcess,
+    provision,
+    result_row,
+    save,
+    stamp,
+    sync,
+    tune_config,
+)
+
+LIMIT = 190
+SEARCH_LIMIT = 5
+LATENCY = {"latency_ms": 80, "jitter_ms": 70, "seed": 1}
+FAST = 1_000_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--changed", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=4, help="max_concurrency (default 4)")
+    args = parser.parse_args()
+
+    report: dict[str, Any] = {"when": stamp(), "args": vars(args), "runs": []}
+    work = OUT / "throughput"
+    with SandboxProcess(work, args.accounts, only="hubspot", search_per_second=SEARCH_LIMIT) as sb:
+        print(f"sandbox loaded {args.accounts:,} companies in {sb.ready['load_seconds']} s")
+        # No lookback: runs follow each other within seconds here, and the 300 s
+        # default would re-read everything the previous run wrote.
+        at_limit = tune_config(
+            sb.config,
+            work / "at_limit.toml",
+            hubspot={
+                "requests_per_10s": LIMIT,
+                "search_per_second": SEARCH_LIMIT - 1,
+                "max_concurrency": args.concurrency,
+            },
+            sync={"lookback_seconds": 0},
+        )
+        fast = tune_config(
+            sb.config,
+            work / "fast.toml",
+            hubspot={"requests_per_10s": FAST, "search_per_second": FAST},
+            sync={"lookback_seconds": 0},
+        )
+        provision(fast, "hubspot")
+
+        def unthrottled(full: bool) -> None:
+            sb.call("faults", crm="hubspot", faults={})
+            sb.call("limits", requests_per_10s=FAST, search_per_second=FAST)
+            started = time.monotonic()
+            result = sync(fast, "hubspot", full=full)
+            print(
+                f"  (seed {'full' if full else 'incremental'}: {result_row(result)}, "
+                f"{time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
+
+        def measured(label: str, full: bool, edited: int) -> None:
+            sb.call("limits", requests_per_10s=LIMIT, search_per_second=SEARCH_LIMIT)
+            sb.call("faults", crm="hubspot", faults=LATENCY)
+            sb.call("clear")
+            result = sync(at_limit, "hubspot", full=full)
+            summary = sb.call("summary", crm="hubspot")
+            sb.call("faults", crm="hubspot", faults={})
+            calls = result.api_calls
+            kinds = summary["kinds"]
+            searches = kinds.get("search", 0)
+            floor = calls / (LIMIT / 10)
+            floor_search = max((calls - searches) / (LIMIT / 10), searches / SEARCH_LIMIT)
+            throttled = summary["statuses"].get("429", 0)
+            row = {
+                "run": label,
+                "edited": edited,
+                **result_row(result),
+                "calls_by_kind": kinds,
+                "phase_spans_seconds": summary["kind_spans"],
+                "statuses": summary["statuses"],
+                "floor_seconds": round(floor, 1),
+                "wall_over_floor": round(result.seconds / floor, 3),
+                "search_aware_floor_seconds": round(floor_search, 1),
+                "wall_over_search_aware_floor": round(result.seconds / floor_search, 3),
+                "429_share": round(throttled / max(1, summary["requests"]), 4),
+                "records_per_second": round(result.summary.counts.read / result.seconds, 1),
+            }
+            report["runs"].append(row)
+            print(
+                f"{label}: read {row['read']:,} written {row['written']:,} calls {calls:,} "
+                f"{kinds}\n  wall {result.seconds:.1f} s, floor {floor:.1f} s → "
+                f"{row['wall_over_floor']}; search-aware floor {floor_search:.1f} s → "
+                f"{row['wall_over_search_aware_floor']}; 429s {throttled} "
+                f"({row['429_share']:.2%})\n  phases (s from first call): {summary['kind_spans']}",
+                flush=True,
+            )
+
+        unthrottled(full=True)
+        unthrottled(full=False)
+        edited = sb.call("mutate", crm="hubspot", share=args.changed, seed=11)
+        measured(f"A: full sync, {args.changed:.0%} changed", True, edited["edited"])
+        unthrottled(full=False)
+        edited = sb.call("mutate", crm="hubspot", share=args.changed, seed=12)
+        measured(f"B: incremental sync, {args.changed:.0%} changed", False, edited["edited"])
+        report["check"] = sb.call("check", crm="hubspot")
+        print(f"final state check: {report['check']}")
+    path = save(f"throughput-{args.accounts}", report)
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
