@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connector.commands.options import FORMAT
 from connector.config import (
     HubSpotConnection,
     SalesforceConnection,
@@ -43,14 +44,6 @@ _CONFIG = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Settings file (default: config.toml, or $SEGSYNC_CONFIG).",
-)
-_FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json (one document on stdout) for scripts.",
 )
 _CRM = click.option(
     "--crm",
@@ -298,7 +291,7 @@ def _render_result(console: Console, result: RunResult) -> None:
 )
 @click.option("--force", is_flag=True, help="Go ahead even when the mass-change guard would stop.")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
-@_FORMAT
+@FORMAT
 def sync(
     config_file: Path | None,
     crm: str,
@@ -357,7 +350,7 @@ def sync(
 @_CONFIG
 @_CRM
 @click.option("--dry-run", is_flag=True, help="Change nothing; list what would be created.")
-@_FORMAT
+@FORMAT
 def provision(config_file: Path | None, crm: str, dry_run: bool, fmt: str) -> None:
     """Create the output fields the mappings declare, and check access to every input.
 
@@ -420,7 +413,7 @@ def provision(config_file: Path | None, crm: str, dry_run: bool, fmt: str) -> No
 @click.command("status")
 @_CONFIG
 @click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
-@_FORMAT
+@FORMAT
 def status(config_file: Path | None, limit: int, fmt: str) -> None:
     """Recent runs, watermarks and open errors, from the state store."""
     settings = load_settings(config_file)
@@ -507,7 +500,7 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
 @_CONFIG
 @click.option("--record", "record_id", default=None, help="One record's transitions.")
 @click.option("--limit", default=50, show_default=True)
-@_FORMAT
+@FORMAT
 def history(config_file: Path | None, record_id: str | None, limit: int, fmt: str) -> None:
     """The transition ledger: which records moved segment or tier, when, and why."""
     settings = load_settings(config_file)
@@ -550,7 +543,7 @@ def history(config_file: Path | None, record_id: str | None, limit: int, fmt: st
 
 @click.command("errors")
 @_CONFIG
-@_FORMAT
+@FORMAT
 def errors(config_file: Path | None, fmt: str) -> None:
     """Records whose last write failed; they are retried on every run until they land."""
     settings = load_settings(config_file)

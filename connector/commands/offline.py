@@ -39,6 +39,7 @@ from connector.commands.exports import (
     record_id,
     same_id,
 )
+from connector.commands.options import FORMAT
 from connector.commands.report import (
     BAD_ROWS_LISTED,
     Distribution,
@@ -63,14 +64,6 @@ DEFAULT_MAPPINGS_DIR = Path("mappings")
 # Progress is redrawn every this many records: cheap, and still smooth.
 _PROGRESS_EVERY = 2_000
 
-_FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json (one document on stdout) for scripts.",
-)
 _CRM = click.option(
     "--crm",
     required=True,
@@ -529,7 +522,7 @@ def _cell(value: float | int | None) -> str:
     show_default=True,
     help="Warn about segments holding less than this share of the records.",
 )
-@_FORMAT
+@FORMAT
 def preview(
     mapping_file: Path,
     input_file: Path,
@@ -655,7 +648,7 @@ def preview(
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
 @_NOW
-@_FORMAT
+@FORMAT
 def explain(
     mapping_file: Path,
     input_file: Path,
@@ -767,7 +760,7 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
 @_NOW
-@_FORMAT
+@FORMAT
 def diff(
     before_file: Path,
     after_file: Path,
