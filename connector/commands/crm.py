@@ -240,19 +240,28 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _job_name(connection: str, crm: str, obj: str) -> str:
+    """``hubspot accounts``, or ``eu-org (salesforce) accounts`` when the name says less."""
+    return f"{connection} {obj}s" if connection == crm else f"{connection} ({crm}) {obj}s"
+
+
 def _render_result(console: Console, result: RunResult) -> None:
     c = result.summary.counts
     mode = "dry run" if result.dry_run else result.status
     kind = "full" if result.full else "incremental"
     console.print(
-        f"[bold]{result.connection}[/] {result.crm} {result.object}s ({kind}, {mode}): "
+        f"[bold]{_job_name(result.connection, result.crm, result.object)}[/] ({kind}, {mode}): "
         f"read {c.read:,} · changed {c.changed:,} · written {result.written:,} · "
         f"failed {result.failed:,} · overrides kept {c.overrides:,} · locked {c.locked:,}"
         + (f" · held {c.held:,}" if c.held else "")
     )
     console.print(
         f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,})"
-        + (f"; writing would take about {result.planned_calls:,} more" if result.dry_run else "")
+        + (
+            f"; writing would take about {result.planned_calls:,} more"
+            if result.dry_run and result.planned_calls
+            else ""
+        )
     )
     if result.summary.transitions:
         table = Table(title="Transitions", title_justify="left", show_edge=False)
@@ -462,34 +471,14 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
         return
     console = _console()
     console.print(f"State store: {_safe_url(settings.store.url)}")
-    table = Table(title="Recent runs", title_justify="left")
-    for column in (
-        "id",
-        "connection",
-        "object",
-        "status",
-        "kind",
-        "started",
-        "read",
-        "written",
-        "failed",
-        "calls",
-    ):
-        table.add_column(column)
+    console.print("Recent runs (newest first):")
     for r in runs:
-        table.add_row(
-            str(r.id),
-            r.connection,
-            r.object,
-            r.status,
-            "full" if r.full else "incremental",
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{r.counts.read:,}",
-            f"{r.counts.written:,}",
-            f"{r.counts.failed:,}",
-            f"{r.api_calls:,}",
+        console.print(
+            f"  {r.id:>5}  {r.started_at:%Y-%m-%d %H:%M}  {r.connection + '.' + r.object:<20}"
+            f"{'full' if r.full else 'incr'}  {r.status:<10} read {r.counts.read:,} · "
+            f"written {r.counts.written:,} · failed {r.counts.failed:,} · calls {r.api_calls:,}",
+            soft_wrap=True,
         )
-    console.print(table)
     for (name, obj), mark in marks.items():
         where = mark.stamp.isoformat() if mark else "(none: the next run is full)"
         console.print(f"watermark {name}.{obj}: {where}")
