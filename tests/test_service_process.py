@@ -97,6 +97,7 @@ def test_sigterm_lets_the_run_record_and_exits_zero(
         running = _until(
             lambda: [r for r in store.runs(5) if r.status == "running"], 30, "a run in flight"
         )[0]
+        signalled = datetime.now(UTC)
         process.send_signal(signal.SIGTERM)
         # The bound: the service's shutdown timeout (plus process start-up slack).
         assert process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
@@ -106,8 +107,12 @@ def test_sigterm_lets_the_run_record_and_exits_zero(
             process.kill()
         store.close()
     assert row is not None and row.finished_at is not None
-    # Stopped between batches, and recorded as such (not left "running").
-    assert row.status == "aborted" and "stopping" in (row.message or "")
+    # Stopped between batches and recorded as such (never left "running"); on a
+    # loaded machine the run may have finished just before the signal landed.
+    if row.finished_at > signalled:
+        assert row.status == "aborted" and "stopping" in (row.message or "")
+    else:
+        assert row.status == "succeeded"
     assert all(r.status != "running" for r in Store.open(url).runs(10))
     lines = _log_lines(log)
     assert any(line["message"] == "SIGTERM received: stopping" for line in lines)
