@@ -12,10 +12,15 @@ session's starting point).
 
 from __future__ import annotations
 
+import functools
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.launcher import Sandboxes, start_sandboxes
@@ -76,3 +81,53 @@ def fresh_sandboxes(_sandboxes_and_snapshot: tuple[Sandboxes, Path]) -> Iterator
     running.restore(snapshot)
     yield running
     running.restore(snapshot)
+
+
+# -- PostgreSQL --------------------------------------------------------------
+
+#: A libpq conninfo for an admin of a scratch database, instead of the local server.
+PG_ENV = "SEGSYNC_TEST_POSTGRES"
+
+
+@functools.cache
+def _pg_conninfo() -> str | None:
+    candidates = [os.environ[PG_ENV]] if PG_ENV in os.environ else []
+    candidates += [f"host=127.0.0.1 port=5432 dbname=test user={u}" for u in ("postgres", "root")]
+    for conninfo in candidates:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=3):
+                return conninfo
+        except psycopg.Error:
+            continue
+    return None
+
+
+@pytest.fixture
+def pg_conninfo() -> str:
+    """A conninfo that reaches the machine's PostgreSQL (the test skips without one)."""
+    conninfo = _pg_conninfo()
+    if conninfo is None:
+        pytest.skip(f"no PostgreSQL server on 127.0.0.1:5432 (or set {PG_ENV})")
+    return conninfo
+
+
+@pytest.fixture
+def pg_schema_url(pg_conninfo: str) -> Iterator[str]:
+    """A SQLAlchemy URL to a fresh, uniquely named schema, dropped afterwards."""
+    schema = f"segsync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        info = conn.info
+        url = sa.URL.create(
+            "postgresql+psycopg",
+            username=info.user,
+            host=info.host,
+            port=info.port,
+            database=info.dbname,
+            query={"options": f"-csearch_path={schema}"},
+        )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

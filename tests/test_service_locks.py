@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,24 +54,9 @@ def test_locks_fit_the_store(tmp_path: Path) -> None:
         memory_engine.dispose()
 
 
-@functools.cache
-def _pg_conninfo() -> str | None:
-    for user in ("postgres", "root"):
-        conninfo = f"host=127.0.0.1 port=5432 dbname=test user={user}"
-        try:
-            with psycopg.connect(conninfo, connect_timeout=3):
-                return conninfo
-        except psycopg.Error:
-            continue
-    return None
-
-
 @pytest.fixture
-def pg_engine() -> Iterator[sa.Engine]:
-    conninfo = _pg_conninfo()
-    if conninfo is None:
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    with psycopg.connect(conninfo) as conn:
+def pg_engine(pg_conninfo: str) -> Iterator[sa.Engine]:
+    with psycopg.connect(pg_conninfo) as conn:
         info = conn.info
         url = sa.URL.create(
             "postgresql+psycopg",

@@ -7,22 +7,19 @@ latency fault, so a signal or a SIGKILL lands while a run is in flight.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from connector.cli import cli
@@ -149,47 +146,8 @@ def test_run_once_runs_each_job_and_reports_by_exit_status(
 # -- two replicas on one PostgreSQL store -------------------------------------------
 
 
-@functools.cache
-def _pg_conninfo() -> str | None:
-    for user in ("postgres", "root"):
-        conninfo = f"host=127.0.0.1 port=5432 dbname=test user={user}"
-        try:
-            with psycopg.connect(conninfo, connect_timeout=3):
-                return conninfo
-        except psycopg.Error:
-            continue
-    return None
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema, dropped afterwards."""
-    conninfo = _pg_conninfo()
-    if conninfo is None:
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    schema = f"segsync_svc_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        info = conn.info
-        url = sa.URL.create(
-            "postgresql+psycopg",
-            username=info.user,
-            host=info.host,
-            port=info.port,
-            database=info.dbname,
-            query={"options": f"-csearch_path={schema}"},
-        )
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def _lock_holder(pids: set[int], job: str) -> int | None:
+def _lock_holder(conninfo: str, pids: set[int], job: str) -> int | None:
     """The pid of the replica holding ``job``'s advisory lock (from its application_name)."""
-    conninfo = _pg_conninfo()
-    assert conninfo is not None
     with psycopg.connect(conninfo, autocommit=True) as conn:
         names = conn.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -211,11 +169,14 @@ def _tick(moment: datetime) -> int:
 def test_two_replicas_share_the_jobs_and_survive_a_kill(
     fresh_sandboxes: Sandboxes,
     tmp_path: Path,
-    pg_url: str,
+    pg_schema_url: str,
+    pg_conninfo: str,
     slow_hubspot: Callable[[float], None],
 ) -> None:
-    config = _config(fresh_sandboxes, tmp_path, pg_url, interval_minutes=INTERVAL_SECONDS / 60)
-    store = Store.open(pg_url)
+    config = _config(
+        fresh_sandboxes, tmp_path, pg_schema_url, interval_minutes=INTERVAL_SECONDS / 60
+    )
+    store = Store.open(pg_schema_url)
     replicas = [_start(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
     try:
         # Phase 1: both replicas up for a few ticks.
@@ -236,7 +197,7 @@ def test_two_replicas_share_the_jobs_and_survive_a_kill(
         pids = {p.pid for p in replicas}
 
         def holder_mid_run() -> int | None:
-            holder = _lock_holder(pids, "hubspot.account")
+            holder = _lock_holder(pg_conninfo, pids, "hubspot.account")
             in_flight = [r for r in store.runs(5, object="account") if r.status == "running"]
             return holder if holder and in_flight else None
 

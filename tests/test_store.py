@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -32,7 +28,6 @@ from connector.sync.planner import Candidate, FieldChange, Pending, Write
 from connector.sync.watermark import Watermark
 
 T0 = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
-PG_ENV = "SEGSYNC_TEST_POSTGRES"  # a libpq conninfo for an admin of a scratch database
 
 
 class Clock:
@@ -49,46 +44,13 @@ class Clock:
         return self.now
 
 
-@functools.cache
-def _pg_conninfo() -> str | None:
-    """The first conninfo that reaches the local server, or None."""
-    candidates = [os.environ[PG_ENV]] if PG_ENV in os.environ else []
-    candidates += [f"host=127.0.0.1 port=5432 dbname=test user={u}" for u in ("postgres", "root")]
-    for conninfo in candidates:
-        try:
-            with psycopg.connect(conninfo, connect_timeout=3):
-                return conninfo
-        except psycopg.Error:
-            continue
-    return None
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a uniquely named PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/state/segsync.db"
         return
-    conninfo = _pg_conninfo()
-    if conninfo is None:
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (set SEGSYNC_TEST_POSTGRES)")
-    schema = f"segsync_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        info = conn.info
-        target = sa.URL.create(
-            "postgresql+psycopg",
-            username=info.user,
-            host=info.host,
-            port=info.port,
-            database=info.dbname,
-            query={"options": f"-csearch_path={schema}"},
-        )
-    try:
-        yield target.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    yield request.getfixturevalue("pg_schema_url")
 
 
 @pytest.fixture
