@@ -591,3 +591,17 @@ def test_chained_pages_see_every_record_once_and_runs_lose_nothing(
     modified = {rid: top + s for rid, s in second.items()}
     again, _ = pull({**first, **modified}, mark)
     assert sorted(again) == sorted(modified)
+
+
+def test_watermark_tracker_caps_the_boundary_ids() -> None:
+    from connector.sync.watermark import WatermarkTracker
+
+    tracker = WatermarkTracker(None, "v1", max_ids=2)
+    assert [tracker.see(i, T0) for i in ("a", "b", "c", "a")] == [True, True, True, False]
+    mark = tracker.watermark()
+    assert mark is not None and mark.stamp == T0 and len(mark.boundary_ids) == 2
+    # Past the cap a boundary record is planned again next time: harmless, never lost.
+    after = WatermarkTracker(mark, "v1")
+    assert sorted(i for i in ("a", "b", "c") if after.see(i, T0)) == sorted(
+        {"a", "b", "c"} - mark.boundary_ids
+    )

@@ -54,17 +54,13 @@ from connector.sync.planner import (
     plan_record,
 )
 from connector.sync.values import is_blank
-from connector.sync.watermark import Watermark, is_new, needs_full, query_start, utc
+from connector.sync.watermark import Watermark, WatermarkTracker, needs_full, query_start
 
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
 
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
-
-#: Ids remembered at the watermark's stamp. Beyond it, records on that stamp
-#: are simply planned again next run: they compare equal and are not written.
-MAX_BOUNDARY_IDS = 10_000
 
 Progress = Callable[[str, int], None]
 
@@ -258,11 +254,7 @@ class Runner:
             self._settings, [outputs["tier"]] if "tier" in outputs else []
         )
         builder = PlanBuilder(keep=self._sample)
-        # The running watermark: the largest stamp pulled and every id at it.
-        # Kept mutable here (not re-built per page) so a million records on one
-        # stamp cost one set, not a copy of it per page.
-        top = previous.stamp if previous is not None else None
-        at_top: set[str] = set(previous.boundary_ids) if previous is not None else set()
+        tracker = WatermarkTracker(previous, engine.version)
         retry_ids = sorted(
             {e.record_id for e in store.open_errors(conn, obj)} | set(store.pending_ids(conn, obj))
         )
@@ -281,14 +273,12 @@ class Runner:
         read = 0
         for page, pulled in pages():
             if pulled:
-                kept = []
+                kept, in_page = [], set()
                 for record in page:
-                    stamp = utc(record.stamp)
-                    if top is None or stamp > top:
-                        top, at_top = stamp, {record.id}
-                    elif stamp == top and len(at_top) < MAX_BOUNDARY_IDS:
-                        at_top.add(record.id)
-                    if is_new(previous, record.id, stamp) and record.id not in seen_extra:
+                    if record.id in in_page:  # a repeat within a page counts once
+                        continue
+                    in_page.add(record.id)
+                    if tracker.see(record.id, record.stamp) and record.id not in seen_extra:
                         kept.append(record)
                 page = kept
             ids = [r.id for r in page]
@@ -316,9 +306,7 @@ class Runner:
                 self._spool(spool, decision, assignment.reason)
             read += len(page)
             self._progress("plan", read)
-        if top is None:
-            return builder, previous
-        return builder, Watermark(top, frozenset(at_top), engine.version)
+        return builder, tracker.watermark() or previous
 
     @staticmethod
     def _parent(record: CrmRecord, keys: Mapping[str, str]) -> Assignment | None:

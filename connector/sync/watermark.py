@@ -78,6 +78,55 @@ def is_new(previous: Watermark | None, record_id: str, stamp: datetime) -> bool:
     )
 
 
+#: Ids remembered at the watermark's stamp. Beyond it, records on that stamp
+#: are simply planned again next run: they compare equal and are not written.
+MAX_BOUNDARY_IDS = 10_000
+
+
+class WatermarkTracker:
+    """The watermark of a pull in progress: O(1) per record, one set however many pages.
+
+    Feed every pulled record to :meth:`see` (it answers whether the record
+    still needs planning); :meth:`watermark` is the watermark after them. Ids
+    repeated within the pull count once. With a different mapping version the
+    previous boundary ids are ignored: a new mapping re-plans every record.
+    """
+
+    def __init__(
+        self,
+        previous: Watermark | None,
+        mapping_version: str,
+        max_ids: int = MAX_BOUNDARY_IDS,
+    ) -> None:
+        if previous is not None and previous.mapping_version != mapping_version:
+            previous = Watermark(previous.stamp, frozenset(), mapping_version)
+        self._previous = previous
+        self._version = mapping_version
+        self._max_ids = max_ids
+        self._top: datetime | None = previous.stamp if previous is not None else None
+        self._at_top: set[str] = set(previous.boundary_ids) if previous is not None else set()
+        self._seen_at_top: set[str] = set()
+
+    def see(self, record_id: str, stamp: datetime) -> bool:
+        """Take one pulled record into account; True when it still needs planning."""
+        moment = utc(stamp)
+        if self._top is None or moment > self._top:
+            self._top, self._at_top, self._seen_at_top = moment, {record_id}, {record_id}
+        elif moment == self._top:
+            if record_id in self._seen_at_top:
+                return False
+            self._seen_at_top.add(record_id)
+            if len(self._at_top) < self._max_ids:
+                self._at_top.add(record_id)
+        return is_new(self._previous, record_id, moment)
+
+    def watermark(self) -> Watermark | None:
+        """The watermark after every record seen (the previous one when none moved it)."""
+        if self._top is None:
+            return None
+        return Watermark(self._top, frozenset(self._at_top), self._version)
+
+
 def advance(
     previous: Watermark | None,
     page: Iterable[tuple[str, datetime]],
@@ -87,29 +136,19 @@ def advance(
 
     Ids recorded at exactly the previous boundary stamp are dropped, as is a
     repeat of an id within the page (the first one counts). The next watermark
-    is the largest stamp seen (never less than the previous one) with every id
+    is the largest stamp seen (never less than the previous one) with the ids
     at that stamp, including the previous boundary ids when the stamp did not
-    move. With a different mapping version nothing is dropped: a new mapping
-    re-plans every record.
+    move. With a different mapping version nothing is dropped.
 
     Pass ``previous=None`` for a full pull.
     """
-    if previous is not None and previous.mapping_version != mapping_version:
-        previous = Watermark(previous.stamp, frozenset(), mapping_version)
+    tracker = WatermarkTracker(previous, mapping_version)
     seen: set[str] = set()
     new_ids: list[str] = []
-    top: datetime | None = previous.stamp if previous is not None else None
-    at_top: set[str] = set(previous.boundary_ids) if previous is not None else set()
-    for record_id, raw_stamp in page:
-        stamp = utc(raw_stamp)
+    for record_id, stamp in page:
         if record_id in seen:
             continue
         seen.add(record_id)
-        if is_new(previous, record_id, stamp):
+        if tracker.see(record_id, stamp):
             new_ids.append(record_id)
-        if top is None or stamp > top:
-            top, at_top = stamp, {record_id}
-        elif stamp == top:
-            at_top.add(record_id)
-    watermark = None if top is None else Watermark(top, frozenset(at_top), mapping_version)
-    return WatermarkStep(tuple(new_ids), watermark)
+    return WatermarkStep(tuple(new_ids), tracker.watermark())
