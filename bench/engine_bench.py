@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from connector.engine import compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
+from connector.sandbox.data import TECH_STACK  # noqa: E402
 
 INDUSTRIES_SF = [
     "Technology",
@@ -84,23 +85,7 @@ COUNTRIES = [
     "",
     None,
 ]
-TECH = [
-    "Salesforce",
-    "HubSpot",
-    "Marketo",
-    "Snowflake",
-    "AWS",
-    "Azure",
-    "GCP",
-    "Slack",
-    "Zendesk",
-    "Segment",
-    "Workday",
-    "SAP",
-    "Oracle",
-    "Shopify",
-    "Stripe",
-]
+TECH = list(TECH_STACK)
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 

@@ -608,30 +608,22 @@ def raised_smb_threshold(tmp_path: Path) -> Path:
     return path
 
 
+def run_diff(
+    segsync: click.Group, tmp_path: Path, after: Path, *extra: Any, now: bool = True
+) -> Any:
+    """``segsync diff`` of the shipped accounts mapping against ``after`` on SF_ROWS."""
+    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
+    args: list[Any] = ["diff", "--before", ACCOUNTS, "--after", after, "-i", export]
+    args += ["--crm", "salesforce", *(["--now", "2026-11-01"] if now else []), *extra]
+    return run(segsync, *args)
+
+
 def test_diff_shows_the_expected_moves(
     segsync: click.Group, accounts_engine: Engine, tmp_path: Path
 ) -> None:
     after = raised_smb_threshold(tmp_path)
     after_engine = compile_mapping(load_mapping(after))
-    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
-    doc = json_out(
-        run(
-            segsync,
-            "diff",
-            "--before",
-            ACCOUNTS,
-            "--after",
-            after,
-            "-i",
-            export,
-            "--crm",
-            "salesforce",
-            "--now",
-            "2026-11-01",
-            "--format",
-            "json",
-        )
-    )
+    doc = json_out(run_diff(segsync, tmp_path, after, "--format", "json"))
     moves = Counter(
         (
             accounts_engine.evaluate(r, "salesforce", NOW).segment,
@@ -655,23 +647,7 @@ def test_diff_shows_the_expected_moves(
 
 def test_diff_text_and_sample_limit(segsync: click.Group, tmp_path: Path) -> None:
     after = raised_smb_threshold(tmp_path)
-    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
-    result = run(
-        segsync,
-        "diff",
-        "--before",
-        ACCOUNTS,
-        "--after",
-        after,
-        "-i",
-        export,
-        "--crm",
-        "salesforce",
-        "--now",
-        "2026-11-01",
-        "--samples",
-        "1",
-    )
+    result = run_diff(segsync, tmp_path, after, "--samples", "1")
     assert result.exit_code == 0, result.output
     assert "→ SMB" in result.stdout
     assert "Unchanged" in result.stdout
@@ -680,23 +656,7 @@ def test_diff_text_and_sample_limit(segsync: click.Group, tmp_path: Path) -> Non
 
 
 def test_diff_of_identical_definitions_moves_nothing(segsync: click.Group, tmp_path: Path) -> None:
-    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
-    doc = json_out(
-        run(
-            segsync,
-            "diff",
-            "--before",
-            ACCOUNTS,
-            "--after",
-            ACCOUNTS,
-            "-i",
-            export,
-            "--crm",
-            "salesforce",
-            "--format",
-            "json",
-        )
-    )
+    doc = json_out(run_diff(segsync, tmp_path, ACCOUNTS, "--format", "json", now=False))
     assert doc["unchanged"] == doc["records"] == len(SF_ROWS)
     assert doc["transitions"]["segment"]["moves"] == []
 
@@ -709,42 +669,12 @@ def test_diff_warns_when_the_version_was_not_bumped(segsync: click.Group, tmp_pa
         ),
         encoding="utf-8",
     )
-    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
-    doc = json_out(
-        run(
-            segsync,
-            "diff",
-            "--before",
-            ACCOUNTS,
-            "--after",
-            after,
-            "-i",
-            export,
-            "--crm",
-            "salesforce",
-            "--now",
-            "2026-11-01",
-            "--format",
-            "json",
-        )
-    )
+    doc = json_out(run_diff(segsync, tmp_path, after, "--format", "json"))
     assert any(w["kind"] == "same_version" for w in doc["warnings"])
 
 
 def test_diff_refuses_two_different_objects(segsync: click.Group, tmp_path: Path) -> None:
-    export = write_sf_csv(tmp_path / "accounts.csv", SF_ROWS)
-    result = run(
-        segsync,
-        "diff",
-        "--before",
-        ACCOUNTS,
-        "--after",
-        CONTACTS,
-        "-i",
-        export,
-        "--crm",
-        "salesforce",
-    )
+    result = run_diff(segsync, tmp_path, CONTACTS, now=False)
     assert result.exit_code == 2
     assert "same object" in result.stderr
 

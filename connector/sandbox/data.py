@@ -837,28 +837,20 @@ def hubspot_company_props(c: Company) -> dict[str, str]:
         "createdate": _hs_datetime(c.created_at),
         "tech_stack": ";".join(c.tech_stack),
     }
-    if c.website is not None:
-        props["website"] = c.website
-    if c.industry is not None:
-        props["industry"] = c.industry
-    if c.employees is not None:
-        props["numberofemployees"] = str(c.employees)
-    if c.annual_revenue is not None:
-        props["annualrevenue"] = _hs_number(c.annual_revenue)
-    if c.country_label is not None:
-        props["country"] = c.country_label
-    if c.state is not None:
-        props["state"] = c.state
-    if c.city is not None:
-        props["city"] = c.city
-    if c.phone is not None:
-        props["phone"] = c.phone
-    if c.lifecycle_stage is not None:
-        props["lifecyclestage"] = c.lifecycle_stage
-    if c.intent_score is not None:
-        props["intent_score"] = str(c.intent_score)
-    if c.last_activity is not None:
-        props["notes_last_updated"] = _hs_datetime(c.last_activity)
+    optional = {
+        "website": c.website,
+        "industry": c.industry,
+        "numberofemployees": None if c.employees is None else str(c.employees),
+        "annualrevenue": None if c.annual_revenue is None else _hs_number(c.annual_revenue),
+        "country": c.country_label,
+        "state": c.state,
+        "city": c.city,
+        "phone": c.phone,
+        "lifecyclestage": c.lifecycle_stage,
+        "intent_score": None if c.intent_score is None else str(c.intent_score),
+        "notes_last_updated": None if c.last_activity is None else _hs_datetime(c.last_activity),
+    }
+    props.update({k: v for k, v in optional.items() if v is not None})
     if not props["tech_stack"]:
         del props["tech_stack"]
     return props
@@ -872,14 +864,12 @@ def hubspot_contact_props(ct: Contact) -> dict[str, str]:
         "createdate": _hs_datetime(ct.created_at),
         "associatedcompanyid": hubspot_company_id(ct.company_index),
     }
-    if ct.email is not None:
-        props["email"] = ct.email
-    if ct.title is not None:
-        props["jobtitle"] = ct.title
-    if ct.department is not None:
-        props["department"] = ct.department
-    if ct.seniority is not None:
-        props["seniority"] = ct.seniority
-    if ct.last_activity is not None:
-        props["notes_last_updated"] = _hs_datetime(ct.last_activity)
+    optional = {
+        "email": ct.email,
+        "jobtitle": ct.title,
+        "department": ct.department,
+        "seniority": ct.seniority,
+        "notes_last_updated": None if ct.last_activity is None else _hs_datetime(ct.last_activity),
+    }
+    props.update({k: v for k, v in optional.items() if v is not None})
     return props
