@@ -19,8 +19,8 @@ test: $(BIN)/.installed lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest -n 2
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check connector tests bench
-	$(BIN)/ruff format --check connector tests bench
+	$(BIN)/ruff check connector segsync_sandbox tests bench
+	$(BIN)/ruff format --check connector segsync_sandbox tests bench
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed

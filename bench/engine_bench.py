@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from connector.engine import compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
-from connector.sandbox.data import TECH_STACK  # noqa: E402
+from segsync_sandbox.data import TECH_STACK  # noqa: E402
 
 INDUSTRIES_SF = [
     "Technology",

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/make_samples.py [--out connector/samples] [--seed 2026]
 
-The samples come from the seeded sandbox dataset (``connector.sandbox.data``),
+The samples come from the seeded sandbox dataset (``segsync_sandbox.data``),
 so they hold the same messy values the sandboxes serve, and the same ids:
 
 - ``salesforce_accounts.csv``: a Data Loader style Account export (every value
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import data
+from segsync_sandbox import data
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 2026

@@ -45,11 +45,11 @@ sys.path.insert(0, str(ROOT))
 
 from connector.engine import Engine, compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
-from connector.sandbox import data  # noqa: E402
-from connector.sandbox.common import Faults  # noqa: E402
-from connector.sandbox.hubspot import Portal, start_hubspot  # noqa: E402
-from connector.sandbox.launcher import DatasetInfo, Sandboxes  # noqa: E402
-from connector.sandbox.salesforce import Org, start_salesforce  # noqa: E402
+from segsync_sandbox import data  # noqa: E402
+from segsync_sandbox.common import Faults  # noqa: E402
+from segsync_sandbox.hubspot import Portal, start_hubspot  # noqa: E402
+from segsync_sandbox.launcher import DatasetInfo, Sandboxes  # noqa: E402
+from segsync_sandbox.salesforce import Org, start_salesforce  # noqa: E402
 
 KEYS = ("segment", "tier", "score.fit", "score.intent", "version")
 WRITE_KINDS = {"batch.update", "update", "collections.update", "sobject.update", "composite"}

@@ -1,7 +1,7 @@
 """The ``segsync`` command.
 
 Each command lives in the module that owns its work (``connector.commands.*``,
-``connector.sandbox.cli``); this module only assembles them and turns user
+``segsync_sandbox.cli``); this module only assembles them and turns user
 errors into a readable list and a non-zero exit, never a traceback.
 """
 
@@ -28,7 +28,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.crm", "history"),
     ("connector.commands.crm", "errors"),
     ("connector.service.cli", "run"),
-    ("connector.sandbox.cli", "sandbox"),
+    ("segsync_sandbox.cli", "sandbox"),
     ("connector.commands.demo", "demo"),
 )
 

@@ -22,9 +22,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.launcher import Sandboxes, start_sandboxes
-from connector.sandbox.salesforce import SalesforceSandbox
+from segsync_sandbox.hubspot import HubSpotSandbox
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
+from segsync_sandbox.salesforce import SalesforceSandbox
 
 SANDBOX_ACCOUNTS = 200
 SANDBOX_CONTACTS_PER_ACCOUNT = 3

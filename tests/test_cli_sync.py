@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from connector.cli import cli
-from connector.sandbox.launcher import Sandboxes
+from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 

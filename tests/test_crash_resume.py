@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from connector.cli import cli
 from connector.engine import compile_mapping
 from connector.mapping import load_mapping
-from connector.sandbox.launcher import Sandboxes, start_sandboxes
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = 600

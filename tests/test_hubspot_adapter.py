@@ -13,7 +13,7 @@ from connector.crm.base import RecordUpdate
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
 from connector.errors import FatalSyncError
-from connector.sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

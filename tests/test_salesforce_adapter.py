@@ -33,8 +33,8 @@ from connector.crm.salesforce import (
 )
 from connector.crm.salesforce_auth import scrub
 from connector.errors import FatalSyncError, RetriableError
-from connector.sandbox.salesforce import CustomFieldSpec, Org, SalesforceSandbox, start_salesforce
-from connector.sandbox.salesforce.bulk import bulk_service
+from segsync_sandbox.salesforce import CustomFieldSpec, Org, SalesforceSandbox, start_salesforce
+from segsync_sandbox.salesforce.bulk import bulk_service
 
 CLIENT_SECRET = "S3cr3t-Client-Value-0123456789ABCDEF"
 TIERS = ("Tier 1", "Tier 2", "Tier 3")

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connector.cli import cli
 from connector.config import load_settings
-from connector.sandbox.launcher import Sandboxes
 from connector.service.app import Service
 from connector.store import Store
+from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 

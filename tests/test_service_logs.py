@@ -17,8 +17,6 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.config import Settings, load_settings
-from connector.sandbox.common import Faults
-from connector.sandbox.launcher import Sandboxes
 from connector.service.alerts import Alerter
 from connector.service.app import Service
 from connector.service.logs import (
@@ -28,6 +26,8 @@ from connector.service.logs import (
     collect_secrets,
     configure_logging,
 )
+from segsync_sandbox.common import Faults
+from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,11 +23,11 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import cli
-from connector.sandbox.common import Faults
-from connector.sandbox.launcher import Sandboxes
 from connector.service.scheduler import EPOCH
 from connector.store import Store
 from connector.store.records import RunRow
+from segsync_sandbox.common import Faults
+from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHUTDOWN_TIMEOUT = 10.0

@@ -17,10 +17,10 @@ import pytest
 from connector.commands.crm import Context, open_context
 from connector.crm.base import ObjectName
 from connector.engine import Engine
-from connector.sandbox.launcher import Sandboxes
 from connector.store.store import Store
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
+from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
 CRMS = ("salesforce", "hubspot")

@@ -15,11 +15,11 @@ from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
 from connector.mapping import load_mapping
-from connector.sandbox import data
-from connector.sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 from connector.store.store import Store
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner
+from segsync_sandbox import data
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -23,9 +23,9 @@ from rich.table import Table
 
 from connector.commands.crm import open_context
 from connector.crm.base import ObjectName
-from connector.sandbox.launcher import Sandboxes, start_sandboxes
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 _EDITS = 5
 

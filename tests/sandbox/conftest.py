@@ -9,7 +9,7 @@ import pytest
 import requests
 from simple_salesforce.api import Salesforce
 
-from connector.sandbox.salesforce import Org, SalesforceSandbox, start_salesforce
+from segsync_sandbox.salesforce import Org, SalesforceSandbox, start_salesforce
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from connector.sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 
 INDUSTRIES = ("COMPUTER_SOFTWARE", "BANKING", "RETAIL", "MACHINERY", "HIGHER_EDUCATION")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.common import (
+from segsync_sandbox.common import (
     Faults,
     Request,
     Response,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.sandbox import data
-from connector.sandbox.data import (
+from segsync_sandbox import data
+from segsync_sandbox.data import (
     COUNTRIES,
     INDUSTRIES,
     REFERENCE,
@@ -33,13 +33,13 @@ from connector.sandbox.data import (
     salesforce_account_row,
     salesforce_contact_row,
 )
-from connector.sandbox.hubspot import (
+from segsync_sandbox.hubspot import (
     INDUSTRY_OPTIONS,
     LIFECYCLE_OPTIONS,
     SENIORITY_OPTIONS,
     TECH_STACK_OPTIONS,
 )
-from connector.sandbox.salesforce import make_id
+from segsync_sandbox.salesforce import make_id
 
 N = 3000
 

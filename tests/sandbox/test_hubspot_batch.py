@@ -15,7 +15,7 @@ from hubspot.crm.companies import (
 )
 from hubspot_fixtures import api_error, body_of, running, seeded_portal
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from segsync_sandbox.hubspot import HubSpotSandbox
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import urllib3
 from hubspot import HubSpot
 from hubspot_fixtures import api_error, body_of, company_rows, running, seeded_portal
 
-from connector.sandbox.hubspot import HubSpotSandbox, Portal
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal
 
 
 @pytest.fixture

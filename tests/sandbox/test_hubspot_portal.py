@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hubspot_fixtures import FakeClock, company_rows, running, seeded_portal
 
-from connector.sandbox.hubspot import (
+from segsync_sandbox.hubspot import (
     AlreadyExists,
     ObjectNotFound,
     Portal,

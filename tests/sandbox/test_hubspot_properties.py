@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hubspot_fixtures import api_error, body_of, running, seeded_portal
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from segsync_sandbox.hubspot import HubSpotSandbox
 
 SEGMENT = {
     "name": "segsync_segment",

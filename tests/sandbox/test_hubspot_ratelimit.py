@@ -10,7 +10,7 @@ import urllib3
 from hubspot.crm.companies import PublicObjectSearchRequest
 from hubspot_fixtures import FakeClock, api_error, body_of, running, seeded_portal
 
-from connector.sandbox.hubspot import RateLimiter, RateLimits
+from segsync_sandbox.hubspot import RateLimiter, RateLimits
 
 
 def _raw(sb: Any, token: str | None = None) -> urllib3.BaseHTTPResponse:

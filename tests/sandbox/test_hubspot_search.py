@@ -11,7 +11,7 @@ import urllib3
 from hubspot.crm.companies import PublicObjectSearchRequest
 from hubspot_fixtures import api_error, body_of, company_rows, running, seeded_portal
 
-from connector.sandbox.hubspot import HubSpotSandbox, Portal
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal
 
 # Search has its own 5/s limit (tested in test_hubspot_ratelimit); these tests make
 # several searches in quick succession, so they raise it.

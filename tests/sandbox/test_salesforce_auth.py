@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from connector.sandbox.salesforce import SalesforceSandbox
+from segsync_sandbox.salesforce import SalesforceSandbox
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_KEYS = {"access_token", "instance_url", "id", "token_type", "issued_at", "signature", "scope"}

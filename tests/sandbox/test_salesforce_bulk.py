@@ -17,8 +17,8 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
-from connector.sandbox.salesforce import CustomFieldSpec, SalesforceSandbox
-from connector.sandbox.salesforce.bulk import bulk_service, decode_locator, encode_locator
+from segsync_sandbox.salesforce import CustomFieldSpec, SalesforceSandbox
+from segsync_sandbox.salesforce.bulk import bulk_service, decode_locator, encode_locator
 
 TIER = CustomFieldSpec(
     "Account.Segsync_Tier__c",

@@ -9,7 +9,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from zeep.exceptions import Fault
 
-from connector.sandbox.salesforce import SalesforceSandbox
+from segsync_sandbox.salesforce import SalesforceSandbox
 
 
 @pytest.fixture

@@ -21,14 +21,14 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from connector.sandbox.salesforce import (
+from segsync_sandbox.salesforce import (
     CustomFieldSpec,
     Org,
     SalesforceSandbox,
     make_id,
     start_salesforce,
 )
-from connector.sandbox.salesforce.org import RecordError, format_datetime
+from segsync_sandbox.salesforce.org import RecordError, format_datetime
 
 SF_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000")
 
@@ -934,7 +934,7 @@ def test_replication_window_rules(sf: Salesforce, fake_clock: Any, clocked_org: 
 
 
 def test_org_add_custom_field_rules() -> None:
-    from connector.sandbox.salesforce.org import SchemaError
+    from segsync_sandbox.salesforce.org import SchemaError
 
     org = Org()
     org.add_custom_field("Account", TIER)

@@ -26,10 +26,10 @@ from simple_salesforce.format import format_soql
 from urllib3.util.retry import Retry
 
 from connector.config import HubSpotConnection, SalesforceConnection, load_settings
-from connector.sandbox import data
-from connector.sandbox.cli import sandbox as sandbox_command
-from connector.sandbox.common import Faults
-from connector.sandbox.launcher import Sandboxes, start_sandboxes
+from segsync_sandbox import data
+from segsync_sandbox.cli import sandbox as sandbox_command
+from segsync_sandbox.common import Faults
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 INFO_KEYS = {
     "salesforce": {
@@ -79,7 +79,7 @@ class Process:
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connector.sandbox.cli", *args],
+            [sys.executable, "-m", "segsync_sandbox.cli", *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simple_salesforce.format import format_soql, quote_soql_value
 
-from connector.sandbox.salesforce.soql import (
+from segsync_sandbox.salesforce.soql import (
     MAX_OFFSET,
     MAX_SOQL_LENGTH,
     And,

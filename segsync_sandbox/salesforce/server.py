@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 import trustme
 
-from connector.sandbox.common import Faults, SandboxServer
-from connector.sandbox.salesforce.app import SalesforceApp
-from connector.sandbox.salesforce.auth import OAuthSettings, generate_key_pair, new_token
-from connector.sandbox.salesforce.bulk import bulk_service
-from connector.sandbox.salesforce.org import USERNAME, Org
+from segsync_sandbox.common import Faults, SandboxServer
+from segsync_sandbox.salesforce.app import SalesforceApp
+from segsync_sandbox.salesforce.auth import OAuthSettings, generate_key_pair, new_token
+from segsync_sandbox.salesforce.bulk import bulk_service
+from segsync_sandbox.salesforce.org import USERNAME, Org
 
 if TYPE_CHECKING:
     from simple_salesforce.api import Salesforce

@@ -9,29 +9,29 @@ persists with ``save`` / ``load``.
 
 from __future__ import annotations
 
-from connector.sandbox.hubspot.app import (
+from segsync_sandbox.hubspot.app import (
     DEFAULT_TOKEN,
     HubSpotApp,
     HubSpotSandbox,
     disabled_retries,
     start_hubspot,
 )
-from connector.sandbox.hubspot.errors import (
+from segsync_sandbox.hubspot.errors import (
     AlreadyExists,
     ObjectNotFound,
     PortalError,
     PropertyValuesError,
     ValidationError,
 )
-from connector.sandbox.hubspot.portal import Portal, Record
-from connector.sandbox.hubspot.ratelimit import RateLimiter, RateLimits
-from connector.sandbox.hubspot.schema import (
+from segsync_sandbox.hubspot.portal import Portal, Record
+from segsync_sandbox.hubspot.ratelimit import RateLimiter, RateLimits
+from segsync_sandbox.hubspot.schema import (
     INDUSTRY_OPTIONS,
     LIFECYCLE_OPTIONS,
     SENIORITY_OPTIONS,
     TECH_STACK_OPTIONS,
 )
-from connector.sandbox.hubspot.search import Searcher, SearchLimits
+from segsync_sandbox.hubspot.search import Searcher, SearchLimits
 
 __all__ = [
     "DEFAULT_TOKEN",

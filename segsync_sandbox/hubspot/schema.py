@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.sandbox.data import SENIORITIES, TECH_STACK
+from segsync_sandbox.data import SENIORITIES, TECH_STACK
 
 JsonObj = dict[str, Any]
 

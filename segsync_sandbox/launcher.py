@@ -2,7 +2,7 @@
 
 :func:`start_sandboxes` is what ``segsync sandbox``, the shared pytest fixtures
 and the benchmarks call. It loads the same logical dataset
-(:mod:`connector.sandbox.data`) into a fresh org and a fresh portal, so the
+(:mod:`segsync_sandbox.data`) into a fresh org and a fresh portal, so the
 companies match by domain across the two CRMs, and returns a
 :class:`Sandboxes` handle that prints the credentials (:meth:`Sandboxes.info`)
 and writes a complete connector config pointing at both
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import data
-from connector.sandbox.common import Faults
-from connector.sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
-from connector.sandbox.salesforce import Org, SalesforceSandbox, start_salesforce
-from connector.sandbox.salesforce.server import DEFAULT_CLIENT_ID
+from segsync_sandbox import data
+from segsync_sandbox.common import Faults
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+from segsync_sandbox.salesforce import Org, SalesforceSandbox, start_salesforce
+from segsync_sandbox.salesforce.server import DEFAULT_CLIENT_ID
 
 _log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def load_dataset(
 
     Raises:
         RuntimeError: the portal numbered the companies differently from
-            :func:`connector.sandbox.data.hubspot_company_id` (it was not empty).
+            :func:`segsync_sandbox.data.hubspot_company_id` (it was not empty).
 
     """
     org.load_accounts(

@@ -7,9 +7,9 @@ and :class:`Org` (schema and records).
 
 from __future__ import annotations
 
-from connector.sandbox.salesforce.app import SalesforceApp
-from connector.sandbox.salesforce.org import CustomFieldSpec, Org, RecordError, make_id
-from connector.sandbox.salesforce.server import SalesforceSandbox, start_salesforce
+from segsync_sandbox.salesforce.app import SalesforceApp
+from segsync_sandbox.salesforce.org import CustomFieldSpec, Org, RecordError, make_id
+from segsync_sandbox.salesforce.server import SalesforceSandbox, start_salesforce
 
 __all__ = [
     "CustomFieldSpec",

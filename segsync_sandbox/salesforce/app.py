@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from connector.sandbox.common import BadJson, HttpError, Request, Response, SandboxApp
-from connector.sandbox.salesforce import soql
-from connector.sandbox.salesforce.auth import OAuthEndpoint, OAuthSettings, TokenStore
-from connector.sandbox.salesforce.org import (
+from segsync_sandbox.common import BadJson, HttpError, Request, Response, SandboxApp
+from segsync_sandbox.salesforce import soql
+from segsync_sandbox.salesforce.auth import OAuthEndpoint, OAuthSettings, TokenStore
+from segsync_sandbox.salesforce.org import (
     ApiLimitExceeded,
     Org,
     RecordError,
@@ -222,7 +222,7 @@ class SalesforceApp(SandboxApp):
         self.error_styles: list[tuple[str, Callable[[int, str, str], Response]]] = []
         self._register_core()
         if register_extensions:
-            from connector.sandbox.salesforce import bulk, metadata
+            from segsync_sandbox.salesforce import bulk, metadata
 
             bulk.register(self)
             metadata.register(self)

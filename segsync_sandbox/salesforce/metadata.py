@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 from xml.sax.saxutils import escape
 
-from connector.sandbox.common import Request, Response
-from connector.sandbox.salesforce.org import (
+from segsync_sandbox.common import Request, Response
+from segsync_sandbox.salesforce.org import (
     CUSTOM_FIELD_TYPES,
     CustomFieldSpec,
     FieldDef,
@@ -38,7 +38,7 @@ from connector.sandbox.salesforce.org import (
 )
 
 if TYPE_CHECKING:
-    from connector.sandbox.salesforce.app import SalesforceApp
+    from segsync_sandbox.salesforce.app import SalesforceApp
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"

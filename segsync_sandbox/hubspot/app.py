@@ -20,17 +20,17 @@ from urllib.parse import unquote, urlencode
 
 import urllib3
 
-from connector.sandbox.common import Request, Response, SandboxApp, SandboxServer
-from connector.sandbox.hubspot.errors import (
+from segsync_sandbox.common import Request, Response, SandboxApp, SandboxServer
+from segsync_sandbox.hubspot.errors import (
     ObjectNotFound,
     PortalError,
     PropertyValuesError,
     ValidationError,
 )
-from connector.sandbox.hubspot.portal import Portal, object_type_of
-from connector.sandbox.hubspot.ratelimit import RateLimiter
-from connector.sandbox.hubspot.schema import ALWAYS_RETURNED, format_ms
-from connector.sandbox.hubspot.search import Searcher, SearchLimits
+from segsync_sandbox.hubspot.portal import Portal, object_type_of
+from segsync_sandbox.hubspot.ratelimit import RateLimiter
+from segsync_sandbox.hubspot.schema import ALWAYS_RETURNED, format_ms
+from segsync_sandbox.hubspot.search import Searcher, SearchLimits
 
 JsonObj = dict[str, Any]
 

@@ -27,8 +27,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from connector.sandbox.common import FaultState, Request, Response
-from connector.sandbox.salesforce.org import ORG_ID, USER_ID, USERNAME
+from segsync_sandbox.common import FaultState, Request, Response
+from segsync_sandbox.salesforce.org import ORG_ID, USER_ID, USERNAME
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_LOGIN_URLS = ("https://login.salesforce.com", "https://test.salesforce.com")

@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox.hubspot.errors import (
+from segsync_sandbox.hubspot.errors import (
     AlreadyExists,
     ObjectNotFound,
     PropertyValuesError,
     ValidationError,
 )
-from connector.sandbox.hubspot.ratelimit import RateLimits
-from connector.sandbox.hubspot.schema import (
+from segsync_sandbox.hubspot.ratelimit import RateLimits
+from segsync_sandbox.hubspot.schema import (
     ALWAYS_RETURNED,
     BOOL_OPTIONS,
     DEFAULT_GROUPS,

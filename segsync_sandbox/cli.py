@@ -7,7 +7,7 @@ pointing at both (``--config-out``), and serves until SIGINT or SIGTERM. With
 ``--data DIR`` the state is loaded from DIR when it holds one and saved there
 periodically and on stop, so a demo survives a restart.
 
-Run it as ``segsync sandbox`` or ``python -m connector.sandbox.cli``.
+Run it as ``segsync sandbox`` or ``python -m segsync_sandbox.cli``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from connector.sandbox.data import REFERENCE
-from connector.sandbox.launcher import Sandboxes, start_sandboxes
+from segsync_sandbox.data import REFERENCE
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

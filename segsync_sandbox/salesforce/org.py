@@ -29,8 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox.common import FaultState
-from connector.sandbox.data import SENIORITIES, TECH_STACK
+from segsync_sandbox.common import FaultState
+from segsync_sandbox.data import SENIORITIES, TECH_STACK
 
 API_VERSION = "59.0"
 ORG_ID = "00D5i000000SegSAAA"

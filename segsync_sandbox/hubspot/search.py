@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.hubspot.errors import ValidationError
-from connector.sandbox.hubspot.portal import Portal, Record
-from connector.sandbox.hubspot.schema import (
+from segsync_sandbox.hubspot.errors import ValidationError
+from segsync_sandbox.hubspot.portal import Portal, Record
+from segsync_sandbox.hubspot.schema import (
     SEARCHABLE_BY_QUERY,
     is_multi,
     sort_key,

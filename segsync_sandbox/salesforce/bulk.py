@@ -39,12 +39,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from connector.sandbox.common import HttpError, JsonObj, Request, Response
-from connector.sandbox.salesforce.org import USER_ID, Org, RecordError
-from connector.sandbox.salesforce.soql import BoundQuery, SoqlError
+from segsync_sandbox.common import HttpError, JsonObj, Request, Response
+from segsync_sandbox.salesforce.org import USER_ID, Org, RecordError
+from segsync_sandbox.salesforce.soql import BoundQuery, SoqlError
 
 if TYPE_CHECKING:
-    from connector.sandbox.salesforce.app import SalesforceApp
+    from segsync_sandbox.salesforce.app import SalesforceApp
 
 #: maxRecords when a results request does not say.
 DEFAULT_PAGE_SIZE = 50_000
