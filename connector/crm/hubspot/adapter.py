@@ -1,0 +1,116 @@
+"""The HubSpot adapter: :class:`~connector.crm.base.CrmAdapter` for one portal.
+
+It holds one :class:`~.session.HubSpotSession` (the client, pacing, budget,
+retries and error translation every call goes through) and hands each
+Protocol method to the module for its concern: :mod:`.describe`,
+:mod:`.pull` (with :mod:`.search` and :mod:`.associations`), :mod:`.write`
+and :mod:`.provision`. Those are plain functions of the session, so a new
+capability is a new module beside them and a few lines here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Literal
+
+from connector.config import HubSpotConnection
+from connector.crm.base import (
+    CrmRecord,
+    FieldSpec,
+    ObjectName,
+    OutputField,
+    ProvisionReport,
+    RecordUpdate,
+    WriteOutcome,
+)
+from connector.crm.hubspot.describe import describe as describe_properties
+from connector.crm.hubspot.provision import provision as provision_object
+from connector.crm.hubspot.pull import fetch as fetch_records
+from connector.crm.hubspot.pull import pull as pull_records
+from connector.crm.hubspot.session import HubSpotSession
+from connector.crm.hubspot.values import OBJECT_TYPES
+from connector.crm.hubspot.write import write as write_updates
+from connector.crm.hubspot.write import write_chunk
+from connector.crm.limits import HS_BATCH, HS_LIST_PAGE, HS_SEARCH_PAGE, DailyBudget
+from connector.crm.retry import RetryPolicy
+
+
+class HubSpotAdapter:
+    """segsync's view of one HubSpot portal."""
+
+    crm: Literal["hubspot"] = "hubspot"
+
+    def __init__(
+        self,
+        connection: str,
+        settings: HubSpotConnection,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.connection = connection
+        self._session = HubSpotSession(connection, settings, retry=retry, sleep=sleep)
+
+    @property
+    def api_calls(self) -> int:
+        """Calls made so far, retries included."""
+        return self._session.calls
+
+    @property
+    def budget(self) -> DailyBudget:
+        """The portal's daily call budget, as HubSpot last reported it."""
+        return self._session.budget
+
+    def describe(self, obj: ObjectName, names: Sequence[str]) -> dict[str, FieldSpec]:
+        """HubSpot's view of the named properties of companies or contacts."""
+        return describe_properties(self._session, OBJECT_TYPES[obj], names)
+
+    def pull(
+        self,
+        obj: ObjectName,
+        fields: Sequence[str],
+        since: datetime | None,
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of records: the list endpoint when full, search windows when incremental."""
+        return pull_records(self._session, OBJECT_TYPES[obj], fields, since, parent_fields)
+
+    def fetch(
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> list[CrmRecord]:
+        """Records by id (for retrying earlier failures); unknown ids are left out."""
+        return fetch_records(self._session, OBJECT_TYPES[obj], ids, fields, parent_fields)
+
+    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
+        """Batch updates of 100, in parallel up to the connection's concurrency."""
+        return write_updates(self._session, OBJECT_TYPES[obj], updates)
+
+    def write_chunk(self, total: int) -> int:
+        """Enough batches of 100 to keep every parallel writer busy for a few rounds."""
+        return write_chunk(self._session)
+
+    def provision(
+        self,
+        obj: ObjectName,
+        outputs: Sequence[OutputField],
+        inputs: Sequence[str],
+        dry_run: bool,
+    ) -> ProvisionReport:
+        """Create the Segmentation group and missing properties; extend enumerations."""
+        return provision_object(self._session, obj, OBJECT_TYPES[obj], outputs, inputs, dry_run)
+
+    def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
+        """Read pages (list, or search when incremental) plus batch updates.
+
+        The floor HubSpot's page and batch sizes allow (see BENCHMARKS.md):
+        association and parent reads are not counted.
+        """
+        page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
+        return -(-read // page) + -(-changed // HS_BATCH)
+
+    def close(self) -> None:
+        """Nothing to release: urllib3 pools close with the process."""

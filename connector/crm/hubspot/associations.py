@@ -1,0 +1,49 @@
+"""Which company a contact belongs to, through the v4 associations API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hubspot.crm.associations.v4.models import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
+
+from connector.crm.hubspot.session import HubSpotSession
+from connector.crm.limits import HS_ASSOC_BATCH
+
+# HubSpot's default association from a contact to its primary company.
+PRIMARY_COMPANY_TYPE = 1
+
+
+def primary_companies(session: HubSpotSession, contact_ids: Sequence[str]) -> dict[str, str]:
+    """Contact id → its company id, for the contacts that have one.
+
+    The company labelled primary wins; a contact linked to companies but to
+    none as primary gets the lowest company id, so the choice is stable.
+    """
+    company_of: dict[str, str] = {}
+    for start in range(0, len(contact_ids), HS_ASSOC_BATCH):
+        chunk = contact_ids[start : start + HS_ASSOC_BATCH]
+        request = BatchInputPublicFetchAssociationsBatchRequest(
+            inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
+        )
+        result = session.call(
+            "read associations",
+            session.associations.get_page_with_http_info,
+            "contacts",
+            "companies",
+            request,
+        )
+        for row in result.results or []:
+            links = list(row.to or [])
+            if not links:
+                continue
+            primary = [
+                link
+                for link in links
+                if any(t.type_id == PRIMARY_COMPANY_TYPE for t in link.association_types or [])
+            ]
+            chosen = min(primary or links, key=lambda link: int(link.to_object_id))
+            company_of[str(row._from.id)] = str(chosen.to_object_id)
+    return company_of

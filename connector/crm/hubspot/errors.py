@@ -1,0 +1,63 @@
+"""The one table from hubspot-api-client and transport errors to segsync's.
+
+The client's own retries are off, so every failure reaches :func:`translate`
+exactly once, and what it returns decides what the retry policy does: a
+:class:`~connector.errors.RetriableError` is tried again (after
+``Retry-After`` when HubSpot sends one), a
+:class:`~connector.errors.FatalSyncError` stops the run with one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import urllib3
+
+from connector.errors import FatalSyncError, RetriableError, SegsyncError
+
+
+def translate(exc: Exception, what: str) -> SegsyncError:
+    """``exc``, raised while doing ``what``, as a segsync error."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        body = _body(exc)
+        message = body.get("message") or str(getattr(exc, "reason", "")) or "no message"
+        if status == 429:
+            headers = getattr(exc, "headers", None) or {}
+            after = headers.get("Retry-After") if hasattr(headers, "get") else None
+            policy = body.get("policyName", "")
+            if policy == "DAILY":
+                return FatalSyncError(f"HubSpot {what}: the portal's daily API limit is spent")
+            return RetriableError(
+                f"HubSpot {what}: rate limited ({policy or 'RATE_LIMIT'})",
+                retry_after=float(after) if after else None,
+            )
+        if status >= 500:
+            return RetriableError(f"HubSpot {what}: HTTP {status}: {message}")
+        if status == 401:
+            return FatalSyncError(
+                f"HubSpot {what}: the access token was refused ({body.get('category', status)})"
+            )
+        if status == 403:
+            return FatalSyncError(f"HubSpot {what}: missing scope or permission: {message}")
+        return FatalSyncError(f"HubSpot {what}: HTTP {status}: {message}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return RetriableError(f"HubSpot {what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, SegsyncError):
+        return exc
+    return FatalSyncError(f"HubSpot {what}: {type(exc).__name__}: {exc}")
+
+
+def _body(exc: Exception) -> dict[str, Any]:
+    """The error's JSON body, or its first 200 characters as the message."""
+    raw = getattr(exc, "body", None)
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str) and raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {"message": raw[:200]}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}

@@ -1,0 +1,104 @@
+"""One portal's client, and the one way every call to it goes out.
+
+The client's own retries are off (``retry=False``): the one retry policy in
+:mod:`connector.crm.retry` decides, after :func:`~.errors.translate` has said
+what a failure means. Every call is paced by a rolling ten-second limiter
+(search by its own per-second one), is counted, and stops before the portal's
+daily limit is spent; the daily figures HubSpot sends back in its rate-limit
+headers keep that budget true.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hubspot import HubSpot
+
+from connector.config import HubSpotConnection
+from connector.crm.hubspot.errors import translate
+from connector.crm.limits import DailyBudget, RollingWindowLimiter
+from connector.crm.retry import RetryPolicy
+from connector.errors import FatalSyncError
+
+
+class HubSpotSession:
+    """The SDK's API objects for one portal, and :meth:`call` to use them."""
+
+    def __init__(
+        self,
+        connection: str,
+        settings: HubSpotConnection,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.settings = settings
+        token = settings.secret("access_token")
+        if not token:
+            raise FatalSyncError(
+                f"connection {connection!r}: no HubSpot access token "
+                f"(set SEGSYNC_CONNECTIONS__{connection.upper()}__ACCESS_TOKEN "
+                "or access_token_file)"
+            )
+        self.client = HubSpot(access_token=token, host=settings.base_url, retry=False)
+        self.retry = retry or RetryPolicy()
+        pause = sleep or self.retry.sleep
+        # 5 % headroom under the published limit: clocks and counting differ a little.
+        per_window = max(1, int(settings.requests_per_10s * 0.95))
+        self._limiter = RollingWindowLimiter(per_window, sleep=pause)
+        self._search_limiter = RollingWindowLimiter(
+            settings.search_per_second, window=1.0, margin=0.02, sleep=pause
+        )
+        self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
+        self._calls = 0
+        self._count_lock = threading.Lock()
+        self._timeout = settings.timeout_seconds
+        # API objects are built once: each attribute access builds a new pool.
+        crm = self.client.crm
+        self.basic = {"companies": crm.companies.basic_api, "contacts": crm.contacts.basic_api}
+        self.batch = {"companies": crm.companies.batch_api, "contacts": crm.contacts.batch_api}
+        self.search = {"companies": crm.companies.search_api, "contacts": crm.contacts.search_api}
+        self.properties = crm.properties.core_api
+        self.groups = crm.properties.groups_api
+        self.associations = crm.associations.v4.batch_api
+
+    @property
+    def calls(self) -> int:
+        """Calls made so far, retries included."""
+        return self._calls
+
+    def call(
+        self, what: str, fn: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any
+    ) -> Any:
+        """Call an SDK ``*_with_http_info`` method: paced, budgeted, retried, translated.
+
+        ``what`` names the call in error messages; ``search`` paces it by the
+        search endpoints' own per-second limiter instead of the general one.
+        """
+        kwargs.setdefault("_request_timeout", self._timeout)
+
+        def attempt() -> Any:
+            self.budget.check()
+            (self._search_limiter if search else self._limiter).acquire()
+            with self._count_lock:
+                self._calls += 1
+            try:
+                data, _status, headers = fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc, what) from None
+            self._observe(headers)
+            return data
+
+        return self.retry.call(attempt)
+
+    def _observe(self, headers: Any) -> None:
+        """Follow the daily figures HubSpot reports, when it reports them."""
+        if not headers or not hasattr(headers, "get"):
+            return
+        daily = headers.get("X-HubSpot-RateLimit-Daily")
+        remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
+        if daily and remaining:
+            total = int(daily)
+            self.budget.observe(used=total - int(remaining), total=total)
