@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 
 from connector.config import SyncSettings
 from connector.errors import FatalSyncError
+from connector.state import Candidate, Pending, Watermark
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.planner import (
-    Candidate,
     Decision,
     Hysteresis,
-    Pending,
     Plan,
     PlanBuilder,
     PlanCounts,
@@ -29,7 +28,6 @@ from connector.sync.planner import (
 )
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import (
-    Watermark,
     advance,
     is_new,
     needs_full,

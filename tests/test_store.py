@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from connector.state import Candidate, Pending, Watermark
 from connector.store import (
     FailedRecord,
     RunCounts,
@@ -24,8 +25,6 @@ from connector.store import (
 )
 from connector.store.migrations.__main__ import main as migrations_main
 from connector.store.schema import decode, encode, metadata
-from connector.sync.planner import Candidate, FieldChange, Pending, Write
-from connector.sync.watermark import Watermark
 
 T0 = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
 
@@ -220,20 +219,13 @@ def test_watermark_round_trip_and_update(store: Store) -> None:
 
 def test_record_batch_stores_values_ledger_and_pending(store: Store, clock: Clock) -> None:
     run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
-    write = Write(
-        "001A",
-        {"Tier__c": "Tier 1"},
-        (),
-        (FieldChange("Tier__c", "Tier 2", "Tier 1"),),
-        {"Tier__c": "Tier 1", "Fit__c": 80.5, "Updated__c": T0},
-    )
     pending = Pending({"Segment__c": Candidate("SMB", 2, T0 - timedelta(days=1))})
     store.record_batch(
         run_id,
         "sf",
         "account",
-        written=[WrittenRecord.from_write(write)],
-        transitions=[Transition.from_change("001A", write.transitions[0], "fit 80", "v1")],
+        written=[WrittenRecord("001A", {"Tier__c": "Tier 1", "Fit__c": 80.5, "Updated__c": T0})],
+        transitions=[Transition("001A", "Tier__c", "Tier 2", "Tier 1", "fit 80", "v1")],
         pending={"001A": pending, "001B": pending},
     )
     assert store.last_written("sf", "account", ["001A", "001B", "zzz"]) == {

@@ -8,9 +8,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from connector.sync.planner import FieldChange, Write
-from connector.sync.values import as_text
-
 RunStatus = Literal["running", "succeeded", "partial", "failed", "aborted", "interrupted"]
 #: ``running`` while a run is under way; ``succeeded`` (every change written),
 #: ``partial`` (some records failed and were recorded as errors), ``failed``
@@ -48,8 +45,7 @@ class WrittenRecord:
     Attributes:
         record_id: the record.
         values: its last-written values from now on: the whole baseline the
-            planner computed (:attr:`connector.sync.planner.Write.baseline`),
-            not only the fields sent.
+            planner computed (the write's baseline), not only the fields sent.
 
     """
 
@@ -58,11 +54,6 @@ class WrittenRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
-
-    @classmethod
-    def from_write(cls, write: Write) -> WrittenRecord:
-        """The record to store once ``write`` succeeded."""
-        return cls(write.record_id, write.baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +69,8 @@ class FailedRecord:
 class Transition:
     """One ledger entry: a tracked field of a record moved.
 
-    Values are text (:func:`connector.sync.values.as_text`); ``None`` is blank.
+    Values are text, in the one spelling the sync gives them
+    (``connector.sync.values.as_text``); ``None`` is blank.
     """
 
     record_id: str
@@ -87,20 +79,6 @@ class Transition:
     to_value: str | None
     reason: str
     mapping_version: str
-
-    @classmethod
-    def from_change(
-        cls, record_id: str, change: FieldChange, reason: str, mapping_version: str
-    ) -> Transition:
-        """The ledger entry of a planned change."""
-        return cls(
-            record_id,
-            change.field,
-            as_text(change.old),
-            as_text(change.new),
-            reason,
-            mapping_version,
-        )
 
 
 @dataclass(frozen=True, slots=True)

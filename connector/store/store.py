@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from connector.errors import SegsyncError
+from connector.state import Candidate, Pending, Watermark
 from connector.store.records import (
     RUN_STATUSES,
     ErrorRow,
@@ -39,8 +40,6 @@ from connector.store.records import (
 )
 from connector.store.schema import KEY, errors, record_state, runs, watermarks
 from connector.store.schema import transitions as transitions_table
-from connector.sync.planner import Candidate, Pending
-from connector.sync.watermark import Watermark
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///segsync.db"

@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.state import Candidate, Pending
 from connector.sync.values import as_text, is_blank, same_value
 
 if TYPE_CHECKING:
@@ -58,32 +59,6 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def _frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(values))
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A new value a record qualifies for but has not moved to yet.
-
-    Attributes:
-        value: the value it qualifies for.
-        count: consecutive plans in which it qualified for exactly this value.
-        first_seen: when it first qualified (the ``now`` of that plan).
-
-    """
-
-    value: Any
-    count: int
-    first_seen: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A record's hysteresis state: field → the candidate it is waiting on."""
-
-    candidates: Mapping[str, Candidate]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "candidates", _frozen(self.candidates))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,16 +36,15 @@ from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
 from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, SegsyncError
+from connector.state import Candidate, Pending, Watermark
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.planner import (
-    Candidate,
     Decision,
     FieldChange,
     Hysteresis,
     Override,
-    Pending,
     PlanBuilder,
     PlanInput,
     PlanSummary,
@@ -53,8 +52,8 @@ from connector.sync.planner import (
     Write,
     plan_record,
 )
-from connector.sync.values import is_blank
-from connector.sync.watermark import Watermark, WatermarkTracker, needs_full, query_start
+from connector.sync.values import as_text, is_blank
+from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
@@ -370,9 +369,7 @@ class Runner:
                 if outcome is not None and outcome.ok:
                     written.append(WrittenRecord(record_id, baseline))
                     transitions.extend(
-                        Transition.from_change(
-                            record_id, FieldChange(*change), reason, engine.version
-                        )
+                        _transition(record_id, FieldChange(*change), reason, engine.version)
                         for change in changes
                     )
                     pending[record_id] = _pending(state)
@@ -454,6 +451,13 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
 @dataclass(frozen=True)
 class _Raised:
     exc: BaseException
+
+
+def _transition(record_id: str, change: FieldChange, reason: str, version: str) -> Transition:
+    """The ledger entry of a written change, its values in the ledger's text spelling."""
+    return Transition(
+        record_id, change.field, as_text(change.old), as_text(change.new), reason, version
+    )
 
 
 def _plain_pending(state: Pending | None) -> dict[str, tuple[Any, int, datetime]] | None:

@@ -20,28 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-
-@dataclass(frozen=True, slots=True)
-class Watermark:
-    """Where the next incremental pull starts.
-
-    Attributes:
-        stamp: the largest recorded modstamp (UTC).
-        boundary_ids: ids of the recorded records whose modstamp is exactly ``stamp``.
-        mapping_version: the mapping version the records were planned with; a
-            different version means a full pull.
-
-    """
-
-    stamp: datetime
-    boundary_ids: frozenset[str]
-    mapping_version: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "stamp", utc(self.stamp))
-        object.__setattr__(self, "boundary_ids", frozenset(self.boundary_ids))
+from connector.state import Watermark, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +31,6 @@ class WatermarkStep:
 
     new_ids: tuple[str, ...]
     watermark: Watermark | None
-
-
-def utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; a naive value is taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def needs_full(previous: Watermark | None, mapping_version: str) -> bool:

@@ -1,0 +1,71 @@
+"""The sync state that outlives a run, as plain values.
+
+Two things carry over from one run to the next: where the next incremental
+pull starts (:class:`Watermark`) and the values hysteresis is holding back
+(:class:`Pending`, one :class:`Candidate` per field). The sync computes them
+(``connector.sync.watermark``, ``connector.sync.planner``) and the store
+persists them (``connector.store``); both import them from here, so the store
+needs nothing from the sync and the planner nothing from the store.
+
+Pure: frozen dataclasses, no I/O; imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive value is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """Where the next incremental pull starts.
+
+    Attributes:
+        stamp: the largest recorded modstamp (UTC).
+        boundary_ids: ids of the recorded records whose modstamp is exactly ``stamp``.
+        mapping_version: the mapping version the records were planned with; a
+            different version means a full pull.
+
+    """
+
+    stamp: datetime
+    boundary_ids: frozenset[str]
+    mapping_version: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stamp", utc(self.stamp))
+        object.__setattr__(self, "boundary_ids", frozenset(self.boundary_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A new value a record qualifies for but has not moved to yet.
+
+    Attributes:
+        value: the value it qualifies for.
+        count: consecutive plans in which it qualified for exactly this value.
+        first_seen: when it first qualified (the ``now`` of that plan).
+
+    """
+
+    value: Any
+    count: int
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record's hysteresis state: field → the candidate it is waiting on."""
+
+    candidates: Mapping[str, Candidate]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", MappingProxyType(dict(self.candidates)))
