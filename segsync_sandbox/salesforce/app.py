@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from segsync_sandbox.common import BadJson, HttpError, Request, Response, SandboxApp
-from segsync_sandbox.salesforce import soql
+from segsync_sandbox.salesforce import bulk, metadata, soql
 from segsync_sandbox.salesforce.auth import OAuthEndpoint, OAuthSettings, TokenStore
 from segsync_sandbox.salesforce.org import (
     ApiLimitExceeded,
@@ -222,8 +222,6 @@ class SalesforceApp(SandboxApp):
         self.error_styles: list[tuple[str, Callable[[int, str, str], Response]]] = []
         self._register_core()
         if register_extensions:
-            from segsync_sandbox.salesforce import bulk, metadata
-
             bulk.register(self)
             metadata.register(self)
 

@@ -36,15 +36,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from segsync_sandbox.common import HttpError, JsonObj, Request, Response
+from segsync_sandbox.salesforce.host import SalesforceHost
 from segsync_sandbox.salesforce.org import USER_ID, Org, RecordError
 from segsync_sandbox.salesforce.soql import BoundQuery, SoqlError
-
-if TYPE_CHECKING:
-    from segsync_sandbox.salesforce.app import SalesforceApp
 
 #: maxRecords when a results request does not say.
 DEFAULT_PAGE_SIZE = 50_000
@@ -214,7 +212,7 @@ def format_cell(value: Any) -> str:
 class BulkService:
     """The Bulk API 2.0 jobs of one sandbox app."""
 
-    def __init__(self, app: SalesforceApp, settings: BulkSettings | None = None) -> None:
+    def __init__(self, app: SalesforceHost, settings: BulkSettings | None = None) -> None:
         self.app = app
         self.settings = settings or BulkSettings()
         self._jobs: dict[str, Job] = {}
@@ -654,11 +652,11 @@ class BulkService:
 # ---------------------------------------------------------------------------
 
 
-def _org(app: SalesforceApp) -> Org:
+def _org(app: SalesforceHost) -> Org:
     return app.org
 
 
-def _bind(app: SalesforceApp, soql: str, version: str) -> BoundQuery:
+def _bind(app: SalesforceHost, soql: str, version: str) -> BoundQuery:
     del version  # the org's version names the record urls; Bulk CSV has none
     try:
         bound = app.bind_query(soql)
@@ -674,21 +672,21 @@ def _bind(app: SalesforceApp, soql: str, version: str) -> BoundQuery:
 
 
 def _records(
-    app: SalesforceApp, sobject: str, include_deleted: bool
+    app: SalesforceHost, sobject: str, include_deleted: bool
 ) -> tuple[Iterator[Mapping[str, Any]], Callable[[str, str], Mapping[str, Any] | None]]:
     return _org(app).records(sobject, include_deleted), app.resolve_parent
 
 
-def _object_name(app: SalesforceApp, sobject: str) -> str | None:
+def _object_name(app: SalesforceHost, sobject: str) -> str | None:
     return _org(app).canonical_sobject(sobject)
 
 
-def _field_names(app: SalesforceApp, sobject: str) -> dict[str, str]:
+def _field_names(app: SalesforceHost, sobject: str) -> dict[str, str]:
     """Lower-case field name to canonical name."""
     return {f.name.lower(): f.name for f in _org(app).fields(sobject)}
 
 
-def _convert(app: SalesforceApp, sobject: str, name: str, raw: str) -> Any:
+def _convert(app: SalesforceHost, sobject: str, name: str, raw: str) -> Any:
     """A CSV cell as the org's update takes it (Bulk also reads 1 / 0 as booleans)."""
     field_def = _org(app).field(sobject, name)
     if field_def is not None and field_def.type == "boolean":
@@ -700,7 +698,9 @@ def _convert(app: SalesforceApp, sobject: str, name: str, raw: str) -> Any:
     return raw
 
 
-def _update(app: SalesforceApp, sobject: str, record_id: str, values: dict[str, Any]) -> str | None:
+def _update(
+    app: SalesforceHost, sobject: str, record_id: str, values: dict[str, Any]
+) -> str | None:
     try:
         _org(app).update(sobject, record_id, values)
     except RecordError as exc:
@@ -708,20 +708,20 @@ def _update(app: SalesforceApp, sobject: str, record_id: str, values: dict[str, 
     return None
 
 
-def _user_id(app: SalesforceApp) -> str:
+def _user_id(app: SalesforceHost) -> str:
     del app
     return USER_ID
 
 
-_services: WeakKeyDictionary[SalesforceApp, BulkService] = WeakKeyDictionary()
+_services: WeakKeyDictionary[SalesforceHost, BulkService] = WeakKeyDictionary()
 
 
-def bulk_service(app: SalesforceApp) -> BulkService:
+def bulk_service(app: SalesforceHost) -> BulkService:
     """The BulkService registered on ``app`` (to change its settings or inspect jobs)."""
     return _services[app]
 
 
-def register(app: SalesforceApp) -> None:
+def register(app: SalesforceHost) -> None:
     """Serve Bulk API 2.0 under ``/services/data/vXX.X/jobs/``."""
     service = BulkService(app)
     _services[app] = service

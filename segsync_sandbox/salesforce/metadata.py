@@ -24,11 +24,11 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 from xml.sax.saxutils import escape
 
 from segsync_sandbox.common import Request, Response
+from segsync_sandbox.salesforce.host import SalesforceHost
 from segsync_sandbox.salesforce.org import (
     CUSTOM_FIELD_TYPES,
     CustomFieldSpec,
@@ -36,9 +36,6 @@ from segsync_sandbox.salesforce.org import (
     Org,
     SchemaError,
 )
-
-if TYPE_CHECKING:
-    from segsync_sandbox.salesforce.app import SalesforceApp
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
@@ -648,7 +645,7 @@ class MetadataService:
     a time per org, and the org's schema is shared with every REST handler.
     """
 
-    def __init__(self, app: SalesforceApp) -> None:
+    def __init__(self, app: SalesforceHost) -> None:
         self.app = app
         self._lock = threading.Lock()
         # Per org, so a sandbox that swaps in a fresh org (between tests) starts clean.
@@ -789,20 +786,20 @@ _DESCRIBE_TO_METADATA = {
 }
 
 
-def _session_valid(app: SalesforceApp, session_id: str) -> bool:
+def _session_valid(app: SalesforceHost, session_id: str) -> bool:
     return app.use_session(session_id)
 
 
-def _count_call(app: SalesforceApp) -> None:
+def _count_call(app: SalesforceHost) -> None:
     if not app.count_api_call():
         raise SoapFault("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
 
 
-def _known_objects(app: SalesforceApp) -> list[str]:
+def _known_objects(app: SalesforceHost) -> list[str]:
     return list(app.org.sobjects())
 
 
-def _canonical(app: SalesforceApp, full_name: str) -> tuple[str, str] | None:
+def _canonical(app: SalesforceHost, full_name: str) -> tuple[str, str] | None:
     """(object, field) in their canonical casing, or None when the field does not exist."""
     org = app.org
     sobject, _, name = full_name.partition(".")
@@ -861,7 +858,7 @@ def _from_field_def(sobject: str, f: FieldDef) -> FieldDefinition:
 
 
 def _read_field(
-    app: SalesforceApp, full_name: str, extras: Mapping[str, _Extras]
+    app: SalesforceHost, full_name: str, extras: Mapping[str, _Extras]
 ) -> FieldDefinition | None:
     found = _canonical(app, full_name)
     if found is None or not found[1].endswith("__c"):
@@ -875,7 +872,7 @@ def _read_field(
     return _from_field_def(found[0], field_def) if field_def is not None else None
 
 
-def _to_spec(app: SalesforceApp, defn: FieldDefinition) -> CustomFieldSpec:
+def _to_spec(app: SalesforceHost, defn: FieldDefinition) -> CustomFieldSpec:
     sobject = app.org.canonical_sobject(defn.sobject) or defn.sobject
     return CustomFieldSpec(
         full_name=f"{sobject}.{defn.field_name}",
@@ -898,7 +895,7 @@ def _schema_errors(exc: SchemaError) -> list[ComponentError]:
     return [ComponentError(exc.status_code, exc.message, list(exc.fields))]
 
 
-def _create_field(app: SalesforceApp, defn: FieldDefinition) -> list[ComponentError]:
+def _create_field(app: SalesforceHost, defn: FieldDefinition) -> list[ComponentError]:
     spec = _to_spec(app, defn)
     try:
         app.org.add_custom_field(spec.sobject, spec)
@@ -907,7 +904,7 @@ def _create_field(app: SalesforceApp, defn: FieldDefinition) -> list[ComponentEr
     return []
 
 
-def _update_field(app: SalesforceApp, defn: FieldDefinition) -> list[ComponentError]:
+def _update_field(app: SalesforceHost, defn: FieldDefinition) -> list[ComponentError]:
     spec = _to_spec(app, defn)
     try:
         app.org.update_custom_field(spec.sobject, spec)
@@ -916,7 +913,7 @@ def _update_field(app: SalesforceApp, defn: FieldDefinition) -> list[ComponentEr
     return []
 
 
-def register(app: SalesforceApp) -> None:
+def register(app: SalesforceHost) -> None:
     """Serve the Metadata API at ``/services/Soap/m/{version}`` (with or without a slash)."""
     service = MetadataService(app)
     # The session travels in the SOAP header, not in an Authorization header:
