@@ -22,9 +22,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check connector segsync_sandbox tests bench
 	$(BIN)/ruff format --check connector segsync_sandbox tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/engine_bench.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
