@@ -152,7 +152,7 @@ def test_the_product_reaches_the_sandboxes_only_from_the_demo_and_the_cli() -> N
     }
     assert importers == SANDBOX_IMPORTERS
     # A dynamic import (importlib.import_module("segsync_sandbox…")) names the
-    # package in a string: only the CLI's command registration may.
+    # package in a string: only the CLI's command registration (and the demo) may.
     naming = {
         module
         for module, path in modules.items()
@@ -164,7 +164,7 @@ def test_the_product_reaches_the_sandboxes_only_from_the_demo_and_the_cli() -> N
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         )
     }
-    assert naming == SANDBOX_REGISTRARS
+    assert SANDBOX_REGISTRARS <= naming <= SANDBOX_REGISTRARS | SANDBOX_IMPORTERS
 
 
 def test_the_sandboxes_import_nothing_from_the_product() -> None:
