@@ -32,6 +32,12 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.demo", "demo"),
 )
 
+# Modules that need the optional ``sandbox`` extra (the local CRMs and their
+# test certificate authority). Without it their commands stay listed and say
+# how to install it, instead of breaking every other command's import.
+_SANDBOX_MODULES = frozenset({"segsync_sandbox.cli", "connector.commands.demo"})
+SANDBOX_INSTALL = "pip install 'segsync[sandbox]'"
+
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
@@ -51,8 +57,41 @@ def cli() -> None:
     """segsync: one shared segment and tier definition, written back into your CRMs."""
 
 
+def _needs_sandbox(name: str, missing: str) -> click.Command:
+    """A stand-in for ``name`` when the sandbox extra is not installed."""
+
+    @click.command(
+        name,
+        help=f"(needs the sandbox extra: {SANDBOX_INSTALL})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+    @click.pass_context
+    def stand_in(ctx: click.Context) -> None:
+        click.secho(
+            f"error: segsync {name} runs local CRM sandboxes, an optional part that is not "
+            f"installed (no module {missing!r}): {SANDBOX_INSTALL}",
+            fg="red",
+            err=True,
+        )
+        ctx.exit(2)
+
+    return stand_in
+
+
+def _command(module: str, attr: str) -> click.Command:
+    try:
+        command: click.Command = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        if module not in _SANDBOX_MODULES or missing.partition(".")[0] == "connector":
+            raise
+        return _needs_sandbox(attr, missing)
+    return command
+
+
 for _module, _attr in _COMMANDS:
-    cli.add_command(getattr(importlib.import_module(_module), _attr))
+    cli.add_command(_command(_module, _attr))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,30 +4,36 @@ It starts the local Salesforce and HubSpot sandboxes on one synthetic dataset,
 writes a config pointing at them, and then does exactly what production does,
 through the same code: provision the output fields, run a full sync of
 accounts and contacts in both CRMs, let "someone" edit a few records in each
-CRM, and run an incremental sync that picks the edits up. At the end it reads
-back, through each CRM's own API, what landed where.
+CRM (as in its web UI), and run an incremental sync that picks the edits up.
+At the end it reads back, through each CRM's own API, what landed where: every
+API call the demo makes goes through the adapters, paced and retried exactly
+as a sync's are.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from connector.commands.crm import open_context
+from connector.commands.crm import Context, open_context
 from connector.crm.base import ObjectName
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 _EDITS = 5
+
+# The record name, shown next to the ids in the read-back.
+_NAME_FIELD = {"salesforce": "Name", "hubspot": "name"}
 
 
 @click.command("demo")
@@ -74,7 +80,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
                 "(headcount, industry, intent) — then an incremental sync:"
             )
             _show(console, [runner.run(job) for job in ctx.jobs("all", "account")])
-            _landed(console, crms, edited)
+            _landed(console, ctx, edited)
         elapsed = time.monotonic() - started
         console.print(f"\n[bold]Where things live[/]  (finished in {elapsed:.0f} s)")
         console.print(f"  state store   {store_path}  (runs, watermarks, ledger, errors)")
@@ -98,7 +104,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
                 pass
 
 
-def _provision(console: Console, ctx: Any) -> None:
+def _provision(console: Console, ctx: Context) -> None:
     created = 0
     for adapter in ctx.adapters.values():
         objects: tuple[ObjectName, ...] = ("account", "contact")
@@ -153,81 +159,76 @@ def _show(console: Console, results: Sequence[RunResult]) -> None:
 
 
 def _edit_some(crms: Sandboxes) -> dict[str, list[str]]:
-    """A person's edits, made through each CRM's own API."""
-    sf: Any = crms.salesforce.client()
-    rows = sf.query(f"SELECT Id FROM Account ORDER BY Id LIMIT {_EDITS}")["records"]
-    sf_ids = [r["Id"] for r in rows]
+    """A person's edits, made in each CRM's data as its web UI would.
+
+    A person edits in the CRM's UI, not through its API, so the edits go
+    straight into the sandbox's records (validated and stamped with a new
+    modification time exactly as an API update would be) and spend none of
+    the API allowance the syncs around them pace themselves under.
+    """
+    org = crms.salesforce.org
+    sf_ids = [row["Id"] for row in itertools.islice(org.records("Account"), _EDITS)]
     for record_id in sf_ids:
-        sf.Account.update(
+        org.update(
+            "Account",
             record_id,
             {"NumberOfEmployees": 4200, "Industry": "Computer Software", "Intent_Score__c": 88},
         )
-    hs = crms.hubspot.client()
-    page = hs.crm.companies.basic_api.get_page(limit=_EDITS)
-    hs_ids = [c.id for c in page.results]
-    from hubspot.crm.companies.models import SimplePublicObjectInput
-
+    portal = crms.hubspot.portal
+    hs_ids = [record.id for record in portal.snapshot("companies")[:_EDITS]]
     for record_id in hs_ids:
-        hs.crm.companies.basic_api.update(
+        portal.update(
+            "companies",
             record_id,
-            SimplePublicObjectInput(
-                properties={
-                    "numberofemployees": "4200",
-                    "industry": "COMPUTER_SOFTWARE",
-                    "intent_score": "88",
-                }
-            ),
+            {"numberofemployees": "4200", "industry": "COMPUTER_SOFTWARE", "intent_score": "88"},
         )
     return {"salesforce": sf_ids, "hubspot": hs_ids}
 
 
-def _landed(console: Console, crms: Sandboxes, edited: dict[str, list[str]]) -> None:
-    """Read back, through each CRM's API, the tier distribution and a few records."""
-    sf = crms.salesforce.client()
-    hs = crms.hubspot.client()
-    from hubspot.crm.companies.models import Filter, FilterGroup, PublicObjectSearchRequest
+def _landed(console: Console, ctx: Context, edited: dict[str, list[str]]) -> None:
+    """Read back, through each CRM's API, the tier distribution and a few edited records.
 
+    Every call goes through the adapters, that is through the same pacing,
+    rate-limit accounting and retries as a sync: the read-back follows the
+    syncs immediately, when their calls still fill the CRMs' short windows.
+    """
     console.print("\n[bold]3. What landed in the CRMs[/] (read back through their APIs)")
+    engine = ctx.engines["account"]
+    counts: dict[str, Counter[str]] = {}
+    for adapter in ctx.adapters.values():
+        tier_field = engine.output_fields(adapter.crm)["tier"]
+        tiers: Counter[str] = Counter()
+        for page in adapter.pull("account", [tier_field], None):
+            tiers.update(str(record.fields.get(tier_field) or "(none)") for record in page)
+        counts[adapter.crm] = tiers
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("tier")
     table.add_column("Salesforce accounts", justify="right")
     table.add_column("HubSpot companies", justify="right")
-    for tier in ("Tier 1", "Tier 2", "Tier 3"):
-        soql = f"SELECT COUNT() FROM Account WHERE Segsync_Tier__c = '{tier}'"
-        sf_count = sf.query(soql)["totalSize"]
-        search = PublicObjectSearchRequest(
-            filter_groups=[
-                FilterGroup(
-                    filters=[Filter(property_name="segsync_tier", operator="EQ", value=tier)]
-                )
-            ],
-            limit=1,
+    names = list(engine.tier_names) + sorted(
+        {n for c in counts.values() for n in c} - set(engine.tier_names)
+    )
+    for tier in names:
+        table.add_row(
+            tier,
+            f"{counts.get('salesforce', Counter())[tier]:,}",
+            f"{counts.get('hubspot', Counter())[tier]:,}",
         )
-        hs_count = hs.crm.companies.search_api.do_search(public_object_search_request=search).total
-        table.add_row(tier, f"{sf_count:,}", f"{hs_count:,}")
     console.print(table)
-    ids = ", ".join(f"'{i}'" for i in edited["salesforce"][:2])
-    rows = sf.query(
-        "SELECT Id, Name, Segsync_Segment__c, Segsync_Tier__c, Segsync_Reason__c "
-        f"FROM Account WHERE Id IN ({ids})"
-    )["records"]
-    console.print("\nEdited Salesforce accounts, as the CRM now shows them:")
-    for row in rows:
-        landed = f"{row['Segsync_Segment__c']} / {row['Segsync_Tier__c']}"
-        console.print(
-            f"  {row['Id']} {row['Name']}: [bold]{landed}[/]\n    {row['Segsync_Reason__c']}",
-            soft_wrap=True,
-        )
-    console.print("Edited HubSpot companies:")
-    for record_id in edited["hubspot"][:2]:
-        company = hs.crm.companies.basic_api.get_by_id(
-            record_id, properties=["name", "segsync_segment", "segsync_tier", "segsync_reason"]
-        )
-        p = company.properties
-        console.print(
-            f"  {record_id} {p['name']}: [bold]{p['segsync_segment']} / {p['segsync_tier']}[/]\n"
-            f"    {p['segsync_reason']}",
-            soft_wrap=True,
-        )
+    for adapter in ctx.adapters.values():
+        outputs = engine.output_fields(adapter.crm)
+        name_field = _NAME_FIELD[adapter.crm]
+        fields = [name_field, outputs["segment"], outputs["tier"], outputs["reason"]]
+        records = adapter.fetch("account", edited[adapter.crm][:2], fields)
+        label = "Salesforce accounts" if adapter.crm == "salesforce" else "HubSpot companies"
+        console.print(f"\nEdited {label}, as the CRM now shows them:")
+        for record in records:
+            f = record.fields
+            console.print(
+                f"  {record.id} {f.get(name_field)}: "
+                f"[bold]{f.get(outputs['segment'])} / {f.get(outputs['tier'])}[/]\n"
+                f"    {f.get(outputs['reason'])}",
+                soft_wrap=True,
+            )
     now = datetime.now(UTC).strftime("%H:%M:%S")
     console.print(f"[dim]read at {now} UTC[/]")
