@@ -9,11 +9,23 @@ come from a file (``*_file`` keys), which is how container secrets are mounted.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,9 +38,83 @@ from connector.errors import ConfigError, Problem
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "SEGSYNC_CONFIG"
 
+log = logging.getLogger("segsync.config")
+
+#: A DNS name is at most 253 characters in dotted form, each label at most 63.
+MAX_HOST = 253
+MAX_LABEL = 63
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` is not a usable host name or address, or ``None`` when it is.
+
+    Checked here, once, so that a 300-character host is one line at load time
+    rather than an encoding error deep in an HTTP client or a socket bind.
+    """
+    if not host:
+        return "has no host"
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    if len(host) > MAX_HOST:
+        return f"host is {len(host):,} characters long, more than the {MAX_HOST} a name may have"
+    labels = host.rstrip(".").split(".")
+    if any(not label or len(label) > MAX_LABEL for label in labels):
+        return f"host {host[:80]!r} has an empty label or one longer than {MAX_LABEL} characters"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"host {host[:80]!r} is not a valid host name"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    name = host.strip("[]").rstrip(".").casefold()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_host(value: str) -> str:
+    problem = _host_problem(value.strip())
+    if problem is not None:
+        raise ValueError(problem)
+    return value.strip()
+
+
+def _check_url(value: str) -> str:
+    """A CRM URL: ``https://`` or ``http://``, with a valid host (http is checked later)."""
+    text = value.strip()
+    if len(text) > 2048:
+        raise ValueError(f"the URL is {len(text):,} characters long (at most 2,048)")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("https", "http"):
+        raise ValueError(f"expected an https:// URL, not {text[:80]!r}")
+    problem = _host_problem(host)
+    if problem is not None:
+        raise ValueError(problem)
+    return text.rstrip("/")
+
+
+HostName = Annotated[str, AfterValidator(_check_host)]
+CrmUrl = Annotated[str, AfterValidator(_check_url)]
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # nan and inf are refused everywhere: a nan share or timeout compares
+    # false with every bound and would slip through each check.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Secrets(_Model):
@@ -54,7 +140,52 @@ class _Secrets(_Model):
             ) from None
 
 
-class SalesforceConnection(_Secrets):
+#: Output fields an operator hands to segsync per object: ``{account = [...], contact = [...]}``.
+AdoptedFields = dict[
+    Literal["account", "contact"], list[Annotated[str, Field(min_length=1, max_length=255)]]
+]
+
+
+class _Transport(_Secrets):
+    """What every connection shares: plain-http refusal and adopted output fields."""
+
+    allow_insecure_http: bool = False
+    adopt_fields: AdoptedFields = Field(default_factory=dict)
+
+    def urls(self) -> dict[str, str]:
+        """The connection's CRM URLs by setting key (those that are set)."""
+        return {}
+
+    @model_validator(mode="after")
+    def _no_plain_http(self) -> _Transport:
+        if self.allow_insecure_http:
+            return self
+        for key, url in self.urls().items():
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    f"{key} {url!r} is plain http: credentials and tokens would cross the "
+                    "network in cleartext; use https://, or set allow_insecure_http = true "
+                    "to accept the risk (warned at every start)"
+                )
+        return self
+
+    def insecure_urls(self) -> list[str]:
+        """The setting keys whose URL is plain http to a host other than this machine."""
+        return [
+            key
+            for key, url in self.urls().items()
+            if urlsplit(url).scheme == "http" and not is_loopback(urlsplit(url).hostname or "")
+        ]
+
+    def adopted(self, obj: str) -> frozenset[str]:
+        """The fields the operator adopted on ``obj`` (segsync may write them)."""
+        return frozenset(
+            n.strip() for key, names in self.adopt_fields.items() if key == obj for n in names
+        )
+
+
+class SalesforceConnection(_Transport):
     """A Salesforce org.
 
     Authentication, in order of preference: OAuth 2.0 JWT bearer
@@ -66,9 +197,9 @@ class SalesforceConnection(_Secrets):
 
     crm: Literal["salesforce"] = "salesforce"
     auth: Literal["jwt", "client_credentials", "refresh_token", "session"] = "jwt"
-    login_url: str = "https://login.salesforce.com"
-    instance_url: str | None = None
-    api_version: str = "59.0"
+    login_url: CrmUrl = "https://login.salesforce.com"
+    instance_url: CrmUrl | None = None
+    api_version: str = Field("59.0", pattern=r"^[1-9][0-9]{1,2}\.0$")
     client_id: str | None = None
     username: str | None = None
     client_secret: SecretStr | None = None
@@ -80,27 +211,41 @@ class SalesforceConnection(_Secrets):
     session_id: SecretStr | None = None
     ca_file: Path | None = None
     timeout_seconds: float = 60.0
-    bulk_read_threshold: int = 50_000
-    bulk_write_threshold: int = 10_000
+    bulk_read_threshold: int = Field(50_000, ge=1, le=1_000_000_000)
+    bulk_write_threshold: int = Field(10_000, ge=1, le=1_000_000_000)
     daily_api_share: float = Field(0.5, gt=0, le=1)
     max_concurrency: int = Field(4, ge=1, le=25)
 
+    def urls(self) -> dict[str, str]:
+        """The login (token) URL and, for a ready session, the instance URL."""
+        found = {"login_url": self.login_url}
+        if self.instance_url:
+            found["instance_url"] = self.instance_url
+        return found
 
-class HubSpotConnection(_Secrets):
+
+class HubSpotConnection(_Transport):
     """A HubSpot portal reached with a private-app token."""
 
     crm: Literal["hubspot"] = "hubspot"
-    base_url: str = "https://api.hubapi.com"
+    base_url: CrmUrl = "https://api.hubapi.com"
     access_token: SecretStr | None = None
     access_token_file: Path | None = None
     timeout_seconds: float = 60.0
-    requests_per_10s: int = Field(100, ge=1)
-    daily_limit: int = Field(250_000, ge=1)
-    search_per_second: int = Field(4, ge=1)
+    requests_per_10s: int = Field(100, ge=1, le=10_000)
+    daily_limit: int = Field(250_000, ge=1, le=1_000_000_000)
+    search_per_second: int = Field(4, ge=1, le=1_000)
     max_concurrency: int = Field(4, ge=1, le=25)
+
+    def urls(self) -> dict[str, str]:
+        """The API base URL (every call carries the bearer token)."""
+        return {"base_url": self.base_url}
 
 
 Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="crm")]
+
+
+_DAY = 86_400  # seconds
 
 
 class StoreSettings(_Model):
@@ -117,13 +262,22 @@ class SyncSettings(_Model):
     )
     override_policy: Literal["respect", "overwrite"] = "respect"
     max_change_share: float = Field(0.5, gt=0, le=1)
-    min_records_for_guard: int = Field(50, ge=0)
-    lookback_seconds: int = Field(300, ge=0)
-    hysteresis_runs: int = Field(1, ge=1)
-    hysteresis_dwell_seconds: int = Field(0, ge=0)
-    retry_attempts: int = Field(6, ge=1)
-    retry_initial_wait_seconds: float = Field(0.5, gt=0)
-    retry_max_wait_seconds: float = Field(60.0, gt=0)
+    min_records_for_guard: int = Field(50, ge=0, le=1_000_000_000)
+    lookback_seconds: int = Field(300, ge=0, le=_DAY * 30)
+    hysteresis_runs: int = Field(1, ge=1, le=1_000)
+    hysteresis_dwell_seconds: int = Field(0, ge=0, le=_DAY * 366)
+    retry_attempts: int = Field(6, ge=1, le=100)
+    retry_initial_wait_seconds: float = Field(0.5, gt=0, le=3_600)
+    retry_max_wait_seconds: float = Field(60.0, gt=0, le=_DAY)
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> SyncSettings:
+        if self.retry_initial_wait_seconds > self.retry_max_wait_seconds:
+            raise ValueError(
+                "retry_initial_wait_seconds is above retry_max_wait_seconds "
+                f"({self.retry_initial_wait_seconds} > {self.retry_max_wait_seconds})"
+            )
+        return self
 
 
 class JobSettings(_Model):
@@ -131,9 +285,9 @@ class JobSettings(_Model):
 
     connection: str
     object: Literal["account", "contact"]
-    interval_minutes: float | None = Field(None, gt=0)
-    cron: str | None = None
-    full_every_hours: float | None = Field(None, gt=0)
+    interval_minutes: float | None = Field(None, gt=0, le=_DAY * 366 / 60)
+    cron: str | None = Field(None, max_length=200)
+    full_every_hours: float | None = Field(None, gt=0, le=24 * 366 * 10)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> JobSettings:
@@ -146,11 +300,11 @@ class ServiceSettings(_Model):
     """The long-running service (``segsync run``)."""
 
     port: int = Field(9464, ge=0, le=65535)
-    host: str = "127.0.0.1"
-    timezone: str = "UTC"
-    misfire_grace_seconds: int = Field(300, ge=1)
-    shutdown_timeout_seconds: float = Field(30.0, gt=0)
-    ready_max_age_minutes: float = Field(120.0, gt=0)
+    host: HostName = "127.0.0.1"
+    timezone: str = Field("UTC", max_length=100)
+    misfire_grace_seconds: int = Field(300, ge=1, le=_DAY * 7)
+    shutdown_timeout_seconds: float = Field(30.0, gt=0, le=3_600)
+    ready_max_age_minutes: float = Field(120.0, gt=0, le=_DAY * 366 / 60)
     alert_webhook_url: SecretStr | None = None
     alert_failure_share: float = Field(0.05, ge=0, le=1)
     jobs: list[JobSettings] = Field(default_factory=list)
@@ -160,7 +314,11 @@ class Settings(BaseSettings):
     """The whole configuration, as read from ``config.toml`` and the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SEGSYNC_", env_nested_delimiter="__", extra="forbid", toml_file=None
+        env_prefix="SEGSYNC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+        allow_inf_nan=False,
     )
     _toml_path: ClassVar[Path | None] = None
 
@@ -223,6 +381,37 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             for err in exc.errors(include_input=False, include_url=False)
         ]
         raise ConfigError(problems) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(str(file), "", "tables or arrays are nested too deeply to read")]
+        ) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError([Problem(str(file), "", str(exc))]) from None
+        message = str(exc)
+        if "integer string conversion" in message:
+            message = "a number has more than 4,300 digits"
+        raise ConfigError([Problem(str(file), "", _one_line(message))]) from None
     return loaded
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A parser message as one readable line (no echoed 4,000-digit numbers)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def insecure_connections(settings: Settings) -> Iterator[tuple[str, str]]:
+    """(connection, setting key) of every plain-http URL the operator allowed explicitly."""
+    for name, connection in settings.connections.items():
+        for key in connection.insecure_urls():
+            yield name, key
+
+
+def warn_insecure(settings: Settings, logger: logging.Logger | None = None) -> None:
+    """Log a warning for every allowed plain-http CRM URL (at every start, by design)."""
+    for name, key in insecure_connections(settings):
+        (logger or log).warning(
+            "connection %r: %s is plain http (allow_insecure_http = true): credentials and "
+            "tokens cross the network in cleartext",
+            name,
+            key,
+        )

@@ -27,6 +27,7 @@ from connector.config import (
     SalesforceConnection,
     Settings,
     load_settings,
+    warn_insecure,
 )
 from connector.crm.base import CrmAdapter, ObjectName
 from connector.crm.retry import RetryPolicy
@@ -131,6 +132,7 @@ def make_adapter(
 def open_context(config_file: Path | None, *, crm: str = "all") -> Iterator[Context]:
     """Load everything a CRM command needs; close the store and adapters afterwards."""
     settings = load_settings(config_file)
+    warn_insecure(settings)
     engines = load_engines(settings.sync.mappings)
     selected = {
         name: conn for name, conn in settings.connections.items() if crm in ("all", conn.crm)

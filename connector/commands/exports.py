@@ -23,6 +23,7 @@ import csv
 import gzip
 import itertools
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,44 @@ def is_blank(value: Any) -> bool:
         return not value.strip()
     if isinstance(value, list | tuple | set | frozenset | dict):
         return len(value) == 0
+    return False
+
+
+#: The deepest a JSON Lines record may nest (objects and arrays). Real exports
+#: nest two or three levels (a contact's ``Account``); far deeper input is
+#: hostile or broken, and recursive code downstream would overflow on it.
+MAX_JSON_DEPTH = 32
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _strict_json(text: str) -> Any:
+    """Standard JSON only: no NaN / Infinity, no number that overflows to infinity."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects or arrays more than ``limit`` levels (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
     return False
 
 
@@ -288,10 +327,18 @@ class ExportReader:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = _strict_json(text)
+            except RecursionError:
+                self._bad(BadRow(number, f"nested more than {MAX_JSON_DEPTH} levels deep"))
+                continue
             except ValueError as exc:
                 msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                if "integer string conversion" in msg:
+                    msg = "a number has more than 4,300 digits"
                 self._bad(BadRow(number, f"not valid JSON ({msg})"))
+                continue
+            if _depth_over(obj, MAX_JSON_DEPTH):
+                self._bad(BadRow(number, f"nested more than {MAX_JSON_DEPTH} levels deep"))
                 continue
             if not isinstance(obj, dict):
                 kind = type(obj).__name__

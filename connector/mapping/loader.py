@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,6 +113,13 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _INHERITABLE = ("segment", "tier")
 _MAX_VERSION = 40  # Segsync_Version__c is Text(40)
 _MAX_NAME = 255  # picklist values and HubSpot option labels
+#: Bounds that keep every value far from overflow (a date a billion days ago,
+#: a float sum that becomes inf) while leaving real definitions untouched.
+MAX_NUMBER = 1e30  # comparison values and matrix bands: beyond any real quantity
+MAX_POINTS = 1e6  # score points, caps and floors
+MAX_DAYS = 36_525  # within_days / older_than_days: a hundred years
+#: Conditions nest at most this deep (all / any / not); real rules use three or four.
+MAX_CONDITION_DEPTH = 32
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:
@@ -164,6 +172,15 @@ def _index(base: str, i: int) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _out_of_range(value: int | float, limit: float) -> str | None:
+    """Why a number is unusable (nan, inf, beyond ``limit``), or ``None``. Never echoes it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if abs(value) > limit:
+        return f"the number is out of range (at most ±{limit:,.0f})"
+    return None
 
 
 class _Checker:
@@ -471,7 +488,11 @@ class _Builder:
         t = attr.type
         if t in ("integer", "number"):
             if _is_number(value):
-                return value
+                problem = _out_of_range(value, MAX_NUMBER)
+                if problem is None:
+                    return value
+                c.add(loc, problem)
+                return None
             c.add(loc, f"{attr.name} is {t}: expected a number, not {_kind(value)} {_show(value)}")
             return None
         if t == "boolean":
@@ -536,8 +557,14 @@ class _Builder:
 
     # --- conditions ----------------------------------------------------------------------
 
-    def _condition(self, loc: str, raw: Any, kinds: tuple[SubjectKind, ...]) -> Condition | None:
+    def _condition(
+        self, loc: str, raw: Any, kinds: tuple[SubjectKind, ...], depth: int = 0
+    ) -> Condition | None:
         c = self.c
+        if depth > MAX_CONDITION_DEPTH:
+            # Reported once, at the first level too deep; the location names it.
+            c.add(loc, f"conditions are nested more than {MAX_CONDITION_DEPTH} levels deep")
+            return None
         table = c.table(loc, raw, "a condition")
         if table is None:
             return None
@@ -553,13 +580,16 @@ class _Builder:
             key = combinators[0]
             kloc = _key(loc, key)
             if key == "not":
-                inner = self._condition(kloc, table[key], kinds)
+                inner = self._condition(kloc, table[key], kinds, depth + 1)
                 return NotOf(inner) if inner is not None else None
             items = table[key]
             if not isinstance(items, list) or not items:
                 c.add(kloc, f"{key!r} must be a non-empty array of conditions")
                 return None
-            parsed = [self._condition(_index(kloc, i), item, kinds) for i, item in enumerate(items)]
+            parsed = [
+                self._condition(_index(kloc, i), item, kinds, depth + 1)
+                for i, item in enumerate(items)
+            ]
             if any(p is None for p in parsed):
                 return None
             conds = tuple(cast(list[Condition], parsed))
@@ -691,6 +721,9 @@ class _Builder:
         if op in ("within_days", "older_than_days"):
             if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
                 c.add(loc, f"{op} takes a whole number of days ≥ 0, not {_show(raw)}")
+                return None
+            if raw > MAX_DAYS:
+                c.add(loc, f"{op} is at most {MAX_DAYS:,} days (a hundred years)")
                 return None
             return raw
         if op == "matches":
@@ -854,6 +887,9 @@ class _Builder:
                 if value is not None and not _is_number(value):
                     c.add(_key(loc, bound), f"{bound} must be a number, not {_kind(value)}")
                     value = None
+                elif value is not None and (problem := _out_of_range(value, MAX_POINTS)):
+                    c.add(_key(loc, bound), problem)
+                    value = None
                 bounds[bound] = value
             cap, floor = bounds["cap"], bounds["floor"]
             if cap is not None and floor is not None and floor > cap:
@@ -870,9 +906,12 @@ class _Builder:
                 if rt is None:
                     continue
                 c.keys(iloc, rt, _SCORE_RULE_KEYS, "a score rule")
-                points = rt.get("points")
+                points: Any = rt.get("points")
                 if not _is_number(points):
                     c.add(_key(iloc, "points"), f"points must be a number, not {_kind(points)}")
+                    points = None
+                elif problem := _out_of_range(points, MAX_POINTS):
+                    c.add(_key(iloc, "points"), problem)
                     points = None
                 if "when" not in rt:
                     c.add(iloc, "a score rule needs a 'when' condition")
@@ -975,7 +1014,7 @@ class _Builder:
         if (
             not isinstance(bands, list)
             or not bands
-            or not all(_is_number(b) for b in bands)
+            or not all(_is_number(b) and _out_of_range(b, MAX_NUMBER) is None for b in bands)
             or any(a <= b for a, b in itertools.pairwise(bands))
         ):
             c.add(
@@ -1130,7 +1169,19 @@ def loads_mapping(text: str, file: str = "<mapping>") -> MappingDef:
     """Parse and validate mapping TOML text; ``file`` names it in problems."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise MappingError(
+            [Problem(file, "", "tables or arrays are nested too deeply to read")]
+        ) from None
+    except ValueError as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            # int() refuses numbers of more than 4,300 digits with a plain ValueError.
+            what = (
+                "a number has more than 4,300 digits"
+                if "integer string conversion" in str(exc)
+                else " ".join(str(exc).split())[:200]
+            )
+            raise MappingError([Problem(file, "", f"invalid TOML: {what}")]) from None
         message = str(exc)
         location = ""
         match = re.search(r"\s*\(at (line \d+, column \d+|end of document)\)$", message)

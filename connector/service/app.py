@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-from connector.config import HubSpotConnection, SalesforceConnection, Settings
+from connector.config import HubSpotConnection, SalesforceConnection, Settings, warn_insecure
 from connector.crm.base import CrmAdapter
 from connector.crm.retry import RetryPolicy
 from connector.errors import ConfigError, Problem, SegsyncError
@@ -112,6 +112,7 @@ class Service:
         from connector.commands.crm import load_engines
 
         settings = self.settings
+        warn_insecure(settings, log)
         plans = plan_jobs(settings)
         if not plans:
             raise ConfigError(
@@ -126,11 +127,9 @@ class Service:
                     for obj in missing
                 ]
             )
-        retry = RetryPolicy(
-            attempts=settings.sync.retry_attempts,
-            max_wait=settings.sync.retry_max_wait_seconds,
-            sleep=self._backoff_sleep,
-        )
+        # Every [sync] retry setting, the initial wait included, with a sleep
+        # that a stop request cuts short.
+        retry = RetryPolicy.from_settings(settings.sync, sleep=self._backoff_sleep)
         store = Store.open(settings.store.url)
         adapters: dict[str, CrmAdapter] = {}
         try:
