@@ -32,7 +32,7 @@ from connector.config import (
 from connector.crm.base import CrmAdapter, ObjectName
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
-from connector.errors import ConfigError, MappingError, Problem, SegsyncError
+from connector.errors import ConfigError, MappingError, Problem, SegsyncError, UserError
 from connector.mapping import load_mapping
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError
@@ -315,13 +315,14 @@ def sync(
 ) -> None:
     """Run one sync cycle: pull, compute, write what changed, record.
 
-    Exit status: 0 when every run succeeded, 1 when a run failed, was stopped
-    by the mass-change guard or left records failed (see `segsync errors`),
-    2 for a configuration or mapping problem.
+    Every selected job runs even when an earlier one fails; the summary lists
+    each job's outcome. Exit status: 0 when every run succeeded, 1 when a run
+    failed, was stopped by the mass-change guard or left records failed (see
+    `segsync errors`), 2 for a configuration or mapping problem.
     """
     _setup_logging(verbose)
     results: list[RunResult] = []
-    failure: str | None = None
+    outcomes: list[JobOutcome] = []
     interactive = fmt == "text" and sys.stderr.isatty()
     with open_context(config_file, crm=crm) as ctx, _progress(interactive) as progress:
         for job in ctx.jobs(crm, obj):
@@ -333,28 +334,79 @@ def sync(
                 progress.update(task, description=name, completed=count, info=verb)
 
             runner = Runner(ctx.store, ctx.settings.sync, progress=report)
+            outcome = JobOutcome(job.connection, job.adapter.crm, job.engine.object)
+            # One job's failure (a refused login, the guard, an unreachable
+            # CRM) is reported and the next job still runs: one bad org must
+            # not keep the others stale.
             try:
-                results.append(runner.run(job, full=full, dry_run=dry_run, force=force))
+                result = runner.run(job, full=full, dry_run=dry_run, force=force)
             except MassChangeError as exc:
-                failure = str(exc)
-                break
+                outcome.status, outcome.message = "aborted", str(exc)
+            except UserError as exc:
+                outcome.status, outcome.message = "config", "; ".join(str(p) for p in exc.problems)
             except SegsyncError as exc:
-                failure = f"{job.connection} {job.engine.object}: {exc}"
-                break
+                outcome.status, outcome.message = "failed", str(exc)
+            else:
+                results.append(result)
+                outcome.status, outcome.message = result.status, result.message
             finally:
                 progress.remove_task(task)
+            outcomes.append(outcome)
+    failures = [o for o in outcomes if o.status not in ("succeeded",)]
     if fmt == "json":
         click.echo(
-            json.dumps({"runs": [_result_document(r) for r in results], "error": failure}, indent=2)
+            json.dumps(
+                {
+                    "runs": [_result_document(r) for r in results],
+                    "jobs": [o.document() for o in outcomes],
+                    "error": "; ".join(o.line() for o in failures if o.message) or None,
+                },
+                indent=2,
+            )
         )
     else:
         console = _console()
         for result in results:
             _render_result(console, result)
-        if failure:
-            console.print(f"[red]stopped:[/] {failure}")
-    if failure or any(r.status != "succeeded" for r in results):
+        if len(outcomes) > 1 or failures:
+            console.print("[bold]Jobs:[/]")
+            for o in outcomes:
+                style = "green" if o.status == "succeeded" else "red"
+                console.print(f"  [{style}]{o.status:<9}[/] {o.line()}", soft_wrap=True)
+    if any(o.status == "config" for o in outcomes):
+        sys.exit(2)
+    if failures or any(r.status != "succeeded" for r in results):
         sys.exit(1)
+
+
+@dataclass
+class JobOutcome:
+    """How one job of ``segsync sync`` ended: a run's status, or why it did not finish.
+
+    ``status`` is the run's (``succeeded``, ``partial``), ``aborted`` (the
+    guard), ``failed``, or ``config`` (a problem in the config or a secret file).
+    """
+
+    connection: str
+    crm: str
+    object: str
+    status: str = "failed"
+    message: str = ""
+
+    def line(self) -> str:
+        """``hubspot accounts: <message>`` for the summary."""
+        name = _job_name(self.connection, self.crm, self.object)
+        return f"{name}: {self.message}" if self.message else name
+
+    def document(self) -> dict[str, Any]:
+        """The JSON view."""
+        return {
+            "connection": self.connection,
+            "crm": self.crm,
+            "object": self.object,
+            "status": self.status,
+            "message": self.message or None,
+        }
 
 
 @click.command("provision")

@@ -658,6 +658,21 @@ class Store:
                 for row in conn.execute(query)
             ]
 
+    def drop_errors(self, connection: str, object: str, ids: Sequence[str]) -> None:
+        """Close the open errors of ``ids`` without a write (ids that can never be fetched)."""
+        with self._engine.begin() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(
+                    sa.update(errors)
+                    .where(
+                        errors.c.connection == connection,
+                        errors.c.object == object,
+                        errors.c.record_id.in_(chunk),
+                        errors.c.resolved.is_(False),
+                    )
+                    .values(resolved=True)
+                )
+
     def history(
         self,
         record_id: str | None,

@@ -34,6 +34,7 @@ from typing import IO, Any, TypeVar, cast
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
+from connector.crm.ids import well_formed_id
 from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
@@ -164,7 +165,9 @@ class Runner:
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         try:
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
-                builder, watermark = self._plan(job, now, None if full else previous, since, spool)
+                builder, watermark = self._plan(
+                    job, now, None if full else previous, since, spool, dry_run=dry_run
+                )
                 result.summary = builder.summary()
                 plan = builder.build()
                 result.sample_writes = list(plan.writes)
@@ -230,6 +233,8 @@ class Runner:
         previous: Watermark | None,
         since: datetime | None,
         spool: IO[bytes],
+        *,
+        dry_run: bool = False,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -254,9 +259,7 @@ class Runner:
         )
         builder = PlanBuilder(keep=self._sample)
         tracker = WatermarkTracker(previous, engine.version)
-        retry_ids = sorted(
-            {e.record_id for e in store.open_errors(conn, obj)} | set(store.pending_ids(conn, obj))
-        )
+        retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
         extra = (
             adapter.fetch(obj, retry_ids, fields, list(parent_keys.values())) if retry_ids else []
         )
@@ -306,6 +309,30 @@ class Runner:
             read += len(page)
             self._progress("plan", read)
         return builder, tracker.watermark() or previous
+
+    def _retry_ids(self, conn: str, crm: str, obj: ObjectName, *, drop: bool) -> list[str]:
+        """Ids to fetch again (open errors, pending hysteresis), malformed ones dropped.
+
+        A malformed id (a store edited by hand, a row from another CRM) would
+        fail the whole fetch, and so the job, on every run: it is dropped with
+        a warning, and (unless ``drop`` is false: a dry run changes nothing)
+        its open error closed so the warning is not repeated.
+        """
+        store = self._store
+        errors = {e.record_id for e in store.open_errors(conn, obj)}
+        wanted = errors | set(store.pending_ids(conn, obj))
+        bad = sorted(i for i in wanted if not well_formed_id(crm, i))
+        if bad:
+            log.warning(
+                "dropped %d malformed %s record id(s) from the store's retry list: %s",
+                len(bad),
+                crm,
+                ", ".join(repr(i[:40]) for i in bad[:5]) + (" …" if len(bad) > 5 else ""),
+                extra={"crm": crm, "object": obj, "connection": conn},
+            )
+            if drop:
+                store.drop_errors(conn, obj, [i for i in bad if i in errors])
+        return sorted(wanted.difference(bad))
 
     @staticmethod
     def _parent(record: CrmRecord, keys: Mapping[str, str]) -> Assignment | None:
