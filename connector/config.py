@@ -232,9 +232,9 @@ class HubSpotConnection(_Transport):
     access_token: SecretStr | None = None
     access_token_file: Path | None = None
     timeout_seconds: float = 60.0
-    requests_per_10s: int = Field(100, ge=1, le=10_000)
+    requests_per_10s: int = Field(100, ge=1, le=1_000_000)
     daily_limit: int = Field(250_000, ge=1, le=1_000_000_000)
-    search_per_second: int = Field(4, ge=1, le=1_000)
+    search_per_second: int = Field(4, ge=1, le=1_000_000)
     max_concurrency: int = Field(4, ge=1, le=25)
 
     def urls(self) -> dict[str, str]:

@@ -64,7 +64,7 @@ def _one_error(result: Result, *needles: str) -> str:
         ("connections.sf", "bulk_write_threshold", "100000000000"),
         ("connections.sf", "daily_api_share", "nan"),
         ("connections.sf", "api_version", '"59.0/../../x"'),
-        ("connections.hs", "requests_per_10s", "1000000000"),
+        ("connections.hs", "requests_per_10s", "10000000000"),
         ("connections.hs", "daily_limit", "-5"),
         ("connections.hs", "search_per_second", "0"),
     ],

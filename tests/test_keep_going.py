@@ -1,4 +1,4 @@
-"""One failure stays one failure: the other jobs run, a bad stored id is dropped, retries back off as set.
+"""One failure stays one failure: other jobs run, a bad stored id is dropped, back-off as set.
 
 Against the real sandboxes through ``segsync`` (and the in-process service).
 """
