@@ -25,13 +25,13 @@ from connector.crm.limits import BudgetExhausted
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce import (
     SalesforceAdapter,
-    _translate,
     from_cell,
     parse_stamp,
+    scrub,
     to_cell,
     to_json,
 )
-from connector.crm.salesforce_auth import scrub
+from connector.crm.salesforce.errors import translate
 from connector.errors import FatalSyncError, RetriableError
 from segsync_sandbox.salesforce import CustomFieldSpec, Org, SalesforceSandbox, start_salesforce
 from segsync_sandbox.salesforce.bulk import bulk_service
@@ -216,8 +216,8 @@ def test_concurrent_request_limit_is_retriable_but_the_daily_one_is_fatal() -> N
         content = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": message}]
         return SalesforceRefusedRequest("https://x/services/data", 403, "query", content)  # type: ignore[arg-type]
 
-    concurrent = _translate(refused("ConcurrentPerOrgLongTxn Limit exceeded."), "query")
-    daily = _translate(refused("TotalRequests Limit exceeded."), "query")
+    concurrent = translate(refused("ConcurrentPerOrgLongTxn Limit exceeded."), "query")
+    daily = translate(refused("TotalRequests Limit exceeded."), "query")
     assert isinstance(concurrent, RetriableError)
     assert isinstance(daily, BudgetExhausted)
 
@@ -462,7 +462,7 @@ def test_fields_come_back_spelled_as_asked_on_both_paths(sfbox: SalesforceSandbo
 def test_bulk_pull_resumes_after_a_failure_without_repeating_records(
     sfbox: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("connector.crm.salesforce.BULK_RESULT_PAGE", 5)
+    monkeypatch.setattr("connector.crm.salesforce.bulk.BULK_RESULT_PAGE", 5)
     ids = _accounts(sfbox, 12)
 
     def back_off(_seconds: float) -> None:

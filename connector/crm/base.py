@@ -1,6 +1,6 @@
 """The one small boundary between the sync core and a CRM.
 
-Each CRM has one adapter (``salesforce.py``; the ``hubspot`` package) with a
+Each CRM has one adapter package (``salesforce``, ``hubspot``) with a
 class that satisfies :class:`CrmAdapter`. Adapters share no base class; the
 helpers they share are plain functions. The core (planner, runner) never
 imports an SDK: it sees :class:`CrmRecord` pages going in and

@@ -1,9 +1,9 @@
-"""Salesforce sessions: OAuth 2.0 token requests against a configurable login URL.
+"""Salesforce tokens: OAuth 2.0 token requests against a configurable login URL.
 
-simple-salesforce's own login flows always post to ``*.salesforce.com``
-(../shared/crm-api/FACTS.md §1), so segsync asks the token endpoint itself
-(JWT bearer, client credentials or refresh token) and builds the client from
-the instance URL and access token it gets back. ``auth = "session"`` takes a
+simple-salesforce's own login flows always post to ``*.salesforce.com``, so
+segsync asks the token endpoint itself (JWT bearer, client credentials or
+refresh token) and :mod:`.session` builds the client from the instance URL
+and access token it gets back. ``auth = "session"`` takes a
 ready session id instead, and cannot renew it.
 
 Secrets never leave this module in readable form: :class:`Token` hides the

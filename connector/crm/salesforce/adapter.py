@@ -1,0 +1,170 @@
+"""The Salesforce adapter: the :class:`~connector.crm.base.CrmAdapter` of one org.
+
+It holds the org's :class:`.session.SalesforceSession` and composes the
+concern modules around it, each a small class over that session:
+
+- :class:`.describe.Describer`: cached describes, FieldSpecs;
+- :class:`.pull.Puller`: REST pulls and fetches, handing big pulls to
+- :class:`.bulk.Bulk`: Bulk API 2.0 query and ingest jobs;
+- :class:`.write.CollectionWriter`: sObject Collections of 200 on a pool;
+- :class:`.provision.Provisioner`: custom fields through the Metadata API.
+
+Writes above ``bulk_write_threshold`` updates go through one ingest job; its
+row locks and rows the job never reached are re-sent through Collections.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from connector.config import SalesforceConnection
+from connector.crm.base import (
+    CrmRecord,
+    FieldSpec,
+    ObjectName,
+    OutputField,
+    ProvisionReport,
+    RecordUpdate,
+    WriteOutcome,
+)
+from connector.crm.limits import SF_COLLECTION_BATCH, SF_QUERY_PAGE, DailyBudget
+from connector.crm.retry import RetryPolicy
+from connector.crm.salesforce.bulk import BULK_WRITE_CHUNK, Bulk
+from connector.crm.salesforce.describe import Describer
+from connector.crm.salesforce.provision import Provisioner
+from connector.crm.salesforce.pull import Puller
+from connector.crm.salesforce.session import SalesforceSession
+from connector.crm.salesforce.soql import SOBJECTS, ParentMemory
+from connector.crm.salesforce.write import CollectionWriter, check_writable
+
+
+class SalesforceAdapter:
+    """segsync's view of one Salesforce org.
+
+    Args:
+        connection: the connection's name in the config (for messages).
+        settings: the connection's settings.
+        retry: the retry policy (the default one when None).
+        bulk_wait: seconds simple-salesforce waits before polling a Bulk 2.0 job.
+
+    """
+
+    crm = "salesforce"
+
+    def __init__(
+        self,
+        connection: str,
+        settings: SalesforceConnection,
+        retry: RetryPolicy | None = None,
+        bulk_wait: int = 2,
+    ) -> None:
+        self.connection = connection
+        self._settings = settings
+        self._session = SalesforceSession(connection, settings, retry or RetryPolicy())
+        self._describer = Describer(self._session)
+        parents = ParentMemory()
+        self._parents = parents
+        self._bulk = Bulk(self._session, self._describer, parents, bulk_wait)
+        self._puller = Puller(self._session, self._bulk, parents)
+        self._writer = CollectionWriter(self._session)
+        self._provisioner = Provisioner(self._session, self._describer)
+
+    def __repr__(self) -> str:
+        return (
+            f"SalesforceAdapter(connection={self.connection!r}, auth={self._settings.auth!r}, "
+            f"instance_url={self._session.instance_url!r})"
+        )
+
+    @property
+    def budget(self) -> DailyBudget:
+        """The org's daily API budget (fed from ``Sforce-Limit-Info``)."""
+        return self._session.budget
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP calls made so far: token requests, retries, bulk polls and SOAP included."""
+        return self._session.api_calls
+
+    def authenticate(self) -> None:
+        """Obtain a session now (else the first call does); FatalSyncError when refused."""
+        self._session.authenticate()
+
+    def describe(self, obj: ObjectName, names: Sequence[str]) -> dict[str, FieldSpec]:
+        """The org's view of ``names`` on the object (``Account.X`` names a contact's parent)."""
+        return self._describer.specs(obj, names)
+
+    def pull(
+        self,
+        obj: ObjectName,
+        fields: Sequence[str],
+        since: datetime | None,
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
+
+        REST pages of up to 2,000 records, or Bulk API 2.0 when the query's
+        ``totalSize`` (on its first REST page: no extra call) reaches
+        ``bulk_read_threshold``.
+        """
+        return self._puller.pull(obj, fields, since, parent_fields)
+
+    def fetch(
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> list[CrmRecord]:
+        """Records by id (for retrying earlier failures); unknown or deleted ids are left out."""
+        return self._puller.fetch(obj, ids, fields, parent_fields)
+
+    def write_chunk(self, total: int) -> int:
+        """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""
+        if total > self._settings.bulk_write_threshold:
+            return max(self._settings.bulk_write_threshold + 1, BULK_WRITE_CHUNK)
+        return SF_COLLECTION_BATCH * self._settings.max_concurrency * 2
+
+    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
+        """Write the updates; one outcome per update, in order.
+
+        sObject Collections of 200 on up to ``max_concurrency`` threads, or one Bulk
+        API 2.0 ingest job above ``bulk_write_threshold`` updates.
+        """
+        if not updates:
+            return []
+        sobject = SOBJECTS[obj]
+        check_writable(self._describer, sobject, updates)
+        if len(updates) > self._settings.bulk_write_threshold:
+            outcomes = self._bulk.ingest(sobject, self._parents.order(sobject, updates))
+            # Row locks and rows the job never reached get the REST path, which retries them.
+            again = [u for u in updates if u.id not in outcomes or outcomes[u.id].retriable]
+            if again:
+                outcomes.update(self._writer.write(sobject, self._parents.order(sobject, again)))
+        else:
+            outcomes = self._writer.write(sobject, self._parents.order(sobject, updates))
+        return [outcomes[u.id] for u in updates]
+
+    def provision(
+        self,
+        obj: ObjectName,
+        outputs: Sequence[OutputField],
+        inputs: Sequence[str],
+        dry_run: bool,
+    ) -> ProvisionReport:
+        """Create missing output fields, add new picklist values, check access to every field.
+
+        Nothing is ever deleted: picklist values no longer defined are reported as
+        ``stale_options``. A dry run reads but changes nothing.
+        """
+        return self._provisioner.provision(obj, outputs, inputs, dry_run)
+
+    def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
+        """Query pages plus collection calls: the REST floor of one run."""
+        return math.ceil(read / SF_QUERY_PAGE) + math.ceil(changed / SF_COLLECTION_BATCH)
+
+    def close(self) -> None:
+        """Stop the write threads and close every HTTP session this adapter opened."""
+        self._writer.close()
+        self._session.close()

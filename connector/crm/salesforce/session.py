@@ -1,0 +1,268 @@
+"""One org's connection: HTTP sessions, the token, per-thread clients and the call wrapper.
+
+- The client is built from instance URL + access token (:mod:`.auth`) on a
+  ``requests.Session`` that trusts ``ca_file``, ignores the environment's CA
+  settings, has a default timeout and never retries (the one
+  :class:`~connector.crm.retry.RetryPolicy` owns retrying).
+- Every HTTP response is counted (token requests, retries, Bulk polls and
+  SOAP included); a request that got no answer is counted by hand.
+- Every SDK call goes through :meth:`SalesforceSession.call`: the daily budget
+  is checked first, a 401 ``INVALID_SESSION_ID`` re-authenticates once and is
+  repeated, errors are translated by :func:`.errors.translate`, and
+  :class:`~connector.errors.RetriableError` is retried. Usage is read back from
+  ``Sforce-Limit-Info`` (``sf.api_usage``) into the :class:`DailyBudget`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce.api import Salesforce
+
+from connector.config import SalesforceConnection
+from connector.crm.limits import DailyBudget
+from connector.crm.retry import RetryPolicy
+from connector.crm.salesforce.auth import Token, TokenSource
+from connector.crm.salesforce.errors import is_expired, translate
+from connector.errors import FatalSyncError, SegsyncError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """An adapter with a default timeout and no retries (the RetryPolicy owns retrying)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(max_retries=0)
+        self._timeout = timeout
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send with the default timeout unless the caller gave one."""
+        return super().send(
+            request,
+            stream=stream,
+            timeout=self._timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
+@dataclass
+class Client:
+    """One thread's simple-salesforce client, built for one session generation."""
+
+    sf: Salesforce
+    generation: int
+    types: dict[str, Any] = field(default_factory=dict)
+    md: Any = None
+
+    def sobject(self, name: str) -> Any:
+        """The SFType for ``name``, kept: ``sf.Account`` builds a new one at each access."""
+        if name not in self.types:
+            self.types[name] = getattr(self.sf, name)
+        return self.types[name]
+
+    def bulk(self, name: str) -> Any:
+        """The Bulk 2.0 type for ``name`` (built fresh: it captures the session id)."""
+        return getattr(self.sf.bulk2, name)
+
+
+class SalesforceSession:
+    """The authenticated, counted, budgeted and retried way to one org.
+
+    Args:
+        connection: the connection's name in the config (for messages).
+        settings: the connection's settings.
+        retry: the retry policy for every call.
+
+    """
+
+    def __init__(self, connection: str, settings: SalesforceConnection, retry: RetryPolicy) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.retry = retry
+        self.budget = DailyBudget(share=settings.daily_api_share)
+        self._tokens = TokenSource(connection, settings)
+        self._calls = 0
+        self._count_lock = threading.Lock()
+        self._auth_lock = threading.Lock()
+        self._token: Token | None = None
+        self._generation = 0
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def instance_url(self) -> str | None:
+        """The instance the current token is for (the configured one before login)."""
+        return self._token.instance_url if self._token else self.settings.instance_url
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP calls made so far: token requests, retries, bulk polls and SOAP included."""
+        return self._calls
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        with self._count_lock:
+            self._calls += 1
+        return response
+
+    def count_unanswered(self) -> None:
+        """Count a request that got no response (the response hook never saw it)."""
+        with self._count_lock:
+            self._calls += 1
+
+    def http(self) -> requests.Session:
+        """The calling thread's HTTP session: trusts ``ca_file``, ignores the environment."""
+        session: requests.Session | None = getattr(self._local, "http", None)
+        if session is None:
+            session = requests.Session()
+            # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would silently override `verify` otherwise.
+            session.trust_env = False
+            session.verify = str(self.settings.ca_file) if self.settings.ca_file else True
+            adapter = _TimeoutAdapter(self.settings.timeout_seconds)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.hooks["response"].append(self._count)
+            self._local.http = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def authenticate(self) -> None:
+        """Obtain a session now (else the first call does); FatalSyncError when refused."""
+        with self._auth_lock:
+            if self._token is None:
+                self._login()
+
+    def _login(self) -> None:
+        """Fetch a token (caller holds the auth lock) and start a new client generation."""
+        http = self.http()
+
+        def fetch() -> Token:
+            return self._tokens.fetch(http, on_no_response=self.count_unanswered)
+
+        self._token = self.retry.call(fetch)
+        self._generation += 1
+        log.info(
+            "salesforce session obtained",
+            extra={"connection": self.connection, "auth": self.settings.auth},
+        )
+
+    def reauthenticate(self, seen: int, what: str) -> None:
+        """Renew the session refused under generation ``seen`` (once, whichever thread asks)."""
+        if not self._tokens.renewable:
+            raise FatalSyncError(
+                f"Salesforce {what}: the session id was refused (expired or revoked). "
+                f"Connection {self.connection!r} uses auth = 'session', which cannot "
+                "re-authenticate: give a fresh session_id, or configure jwt, "
+                "client_credentials or refresh_token"
+            )
+        with self._auth_lock:
+            # Another thread may have renewed the session already.
+            if self._generation == seen:
+                log.info(
+                    "salesforce session expired; re-authenticating",
+                    extra={"connection": self.connection},
+                )
+                self._login()
+
+    def client(self) -> Client:
+        """The calling thread's client for the current session (rebuilt after a re-login)."""
+        if self._token is None:
+            self.authenticate()
+        with self._auth_lock:
+            token, generation = self._token, self._generation
+        if token is None:  # pragma: no cover - authenticate() sets it or raises
+            raise FatalSyncError(f"Salesforce connection {self.connection!r}: no session")
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None or client.generation != generation:
+            sf = Salesforce(
+                instance_url=token.instance_url,
+                session_id=token.access_token,
+                session=self.http(),
+                version=self.settings.api_version,
+            )
+            client = Client(sf, generation)
+            self._local.client = client
+        return client
+
+    def mdapi(self, client: Client) -> Any:
+        """``sf.mdapi`` with zeep's own HTTP session made to trust ``ca_file`` and count calls."""
+        if client.md is None:
+            md = client.sf.mdapi
+            transport = md._client.transport
+            session: requests.Session = transport.session
+            session.trust_env = False
+            session.verify = str(self.settings.ca_file) if self.settings.ca_file else True
+            session.hooks["response"].append(self._count)
+            transport.operation_timeout = self.settings.timeout_seconds
+            client.md = md
+        return client.md
+
+    def _observe(self, client: Client) -> None:
+        """Feed the latest ``Sforce-Limit-Info`` reading into the daily budget."""
+        best: tuple[int, int] | None = None
+        for usage_map in (client.sf.api_usage, *(t.api_usage for t in client.types.values())):
+            usage = usage_map.get("api-usage") if usage_map else None
+            if usage is not None and (best is None or usage.used > best[0]):
+                best = (usage.used, usage.total)
+        if best is not None:
+            self.budget.observe(*best)
+
+    def fail(self, exc: Exception, what: str) -> SegsyncError:
+        """``exc`` translated, counting a request that never got an answer."""
+        if isinstance(exc, requests.RequestException) and exc.response is None:
+            self.count_unanswered()
+        return translate(exc, what)
+
+    def attempt(self, what: str, fn: Callable[[Client], T]) -> T:
+        """One try of ``fn``: budget check, one re-login on an expired session, translation."""
+        self.budget.check()
+        client = self.client()
+        try:
+            result = fn(client)
+        except Exception as exc:
+            if not is_expired(exc):
+                raise self.fail(exc, what) from None
+            self.reauthenticate(client.generation, what)
+            client = self.client()
+            try:
+                result = fn(client)
+            except Exception as again:
+                if is_expired(again):
+                    raise FatalSyncError(
+                        f"Salesforce {what}: a freshly issued session was refused too; "
+                        "check the connected app's session policies"
+                    ) from None
+                raise translate(again, what) from None
+        self._observe(client)
+        return result
+
+    def call(self, what: str, fn: Callable[[Client], T]) -> T:
+        """Run one SDK call: budgeted, re-authenticated once, retried, translated."""
+        return self.retry.call(lambda: self.attempt(what, fn))
+
+    def close(self) -> None:
+        """Close every HTTP session opened so far."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()

@@ -1,0 +1,157 @@
+"""The query vocabulary: object names, SELECT lists, SOQL templates and records as CrmRecords.
+
+Pulls are SOQL ordered by ``SystemModstamp, Id`` with an inclusive ``>=``
+watermark. Field names go into the query text only after :func:`check_names`
+accepted them; values only through ``format_soql``. REST (:mod:`.pull`) and
+Bulk 2.0 (:mod:`.bulk`) produce the same :class:`~connector.crm.base.CrmRecord`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector.crm.base import CrmRecord, ObjectName, RecordUpdate, parse_stamp
+from connector.errors import FatalSyncError
+
+SOBJECTS: dict[str, str] = {"account": "Account", "contact": "Contact"}
+STAMP = "SystemModstamp"
+PARENT = "Account"
+PARENT_ID = "AccountId"
+# Contacts remembered with their account, so writes can group batch-mates by parent.
+PARENT_MEMORY = 500_000
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def check_names(names: Sequence[str], what: str) -> None:
+    """Refuse anything but plain field names before they go into query text."""
+    bad = [n for n in names if not _IDENT.fullmatch(n)]
+    if bad:
+        raise FatalSyncError(f"Salesforce {what}: not valid field names: {', '.join(bad)}")
+
+
+def columns(
+    obj: ObjectName, fields: Sequence[str], parent_fields: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The SELECT list and the bare parent field names."""
+    if parent_fields and obj != "contact":
+        raise FatalSyncError("Salesforce: parent fields are only pulled for contacts")
+    parents = [p.removeprefix(PARENT + ".") for p in parent_fields]
+    check_names(fields, "pull")
+    check_names(parents, "pull")
+    selected = ["Id", STAMP, *fields]
+    if obj == "contact":
+        selected.append(PARENT_ID)
+    if parents:
+        selected += [f"{PARENT}.{p}" for p in ["Id", *parents]]
+    seen: set[str] = set()
+    unique = []
+    for column in selected:
+        if column.lower() not in seen:
+            seen.add(column.lower())
+            unique.append(column)
+    return unique, list(dict.fromkeys(parents))
+
+
+def soql(selected: Sequence[str], sobject: str, where: str, order: bool = True) -> str:
+    """A query template: identifiers are checked names; values go through format_soql."""
+    text = f"SELECT {', '.join(selected)} FROM {sobject}"
+    if where:
+        text += f" WHERE {where}"
+    if order:
+        text += f" ORDER BY {STAMP}, Id"
+    return text
+
+
+class ParentMemory:
+    """Each contact's account as last pulled: an ordering hint for writes."""
+
+    def __init__(self, limit: int = PARENT_MEMORY) -> None:
+        self._limit = limit
+        self._parent_of: dict[str, str] = {}
+
+    def remember(self, record_id: str, parent_id: Any) -> None:
+        """Note ``record_id``'s parent (nothing when it has none)."""
+        if not parent_id:
+            return
+        if len(self._parent_of) >= self._limit:
+            # Only an ordering hint for writes: forgetting costs nothing but contention.
+            self._parent_of.clear()
+        self._parent_of[record_id] = str(parent_id)
+
+    def order(self, sobject: str, updates: Sequence[RecordUpdate]) -> list[RecordUpdate]:
+        """Contacts grouped by account (as last pulled); other objects as given."""
+        ordered = list(updates)
+        if sobject == "Contact":
+            # Updating a contact locks its account: batch-mates that share accounts
+            # contend inside one transaction instead of across parallel ones.
+            ordered.sort(key=lambda u: (self._parent_of.get(u.id, ""), u.id))
+        return ordered
+
+
+def finish(
+    values: dict[str, Any],
+    parent: dict[str, Any] | None,
+    fields: Sequence[str],
+    contact: bool,
+    memory: ParentMemory,
+) -> CrmRecord:
+    """The CrmRecord of a row's values: the parent remembered, ``AccountId`` kept if asked."""
+    record_id = str(values["Id"])
+    if contact:
+        memory.remember(record_id, values.get(PARENT_ID))
+        if not any(f.lower() == PARENT_ID.lower() for f in fields):
+            values.pop(PARENT_ID, None)
+    return CrmRecord(record_id, parse_stamp(values.get(STAMP)), values, parent)
+
+
+def rest_record(
+    raw: Mapping[str, Any],
+    fields: Sequence[str],
+    parents: Sequence[str],
+    contact: bool,
+    memory: ParentMemory,
+) -> CrmRecord:
+    """A REST record as a CrmRecord: relationship removed from fields, parent attached."""
+    relation = raw.get(PARENT) if contact else None
+    # Keys as the caller spelled them (the API answers in the org's casing).
+    wanted = {f.lower(): f for f in ("Id", STAMP, PARENT_ID, *fields)}
+    values = {
+        wanted.get(k.lower(), k): v
+        for k, v in raw.items()
+        if k != "attributes" and not (contact and k == PARENT)
+    }
+    parent: dict[str, Any] | None = None
+    if parents and isinstance(relation, Mapping):
+        # The API answers in the org's casing; the mapping may have used another.
+        lowered = {str(k).lower(): v for k, v in relation.items()}
+        parent = {p: lowered.get(p.lower()) for p in parents}
+    return finish(values, parent, fields, contact, memory)
+
+
+@dataclass
+class Resume:
+    """Where a pull stands: the last stamp yielded and the ids yielded at it."""
+
+    floor: datetime | None
+    ids_at_floor: set[str] = field(default_factory=set)
+
+    def keep(self, record: CrmRecord) -> bool:
+        """False for a record before the floor, or one already yielded at it."""
+        if self.floor is None:
+            return True
+        if record.stamp != self.floor:
+            return record.stamp > self.floor
+        return record.id not in self.ids_at_floor
+
+    def advance(self, page: Sequence[CrmRecord]) -> None:
+        """Move the floor past ``page`` (just yielded)."""
+        for record in page:
+            if self.floor is None or record.stamp > self.floor:
+                self.floor, self.ids_at_floor = record.stamp, {record.id}
+            elif record.stamp == self.floor:
+                self.ids_at_floor.add(record.id)
