@@ -354,11 +354,20 @@ def test_preview_out_writes_every_record(
     doc = json_out(result)
     with out.open(encoding="utf-8", newline="") as fh:
         written = list(csv.DictReader(fh))
-    assert list(written[0]) == ["id", "segment", "tier", "fit_score", "intent_score", "reason"]
+    assert list(written[0]) == [
+        "id",
+        "segment",
+        "tier",
+        "fit_score",
+        "intent_score",
+        "reason",
+        "locked",
+    ]
     assert [w["id"] for w in written] == [r["Id"] for r in rows]
     for row, line in zip(rows, written, strict=True):
         a = accounts_engine.evaluate(row, "salesforce", NOW)
         assert (line["segment"], line["tier"], line["reason"]) == (a.segment, a.tier, a.reason)
+        assert line["locked"] == str(accounts_engine.is_locked(row, "salesforce")).lower()
         assert float(line["fit_score"]) == a.scores["fit"]
         assert float(line["intent_score"]) == a.scores["intent"]
     assert any(w["kind"] == "missing_ids" for w in doc["warnings"])

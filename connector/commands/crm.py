@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.commands.options import FORMAT
+from connector.commands.options import FORMAT, NOW
 from connector.config import (
     HubSpotConnection,
     SalesforceConnection,
@@ -301,6 +302,7 @@ def _render_result(console: Console, result: RunResult) -> None:
     "--dry-run", is_flag=True, help="Write nothing; print the plan and what it would cost."
 )
 @click.option("--force", is_flag=True, help="Go ahead even when the mass-change guard would stop.")
+@NOW
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @FORMAT
 def sync(
@@ -310,17 +312,33 @@ def sync(
     full: bool,
     dry_run: bool,
     force: bool,
+    now: datetime | None,
     verbose: bool,
     fmt: str,
 ) -> None:
     """Run one sync cycle: pull, compute, write what changed, record.
 
     Every selected job runs even when an earlier one fails; the summary lists
-    each job's outcome. Exit status: 0 when every run succeeded, 1 when a run
-    failed, was stopped by the mass-change guard or left records failed (see
-    `segsync errors`), 2 for a configuration or mapping problem.
+    each job's outcome. With --dry-run, --now shows what a run at that instant
+    would change (date rules such as within_days move with it); a real sync
+    always runs at the real time.
+
+    Exit status: 0 when every run succeeded, 1 when a run failed, was stopped
+    by the mass-change guard or left records failed (see `segsync errors`),
+    2 for a configuration or mapping problem.
     """
+    if now is not None and not dry_run:
+        # A write stamped with a made-up time would confuse the watermark,
+        # hysteresis and the ledger: the option is for looking only.
+        raise UserError(
+            [Problem("--now", "", "needs --dry-run: a real sync runs at the real time")]
+        )
     _setup_logging(verbose)
+    fixed = now
+
+    def clock() -> datetime:
+        return fixed if fixed is not None else datetime.now(UTC)
+
     results: list[RunResult] = []
     outcomes: list[JobOutcome] = []
     interactive = fmt == "text" and sys.stderr.isatty()
@@ -333,7 +351,7 @@ def sync(
                 verb = "planned" if phase == "plan" else "written"
                 progress.update(task, description=name, completed=count, info=verb)
 
-            runner = Runner(ctx.store, ctx.settings.sync, progress=report)
+            runner = Runner(ctx.store, ctx.settings.sync, clock=clock, progress=report)
             outcome = JobOutcome(job.connection, job.adapter.crm, job.engine.object)
             # One job's failure (a refused login, the guard, an unreachable
             # CRM) is reported and the next job still runs: one bad org must
@@ -360,12 +378,15 @@ def sync(
                     "runs": [_result_document(r) for r in results],
                     "jobs": [o.document() for o in outcomes],
                     "error": "; ".join(o.line() for o in failures if o.message) or None,
+                    "now": now.isoformat() if now is not None else None,
                 },
                 indent=2,
             )
         )
     else:
         console = _console()
+        if now is not None:
+            console.print(f"As of {now.isoformat()} (--now): what a run then would change.")
         for result in results:
             _render_result(console, result)
         if len(outcomes) > 1 or failures:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+from connector.crm.ids import link_key
 from connector.errors import Problem, UserError
 
 ExportKind = Literal["csv", "jsonl"]
@@ -126,17 +127,13 @@ def id_fields(crm: str) -> tuple[str, ...]:
 
 
 def same_id(wanted: str, found: str, crm: str) -> bool:
-    """Whether ``found`` is the record ``wanted`` names.
+    """Whether ``found`` is the record ``wanted`` names (the one rule: :func:`link_key`).
 
     Salesforce ids come in a case-sensitive 15-character form (what the
-    browser's address bar shows) and an 18-character form (what exports and
-    the API use); the 15 characters are a prefix of the 18, so either matches.
+    browser's address bar shows) and an 18-character case-safe form (what
+    exports and the API use); either form matches the other.
     """
-    if wanted == found:
-        return True
-    if crm == "salesforce" and len(wanted) == 15 and len(found) == 18:
-        return found[:15] == wanted
-    return False
+    return wanted == found or link_key(wanted, crm) == link_key(found, crm)
 
 
 def is_blank(value: Any) -> bool:

@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,7 +39,7 @@ from connector.commands.exports import (
     record_id,
     same_id,
 )
-from connector.commands.options import FORMAT
+from connector.commands.options import FORMAT, NOW
 from connector.commands.report import (
     BAD_ROWS_LISTED,
     Distribution,
@@ -54,6 +54,7 @@ from connector.commands.report import (
     render_preview,
 )
 from connector.config import load_settings
+from connector.crm.ids import link_key
 from connector.engine import Assignment, Engine, compile_mapping
 from connector.errors import MappingError, Problem, UserError
 from connector.mapping import load_mapping
@@ -77,33 +78,6 @@ _INPUT = click.option(
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="A CSV or JSON Lines export (.csv, .jsonl, .ndjson, optionally .gz).",
-)
-
-
-def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """``--now``: an ISO 8601 date or datetime; naive values are taken as UTC."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise click.BadParameter(
-                f"{value!r} is not an ISO date or datetime (e.g. 2026-11-22T09:00:00Z)"
-            ) from None
-        parsed = datetime(day.year, day.month, day.day)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-_NOW = click.option(
-    "--now",
-    callback=_parse_now,
-    default=None,
-    metavar="ISO-DATETIME",
-    help="Evaluate as of this time (ISO 8601; default: the current time, in UTC).",
 )
 
 
@@ -232,7 +206,9 @@ class _Parents:
 
     def of(self, record: ExportRecord) -> Assignment | None:
         """The assignment of the record's account, counting contacts whose account is unknown."""
-        account = parent_id(record.fields, self.crm)
+        # Linked by link_key, like explain's lookup: a contact whose AccountId is
+        # the 15-character form finds the account exported with the 18.
+        account = link_key(parent_id(record.fields, self.crm), self.crm)
         found = self.assignments.get(account) if account is not None else None
         if found is None:
             self.unmatched += 1
@@ -315,9 +291,9 @@ def _load_parents(
     assignments: dict[str, Assignment] = {}
     with ExportReader(accounts_file) as reader:
         for record in _Scan(reader, show_progress):
-            rid = record_id(record.fields, crm)
-            if rid is not None:
-                assignments[rid] = accounts.evaluate(record.fields, crm, at)
+            key = link_key(record_id(record.fields, crm), crm)
+            if key is not None:
+                assignments[key] = accounts.evaluate(record.fields, crm, at)
         bad = reader.bad_count
     return _Parents(
         crm,
@@ -445,8 +421,9 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None) -> None:
 class _OutWriter:
     """Writes ``--out`` rows to a temporary file, moved into place only on success."""
 
-    def __init__(self, path: Path, engine: Engine) -> None:
+    def __init__(self, path: Path, engine: Engine, *, lock: bool = False) -> None:
         self.path = path
+        self._lock = lock
         self._tmp = path.with_name(f".{path.name}.tmp")
         try:
             self._file: IO[str] = self._tmp.open("w", encoding="utf-8", newline="")
@@ -462,15 +439,20 @@ class _OutWriter:
         if self._persona:
             header.append("persona")
         header.append("reason")
+        if lock:
+            # Last, so the columns before it keep their places.
+            header.append("locked")
         self._writer.writerow(header)
 
-    def write(self, record: str | None, assignment: Assignment) -> None:
-        """One record's row."""
+    def write(self, record: str | None, assignment: Assignment, locked: bool = False) -> None:
+        """One record's row; ``locked``: a sync would leave the record as it is."""
         row: list[Any] = [record or "", assignment.segment, assignment.tier]
         row.extend(_cell(assignment.scores.get(name)) for name in self._scores)
         if self._persona:
             row.append(assignment.persona or "")
         row.append(assignment.reason)
+        if self._lock:
+            row.append("true" if locked else "false")
         self._writer.writerow(row)
 
     def commit(self) -> None:
@@ -513,7 +495,7 @@ def _cell(value: float | int | None) -> str:
 )
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
-@_NOW
+@NOW
 @click.option(
     "--min-segment-share",
     type=click.FloatRange(0.0, 1.0),
@@ -562,9 +544,9 @@ def preview(
         personas=engine.persona_names,
         scores=engine.score_names,
     )
-    missing_ids = 0
+    missing_ids = unreadable_locks = 0
     with ExportReader(input_file) as reader:
-        out = _OutWriter(out_file, engine) if out_file is not None else None
+        out = _OutWriter(out_file, engine, lock=lock is not None) if out_file is not None else None
         try:
             for record in _Scan(reader, progress):
                 fields = record.fields
@@ -579,8 +561,10 @@ def preview(
                     assignment.persona,
                     blank_inputs=bool(inputs) and all(is_blank(fields.get(f)) for f in inputs),
                 )
+                reading = engine.lock_reading(fields, crm)
+                unreadable_locks += reading.unreadable
                 if out is not None:
-                    out.write(rid, assignment)
+                    out.write(rid, assignment, reading.locked)
         except BaseException:
             if out is not None:
                 out.abort()
@@ -592,6 +576,15 @@ def preview(
         if parents is not None:
             notices += parents.notices()
         notices += distribution_notices(dist, min_segment_share)
+        if unreadable_locks:
+            notices.append(
+                Notice(
+                    "other",
+                    f"{_plural(unreadable_locks, 'record')} have a {lock} value that is not "
+                    "true or false; sync keeps them locked (never writes them)",
+                    lock,
+                )
+            )
         if missing_ids:
             names = " or ".join(repr(n) for n in id_fields(crm))
             notices.append(
@@ -647,7 +640,7 @@ def preview(
 @_CRM
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
-@_NOW
+@NOW
 @FORMAT
 def explain(
     mapping_file: Path,
@@ -759,7 +752,7 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
 )
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
-@_NOW
+@NOW
 @FORMAT
 def diff(
     before_file: Path,

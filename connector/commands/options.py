@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
+
+from connector.errors import Problem, UserError
 
 #: ``--format text|json``: readable output, or one JSON document on stdout.
 FORMAT = click.option(
@@ -12,4 +16,42 @@ FORMAT = click.option(
     default="text",
     show_default=True,
     help="text for people, json (one document on stdout) for scripts.",
+)
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 date or datetime as an aware instant; a value without an offset is UTC.
+
+    Raises:
+        ValueError: not an ISO date or datetime (the message says what is expected).
+
+    """
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or datetime "
+            "(e.g. 2026-11-22, 2026-11-22T09:00:00Z or 2026-11-22T09:00:00-05:00)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _now_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        # One line, like every user error (the group prints it; exit status 2).
+        raise UserError([Problem("--now", "", str(exc))]) from None
+
+
+#: ``--now ISO-DATETIME``: evaluate as of this instant instead of the clock.
+NOW = click.option(
+    "--now",
+    callback=_now_callback,
+    default=None,
+    metavar="ISO-DATETIME",
+    help="Evaluate as of this instant (ISO 8601; no offset means UTC; default: the clock).",
 )

@@ -16,7 +16,7 @@ No I/O and no clock reads: ``now`` is an argument.
 from __future__ import annotations
 
 from connector.engine.assignment import REASON_LIMIT, Assignment, reason_line
-from connector.engine.core import Engine, compile_mapping
+from connector.engine.core import Engine, LockReading, compile_mapping
 from connector.engine.explain import (
     AttributeTrace,
     Decision,
@@ -34,6 +34,7 @@ __all__ = [
     "Decision",
     "Engine",
     "Explanation",
+    "LockReading",
     "RuleTrace",
     "ScoreRuleTrace",
     "ScoreTrace",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
 from connector.mapping.models import AttributeDef
@@ -63,7 +64,7 @@ def _text_of(raw: Any) -> str | None:
     return None
 
 
-def _converter(attr: AttributeDef) -> Converter:
+def _converter(attr: AttributeDef, zone: tzinfo) -> Converter:
     """The core conversion for one attribute, before blank defaults."""
     synonyms = dict(attr.synonyms)
     values = frozenset(attr.values) if attr.values is not None else None
@@ -142,7 +143,7 @@ def _converter(attr: AttributeDef) -> Converter:
         "integer": parse_integer,
         "number": parse_number,
         "boolean": parse_boolean,
-        "date": parse_date,
+        "date": lambda raw: parse_date(raw, zone),
         "datetime": parse_datetime,
     }[t]
 
@@ -155,9 +156,13 @@ def _converter(attr: AttributeDef) -> Converter:
     return scalar
 
 
-def make_coercer(attr: AttributeDef) -> Coercer:
-    """Build the fast and detailed coercers of one attribute."""
-    convert = _converter(attr)
+def make_coercer(attr: AttributeDef, zone: tzinfo = UTC) -> Coercer:
+    """Build the fast and detailed coercers of one attribute.
+
+    ``zone`` is the mapping's time zone: the calendar day of a timestamp read
+    into a ``date`` attribute is its day there.
+    """
+    convert = _converter(attr, zone)
     blank_value = attr.blank
     blank_note = "blank → missing" if blank_value is None else f"blank → {blank_value!r}"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from connector.engine.assignment import Assignment, Scores, points_text, reason_line
@@ -29,6 +29,7 @@ from connector.mapping.models import (
     CRMS,
     AllOf,
     AnyOf,
+    AttributeDef,
     Axis,
     Condition,
     Leaf,
@@ -41,8 +42,14 @@ from connector.mapping.models import (
 INTERN_LIMIT = 100_000
 
 Threshold = date | datetime
-#: (attribute type, days) → threshold; computed from ``now`` per call.
+#: (attribute type, days) → threshold; computed from ``now`` per call. Days
+#: :data:`PRESENT` (never a valid day count) stands for "now" itself: today
+#: for ``date`` attributes, the instant for ``datetime`` ones.
 ThresholdKey = tuple[str, int]
+PRESENT = -1
+
+#: Operators that compare free text case-insensitively (see :func:`folds`).
+FOLDED_OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "contains_any", "contains_all"})
 
 
 def nested_get(fields: Mapping[str, Any], path: str) -> Any:
@@ -65,14 +72,51 @@ def utc_now(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
-def thresholds(keys: tuple[ThresholdKey, ...], now: datetime) -> tuple[Threshold, ...]:
-    """The cut-off instant (datetime attributes) or day (date attributes) per key."""
+def thresholds(
+    keys: tuple[ThresholdKey, ...], now: datetime, zone: tzinfo = UTC
+) -> tuple[Threshold, ...]:
+    """The cut-off instant (datetime attributes) or calendar day (date attributes) per key.
+
+    A ``date`` attribute counts calendar days in the mapping's ``zone``:
+    "within 30 days" is today there and the 30 days before. A ``datetime``
+    attribute counts exact 24-hour days back from the instant ``now``.
+    """
     now_utc = utc_now(now)
+    today = now_utc.astimezone(zone).date()
     out: list[Threshold] = []
     for attr_type, days in keys:
-        cut = now_utc - timedelta(days=days)
-        out.append(cut.date() if attr_type == "date" else cut)
+        if attr_type == "date":
+            out.append(today if days == PRESENT else today - timedelta(days=days))
+        else:
+            out.append(now_utc if days == PRESENT else now_utc - timedelta(days=days))
     return tuple(out)
+
+
+def folds(attr: AttributeDef) -> bool:
+    """Whether the attribute's values are free text compared case-insensitively.
+
+    Enum values and set elements with ``values`` are canonical already (matched
+    case-insensitively when read); free ``string`` values and free ``set``
+    elements keep the record's casing for display and are case-folded to compare.
+    """
+    return attr.type == "string" or (attr.type == "set" and attr.values is None)
+
+
+def folded_test(attr: AttributeDef, op: str) -> bool:
+    """Whether test ``op`` on ``attr`` compares case-folded text.
+
+    ``contains`` on a string is a substring test that folds on its own.
+    """
+    return op in FOLDED_OPS and folds(attr) and not (op == "contains" and attr.type == "string")
+
+
+def fold(value: Any) -> Any:
+    """The case-folded form of a text value, a set of texts, or a literal (others unchanged)."""
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, frozenset):
+        return frozenset(v.casefold() if isinstance(v, str) else v for v in value)
+    return value
 
 
 def score_total(
@@ -138,7 +182,7 @@ class Compiler:
     def __init__(self, mapping: MappingDef) -> None:
         self.m = mapping
         self.coercers: dict[str, Coercer] = {
-            name: make_coercer(attr) for name, attr in mapping.attributes.items()
+            name: make_coercer(attr, mapping.zone) for name, attr in mapping.attributes.items()
         }
         self.score_list = list(mapping.scores.values())
         # Global bit index of every score rule, in definition order.
@@ -218,7 +262,7 @@ class Compiler:
             lines += [
                 "    c = NOWC[0]",
                 "    if c[0] is not now:",
-                "        c = (now, CUTS(KEYS, now))",
+                "        c = (now, CUTS(KEYS, now, ZONE))",
                 "        NOWC[0] = c",
                 "    T = c[1]",
             ]
@@ -237,6 +281,8 @@ class Compiler:
             NOWC=[(None, ())],
             CUTS=thresholds,
             KEYS=tuple(threshold_keys),
+            ZONE=self.m.zone,
+            FOLD=fold,
             BADCRM=_bad_crm,
         )
         code = compile(source, f"<segsync mapping {self.m.path}>", "exec")
@@ -249,6 +295,9 @@ class Compiler:
         m = self.m
         used = self._used_attributes()
         attr_var = {name: f"a{i}" for i, name in enumerate(m.attributes)}
+        # Free-text attributes some case-insensitive test reads: their folded copy.
+        folded = self._folded_attributes()
+        folded_var = {name: f"f{i}" for i, name in enumerate(m.attributes) if name in folded}
         score_var = {s.name: f"s{i}" for i, s in enumerate(self.score_list)}
 
         def threshold(attr_type: str, days: int) -> str:
@@ -271,6 +320,9 @@ class Compiler:
                 var = attr_var[leaf.subject]
                 attr_type = m.attributes[leaf.subject].type
             op, v = leaf.op, leaf.value
+            if leaf.kind == "attr" and folded_test(m.attributes[leaf.subject], op):
+                # Free text: compare the case-folded value with the case-folded literal.
+                var, v = folded_var[leaf.subject], fold(v)
             # Missing numbers are NaN and missing sets are the empty set in the
             # generated code (see _sentinel): every comparison with NaN is false
             # and NaN != x is true, which is exactly the documented semantics of
@@ -315,7 +367,9 @@ class Compiler:
             if op == "matches":
                 return f"({guard}{g.const(v.search)}({var}) is not None)"
             if op == "within_days":
-                return f"({guard}{var} >= {threshold(attr_type, v)})"
+                # Up to now, not beyond: a future date has not happened "within" anything.
+                low, high = threshold(attr_type, v), threshold(attr_type, PRESENT)
+                return f"({guard}{low} <= {var} <= {high})"
             if op == "older_than_days":
                 return f"({guard}{var} < {threshold(attr_type, v)})"
             raise ValueError(f"unsupported operator {op!r}")  # the loader rejects these
@@ -374,6 +428,8 @@ class Compiler:
                 if sentinel:
                     g.emit(1, f"if {var} is None:")
                     g.emit(2, f"{var} = {sentinel}")
+                if name in folded_var:
+                    g.emit(1, f"{folded_var[name]} = FOLD({var})")
                 continue
             if "." in source:
                 g.emit(1, f"v = {g.const(nested_get)}(fields, {g.const(source)})")
@@ -381,30 +437,18 @@ class Compiler:
                 g.emit(1, f"v = get({g.const(source)})")
             if attr.type in ("integer", "number"):
                 # Fast paths for the two common shapes: a JSON number (Salesforce)
-                # and short numeric text (HubSpot). Everything else, and every
-                # failure, goes through the coercer. `v - v == 0.0` is false for
-                # NaN and infinities, which must become blank. Text under 16
-                # characters holds at most 15 digits, which a float keeps exactly,
-                # so the float fast path agrees with the coercer.
+                # and plain ASCII digits (HubSpot). Everything else (signs,
+                # decimals, commas, currency) goes through the memoized coercer,
+                # which alone decides what text reads as a number: int() and
+                # float() would also take "1_000", " 12 " or non-ASCII digits.
+                # `v - v == 0.0` is false for NaN and infinities, which are blank.
                 if attr.type == "integer":
                     g.emit(1, "if v.__class__ is int:")
-                    g.emit(2, f"{var} = v")
-                    g.emit(1, "elif v.__class__ is str and 0 < len(v) < 16:")
-                    g.emit(2, "try:")
-                    g.emit(3, f"{var} = int(v)")
-                    g.emit(2, "except ValueError:")
-                    g.emit(3, f"{var} = {coerce}(v)")
                 else:
                     g.emit(1, "if v.__class__ is int or (v.__class__ is float and v - v == 0.0):")
-                    g.emit(2, f"{var} = v")
-                    g.emit(1, "elif v.__class__ is str and 0 < len(v) < 16:")
-                    g.emit(2, "try:")
-                    g.emit(3, f"{var} = float(v)")
-                    g.emit(2, "except ValueError:")
-                    g.emit(3, f"{var} = {coerce}(v)")
-                    g.emit(2, "else:")
-                    g.emit(3, f"if {var} - {var} != 0.0:")
-                    g.emit(4, f"{var} = {coerce}(v)")
+                g.emit(2, f"{var} = v")
+                g.emit(1, "elif v.__class__ is str and v.isdigit() and v.isascii():")
+                g.emit(2, f"{var} = int(v)")
                 g.emit(1, "else:")
                 g.emit(2, f"{var} = {coerce}(v)")
             elif attr.type == "boolean":
@@ -422,6 +466,12 @@ class Compiler:
             if sentinel and attr.blank is None:
                 g.emit(1, f"if {var} is None:")
                 g.emit(2, f"{var} = {sentinel}")
+            if name in folded_var:
+                fvar = folded_var[name]
+                if attr.type == "set":
+                    g.emit(1, f"{fvar} = FOLD({var}) if {var} else EMPTY")
+                else:
+                    g.emit(1, f"{fvar} = {var}.casefold() if {var} is not None else None")
 
         inherit_segment = "segment" in m.inherit
         inherit_tier = "tier" in m.inherit
@@ -477,6 +527,32 @@ class Compiler:
         g.emit(1, "return a")
 
         return g.lines
+
+    def _folded_attributes(self) -> set[str]:
+        """Free-text attributes read by a case-insensitive comparison (see :func:`folds`)."""
+        m = self.m
+        out: set[str] = set()
+
+        def walk(cond: Condition | None) -> None:
+            if cond is None:
+                return
+            if isinstance(cond, Leaf):
+                attr = m.attributes.get(cond.subject) if cond.kind == "attr" else None
+                if attr is not None and folded_test(attr, cond.op):
+                    out.add(cond.subject)
+            elif isinstance(cond, AllOf | AnyOf):
+                for c in cond.items:
+                    walk(c)
+            elif isinstance(cond, NotOf):
+                walk(cond.item)
+
+        for rules in (m.segments, m.tiers, m.personas):
+            for rule in rules:
+                walk(rule.when)
+        for score in m.scores.values():
+            for srule in score.rules:
+                walk(srule.when)
+        return out
 
     def _used_attributes(self) -> set[str]:
         """Attributes some condition or matrix axis reads (others need no coercion)."""

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.engine.assignment import Assignment
-from connector.engine.compiler import Compiler
+from connector.engine.compiler import Compiler, nested_get
 from connector.engine.explain import Explanation, explain_record
 from connector.mapping.models import CRMS, MappingDef
+from connector.mapping.values import is_blank, parse_boolean
+
+
+class LockReading(NamedTuple):
+    """A record's lock, as :meth:`Engine.lock_reading` reads it.
+
+    Attributes:
+        locked: the record must not be written.
+        note: why, when it is not a plain true / false (blank, unreadable).
+        unreadable: the field holds something that is not a boolean.
+
+    """
+
+    locked: bool
+    note: str = ""
+    unreadable: bool = False
 
 
 class Engine:
@@ -96,6 +112,33 @@ class Engine:
             return None
         return self._m.attributes[self._m.lock].sources.get(crm)
 
+    def lock_reading(self, fields: Mapping[str, Any], crm: str) -> LockReading:
+        """Whether the record is locked (never written), and why when it is not plain.
+
+        The lock fails safe: a true value locks; a blank field means the lock
+        attribute's ``blank`` value (``false`` in the shipped mappings); a
+        value that is not a readable boolean (``"maybe"``, ``2``) keeps the
+        record locked and says so, because writing over a record someone may
+        have pinned cannot be undone. In conditions the same attribute follows
+        the ordinary rule (an unreadable boolean is blank).
+
+        """
+        field = self.lock_field(crm)
+        if field is None or self._m.lock is None:
+            return LockReading(False)
+        raw = nested_get(fields, field)
+        if is_blank(raw):
+            blank = self._m.attributes[self._m.lock].blank is True
+            return LockReading(blank, f"blank → {'locked' if blank else 'not locked'}")
+        value = parse_boolean(raw)
+        if value is None:
+            return LockReading(True, f"unreadable lock value {raw!r}: kept locked", True)
+        return LockReading(value)
+
+    def is_locked(self, fields: Mapping[str, Any], crm: str) -> bool:
+        """Whether the record is locked (see :meth:`lock_reading`)."""
+        return self.lock_reading(fields, crm).locked
+
     def evaluate(
         self,
         fields: Mapping[str, Any],
@@ -131,7 +174,14 @@ class Engine:
         """Evaluate one record and trace every step (slow; for people, not for syncs)."""
         assignment = self.evaluate(fields, crm, now, parent)
         return explain_record(
-            self._m, self._compiler.coercers, fields, crm, now, parent, assignment
+            self._m,
+            self._compiler.coercers,
+            fields,
+            crm,
+            now,
+            parent,
+            assignment,
+            self.lock_reading(fields, crm),
         )
 
     def source(self) -> str:

@@ -16,7 +16,15 @@ from typing import Any
 
 from connector.engine.assignment import Assignment, number_text, points_text
 from connector.engine.coerce import Coercer
-from connector.engine.compiler import Threshold, nested_get, score_total, thresholds
+from connector.engine.compiler import (
+    PRESENT,
+    Threshold,
+    fold,
+    folded_test,
+    nested_get,
+    score_total,
+    thresholds,
+)
 from connector.mapping.models import AllOf, AnyOf, Axis, Condition, Leaf, MappingDef, RuleDef
 from connector.mapping.render import condition_text, leaf_text, literal_text
 
@@ -255,7 +263,10 @@ class Explanation:
                 f"  {t.name:<16} {src:<24} {_raw_text(t.raw)} → {_value_text(t.value)}{note}"
             )
         if self.lock is not None:
-            out.append(f"  lock: {self.lock['attribute']} = {_value_text(self.lock['value'])}")
+            lk = self.lock
+            state = "locked: sync never writes this record" if lk["locked"] else "not locked"
+            note = f" ({lk['note']})" if lk.get("note") else ""
+            out.append(f"  lock: {lk['attribute']} → {state}{note}")
         out.append("")
         out.extend(_decision_lines("Segment", self.segment))
         for s in self.scores:
@@ -328,7 +339,8 @@ class _Tracer:
         else:
             value = self.values.get(leaf.subject)
             attr_type = self.m.attributes[leaf.subject].type
-        result = holds(leaf, value, attr_type, self.cuts)
+        folded = leaf.kind == "attr" and folded_test(self.m.attributes[leaf.subject], leaf.op)
+        result = holds(leaf, value, attr_type, self.cuts, folded=folded)
         return TestTrace(leaf_text(leaf), result, f"{leaf.subject} = {_value_text(value)}")
 
     def test(self, cond: Condition) -> TestTrace:
@@ -366,13 +378,25 @@ class _Tracer:
         return chosen, tuple(traces)
 
 
-def holds(leaf: Leaf, value: Any, attr_type: str, cuts: Mapping[tuple[str, int], Any]) -> bool:
+def holds(
+    leaf: Leaf,
+    value: Any,
+    attr_type: str,
+    cuts: Mapping[tuple[str, int], Any],
+    *,
+    folded: bool = False,
+) -> bool:
     """Whether one test holds for a canonical value (``None`` = missing).
 
     The reference semantics of every operator: tests on a missing value are
     false, except ``missing``, ``ne`` and ``not_in`` (a blank is "not equal").
+    ``folded`` (a free-text test, see :func:`~connector.engine.compiler.folded_test`):
+    equality and membership ignore case. ``within_days`` holds from the cut-off up to now,
+    never for a future value; ``older_than_days`` holds before the cut-off.
     """
     op, lit = leaf.op, leaf.value
+    if folded:
+        value, lit = fold(value), fold(lit)
     if op == "exists":
         return value is not None
     if op == "missing":
@@ -406,7 +430,7 @@ def holds(leaf: Leaf, value: Any, attr_type: str, cuts: Mapping[tuple[str, int],
     if op == "matches":
         return lit.search(value) is not None
     if op == "within_days":
-        return bool(value >= cuts[(attr_type, lit)])
+        return bool(cuts[(attr_type, lit)] <= value <= cuts[(attr_type, PRESENT)])
     if op == "older_than_days":
         return bool(value < cuts[(attr_type, lit)])
     raise ValueError(f"unsupported operator {op!r}")
@@ -430,9 +454,10 @@ def threshold_keys_of(mapping: MappingDef) -> tuple[tuple[str, int], ...]:
             return
         if isinstance(cond, Leaf):
             if cond.op in ("within_days", "older_than_days") and cond.kind == "attr":
-                key = (mapping.attributes[cond.subject].type, cond.value)
-                if key not in keys:
-                    keys.append(key)
+                attr_type = mapping.attributes[cond.subject].type
+                for key in ((attr_type, cond.value), (attr_type, PRESENT)):
+                    if key not in keys:
+                        keys.append(key)
         elif isinstance(cond, AllOf | AnyOf):
             for c in cond.items:
                 walk(c)
@@ -456,8 +481,12 @@ def explain_record(
     now: datetime,
     parent: Assignment | None,
     assignment: Assignment,
+    lock_reading: tuple[bool, str, bool] = (False, "", False),
 ) -> Explanation:
-    """Trace the evaluation of one record; ``assignment`` is the fast path's result."""
+    """Trace the evaluation of one record; ``assignment`` is the fast path's result.
+
+    ``lock_reading`` is :meth:`Engine.lock_reading` of the record.
+    """
     traces: list[AttributeTrace] = []
     values: dict[str, Any] = {}
     for name, attr in mapping.attributes.items():
@@ -473,7 +502,7 @@ def explain_record(
         traces.append(AttributeTrace(name, attr.type, source, raw, value, note))
 
     keys = threshold_keys_of(mapping)
-    tracer = _Tracer(mapping, values, keys, thresholds(keys, now))
+    tracer = _Tracer(mapping, values, keys, thresholds(keys, now, mapping.zone))
     inherited: set[str] = set()
     use_parent = parent is not None
 
@@ -548,7 +577,13 @@ def explain_record(
 
     lock = None
     if mapping.lock is not None:
-        lock = {"attribute": mapping.lock, "value": values.get(mapping.lock)}
+        locked, note, _unreadable = lock_reading
+        lock = {
+            "attribute": mapping.lock,
+            "value": values.get(mapping.lock),
+            "locked": locked,
+            "note": note,
+        }
 
     return Explanation(
         object=mapping.object,

@@ -37,6 +37,7 @@ from connector.mapping.models import (
     ScoreRule,
     SubjectKind,
     TierMatrix,
+    zone_of,
 )
 from connector.mapping.render import condition_text
 from connector.mapping.values import norm_key, parse_date, parse_datetime
@@ -90,6 +91,7 @@ _TOP_KEYS = (
     "inherit",
     "lock",
     "outputs",
+    "timezone",
 )
 _ATTR_KEYS = (
     "type",
@@ -238,6 +240,7 @@ class _Builder:
         self.segment_names: list[str] = []
         self.object = "account"
         self.inherited_segment = False
+        self.timezone = "UTC"
 
     # --- top level -----------------------------------------------------------------------
 
@@ -268,6 +271,7 @@ class _Builder:
             c.add("description", f"description must be a string, not {_kind(description)}")
             description = ""
 
+        self.timezone = self._timezone()
         inherit = self._inherit()
         self.inherited_segment = "segment" in inherit
         self._attributes()
@@ -314,6 +318,7 @@ class _Builder:
             inherit=inherit,
             lock=lock,
             outputs=outputs,
+            timezone=self.timezone,
         )
 
     # --- attributes ----------------------------------------------------------------------
@@ -506,7 +511,7 @@ class _Builder:
                 if isinstance(value, datetime | bool)
                 else value
                 if isinstance(value, date)
-                else parse_date(value)
+                else parse_date(value, zone_of(self.timezone))
                 if isinstance(value, str)
                 else None
             )
@@ -1062,6 +1067,24 @@ class _Builder:
                     suggest(item, _INHERITABLE),
                 )
         return frozenset(x for x in raw if x in _INHERITABLE)
+
+    def _timezone(self) -> str:
+        """The mapping's ``timezone`` (an IANA name), default UTC; checked here, once."""
+        raw = self.data.get("timezone", "UTC")
+        if not isinstance(raw, str) or not raw.strip():
+            self.c.add("timezone", f"timezone must be an IANA zone name, not {_show(raw)}")
+            return "UTC"
+        name = raw.strip()
+        try:
+            zone_of(name)
+        except KeyError:
+            self.c.add(
+                "timezone",
+                f"unknown time zone {name!r} (an IANA name such as "
+                '"UTC", "America/New_York" or "Europe/Berlin")',
+            )
+            return "UTC"
+        return name
 
     def _lock(self) -> str | None:
         c = self.c

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from functools import cache
 from typing import Any, Literal
 
 AttrType = Literal["string", "integer", "number", "boolean", "date", "datetime", "set", "enum"]
@@ -188,6 +189,8 @@ class MappingDef:
         inherit: which of ``segment`` / ``tier`` a contact takes from its account.
         lock: name of the boolean attribute that pins a record, if any.
         outputs: CRM → logical key (``segment``, ``score.fit`` …) → CRM field.
+        timezone: the IANA zone whose calendar days ``date`` attributes and
+            day-based tests use (``"UTC"`` unless the file says otherwise).
 
     """
 
@@ -204,6 +207,12 @@ class MappingDef:
     inherit: frozenset[str]
     lock: str | None
     outputs: Mapping[str, Mapping[str, str]]
+    timezone: str = "UTC"
+
+    @property
+    def zone(self) -> tzinfo:
+        """:attr:`timezone` as a tzinfo (the loader has checked that it exists)."""
+        return zone_of(self.timezone)
 
     @property
     def segment_names(self) -> tuple[str, ...]:
@@ -223,6 +232,24 @@ class MappingDef:
     def persona_names(self) -> tuple[str, ...]:
         """Persona names in rule order (empty for accounts)."""
         return tuple(p.name for p in self.personas)
+
+
+@cache
+def zone_of(name: str) -> tzinfo:
+    """An IANA time zone by name (``UTC`` without consulting the zone database).
+
+    Raises:
+        KeyError: the name is not a known zone.
+
+    """
+    if name.upper() == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise KeyError(name) from None
 
 
 def is_regex(value: object) -> bool:

@@ -8,7 +8,8 @@ problem for the file.
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,28 +36,67 @@ def is_blank(raw: Any) -> bool:
     return False
 
 
+# A number as people and exports write it (after trimming; see parse_number):
+# optional sign, optional currency (a symbol or an ISO code, before or after),
+# digits with optional comma thousands groups of exactly three, an optional
+# decimal part after a dot, an optional exponent, or a trailing percent sign.
+_NUMBER_RE = re.compile(
+    r"(?P<s1>[+-]?)\s*(?P<c1>[$€£¥]|[A-Z]{3}(?=[\s+\-.\d]))?\s*(?P<s2>[+-]?)"
+    r"(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d*))?(?P<exp>[eE][+-]?\d+)?"
+    r"\s*(?P<c2>[$€£¥%]|[A-Z]{3})?",
+    re.ASCII,
+)
+# Spaces some spreadsheets put between a currency and its amount.
+_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
+
+
 def parse_number(raw: Any) -> int | float | None:
-    """A finite number from an int, float or numeric text (``"1,200"``, ``" 3.5 "``)."""
+    """A finite number from an int, float or numeric text; ``None`` when unreadable.
+
+    Text is read after trimming: ``"1200"``, ``"-5"``, ``"3.5"``, ``".5"``,
+    ``"1e3"``, ``"1,200,000.50"`` (commas only in groups of three), ``"45%"``
+    (45, the number as written, like a Salesforce percent field), and amounts
+    with one currency symbol or ISO code, before or after (``"$100,000,000"``,
+    ``"USD 1,200"``, ``"1200 €"``), which take no exponent and at most two
+    decimals. Everything else is unreadable rather than guessed: European
+    notation (``"1.000,50"``, ``"€1.000"``: a thousand, or one euro?),
+    ``"1,5"``, ``"1 000"``, ``"1_000"``, accounting ``"(5)"``, non-ASCII
+    digits, NaN and infinities.
+    """
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
         return raw
     if isinstance(raw, float):
         return raw if math.isfinite(raw) else None
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.isdigit() and text.isascii():
-            return int(text)  # the common HubSpot case, without a failed parse
-        if "," in text:
-            text = text.replace(",", "")
-        try:
-            value = float(text)
-        except ValueError:
-            return None
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    return None
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text.isdigit() and text.isascii():
+        return int(text)  # the common HubSpot case, without a regular expression
+    m = _NUMBER_RE.fullmatch(text.translate(_SPACES).strip())
+    if m is None:
+        return None
+    whole, frac, exp = m["int"], m["frac"], m["exp"]
+    if not whole and not frac:
+        return None  # no digit at all: "$", ".", "%"
+    if m["s1"] and m["s2"]:
+        return None
+    if m["c1"] and m["c2"]:
+        return None  # "$5%", "$5 USD"
+    money = bool(m["c1"]) or (m["c2"] is not None and m["c2"] != "%")
+    if money and (exp or (frac is not None and len(frac) > 2)):
+        return None
+    number = (m["s1"] or m["s2"]) + whole.replace(",", "") + ("." + frac if frac else "")
+    try:
+        value = float(number + (exp or ""))
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 def parse_integer(raw: Any) -> int | None:
@@ -133,8 +173,12 @@ def parse_datetime(raw: Any) -> datetime | None:
         return None
 
 
-def parse_date(raw: Any) -> date | None:
-    """A calendar date: ISO date text, or the UTC date of any datetime form."""
+def parse_date(raw: Any, zone: tzinfo = UTC) -> date | None:
+    """A calendar date: ISO date text as written, or the day of any datetime form in ``zone``.
+
+    ``zone`` is the mapping's ``timezone``: a HubSpot timestamp of
+    2026-11-22T03:00Z is 22 November in UTC but 21 November in New York.
+    """
     if isinstance(raw, date) and not isinstance(raw, datetime):
         return raw
     if isinstance(raw, str):
@@ -145,4 +189,9 @@ def parse_date(raw: Any) -> date | None:
             except ValueError:
                 return None
     value = parse_datetime(raw)
-    return value.date() if value is not None else None
+    if value is None:
+        return None
+    try:
+        return value.astimezone(zone).date()
+    except OverflowError:
+        return None

@@ -114,12 +114,6 @@ class RunResult:
         )
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    return bool(value)
-
-
 class Runner:
     """Runs sync cycles against a state store with the ``[sync]`` settings."""
 
@@ -272,7 +266,7 @@ class Runner:
             for page in prefetch(pulled):
                 yield page, True
 
-        read = 0
+        read = unreadable_locks = 0
         for page, pulled in pages():
             if pulled:
                 kept, in_page = [], set()
@@ -287,6 +281,9 @@ class Runner:
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
             for record in page:
+                # The engine reads the lock (fail safe: unreadable means locked).
+                lock_state = engine.lock_reading(record.fields, crm)
+                unreadable_locks += lock_state.unreadable
                 parent = self._parent(record, parent_keys)
                 assignment = engine.evaluate(record.fields, crm, now, parent)
                 desired = assignment.outputs(crm, now)
@@ -300,7 +297,7 @@ class Runner:
                     desired,
                     {f: record.fields.get(f) for f in out_fields},
                     last.get(record.id),
-                    bool(lock) and _truthy(record.fields.get(lock or "")),
+                    lock_state.locked,
                     pending.get(record.id),
                 )
                 decision = plan_record(item, policy, hysteresis, now)
@@ -308,6 +305,12 @@ class Runner:
                 self._spool(spool, decision, assignment.reason)
             read += len(page)
             self._progress("plan", read)
+        if unreadable_locks:
+            log.warning(
+                "%d records have an unreadable lock value in %s; they are kept locked",
+                unreadable_locks,
+                lock,
+            )
         return builder, tracker.watermark() or previous
 
     def _retry_ids(self, conn: str, crm: str, obj: ObjectName, *, drop: bool) -> list[str]:
