@@ -56,6 +56,12 @@ class Assignment:
         reason: a one-line reason of at most 255 characters.
         output_spec: CRM → logical output key → CRM field; what
             :meth:`outputs` writes. Not part of equality.
+        due_at: the earliest instant (UTC) at which this record's
+            assignment changes with no edit, because a ``within_days`` /
+            ``older_than_days`` test flips; ``None`` when time alone never
+            changes it. Set by :meth:`Engine.assign
+            <connector.engine.Engine.assign>` (``evaluate`` leaves it ``None``);
+            not part of equality.
 
     """
 
@@ -68,6 +74,7 @@ class Assignment:
     output_spec: Mapping[str, Mapping[str, str]] = field(
         default_factory=lambda: _NO_OUTPUTS, compare=False, repr=False, hash=False
     )
+    due_at: datetime | None = field(default=None, compare=False, hash=False)
 
     def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
         """CRM field → value for exactly the outputs the mapping declares for ``crm``.

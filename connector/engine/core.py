@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from connector.engine.assignment import Assignment
 from connector.engine.compiler import Compiler, nested_get
+from connector.engine.due import DueFinder
 from connector.engine.explain import Explanation, explain_record
 from connector.mapping.models import CRMS, MappingDef
 from connector.mapping.values import is_blank, parse_boolean
@@ -44,6 +46,7 @@ class Engine:
         # The generated function has exactly evaluate()'s signature; binding it
         # on the instance saves a Python call per record on the hot path.
         self.evaluate = self._evaluate  # type: ignore[method-assign]
+        self._due = DueFinder(mapping, self._compiler.coercers, self._evaluate)
 
     @property
     def definition(self) -> MappingDef:
@@ -163,6 +166,34 @@ class Engine:
 
         """
         return self._evaluate(fields, crm, now, parent)
+
+    def assign(
+        self,
+        fields: Mapping[str, Any],
+        crm: str,
+        now: datetime,
+        parent: Assignment | None = None,
+    ) -> Assignment:
+        """Evaluate one raw record and say when time alone will change the result.
+
+        Like :meth:`evaluate`, plus :attr:`Assignment.due_at`: the earliest
+        instant after ``now`` at which a ``within_days`` / ``older_than_days``
+        boundary changes the assignment (segment, tier, scores, persona or
+        reason), ``None`` when none will. The sync stores it and re-plans the
+        record once it has passed, without a full pull. Costs one extra
+        evaluation per future boundary of the record; nothing for a mapping
+        with no time tests.
+        """
+        assignment = self._evaluate(fields, crm, now, parent)
+        if self._due.timeless:
+            return assignment
+        due = self._due.due_at(fields, crm, now, parent, assignment)
+        return assignment if due is None else replace(assignment, due_at=due)
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether any test depends on the run time (else no record ever comes due)."""
+        return not self._due.timeless
 
     def explain(
         self,

@@ -1,0 +1,175 @@
+"""When does a record's assignment change with no edit? The next boundary a clock crosses.
+
+Only ``within_days`` and ``older_than_days`` depend on the run time: every other
+test compares a record's value with a constant. On a known value each such
+test flips at most twice as time goes on, at instants computed here as the
+exact inverse of :func:`connector.engine.compiler.thresholds`:
+
+- ``within_days = N`` holds from the value itself (a future value has not
+  happened "within" anything yet) until N days after it;
+- ``older_than_days = N`` holds from just after N days after the value on;
+- for a ``datetime`` attribute ``v`` that means the instant ``v`` and the
+  first instant after ``v + N days`` (one microsecond after: the test is
+  ``v >= now - N days``, which still holds at ``v + N days`` itself);
+- for a ``date`` attribute ``v`` (calendar days in the mapping's time zone)
+  the start of day ``v`` and the start of day ``v + N + 1`` there.
+
+Between two consecutive flips the assignment is constant, so the earliest
+instant at which it changes is the first flip (in time order) at which
+re-evaluating gives a different assignment; a flip hidden by the rest of its
+rule (an ``all`` whose other test fails, a segment an earlier rule already
+took, a score capped anyway) is skipped. That instant is the record's
+``due_at``: the sync re-plans the record once it has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from connector.engine.assignment import Assignment
+from connector.engine.coerce import Coercer
+from connector.engine.compiler import nested_get, utc_now
+from connector.mapping.models import CRMS, AllOf, AnyOf, Condition, Leaf, MappingDef, NotOf
+
+#: The operators whose truth depends on the run time.
+TIME_OPS = frozenset({"within_days", "older_than_days"})
+
+Evaluate = Callable[[Mapping[str, Any], str, datetime, Assignment | None], Assignment]
+
+
+def _day_start(day: date, zone: tzinfo) -> datetime:
+    """The first instant (UTC) of calendar day ``day`` in ``zone``.
+
+    A midnight that a daylight-saving gap skips maps, with ``fold=0``, to the
+    transition itself: the day's first real instant.
+    """
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def flip_instants(
+    attr_type: str, days: int, value: date | datetime, zone: tzinfo = UTC
+) -> tuple[datetime, ...]:
+    """The instants at which a ``within_days`` / ``older_than_days`` test on ``value`` flips.
+
+    Args:
+        attr_type: ``"date"`` or ``"datetime"``.
+        days: the test's number of days.
+        value: the record's (coerced, non-missing) value.
+        zone: the mapping's time zone (whose calendar days ``date`` values count).
+
+    Returns:
+        Aware UTC datetimes: when the value stops lying in the future, and when
+        it becomes more than ``days`` days old; those beyond the calendar are
+        left out.
+
+    """
+    out: list[datetime] = []
+    if attr_type == "date" or not isinstance(value, datetime):
+        day = value.date() if isinstance(value, datetime) else value
+        for offset in (0, days + 1):
+            with contextlib.suppress(OverflowError):
+                out.append(_day_start(day + timedelta(days=offset), zone))
+        return tuple(out)
+    moment = utc_now(value)
+    out.append(moment)
+    with contextlib.suppress(OverflowError):
+        out.append(moment + timedelta(days=days, microseconds=1))
+    return tuple(out)
+
+
+def time_tests(mapping: MappingDef) -> dict[str, tuple[int, ...]]:
+    """Attribute → the day counts of every time test on it (segments, scores, tiers, personas)."""
+    found: dict[str, set[int]] = {}
+
+    def walk(cond: Condition | None) -> None:
+        if cond is None:
+            return
+        if isinstance(cond, Leaf):
+            if cond.kind == "attr" and cond.op in TIME_OPS:
+                found.setdefault(cond.subject, set()).add(int(cond.value))
+        elif isinstance(cond, AllOf | AnyOf):
+            for item in cond.items:
+                walk(item)
+        elif isinstance(cond, NotOf):
+            walk(cond.item)
+
+    for rules in (mapping.segments, mapping.tiers, mapping.personas):
+        for rule in rules:
+            walk(rule.when)
+    for score in mapping.scores.values():
+        for score_rule in score.rules:
+            walk(score_rule.when)
+    return {name: tuple(sorted(days)) for name, days in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """One time-tested attribute of one CRM: where to read it and its day counts."""
+
+    source: str
+    coerce: Callable[[Any], Any]
+    attr_type: str
+    days: tuple[int, ...]
+
+
+class DueFinder:
+    """Computes ``due_at`` for records of one compiled mapping (pure, thread-safe)."""
+
+    def __init__(
+        self, mapping: MappingDef, coercers: Mapping[str, Coercer], evaluate: Evaluate
+    ) -> None:
+        self._evaluate = evaluate
+        self._zone = mapping.zone
+        tests = time_tests(mapping)
+        self._probes: dict[str, tuple[_Probe, ...]] = {}
+        for crm in CRMS:
+            probes = []
+            for name, days in tests.items():
+                attr = mapping.attributes[name]
+                source = attr.sources.get(crm)
+                if source is None and attr.blank is None:
+                    continue  # always blank in this CRM: no test on it can flip
+                probes.append(_Probe(source or "", coercers[name].fast, attr.type, days))
+            self._probes[crm] = tuple(probes)
+
+    @property
+    def timeless(self) -> bool:
+        """True when no test depends on the run time: no record ever comes due."""
+        return not any(self._probes.values())
+
+    def due_at(
+        self,
+        fields: Mapping[str, Any],
+        crm: str,
+        now: datetime,
+        parent: Assignment | None,
+        assignment: Assignment,
+    ) -> datetime | None:
+        """The earliest instant after ``now`` at which the record's assignment changes, if any."""
+        probes = self._probes.get(crm)
+        if not probes:
+            return None
+        now_utc = utc_now(now)
+        flips: set[datetime] = set()
+        for probe in probes:
+            if not probe.source:
+                raw = None
+            elif "." in probe.source:
+                raw = nested_get(fields, probe.source)
+            else:
+                raw = fields.get(probe.source)
+            value = probe.coerce(raw)
+            if not isinstance(value, date):
+                continue  # missing or unreadable: the test fails whatever the time
+            for days in probe.days:
+                for moment in flip_instants(probe.attr_type, days, value, self._zone):
+                    if moment > now_utc:
+                        flips.add(moment)
+        for moment in sorted(flips):
+            if self._evaluate(fields, crm, moment, parent) != assignment:
+                return moment
+        return None
