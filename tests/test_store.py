@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -25,6 +26,7 @@ from connector.store import (
 )
 from connector.store.migrations.__main__ import main as migrations_main
 from connector.store.schema import decode, encode, metadata
+from connector.store.store import alembic_config
 
 T0 = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
 
@@ -357,3 +359,52 @@ def test_record_batch_is_atomic(store: Store) -> None:
         sa.event.remove(store.engine, "before_cursor_execute", fail_on_ledger)
     assert _state(store, ids) == before
     assert [e.record_id for e in store.open_errors()] == ["001B"]
+
+
+# -- due dates -------------------------------------------------------------------------
+
+
+def test_due_dates_are_recorded_with_the_batch_and_listed_when_passed(store: Store) -> None:
+    run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    soon, later = T0 + timedelta(days=1), T0 + timedelta(days=30)
+    store.record_batch(
+        run_id,
+        "sf",
+        "account",
+        written=[WrittenRecord("001A", {"Tier__c": "Tier 1"})],
+        due={"001A": later, "001B": soon, "001C": None},
+    )
+    assert store.due("sf", "account", ["001A", "001B", "001C", "zzz"]) == {
+        "001A": later,
+        "001B": soon,
+    }
+    assert store.due_ids("sf", "account", T0) == []
+    assert store.due_ids("sf", "account", soon) == ["001B"]
+    assert store.due_ids("sf", "account", later) == ["001B", "001A"]  # earliest first
+    assert store.due_ids("sf", "contact", later) == []
+    # A due date alone does not make a record "written" (the guard's count).
+    assert store.record_count("sf", "account") == 1
+    store.record_batch(run_id, "sf", "account", due={"001B": None})
+    assert store.due_ids("sf", "account", later) == ["001A"]
+    assert store.last_written("sf", "account", ["001A"])["001A"] == {"Tier__c": "Tier 1"}
+
+
+def test_upgrade_from_the_first_schema_keeps_the_records(url: str, clock: Clock) -> None:
+    config = alembic_config()
+    with Store.open(url, clock=clock, migrate=False) as old:
+        with old.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        assert old.revision() == "0001"
+        with old.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO record_state (connection, object, record_id, last_written)"
+                    " VALUES ('sf', 'account', '001A', '{\"Tier__c\": \"Tier 1\"}')"
+                )
+            )
+    with Store.open(url, clock=clock) as store:
+        assert store.revision() == Store.head()
+        assert store.last_written("sf", "account", ["001A"]) == {"001A": {"Tier__c": "Tier 1"}}
+        assert store.due("sf", "account", ["001A"]) == {}
+        assert store.due_ids("sf", "account", T0 + timedelta(days=36500)) == []

@@ -173,7 +173,11 @@ record_state = sa.Table(
     # When the oldest pending candidate appeared; NULL when nothing is pending.
     # Indexed (a JSON column cannot be) so the runner finds records to re-plan.
     sa.Column("pending_since", UTCDateTime(), nullable=True),
+    # When time alone changes the record's assignment (a within_days boundary);
+    # NULL when it never does. The runner re-plans records whose due_at has passed.
+    sa.Column("due_at", UTCDateTime(), nullable=True),
     sa.Index(None, "connection", "object", "pending_since"),
+    sa.Index(None, "connection", "object", "due_at"),
 )
 
 transitions = sa.Table(

@@ -463,6 +463,36 @@ class Store:
         with self._engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def due(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, datetime]:
+        """Record id → its stored ``due_at``, for those of ``ids`` that have one."""
+        found: dict[str, datetime] = {}
+        column = record_state.c.due_at
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(record_state.c.record_id, column).where(
+                    record_state.c.connection == connection,
+                    record_state.c.object == object,
+                    record_state.c.record_id.in_(chunk),
+                    column.is_not(None),
+                )
+                for row in conn.execute(query):
+                    found[str(row.record_id)] = row.due_at
+        return found
+
+    def due_ids(self, connection: str, object: str, now: datetime) -> list[str]:
+        """Ids of records whose ``due_at`` is at or before ``now``: time has changed them."""
+        query = (
+            sa.select(record_state.c.record_id)
+            .where(
+                record_state.c.connection == connection,
+                record_state.c.object == object,
+                record_state.c.due_at <= now,
+            )
+            .order_by(record_state.c.due_at, record_state.c.record_id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def record_count(self, connection: str, object: str) -> int:
         """How many records of a connection and object the connector has ever written."""
         query = sa.select(sa.func.count()).where(
@@ -482,6 +512,7 @@ class Store:
         failed: Sequence[FailedRecord] = (),
         transitions: Sequence[Transition] = (),
         pending: Mapping[str, Pending | None] | None = None,
+        due: Mapping[str, datetime | None] | None = None,
     ) -> None:
         """Record a batch's outcome in ONE transaction: all of it is durable, or none.
 
@@ -496,6 +527,9 @@ class Store:
             transitions: ledger entries of the written records.
             pending: record id → new hysteresis state (``None`` clears it), for
                 records whose state changed (``Plan.pending``).
+            due: record id → new ``due_at`` (``None`` clears it), for records
+                whose due date changed; recorded with the outcome it follows
+                from, so a crash never loses a re-plan that time asked for.
 
         """
         now = self._clock()
@@ -540,6 +574,12 @@ class Store:
                     for record_id, state in pending.items()
                 ]
                 self._upsert(conn, record_state, rows, ("pending", "pending_since"))
+            if due:
+                rows = [
+                    {**scope, "record_id": record_id, "due_at": moment}
+                    for record_id, moment in due.items()
+                ]
+                self._upsert(conn, record_state, rows, ("due_at",))
             if by_failed:
                 self._record_failures(conn, run_id, scope, by_failed, now)
             if transitions:

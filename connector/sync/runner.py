@@ -254,10 +254,13 @@ class Runner:
         builder = PlanBuilder(keep=self._sample)
         tracker = WatermarkTracker(previous, engine.version)
         retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
-        extra = (
-            adapter.fetch(obj, retry_ids, fields, list(parent_keys.values())) if retry_ids else []
-        )
+        # A full pull reads every record anyway; an incremental one also
+        # fetches the records time has changed (their due_at has passed).
+        due_ids = [] if previous is None else self._due_ids(conn, crm, obj, now)
+        wanted = sorted(set(retry_ids).union(due_ids))
+        extra = adapter.fetch(obj, wanted, fields, list(parent_keys.values())) if wanted else []
         seen_extra = {r.id for r in extra}
+        _spool_gone(spool, [i for i in due_ids if i not in seen_extra])
 
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
@@ -280,12 +283,13 @@ class Runner:
             ids = [r.id for r in page]
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
+            stored_due = store.due(conn, obj, ids)
             for record in page:
                 # The engine reads the lock (fail safe: unreadable means locked).
                 lock_state = engine.lock_reading(record.fields, crm)
                 unreadable_locks += lock_state.unreadable
                 parent = self._parent(record, parent_keys)
-                assignment = engine.evaluate(record.fields, crm, now, parent)
+                assignment = engine.assign(record.fields, crm, now, parent)
                 desired = assignment.outputs(crm, now)
                 for name in score_fields:
                     # Score fields are provisioned as whole numbers: a fraction
@@ -302,7 +306,13 @@ class Runner:
                 )
                 decision = plan_record(item, policy, hysteresis, now)
                 builder.add(decision)
-                self._spool(spool, decision, assignment.reason)
+                due = assignment.due_at
+                self._spool(
+                    spool,
+                    decision,
+                    assignment.reason,
+                    None if stored_due.get(record.id) == due else (due,),
+                )
             read += len(page)
             self._progress("plan", read)
         if unreadable_locks:
@@ -337,6 +347,10 @@ class Runner:
                 store.drop_errors(conn, obj, [i for i in bad if i in errors])
         return sorted(wanted.difference(bad))
 
+    def _due_ids(self, conn: str, crm: str, obj: ObjectName, now: datetime) -> list[str]:
+        """Ids of records whose stored ``due_at`` has passed: time alone changed them."""
+        return [i for i in self._store.due_ids(conn, obj, now) if well_formed_id(crm, i)]
+
     @staticmethod
     def _parent(record: CrmRecord, keys: Mapping[str, str]) -> Assignment | None:
         if not keys or record.parent is None:
@@ -348,8 +362,14 @@ class Runner:
         return Assignment(str(segment), str(tier), {}, None, "")
 
     @staticmethod
-    def _spool(spool: IO[bytes], decision: Decision, reason: str) -> None:
-        """Keep what phase 2 needs, as plain picklable data: writes and state-only updates."""
+    def _spool(
+        spool: IO[bytes], decision: Decision, reason: str, due: tuple[datetime | None] | None
+    ) -> None:
+        """Keep what phase 2 needs, as plain picklable data: writes and state-only updates.
+
+        ``due`` is ``None`` when the record's ``due_at`` is unchanged, else a
+        one-tuple of the new value (which may be ``None``: never due).
+        """
         pending = _plain_pending(decision.pending)
         if decision.write is not None:
             w = decision.write
@@ -361,10 +381,13 @@ class Runner:
                 dict(w.baseline),
                 reason,
                 pending,
+                due,
             )
         elif decision.adopt is not None or decision.pending_changed:
             adopt = dict(decision.adopt) if decision.adopt is not None else None
-            entry = ("state", decision.record_id, adopt, pending, decision.pending_changed)
+            entry = ("state", decision.record_id, adopt, pending, decision.pending_changed, due)
+        elif due is not None:
+            entry = ("due", decision.record_id, due)
         else:
             return
         pickle.dump(entry, spool, protocol=pickle.HIGHEST_PROTOCOL)
@@ -386,15 +409,21 @@ class Runner:
             failed: list[FailedRecord] = []
             transitions: list[Transition] = []
             pending: dict[str, Pending | None] = {}
+            due: dict[str, datetime | None] = {}
             for entry in chunk:
+                if entry[0] == "due":
+                    due[entry[1]] = entry[2][0]
+                    continue
                 if entry[0] == "state":
-                    _, record_id, adopt, state, state_changed = entry
+                    _, record_id, adopt, state, state_changed, new_due = entry
                     if adopt is not None:
                         written.append(WrittenRecord(record_id, adopt))
                     if state_changed:
                         pending[record_id] = _pending(state)
+                    if new_due is not None:
+                        due[record_id] = new_due[0]
                     continue
-                _, record_id, _fields, changes, baseline, reason, state = entry
+                _, record_id, _fields, changes, baseline, reason, state, new_due = entry
                 outcome = outcomes.get(record_id)
                 if outcome is not None and outcome.ok:
                     written.append(WrittenRecord(record_id, baseline))
@@ -403,11 +432,16 @@ class Runner:
                         for change in changes
                     )
                     pending[record_id] = _pending(state)
+                    if new_due is not None:
+                        # A failed write keeps the old due date: still due, and retried.
+                        due[record_id] = new_due[0]
                 else:
                     code = outcome.code if outcome is not None else "NO_RESULT"
                     message = outcome.message if outcome is not None else "no outcome returned"
                     failed.append(FailedRecord(record_id, code, message))
-            store.record_batch(run_id, conn, obj, written, failed, transitions, pending or None)
+            store.record_batch(
+                run_id, conn, obj, written, failed, transitions, pending or None, due or None
+            )
             result.written += len(writes) - len(failed)
             result.failed += len(failed)
             if len(result.sample_failures) < self._sample:
@@ -481,6 +515,12 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
 @dataclass(frozen=True)
 class _Raised:
     exc: BaseException
+
+
+def _spool_gone(spool: IO[bytes], ids: Iterable[str]) -> None:
+    """Clear the due date of records that came due but no longer exist (deleted)."""
+    for record_id in ids:
+        pickle.dump(("due", record_id, (None,)), spool, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _transition(record_id: str, change: FieldChange, reason: str, version: str) -> Transition:
