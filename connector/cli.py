@@ -1,20 +1,25 @@
 """The ``segsync`` command.
 
 Each command lives in the module that owns its work (``connector.commands.*``,
-``segsync_sandbox.cli``); this module only assembles them and turns user
-errors into a readable list and a non-zero exit, never a traceback.
+``segsync_sandbox.cli``); this module only assembles them and is the one place
+a :class:`~connector.errors.SegsyncError` becomes output: one ``error:`` line
+(one per problem for a :class:`~connector.errors.UserError`) on stderr and
+the error's exit status (:data:`connector.errors.EXIT_CODES`), never a
+traceback. ``NO_COLOR`` (https://no-color.org) turns colour off everywhere:
+rich honours it by itself, click through the context's ``color`` setting.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
 import click
 
 from connector import __version__
-from connector.errors import UserError
+from connector.errors import SegsyncError, UserError
 
 # (module, attribute) of every command group or command, in help order.
 _COMMANDS: tuple[tuple[str, str], ...] = (
@@ -39,16 +44,43 @@ _SANDBOX_MODULES = frozenset({"segsync_sandbox.cli", "connector.commands.demo"})
 SANDBOX_INSTALL = "pip install 'segsync[sandbox]'"
 
 
+def no_color() -> bool:
+    """True when ``NO_COLOR`` is set to anything but the empty string (no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def report(exc: SegsyncError) -> int:
+    """Print ``exc`` as ``error:`` lines on stderr; return its exit status."""
+    if isinstance(exc, UserError):
+        for problem in exc.problems:
+            click.secho(f"error: {problem}", fg="red", err=True)
+        count = len(exc.problems)
+        if count > 1:
+            click.echo(f"{count} problems found.", err=True)
+    else:
+        # One line: a driver's message may span several; the first says what happened.
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        click.secho(f"error: {text}", fg="red", err=True)
+    return exc.exit_code
+
+
 class _Group(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        if no_color():
+            extra.setdefault("color", False)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UserError as exc:
-            for problem in exc.problems:
-                click.secho(f"error: {problem}", fg="red", err=True)
-            count = len(exc.problems)
-            click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
-            ctx.exit(2)
+        except SegsyncError as exc:
+            ctx.exit(report(exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -33,12 +35,68 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from connector.errors import ConfigError, Problem
+from connector.errors import ConfigError, Problem, redact_url
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "SEGSYNC_CONFIG"
 
 log = logging.getLogger("segsync.config")
+
+#: The databases the state store runs on (SQLAlchemy backend names).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+# SQLAlchemy's URL form: backend[+driver]://…
+_SCHEME = re.compile(r"(?P<backend>[A-Za-z][\w.-]*)(?:\+[\w.-]+)?://")
+
+#: Longest per-call timeout accepted: an hour is already more than any CRM call
+#: should take, and far larger values overflow the socket layer.
+MAX_TIMEOUT_SECONDS = 3600.0
+
+
+def check_store_url(url: str) -> None:
+    """Refuse a store URL that is empty, not a URL, or names a database the store does not run on.
+
+    A syntax check that needs no database library (the pure core imports this
+    module); :func:`connector.store.store.parse_url` parses fully when the
+    store opens.
+
+    Raises:
+        ValueError: what is wrong, and the URL forms that work. The message
+            never quotes a password.
+
+    """
+    if not url.strip():
+        raise ValueError(
+            "the state store URL is empty; use sqlite:///segsync.db or "
+            "postgresql+psycopg://USER@HOST/DATABASE"
+        )
+    scheme = _SCHEME.match(url)
+    try:
+        port_ok = scheme is not None and (urlsplit(url).port or 0) >= 0
+    except ValueError:
+        port_ok = False
+    if scheme is None or not port_ok:
+        raise ValueError(
+            f"{_shown_url(url)!r} is not a database URL; use sqlite:///PATH "
+            "or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    backend = scheme["backend"].lower()
+    backend = "postgresql" if backend == "postgres" else backend
+    if backend not in STORE_BACKENDS:
+        raise ValueError(
+            f"the state store runs on SQLite or PostgreSQL, not {backend!r}; "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
+        )
+
+
+def _shown_url(url: str) -> str:
+    """``url`` fit to quote in a message: its password hidden, even when it is malformed."""
+    shown = redact_url(url)
+    if shown == url and "@" in url:
+        # No recognizable user:password part: everything before the @ may be secret.
+        shown = "***@" + url.rsplit("@", 1)[1]
+    return shown
+
 
 #: A DNS name is at most 253 characters in dotted form, each label at most 63.
 MAX_HOST = 253
@@ -109,6 +167,7 @@ def _check_url(value: str) -> str:
 
 HostName = Annotated[str, AfterValidator(_check_host)]
 CrmUrl = Annotated[str, AfterValidator(_check_url)]
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SECONDS)]
 
 
 class _Model(BaseModel):
@@ -210,7 +269,7 @@ class SalesforceConnection(_Transport):
     refresh_token_file: Path | None = None
     session_id: SecretStr | None = None
     ca_file: Path | None = None
-    timeout_seconds: float = 60.0
+    timeout_seconds: Timeout = 60.0
     bulk_read_threshold: int = Field(50_000, ge=1, le=1_000_000_000)
     bulk_write_threshold: int = Field(10_000, ge=1, le=1_000_000_000)
     daily_api_share: float = Field(0.5, gt=0, le=1)
@@ -231,7 +290,7 @@ class HubSpotConnection(_Transport):
     base_url: CrmUrl = "https://api.hubapi.com"
     access_token: SecretStr | None = None
     access_token_file: Path | None = None
-    timeout_seconds: float = 60.0
+    timeout_seconds: Timeout = 60.0
     requests_per_10s: int = Field(100, ge=1, le=1_000_000)
     daily_limit: int = Field(250_000, ge=1, le=1_000_000_000)
     search_per_second: int = Field(4, ge=1, le=1_000_000)
@@ -252,6 +311,13 @@ class StoreSettings(_Model):
     """Where segsync keeps runs, watermarks, last-written values and the ledger."""
 
     url: str = "sqlite:///segsync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # Refused here to name store.url (and in `validate`); Store.open parses fully.
+        check_store_url(value)
+        return value
 
 
 class SyncSettings(_Model):

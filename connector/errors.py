@@ -2,21 +2,60 @@
 
 ::
 
-    SegsyncError
-    ├── UserError             the user's to fix; printed as a list, no traceback
-    │   ├── ConfigError       config.toml / environment
-    │   └── MappingError      mappings/*.toml
-    └── SyncError             raised while talking to a CRM
-        ├── FatalSyncError    abort the run (auth refused, schema missing, guard tripped)
-        ├── Interrupted       asked to stop (shutdown); stopped between recorded batches
-        ├── RetriableError    back off and try again (429, 5xx, timeouts, row locks)
-        └── SkippableError    one record failed; record it, go on with the rest
+    SegsyncError                     exit status of a command it ends
+    ├── UserError                  2  the user's to fix; printed as a list, no traceback
+    │   ├── ConfigError               config.toml / environment
+    │   └── MappingError              mappings/*.toml
+    ├── StoreError                 3  the state store cannot be opened or used
+    └── SyncError                  1  raised while talking to a CRM
+        ├── FatalSyncError            abort the run (schema missing, guard tripped)
+        │   └── CrmAccessError     4  the CRM refused segsync (credentials, TLS, access)
+        ├── Interrupted               asked to stop (shutdown); stopped between recorded batches
+        ├── RetriableError            back off and try again (429, 5xx, timeouts, row locks)
+        │   └── CrmUnreachable     4  no answer at all (refused, DNS, timeout, TLS handshake)
+        └── SkippableError            one record failed; record it, go on with the rest
+
+The command line catches :class:`SegsyncError` in one place
+(:mod:`connector.cli`) and prints it as one line (a :class:`UserError`: one
+line per problem) with the exit status of :data:`EXIT_CODES`; anything else
+is a bug and keeps its traceback. Messages never carry a secret: store URLs
+go through :func:`redact_url`, CRM answers through the adapters' scrubbing.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
+
+#: Exit statuses of the ``segsync`` command (README "Exit status" documents them).
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USER = 2
+EXIT_STORE = 3
+EXIT_CRM = 4
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_RUN_FAILED: "a run failed, was stopped by the mass-change guard or left record errors",
+    EXIT_USER: "a command-line, configuration or mapping problem: fix the file or the option",
+    EXIT_STORE: "the state store cannot be used: unreachable, driver missing, permission, corrupt",
+    EXIT_CRM: "a CRM cannot be used: unreachable, TLS failure, credentials or access refused",
+}
+
+# ``scheme://user:password@host``: the password is what lies between the
+# user's colon and the last ``@`` before the host.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*:)(?P<secret>[^\s]*)@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@…`` in it replaced by ***.
+
+    Works on strings no URL parser accepts, which is when a message is most
+    likely to quote one.
+    """
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +76,14 @@ class Problem:
 class SegsyncError(Exception):
     """Root of every error segsync raises on purpose."""
 
+    #: The command's exit status when this error ends it.
+    exit_code: ClassVar[int] = EXIT_RUN_FAILED
+
 
 class UserError(SegsyncError):
     """A problem the user fixes in a file; carries every problem found, not just the first."""
+
+    exit_code: ClassVar[int] = EXIT_USER
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = list(problems)
@@ -54,12 +98,24 @@ class MappingError(UserError):
     """A mapping file is invalid."""
 
 
+class StoreError(SegsyncError):
+    """The state store cannot be opened or used as asked; the message says what to do."""
+
+    exit_code: ClassVar[int] = EXIT_STORE
+
+
 class SyncError(SegsyncError):
     """Something went wrong while talking to a CRM."""
 
 
 class FatalSyncError(SyncError):
     """The run cannot go on."""
+
+
+class CrmAccessError(FatalSyncError):
+    """The CRM answered but refused segsync: credentials, certificate, permission."""
+
+    exit_code: ClassVar[int] = EXIT_CRM
 
 
 class Interrupted(SyncError):
@@ -72,6 +128,12 @@ class RetriableError(SyncError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CrmUnreachable(RetriableError):
+    """No answer from the CRM at all (connection refused, DNS, timeout), retried like a 5xx."""
+
+    exit_code: ClassVar[int] = EXIT_CRM
 
 
 class SkippableError(SyncError):

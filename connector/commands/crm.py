@@ -27,15 +27,31 @@ from connector.config import (
     HubSpotConnection,
     SalesforceConnection,
     Settings,
+    config_path,
     load_settings,
     warn_insecure,
 )
 from connector.crm.base import CrmAdapter, ObjectName
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
-from connector.errors import ConfigError, MappingError, Problem, SegsyncError, UserError
+from connector.errors import (
+    EXIT_CRM,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_STORE,
+    EXIT_USER,
+    ConfigError,
+    CrmAccessError,
+    CrmUnreachable,
+    MappingError,
+    Problem,
+    SegsyncError,
+    SyncError,
+    UserError,
+    redact_url,
+)
 from connector.mapping import load_mapping
-from connector.store.store import Store
+from connector.store.store import Store, parse_url
 from connector.sync.guard import MassChangeError
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner, RunResult
@@ -53,6 +69,13 @@ _CRM = click.option(
     default="all",
     show_default=True,
     help="Only the connections of this CRM.",
+)
+_CONNECTION = click.option(
+    "--connection",
+    "connections",
+    multiple=True,
+    metavar="NAME",
+    help="Only this connection (a [connections.NAME] table); repeat for several.",
 )
 _OBJECT = click.option(
     "--object",
@@ -129,30 +152,59 @@ def make_adapter(
     return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry))
 
 
+def select_connections(
+    settings: Settings, config_file: Path | None, *, crm: str = "all", names: Sequence[str] = ()
+) -> dict[str, SalesforceConnection | HubSpotConnection]:
+    """The configured connections a command works on: of ``crm``, and named in ``names`` if any."""
+    where = str(config_path(config_file))
+    unknown = [name for name in names if name not in settings.connections]
+    if unknown:
+        known = ", ".join(sorted(settings.connections)) or "none is configured"
+        raise ConfigError(
+            [
+                Problem(where, "connections", f"no connection named {name!r} (known: {known})")
+                for name in unknown
+            ]
+        )
+    selected = {
+        name: conn
+        for name, conn in settings.connections.items()
+        if crm in ("all", conn.crm) and (not names or name in names)
+    }
+    if not selected:
+        which = f"{crm} connection" if crm != "all" else "connection"
+        if names:
+            which += " named " + " or ".join(repr(n) for n in names)
+        raise ConfigError([Problem(where, "connections", f"no {which} is configured")])
+    return selected
+
+
 @contextmanager
-def open_context(config_file: Path | None, *, crm: str = "all") -> Iterator[Context]:
-    """Load everything a CRM command needs; close the store and adapters afterwards."""
+def open_context(
+    config_file: Path | None, *, crm: str = "all", connections: Sequence[str] = ()
+) -> Iterator[Context]:
+    """Load everything a CRM command needs; close the store and adapters afterwards.
+
+    A connection whose settings cannot work (a missing secret, key or file) is a
+    ConfigError naming ``connections.NAME``; the store's own failures are StoreErrors.
+    """
     settings = load_settings(config_file)
     warn_insecure(settings)
     engines = load_engines(settings.sync.mappings)
-    selected = {
-        name: conn for name, conn in settings.connections.items() if crm in ("all", conn.crm)
-    }
-    if not selected:
-        raise ConfigError(
-            [
-                Problem(
-                    str(config_file or "config.toml"),
-                    "connections",
-                    f"no {crm} connection is configured",
-                )
-            ]
-        )
+    selected = select_connections(settings, config_file, crm=crm, names=connections)
     store = Store.open(settings.store.url)
     adapters: dict[str, CrmAdapter] = {}
     try:
         for name, conn in selected.items():
-            adapters[name] = make_adapter(name, conn, RetryPolicy.from_settings(settings.sync))
+            try:
+                adapters[name] = make_adapter(name, conn, RetryPolicy.from_settings(settings.sync))
+            except (ConfigError, CrmAccessError, CrmUnreachable):
+                raise
+            except SyncError as exc:
+                # Raised before any call: the settings cannot work (a missing secret).
+                raise ConfigError(
+                    [Problem(str(config_path(config_file)), f"connections.{name}", str(exc))]
+                ) from None
         yield Context(settings, engines, store, adapters)
     finally:
         for adapter in adapters.values():
@@ -294,6 +346,7 @@ def _render_result(console: Console, result: RunResult) -> None:
 @click.command("sync")
 @_CONFIG
 @_CRM
+@_CONNECTION
 @_OBJECT
 @click.option(
     "--full", is_flag=True, help="Pull every record, not only those changed since the last run."
@@ -308,6 +361,7 @@ def _render_result(console: Console, result: RunResult) -> None:
 def sync(
     config_file: Path | None,
     crm: str,
+    connections: tuple[str, ...],
     obj: str,
     full: bool,
     dry_run: bool,
@@ -319,13 +373,16 @@ def sync(
     """Run one sync cycle: pull, compute, write what changed, record.
 
     Every selected job runs even when an earlier one fails; the summary lists
-    each job's outcome. With --dry-run, --now shows what a run at that instant
-    would change (date rules such as within_days move with it); a real sync
-    always runs at the real time.
+    each job's outcome, and each failure is also one `error:` line on stderr.
+    With --dry-run, --now shows what a run at that instant would change (date
+    rules such as within_days move with it); a real sync always runs at the
+    real time.
 
     Exit status: 0 when every run succeeded, 1 when a run failed, was stopped
     by the mass-change guard or left records failed (see `segsync errors`),
-    2 for a configuration or mapping problem.
+    2 for a configuration or mapping problem, 3 when the state store cannot be
+    used, 4 when a CRM cannot be reached or refuses the credentials (the first
+    of 2, 3, 4 that any job ended with).
     """
     if now is not None and not dry_run:
         # A write stamped with a made-up time would confuse the watermark,
@@ -342,7 +399,10 @@ def sync(
     results: list[RunResult] = []
     outcomes: list[JobOutcome] = []
     interactive = fmt == "text" and sys.stderr.isatty()
-    with open_context(config_file, crm=crm) as ctx, _progress(interactive) as progress:
+    with (
+        open_context(config_file, crm=crm, connections=connections) as ctx,
+        _progress(interactive) as progress,
+    ):
         for job in ctx.jobs(crm, obj):
             name = f"{job.connection} {job.engine.object}s"
             task = progress.add_task(name, total=None, info="")
@@ -362,8 +422,10 @@ def sync(
                 outcome.status, outcome.message = "aborted", str(exc)
             except UserError as exc:
                 outcome.status, outcome.message = "config", "; ".join(str(p) for p in exc.problems)
+                outcome.code = exc.exit_code
             except SegsyncError as exc:
                 outcome.status, outcome.message = "failed", str(exc)
+                outcome.code = exc.exit_code
             else:
                 results.append(result)
                 outcome.status, outcome.message = result.status, result.message
@@ -394,10 +456,22 @@ def sync(
             for o in outcomes:
                 style = "green" if o.status == "succeeded" else "red"
                 console.print(f"  [{style}]{o.status:<9}[/] {o.line()}", soft_wrap=True)
-    if any(o.status == "config" for o in outcomes):
-        sys.exit(2)
-    if failures or any(r.status != "succeeded" for r in results):
-        sys.exit(1)
+        for o in failures:
+            if o.message:
+                # One line each on stderr, whatever the terminal's width.
+                click.secho("error: " + " ".join(o.line().split()), fg="red", err=True)
+    sys.exit(_sync_exit_status(outcomes, results))
+
+
+def _sync_exit_status(outcomes: Sequence[JobOutcome], results: Sequence[RunResult]) -> int:
+    """The environment's problem first (config, store, CRM), else 1 for any run not clean."""
+    codes = {o.code for o in outcomes if o.status != "succeeded"}
+    for code in (EXIT_USER, EXIT_STORE, EXIT_CRM):
+        if code in codes:
+            return code
+    if codes or any(r.status != "succeeded" for r in results):
+        return EXIT_RUN_FAILED
+    return EXIT_OK
 
 
 @dataclass
@@ -413,6 +487,8 @@ class JobOutcome:
     object: str
     status: str = "failed"
     message: str = ""
+    #: The exit status this outcome asks for (see connector.errors.EXIT_CODES).
+    code: int = EXIT_RUN_FAILED
 
     def line(self) -> str:
         """``hubspot accounts: <message>`` for the summary."""
@@ -433,9 +509,12 @@ class JobOutcome:
 @click.command("provision")
 @_CONFIG
 @_CRM
+@_CONNECTION
 @click.option("--dry-run", is_flag=True, help="Change nothing; list what would be created.")
 @FORMAT
-def provision(config_file: Path | None, crm: str, dry_run: bool, fmt: str) -> None:
+def provision(
+    config_file: Path | None, crm: str, connections: tuple[str, ...], dry_run: bool, fmt: str
+) -> None:
     """Create the output fields the mappings declare, and check access to every input.
 
     Salesforce custom fields through the Metadata API, HubSpot properties in a
@@ -444,7 +523,7 @@ def provision(config_file: Path | None, crm: str, dry_run: bool, fmt: str) -> No
     """
     rows: list[dict[str, str]] = []
     problems = 0
-    with open_context(config_file, crm=crm) as ctx:
+    with open_context(config_file, crm=crm, connections=connections) as ctx:
         for name, adapter in ctx.adapters.items():
             objects: tuple[ObjectName, ...] = ("account", "contact")
             for object_name in objects:
@@ -649,12 +728,10 @@ def errors(config_file: Path | None, fmt: str) -> None:
 
 def _safe_url(url: str) -> str:
     """A store URL without its password."""
-    from sqlalchemy.engine import make_url
-
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+        return parse_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return redact_url(url)
 
 
 __all__ = ["errors", "history", "provision", "status", "sync"]

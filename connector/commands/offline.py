@@ -18,7 +18,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +56,7 @@ from connector.commands.report import (
 from connector.config import load_settings
 from connector.crm.ids import link_key
 from connector.engine import Assignment, Engine, compile_mapping
-from connector.errors import MappingError, Problem, UserError
+from connector.errors import EXIT_USER, MappingError, Problem, UserError
 from connector.mapping import load_mapping
 
 #: Where ``validate`` looks when no mapping file is named and no config lists any.
@@ -365,13 +365,16 @@ def _plural(count: int, word: str) -> str:
     default=None,
     help="Also check this config file (and, without MAPPING arguments, the mappings it lists).",
 )
-def validate(mappings: tuple[Path, ...], config_file: Path | None) -> None:
+@FORMAT
+def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> None:
     """Check mapping files (default: those in ./mappings) and, if given, a config file.
 
     Prints one "ok" line per valid file, or every problem found in every file,
-    and exits with status 2 when there is any.
+    and exits with status 2 when there is any. With --format json: one
+    document {"ok", "files", "problems"} on stdout, the same exit status.
     """
     problems: list[Problem] = []
+    files: list[dict[str, Any]] = []
     paths: Sequence[Path] = mappings
     if config_file is not None:
         try:
@@ -379,9 +382,13 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None) -> None:
         except UserError as exc:
             problems.extend(exc.problems)
         else:
-            click.echo(
-                f"ok  {config_file}: {_plural(len(settings.connections), 'connection')}, "
-                f"{_plural(len(settings.service.jobs), 'job')}"
+            files.append(
+                {
+                    "path": str(config_file),
+                    "kind": "config",
+                    "connections": len(settings.connections),
+                    "jobs": len(settings.service.jobs),
+                }
             )
             if not paths:
                 paths = settings.sync.mappings
@@ -401,18 +408,57 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None) -> None:
         except MappingError as exc:
             problems.extend(exc.problems)
             continue
-        parts = [
-            f"{engine.object}",
-            f"version {engine.version}",
-            _plural(len(engine.segment_names), "segment"),
-            _plural(len(engine.tier_names), "tier"),
-            _plural(len(engine.score_names), "score"),
-        ]
-        if engine.persona_names:
-            parts.append(_plural(len(engine.persona_names), "persona"))
-        click.echo(f"ok  {path}: {', '.join(parts)}")
+        files.append(
+            {
+                "path": str(path),
+                "kind": "mapping",
+                "object": engine.object,
+                "version": engine.version,
+                "segments": len(engine.segment_names),
+                "tiers": len(engine.tier_names),
+                "scores": len(engine.score_names),
+                "personas": len(engine.persona_names),
+            }
+        )
+    if fmt == "json":
+        _emit_json(
+            {
+                "ok": not problems,
+                "files": files,
+                "problems": [
+                    {
+                        "file": p.file,
+                        "location": p.location,
+                        "message": p.message,
+                        "suggestion": p.suggestion,
+                    }
+                    for p in problems
+                ],
+            }
+        )
+        if problems:
+            sys.exit(EXIT_USER)
+        return
+    for entry in files:
+        click.echo(f"ok  {entry['path']}: {_validate_summary(entry)}")
     if problems:
         raise UserError(problems)
+
+
+def _validate_summary(entry: Mapping[str, Any]) -> str:
+    """``1 connection, 0 jobs`` for a config; object, version and counts for a mapping."""
+    if entry["kind"] == "config":
+        return f"{_plural(entry['connections'], 'connection')}, {_plural(entry['jobs'], 'job')}"
+    parts = [
+        entry["object"],
+        f"version {entry['version']}",
+        _plural(entry["segments"], "segment"),
+        _plural(entry["tiers"], "tier"),
+        _plural(entry["scores"], "score"),
+    ]
+    if entry["personas"]:
+        parts.append(_plural(entry["personas"], "persona"))
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- preview

@@ -12,13 +12,38 @@ adapter maps them to ``Account`` / ``companies`` and ``Contact`` / ``contacts``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+# "[Errno 111] Connection refused", "[Errno -2] Name or service not known"
+_ERRNO_TEXT = re.compile(r"\[Errno [^\]]*\] ([^()\[\]]+)")
+
 Crm = Literal["salesforce", "hubspot"]
 ObjectName = Literal["account", "contact"]
+
+
+def transport_reason(exc: BaseException) -> str:
+    """Why a request got no answer, in a few words ("connection refused", "timed out", …).
+
+    Transport errors of requests and urllib3 nest the operating system's
+    message inside a long repr of the connection; this is the part a person
+    acts on. It never quotes a request, so no header or secret.
+    """
+    text = " ".join(str(exc).split())
+    errno = _ERRNO_TEXT.search(text)
+    if errno:
+        return errno.group(1).strip().lower()
+    lowered = text.lower()
+    if "timed out" in lowered or "timeout" in lowered:
+        return "no answer within timeout_seconds"
+    if "certificate" in lowered or "ssl" in lowered:
+        return "TLS handshake failed"
+    if "connection aborted" in lowered or "remote end closed" in lowered:
+        return "the connection was closed without an answer"
+    return type(exc).__name__
 
 
 def parse_stamp(value: Any) -> datetime:

@@ -61,7 +61,8 @@ def run(
     service.shutdown_timeout_seconds (a second signal exits at once).
 
     With --once: exit status 0 when every job succeeded (or was running on
-    another replica), 1 otherwise; 2 for a configuration or mapping problem.
+    another replica), 1 otherwise. Whether or not --once: 2 for a configuration
+    or mapping problem, 3 when the state store cannot be used at start.
     """
     settings = load_settings(config_file)
     configure_logging(
@@ -92,7 +93,7 @@ def run(
         except SegsyncError as exc:
             # The store or a CRM unreachable at start: one line, no traceback.
             log.error("segsync service cannot start: %s", exc)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
         # A timed wait, so the main thread wakes to run the signal handler promptly.
         while not service.wait(1.0):
             pass
@@ -116,7 +117,7 @@ def _run_once(service: Service) -> None:
         raise
     except SegsyncError as exc:
         log.error("segsync cannot start: %s", exc)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     try:
         outcomes = service.run_once()
     finally:

@@ -35,6 +35,8 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from connector.errors import StoreError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock; in-process locks only
@@ -160,7 +162,7 @@ class AdvisoryLocks:
                         {"ns": ADVISORY_NAMESPACE, "key": key},
                     )
                     conn.execute(sa.text("SELECT set_config('application_name', 'segsync', false)"))
-            except sa.exc.SQLAlchemyError:
+            except (sa.exc.SQLAlchemyError, StoreError):
                 # The connection broke: the server has already dropped the lock
                 # with the session. Never hand a possibly-locked session back.
                 log.warning("releasing the lock on %s failed; dropping its connection", key)

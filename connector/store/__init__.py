@@ -9,6 +9,7 @@ store opens::
 
 from __future__ import annotations
 
+from connector.errors import StoreError
 from connector.store.records import (
     RUN_STATUSES,
     ErrorRow,
@@ -20,7 +21,7 @@ from connector.store.records import (
     TransitionRow,
     WrittenRecord,
 )
-from connector.store.store import DEFAULT_URL, Store, StoreError, normalize_url
+from connector.store.store import DEFAULT_URL, Store, normalize_url
 
 __all__ = [
     "DEFAULT_URL",

@@ -10,6 +10,7 @@ watermark is advanced by a separate, later call
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from connector.errors import SegsyncError
+from connector.config import check_store_url
+from connector.errors import ConfigError, Problem, StoreError, redact_url
 from connector.state import Candidate, Pending, Watermark
 from connector.store.records import (
     RUN_STATUSES,
@@ -60,10 +62,6 @@ _IMMEDIATE = "segsync_sqlite_immediate"
 _COUNT_COLUMNS = ("read", "changed", "written", "failed", "skipped", "overrides", "locked", "held")
 
 
-class StoreError(SegsyncError):
-    """The state store cannot be opened or used as asked."""
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -73,12 +71,117 @@ def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-def normalize_url(url: str | URL) -> URL:
-    """The SQLAlchemy URL to use: ``postgresql://`` means psycopg 3, the driver segsync ships."""
-    parsed = make_url(url)
+_POSTGRES_EXTRA = "pip install 'segsync[postgres]'"
+
+
+def parse_url(url: str | URL) -> URL:
+    """``url`` as an SQLAlchemy URL of a supported database; ``postgresql://`` means psycopg 3.
+
+    Raises:
+        ValueError: not a database URL, or not SQLite or PostgreSQL (see
+            :func:`connector.config.check_store_url`); no password in the message.
+
+    """
+    if isinstance(url, str):
+        check_store_url(url)
+        try:
+            parsed = make_url(url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise ValueError(
+                f"{redact_url(url)!r} is not a database URL; use sqlite:///PATH "
+                "or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+            ) from None
+    else:
+        parsed = url
+        check_store_url(parsed.render_as_string(hide_password=True))
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL to use (see :func:`parse_url`); a bad one is a ConfigError."""
+    try:
+        return parse_url(url)
+    except ValueError as exc:
+        raise ConfigError([Problem("store.url", "", str(exc))]) from None
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    """Create the SQLite file's directory; say which path is not writable, and why."""
+    database = url.database
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        return
+    path = Path(str(database)).expanduser()
+    where = f"store.url = {url.render_as_string(hide_password=True)!r}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(
+            f"the state store's directory {path.parent} is a file, not a directory; "
+            f"choose another path in {where}"
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the state store's directory {path.parent}: "
+            f"{exc.strerror or exc}; choose a writable path in {where}"
+        ) from None
+    if path.is_dir():
+        raise StoreError(f"the state store {path} is a directory; {where} must name a file")
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"permission denied: this user cannot write {target}; make it writable "
+            f"or choose another path in {where}"
+        )
+
+
+def _open_hint(url: URL, reason: str) -> str:
+    """What to do about a store that would not open, from the driver's reason."""
+    lowered = reason.lower()
+    if url.get_backend_name() == "sqlite":
+        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+            return (
+                f"{url.database} is not a segsync state store or is damaged: restore it from "
+                "a backup, or move it aside to start a new store (the next runs are then full)"
+            )
+        if "readonly" in lowered or "unable to open" in lowered or "disk i/o" in lowered:
+            return f"check that this user can write {url.database} and its directory"
+        return f"check {url.database}"
+    if "password" in lowered or "authentication" in lowered or "role" in lowered:
+        return "check the user and password in store.url (or SEGSYNC_STORE__URL)"
+    if "does not exist" in lowered:
+        return "create the database, or correct its name in store.url"
+    return (
+        "check that PostgreSQL is running and reachable from here, and the host, "
+        "port and database in store.url (or SEGSYNC_STORE__URL)"
+    )
+
+
+def _store_failures(engine: Engine) -> None:
+    """Turn the database's own failures (unreachable, locked, read-only, damaged) into StoreError.
+
+    Only ``OperationalError``, the DBAPI's class for trouble outside the
+    program; anything else (an integrity or programming error) is a bug and
+    keeps its traceback.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _translate(context: sa.engine.ExceptionContext) -> None:
+        error = context.sqlalchemy_exception
+        if not isinstance(error, sa.exc.OperationalError):
+            return
+        reason = _reason(error.orig or error)
+        raise StoreError(
+            f"the state store at {where} failed: {reason}; {_open_hint(engine.url, reason)}"
+        ) from error.orig
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's message, first line only, without any password."""
+    text = str(error).strip().splitlines()
+    return redact_url(text[0].strip() if text else type(error).__name__)
 
 
 def _sqlite_events(engine: Engine) -> None:
@@ -184,21 +287,32 @@ class Store:
 
         """
         parsed = normalize_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, **engine_options)
+        if parsed.get_backend_name() == "sqlite":
+            _prepare_sqlite_file(parsed)
+        try:
+            engine = sa.create_engine(parsed, **engine_options)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            if parsed.get_backend_name() == "postgresql":
+                raise StoreError(
+                    "the state store is PostgreSQL but its driver (psycopg) is not installed: "
+                    f"{_POSTGRES_EXTRA}"
+                ) from None
+            raise StoreError(f"the state store's database driver is missing: {exc}") from None
         if engine.dialect.name == "sqlite":
             _sqlite_events(engine)
+        _store_failures(engine)
         store = cls(engine, clock=clock)
         if migrate:
             try:
                 store.upgrade()
-            except sa.exc.SQLAlchemyError as exc:
+            except (StoreError, sa.exc.SQLAlchemyError) as exc:
                 engine.dispose()
-                origin = getattr(exc, "orig", None) or exc
+                origin = getattr(exc, "orig", None) or exc.__cause__ or exc
+                reason = _reason(origin)
                 raise StoreError(
-                    f"cannot open the state store at {store.url}: {origin}".strip()
-                ) from exc
+                    f"cannot open the state store at {store.url}: {reason}; "
+                    f"{_open_hint(parsed, reason)}"
+                ) from None
         return store
 
     @property

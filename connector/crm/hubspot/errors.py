@@ -5,6 +5,10 @@ exactly once, and what it returns decides what the retry policy does: a
 :class:`~connector.errors.RetriableError` is tried again (after
 ``Retry-After`` when HubSpot sends one), a
 :class:`~connector.errors.FatalSyncError` stops the run with one clear line.
+No answer at all is :class:`~connector.errors.CrmUnreachable` (retried, then
+exit status 4); a refused token, scope or certificate is
+:class:`~connector.errors.CrmAccessError` (exit status 4); both say what to
+check.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from typing import Any
 
 import urllib3
 
-from connector.errors import FatalSyncError, RetriableError, SegsyncError
+from connector.crm.base import transport_reason
+from connector.errors import (
+    CrmAccessError,
+    CrmUnreachable,
+    FatalSyncError,
+    RetriableError,
+    SegsyncError,
+)
 
 
-def translate(exc: Exception, what: str) -> SegsyncError:
-    """``exc``, raised while doing ``what``, as a segsync error."""
+def translate(exc: Exception, what: str, base_url: str = "HubSpot") -> SegsyncError:
+    """``exc``, raised while doing ``what`` against ``base_url``, as a segsync error."""
     status = getattr(exc, "status", None)
     if isinstance(status, int) and status:
         body = _body(exc)
@@ -36,14 +47,26 @@ def translate(exc: Exception, what: str) -> SegsyncError:
         if status >= 500:
             return RetriableError(f"HubSpot {what}: HTTP {status}: {message}")
         if status == 401:
-            return FatalSyncError(
-                f"HubSpot {what}: the access token was refused ({body.get('category', status)})"
+            return CrmAccessError(
+                f"HubSpot {what}: the access token was refused ({body.get('category', status)}); "
+                "check the connection's access_token: a private app's token, of this portal"
             )
         if status == 403:
-            return FatalSyncError(f"HubSpot {what}: missing scope or permission: {message}")
+            return CrmAccessError(
+                f"HubSpot {what}: missing scope or permission: {message}; give the private "
+                "app the scopes the README lists"
+            )
         return FatalSyncError(f"HubSpot {what}: HTTP {status}: {message}")
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return CrmAccessError(
+            f"HubSpot {what}: TLS verification of {base_url} failed ({transport_reason(exc)}); "
+            "check base_url and the certificate authorities this machine trusts"
+        )
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        return RetriableError(f"HubSpot {what}: {type(exc).__name__}: {exc}")
+        return CrmUnreachable(
+            f"HubSpot {what}: cannot reach {base_url} ({transport_reason(exc)}); "
+            "check base_url, the network and any proxy"
+        )
     if isinstance(exc, SegsyncError):
         return exc
     return FatalSyncError(f"HubSpot {what}: {type(exc).__name__}: {exc}")

@@ -87,7 +87,7 @@ class HubSpotSession:
             try:
                 data, _status, headers = fn(*args, **kwargs)
             except Exception as exc:
-                raise translate(exc, what) from None
+                raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
             return data
 
