@@ -294,7 +294,11 @@ def _salesforce(auth: str, *extra: str, url: str = "https://login.salesforce.com
 @pytest.mark.parametrize("command", ["sync", "provision"])
 def test_missing_credentials(tmp_path: Path, connection: str, says: str, command: str) -> None:
     config = _config(tmp_path, f"sqlite:///{tmp_path / 's.db'}", connection)
-    line = assert_one_error_line(_invoke(command, "--config", config), EXIT_USER, mentions=[says])
+    # One job (sync goes on to the next job after a failure, and says so for each).
+    one = ["--object", "account"] if command == "sync" else []
+    line = assert_one_error_line(
+        _invoke(command, "--config", config, *one), EXIT_USER, mentions=[says]
+    )
     assert "connections.eu" in line or "/nope" in line
 
 
@@ -314,7 +318,7 @@ def test_missing_credentials_in_the_service(tmp_path: Path) -> None:
         ("timeout_seconds = 0", "greater than 0"),
         ("timeout_seconds = -5", "greater than 0"),
         ("timeout_seconds = 1e300", "less than or equal to 3600"),
-        ("timeout_seconds = inf", "less than or equal to 3600"),
+        ("timeout_seconds = inf", "finite number"),
         (f'base_url = "https://{"a" * 300}.example.com"', "more than the 253 a name may have"),
         (f'base_url = "https://{"b" * 70}.example.com"', "longer than 63 characters"),
         ('base_url = "api.hubapi.com"', "expected an https:// URL"),
