@@ -43,6 +43,8 @@ class Request:
     kind: str = ""
     records: list[str] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
+    #: The request target as sent (path and query string), for length limits.
+    target: str = ""
 
     def json(self) -> Any:
         """The body parsed as JSON (raise BadJson on malformed input)."""
@@ -377,6 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
             parse_qs(parts.query, keep_blank_values=True),
             {k.lower(): v for k, v in self.headers.items()},
             body,
+            target=self.path,
         )
         response = self.server.app.handle(request)
         if response is None:

@@ -747,7 +747,20 @@ def test_provision_creates_exactly_the_fields_then_is_a_no_op(sfbox: SalesforceS
 
     report = adapter.provision("account", _outputs(), inputs, dry_run=False)
 
-    assert [(a.field, a.action) for a in report.actions] == [(o.name, "create") for o in _outputs()]
+    assert [(a.field, a.action) for a in report.actions] == [
+        *((o.name, "create") for o in _outputs()),
+        ("permission set Segsync", "grant"),
+    ]
+    assert not report.problems
+    # Created through the Metadata API, the fields are visible only through the grant.
+    assert sfbox.org.access.restricted
+    described = adapter.describe("account", [o.name for o in _outputs()])
+    assert all(spec.updateable for spec in described.values())
+    granted = sfbox.org.read_permission_set("Segsync")
+    assert granted is not None
+    assert {(p.field, p.readable, p.editable) for p in granted.field_permissions.values()} == {
+        (f"Account.{o.name}", True, True) for o in _outputs()
+    }
     created = {s.full_name: s for s in sfbox.org.custom_field_specs()}
     assert set(created) == {f"Account.{o.name}" for o in _outputs()}
     assert created["Account.Segsync_Segment__c"].restricted
@@ -851,6 +864,6 @@ def test_provision_reauthenticates_when_the_metadata_api_refuses_the_session(
 
     report = adapter.provision("account", _outputs()[:2], [], dry_run=False)
 
-    assert [a.action for a in report.actions] == ["create", "create"]
+    assert [a.action for a in report.actions] == ["create", "create", "grant"]
     assert len(sfbox.org.custom_field_specs()) == 2
     assert _kinds(sfbox).count("token") >= 3

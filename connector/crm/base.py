@@ -121,7 +121,9 @@ class ProvisionAction:
 
     object: str
     field: str
-    action: Literal["create", "add_options", "ok", "stale_options", "missing_access"]
+    action: Literal[
+        "create", "add_options", "reorder_options", "ok", "stale_options", "grant", "missing_access"
+    ]
     detail: str = ""
 
 
@@ -147,6 +149,8 @@ class OutputField:
     label: str
     description: str
     options: tuple[str, ...] = ()
+    #: What a rep sees on hover (Salesforce inlineHelpText); ``description`` when empty.
+    help: str = ""
 
 
 class CrmAdapter(Protocol):

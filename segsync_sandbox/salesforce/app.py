@@ -25,9 +25,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from segsync_sandbox.common import BadJson, HttpError, Request, Response, SandboxApp
-from segsync_sandbox.salesforce import bulk, metadata, soql
+from segsync_sandbox.salesforce import bulk, metadata, permissions, soql
 from segsync_sandbox.salesforce.auth import OAuthEndpoint, OAuthSettings, TokenStore
 from segsync_sandbox.salesforce.org import (
+    ORG_ID,
+    USER_ID,
+    USERNAME,
     ApiLimitExceeded,
     Org,
     RecordError,
@@ -40,6 +43,12 @@ MIN_API_VERSION = 52.0
 MAX_API_VERSION = 66.0
 VERSION_PREFIX = r"/services/data/v(?P<version>\d+\.\d)"
 MAX_COLLECTION_RECORDS = 200
+# A collection's records are processed in chunks of one object type each (a new
+# chunk wherever the type changes); one request takes at most 10 chunks.
+MAX_COLLECTION_CHUNKS = 10
+# Documented: the URI and headers together may hold 16,384 bytes; a longer URI
+# alone answers 414, longer headers 431.
+MAX_URI_AND_HEADERS_BYTES = 16_384
 MAX_COMPOSITE_SUBREQUESTS = 25
 MAX_COMPOSITE_QUERIES_AND_COLLECTIONS = 5
 DEFAULT_BATCH_SIZE = 2000
@@ -48,6 +57,12 @@ LONG_TEXT_BATCH_SIZE = 200
 # Salesforce keeps at most 10 open query cursors per user and releases the oldest.
 MAX_OPEN_CURSORS = 10
 NOT_FOUND_MESSAGE = "The requested resource does not exist"
+#: Daily Bulk API allocations reported by ``/limits``; Bulk jobs use them up.
+BULK_LIMITS = {
+    "DailyBulkApiBatches": 15000,
+    "DailyBulkV2QueryFileStorageMB": 976562,
+    "DailyBulkV2QueryJobs": 10000,
+}
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 LIMIT_EXCEEDED = [
     {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
@@ -224,6 +239,7 @@ class SalesforceApp(SandboxApp):
         if register_extensions:
             bulk.register(self)
             metadata.register(self)
+            permissions.register()
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -353,7 +369,22 @@ class SalesforceApp(SandboxApp):
         """Serve one request (admin paths included)."""
         if request.path.startswith("/__admin/salesforce/"):
             return self._sf_admin(request)
+        too_long = self._too_long(request)
+        if too_long is not None:
+            self.log.add(request, too_long.status)
+            return too_long
         return super().handle(request)
+
+    @staticmethod
+    def _too_long(request: Request) -> Response | None:
+        """414 for a URI over 16,384 bytes, 431 when URI and headers together exceed it."""
+        uri = len(request.target.encode())
+        if uri > MAX_URI_AND_HEADERS_BYTES:
+            return sf_error(414, "URI Too Long", "URI_TOO_LONG")
+        headers = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        if uri + headers > MAX_URI_AND_HEADERS_BYTES:
+            return sf_error(431, "Request Header Fields Too Large", "REQUEST_HEADERS_TOO_LARGE")
+        return None
 
     def _sf_admin(self, request: Request) -> Response:
         op = request.path.removeprefix("/__admin/salesforce/").rstrip("/")
@@ -363,6 +394,11 @@ class SalesforceApp(SandboxApp):
         if op == "usage" and request.method == "GET":
             used, total = self.org.usage()
             return Response.json(200, {"used": used, "total": total})
+        if op == "permissions" and request.method in ("PUT", "POST"):
+            # Whether the integration user holds "Assign Permission Sets".
+            body = request.json() or {}
+            self.org.access.can_assign = bool(body.get("assign_permission_sets", True))
+            return Response.json(200, {"assign_permission_sets": self.org.access.can_assign})
         if op == "usage" and request.method in ("PUT", "POST"):
             body = request.json() or {}
             self.org.set_usage(int(body.get("used", 0)))
@@ -374,6 +410,8 @@ class SalesforceApp(SandboxApp):
     def _register_core(self) -> None:
         self.route("POST", r"/services/oauth2/token", lambda r, m: self.oauth_endpoint.handle(r))
         self.route("POST", r"/services/oauth2/revoke", lambda r, m: self.oauth_endpoint.revoke(r))
+        self.route("GET", r"/services/oauth2/userinfo/?", self._userinfo)
+        self.route("GET", r"/id/(?P<org>00D\w+)/(?P<user>005\w+)/?", self._identity)
         self.route("GET", r"/services/data/?", self._versions)
         self.rest("GET", r"/?", self._resources)
         self.rest("GET", r"/limits/?", self._limits)
@@ -401,6 +439,43 @@ class SalesforceApp(SandboxApp):
         if sobject is None:
             raise sf_fail(404, NOT_FOUND_MESSAGE, "NOT_FOUND")
         return sobject
+
+    def _user(self) -> dict[str, Any]:
+        user = self.org.get("User", USER_ID) or {}
+        return {
+            "user_id": USER_ID,
+            "organization_id": ORG_ID,
+            "username": user.get("Username", USERNAME),
+            "email": user.get("Email", USERNAME),
+            "display_name": user.get("Name", ""),
+            "active": True,
+            "user_type": "STANDARD",
+        }
+
+    def _identity(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /id/{org}/{user}`` (the token response's ``id``): who the session is."""
+        request.kind = "identity"
+        if match.group("org") != ORG_ID or match.group("user") != USER_ID:
+            raise sf_fail(403, "Bad_Id", "BAD_ID")
+        identity = f"{self.base_url}/id/{ORG_ID}/{USER_ID}"
+        return Response.json(200, {"id": identity, "asserted_user": True, **self._user()})
+
+    def _userinfo(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /services/oauth2/userinfo``: the OpenID Connect view of the same user."""
+        request.kind = "userinfo"
+        user = self._user()
+        return Response.json(
+            200,
+            {
+                "sub": f"{self.base_url}/id/{ORG_ID}/{USER_ID}",
+                "user_id": USER_ID,
+                "organization_id": ORG_ID,
+                "preferred_username": user["username"],
+                "name": user["display_name"],
+                "email": user["email"],
+                "active": True,
+            },
+        )
 
     def _versions(self, request: Request, match: re.Match[str]) -> Response:
         request.kind = "versions"
@@ -430,9 +505,10 @@ class SalesforceApp(SandboxApp):
             200,
             {
                 "DailyApiRequests": {"Max": total, "Remaining": max(0, total - used)},
-                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                **{
+                    name: {"Max": top, "Remaining": max(0, top - self.org.limit_used(name))}
+                    for name, top in BULK_LIMITS.items()
+                },
                 "DataStorageMB": {"Max": 1024, "Remaining": 1024},
                 "FileStorageMB": {"Max": 1024, "Remaining": 1024},
                 "SingleEmail": {"Max": 5000, "Remaining": 5000},
@@ -463,7 +539,7 @@ class SalesforceApp(SandboxApp):
         version: str | None = None,
     ) -> dict[str, Any]:
         """A stored record as the REST API returns it (every field, nulls included)."""
-        names = fields if fields is not None else [f.name for f in self.org.fields(sobject)]
+        names = fields if fields is not None else [f.name for f in self.org.visible_fields(sobject)]
         out: dict[str, Any] = {
             "attributes": {
                 "type": sobject,
@@ -481,7 +557,7 @@ class SalesforceApp(SandboxApp):
             return None
         names = []
         for part in raw.split(","):
-            f = self.org.field(sobject, part.strip())
+            f = self.org.visible_field(sobject, part.strip())
             if f is None:
                 raise sf_fail(
                     400,
@@ -595,7 +671,7 @@ class SalesforceApp(SandboxApp):
         start = _parse_window_date(request, "start")
         end = _parse_window_date(request, "end")
         try:
-            _, latest = self.org.replication_window(start, end)
+            _, latest = self.org.replication_window(start, end, deleted=False)
         except ValueError as exc:
             raise sf_fail(400, str(exc), "INVALID_REPLICATION_DATE") from None
         ids = self.org.updated_ids(sobject, start, latest)
@@ -611,7 +687,7 @@ class SalesforceApp(SandboxApp):
         start = _parse_window_date(request, "start")
         end = _parse_window_date(request, "end")
         try:
-            earliest, latest = self.org.replication_window(start, end)
+            earliest, latest = self.org.replication_window(start, end, deleted=True)
         except ValueError as exc:
             raise sf_fail(400, str(exc), "INVALID_REPLICATION_DATE") from None
         deleted = self.org.deleted(sobject, start, latest)
@@ -638,7 +714,8 @@ class SalesforceApp(SandboxApp):
                     f.type != "textarea" or f.length <= 255,
                     f.type not in ("textarea", "multipicklist"),
                 )
-                for f in self.org.fields(sobject)
+                # Field-level security: a field the user cannot read is "No such column".
+                for f in self.org.visible_fields(sobject)
             ]
             schema[sobject] = soql.SoqlObject(sobject, fields)
         return schema
@@ -821,6 +898,14 @@ class SalesforceApp(SandboxApp):
             if isinstance(record_id, str):
                 request.records.append(record_id)
             request.fields.update(self._written_fields(sobject, rec))
+        chunks = sum(1 for i, name in enumerate(names) if i == 0 or name != names[i - 1])
+        if chunks > MAX_COLLECTION_CHUNKS:
+            raise sf_fail(
+                400,
+                f"Cannot have more than {MAX_COLLECTION_CHUNKS} chunks in a single operation. "
+                "Please rearrange the data to reduce chunking.",
+                "INVALID_BATCH_REQUEST",
+            )
         results = self.org.update_many(names, items, all_or_none=all_or_none)
         return Response.json(200, [r.to_json() for r in results])
 

@@ -295,6 +295,7 @@ class BulkService:
         request.fields.update(bound.columns)
         with self._lock:
             self._jobs[job.id] = job
+        _org(self.app).use_limit("DailyBulkV2QueryJobs")
         return Response.json(200, job.info(full=False))
 
     def query_results(self, request: Request, match: re.Match[str]) -> Response:
@@ -491,6 +492,8 @@ class BulkService:
             job.state = FAILED
             job.error_message = problem
             return
+        # Salesforce runs one internal batch per 10,000 records, each counted daily.
+        _org(self.app).use_limit("DailyBulkApiBatches", max(1, -(-len(job.unprocessed) // 10_000)))
         fields = _field_names(self.app, job.object)
         canonical = [fields[c.strip().lower()] for c in job.columns]
         id_col = canonical.index("Id")
@@ -683,7 +686,7 @@ def _object_name(app: SalesforceHost, sobject: str) -> str | None:
 
 def _field_names(app: SalesforceHost, sobject: str) -> dict[str, str]:
     """Lower-case field name to canonical name."""
-    return {f.name.lower(): f.name for f in _org(app).fields(sobject)}
+    return {f.name.lower(): f.name for f in _org(app).visible_fields(sobject)}
 
 
 def _convert(app: SalesforceHost, sobject: str, name: str, raw: str) -> Any:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 from xml.sax.saxutils import escape
@@ -49,6 +49,9 @@ MAX_NAME_LENGTH = 40
 MAX_PICKLIST_VALUES = 1000
 #: Characters of a field label.
 MAX_LABEL_LENGTH = 40
+#: Characters of the hover help (inlineHelpText) and of the admin description.
+MAX_HELP_TEXT_LENGTH = 510
+MAX_DESCRIPTION_LENGTH = 1000
 
 #: Every value of the WSDL's FieldType enumeration (other values are a fault, as
 #: a schema-validating server answers them).
@@ -91,6 +94,20 @@ WSDL_FIELD_TYPES = frozenset(
 SUPPORTED_FIELD_TYPES = tuple(sorted(CUSTOM_FIELD_TYPES))
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+#: How another module serves a component type: save (create / update / upsert)
+#: and read. Modules register here (``permissions`` adds PermissionSet), so this
+#: module never imports them.
+SaveComponents = Callable[[SalesforceHost, str, Sequence[ET.Element], Request], Response]
+ReadComponents = Callable[[SalesforceHost, Sequence[str], Request], Response]
+COMPONENT_TYPES: dict[str, tuple[SaveComponents, ReadComponents]] = {}
+
+
+def _supported() -> tuple[str, ...]:
+    """Metadata types the CRUD calls accept."""
+    return ("CustomField", *COMPONENT_TYPES)
+
+
 _OPERATIONS = ("createMetadata", "readMetadata", "updateMetadata", "upsertMetadata")
 
 
@@ -342,6 +359,16 @@ def validate_definition(
                 ["label"],
             )
         )
+    for text, name, limit in (
+        (defn.inline_help_text, "inlineHelpText", MAX_HELP_TEXT_LENGTH),
+        (defn.description, "description", MAX_DESCRIPTION_LENGTH),
+    ):
+        if text is not None and len(text) > limit:
+            errors.append(
+                ComponentError(
+                    "STRING_TOO_LONG", f"{name}: data value too large (max length={limit})", [name]
+                )
+            )
     if not defn.type:
         errors.append(
             ComponentError("REQUIRED_FIELD_MISSING", "Required field is missing: type", ["type"])
@@ -679,24 +706,32 @@ class MetadataService:
         except SoapFault as fault:
             return fault_response(fault)
 
-    def _components(self, payload: ET.Element) -> list[ET.Element]:
+    def _components(self, payload: ET.Element) -> tuple[str, list[ET.Element]]:
+        """The call's components and their one type (CRUD calls take one type at a time)."""
         components = payload.findall(_q("metadata"))
         if len(components) > MAX_COMPONENTS:
             raise SoapFault(
                 "LIMIT_EXCEEDED",
                 f"Exceeded max size limit of {MAX_COMPONENTS} with request size {len(components)}",
             )
-        for component in components:
-            kind = _xsi_type(component)
-            if kind != "CustomField":
-                raise SoapFault(
-                    "INVALID_TYPE",
-                    f"The sandbox's Metadata API handles CustomField only, not {kind}",
-                )
-        return components
+        kinds = {_xsi_type(c) for c in components}
+        if len(kinds) > 1:
+            raise SoapFault(
+                "INVALID_TYPE", "All components in a CRUD call must be of the same type"
+            )
+        kind = next(iter(kinds), "CustomField") or ""
+        if kind not in _supported():
+            raise SoapFault(
+                "INVALID_TYPE",
+                f"The sandbox's Metadata API handles {' and '.join(_supported())} only, not {kind}",
+            )
+        return kind, components
 
     def _save(self, operation: str, payload: ET.Element, request: Request) -> Response:
-        definitions = [parse_field(c) for c in self._components(payload)]
+        kind, components = self._components(payload)
+        if kind in COMPONENT_TYPES:
+            return COMPONENT_TYPES[kind][0](self.app, operation, components, request)
+        definitions = [parse_field(c) for c in components]
         upsert = operation == "upsertMetadata"
         results: list[str] = []
         seen: set[str] = set()
@@ -733,9 +768,12 @@ class MetadataService:
                 "LIMIT_EXCEEDED",
                 f"Exceeded max size limit of {MAX_COMPONENTS} with request size {len(names)}",
             )
+        if kind in COMPONENT_TYPES:
+            return COMPONENT_TYPES[kind][1](self.app, names, request)
         if kind != "CustomField":
             raise SoapFault(
-                "INVALID_TYPE", f"The sandbox's Metadata API handles CustomField only, not {kind}"
+                "INVALID_TYPE",
+                f"The sandbox's Metadata API handles {' and '.join(_supported())} only, not {kind}",
             )
         records = []
         for name in names:
@@ -898,7 +936,8 @@ def _schema_errors(exc: SchemaError) -> list[ComponentError]:
 def _create_field(app: SalesforceHost, defn: FieldDefinition) -> list[ComponentError]:
     spec = _to_spec(app, defn)
     try:
-        app.org.add_custom_field(spec.sobject, spec)
+        # Created through the Metadata API: no profile sees the field until granted.
+        app.org.add_custom_field(spec.sobject, spec, restricted=True)
     except SchemaError as exc:
         return _schema_errors(exc)
     return []

@@ -31,13 +31,27 @@ from typing import Any
 
 from segsync_sandbox.common import FaultState
 from segsync_sandbox.data import SENIORITIES, TECH_STACK
+from segsync_sandbox.salesforce.access import (
+    MAX_PERMISSION_SET_LABEL,
+    MAX_PERMISSION_SET_NAME,
+    PERMISSION_SET_NAME,
+    FieldAccess,
+    FieldPermission,
+    PermissionSet,
+)
 
 API_VERSION = "59.0"
 ORG_ID = "00D5i000000SegSAAA"
 USER_ID = "0055i000000SegsAAA"
 USERNAME = "integration@segsync.sandbox"
 
-KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005"}
+KEY_PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "User": "005",
+    "PermissionSet": "0PS",
+    "PermissionSetAssignment": "0Pa",
+}
 _PREFIX_TO_SOBJECT = {v: k for k, v in KEY_PREFIXES.items()}
 
 FIELD_TYPES = frozenset(
@@ -190,6 +204,8 @@ class FieldDef:
     default_value: Any = None
     visible_lines: int | None = None
     name_field: bool = False
+    #: Field-level help a user sees on hover (``description`` is for admins only).
+    inline_help: str = ""
 
     def active_values(self) -> set[str]:
         """The values a write may use."""
@@ -231,7 +247,7 @@ class FieldDef:
             "groupable": self.type not in ("textarea", "multipicklist", "double", "currency"),
             "htmlFormatted": False,
             "idLookup": self.name == "Id",
-            "inlineHelpText": self.description or None,
+            "inlineHelpText": self.inline_help or None,
             "label": self.label,
             "length": self.length if text_like else 0,
             "name": self.name,
@@ -431,6 +447,42 @@ def _owner() -> FieldDef:
     )
 
 
+def _audit() -> list[FieldDef]:
+    """CreatedById / LastModifiedById: every object has them, set by the platform."""
+    return [
+        FieldDef(
+            name,
+            "reference",
+            label,
+            length=18,
+            updateable=False,
+            createable=False,
+            nillable=False,
+            reference_to=("User",),
+            relationship_name=name.removesuffix("Id"),
+        )
+        for name, label in (
+            ("CreatedById", "Created By ID"),
+            ("LastModifiedById", "Last Modified By ID"),
+        )
+    ]
+
+
+def _address(prefix: str, label: str) -> list[FieldDef]:
+    """The parts of a standard address (the compound ``...Address`` field is left out)."""
+    return [
+        FieldDef(f"{prefix}Street", "textarea", f"{label} Street", length=255),
+        FieldDef(f"{prefix}City", "string", f"{label} City", length=40),
+        FieldDef(f"{prefix}State", "string", f"{label} State/Province", length=80),
+        FieldDef(f"{prefix}PostalCode", "string", f"{label} Zip/Postal Code", length=20),
+        FieldDef(f"{prefix}Country", "string", f"{label} Country", length=80),
+    ]
+
+
+def _description(label: str) -> FieldDef:
+    return FieldDef("Description", "textarea", label, length=32000, extra_type_info="plaintextarea")
+
+
 def _last_activity() -> FieldDef:
     return FieldDef("LastActivityDate", "date", "Last Activity", updateable=False, createable=False)
 
@@ -505,10 +557,20 @@ def default_schema() -> dict[str, list[FieldDef]]:
                 "Other",
             ),
         ),
-        FieldDef("BillingCity", "string", "Billing City", length=40),
-        FieldDef("BillingState", "string", "Billing State/Province", length=80),
-        FieldDef("BillingCountry", "string", "Billing Country", length=80),
+        FieldDef(
+            "ParentId",
+            "reference",
+            "Parent Account ID",
+            length=18,
+            reference_to=("Account",),
+            relationship_name="Parent",
+        ),
+        FieldDef("AccountNumber", "string", "Account Number", length=40),
+        FieldDef("Site", "string", "Account Site", length=80),
+        *_address("Billing", "Billing"),
+        *_address("Shipping", "Shipping"),
         FieldDef("Phone", "phone", "Account Phone", length=40),
+        FieldDef("Fax", "phone", "Account Fax", length=40),
         FieldDef("Website", "url", "Website", length=255),
         FieldDef(
             "Industry",
@@ -519,7 +581,9 @@ def default_schema() -> dict[str, list[FieldDef]]:
         ),
         FieldDef("AnnualRevenue", "currency", "Annual Revenue", precision=18, scale=0),
         FieldDef("NumberOfEmployees", "int", "Employees", digits=8),
+        _description("Account Description"),
         _owner(),
+        *_audit(),
         *_system_fields()[2:],
         _last_activity(),
         FieldDef(
@@ -559,6 +623,10 @@ def default_schema() -> dict[str, list[FieldDef]]:
         FieldDef("Title", "string", "Title", length=128),
         FieldDef("Department", "string", "Department", length=80),
         FieldDef("Email", "email", "Email", length=80),
+        FieldDef("Phone", "phone", "Business Phone", length=40),
+        FieldDef("MobilePhone", "phone", "Mobile Phone", length=40),
+        *_address("Mailing", "Mailing"),
+        _description("Contact Description"),
         FieldDef(
             "LeadSource",
             "picklist",
@@ -569,6 +637,7 @@ def default_schema() -> dict[str, list[FieldDef]]:
             ),
         ),
         _owner(),
+        *_audit(),
         *_system_fields()[2:],
         _last_activity(),
         FieldDef(
@@ -589,13 +658,80 @@ def default_schema() -> dict[str, list[FieldDef]]:
         FieldDef("IsActive", "boolean", "Active", nillable=False),
         *_system_fields()[2:],
     ]
-    return {"Account": account, "Contact": contact, "User": user}
+    permission_set = [
+        *_system_fields()[:1],
+        FieldDef(
+            "Name",
+            "string",
+            "Name",
+            length=80,
+            nillable=False,
+            createable=False,
+            updateable=False,
+            name_field=True,
+        ),
+        FieldDef(
+            "Label",
+            "string",
+            "Label",
+            length=80,
+            nillable=False,
+            createable=False,
+            updateable=False,
+        ),
+        FieldDef(
+            "Description", "string", "Description", length=255, createable=False, updateable=False
+        ),
+        FieldDef(
+            "IsOwnedByProfile",
+            "boolean",
+            "Is Owned By Profile",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            default_value=False,
+        ),
+        *_system_fields()[2:],
+    ]
+    assignment = [
+        *_system_fields()[:1],
+        FieldDef(
+            "AssigneeId",
+            "reference",
+            "Assignee ID",
+            length=18,
+            nillable=False,
+            updateable=False,
+            reference_to=("User",),
+            relationship_name="Assignee",
+        ),
+        FieldDef(
+            "PermissionSetId",
+            "reference",
+            "Permission Set ID",
+            length=18,
+            nillable=False,
+            updateable=False,
+            reference_to=("PermissionSet",),
+            relationship_name="PermissionSet",
+        ),
+        *_system_fields()[4:],
+    ]
+    return {
+        "Account": account,
+        "Contact": contact,
+        "User": user,
+        "PermissionSet": permission_set,
+        "PermissionSetAssignment": assignment,
+    }
 
 
 OBJECT_LABELS = {
     "Account": ("Account", "Accounts"),
     "Contact": ("Contact", "Contacts"),
     "User": ("User", "Users"),
+    "PermissionSet": ("Permission Set", "Permission Sets"),
+    "PermissionSetAssignment": ("Permission Set Assignment", "Permission Set Assignments"),
 }
 
 
@@ -609,7 +745,8 @@ class Org:
         faults: where per-record faults (row locks, validation failures) come from;
             the app sets it to its own FaultState.
         clock: seconds since the epoch (tests may pass a fake).
-        replication_days: how far back getUpdated / getDeleted reach.
+        replication_days: how far back getUpdated reaches (documented: 30 days).
+        deleted_days: how far back getDeleted reaches (documented: 15 days).
 
     """
 
@@ -620,13 +757,19 @@ class Org:
         api_version: str = API_VERSION,
         faults: FaultState | None = None,
         clock: Callable[[], float] = time.time,
-        replication_days: int = 15,
+        replication_days: int = 30,
+        deleted_days: int = 15,
     ) -> None:
         self.api_version = api_version
         self.daily_api_limit = daily_api_limit
         self.faults = faults
         self.clock = clock
         self.replication_days = replication_days
+        self.deleted_days = deleted_days
+        #: Field-level security of the integration user (see :mod:`.access`).
+        self.access = FieldAccess()
+        #: Daily counters other than API requests (``/limits`` names), used so far.
+        self._limits_used: dict[str, int] = {}
         self._lock = threading.RLock()
         self._fields: dict[str, dict[str, FieldDef]] = {}
         self._field_lookup: dict[str, dict[str, str]] = {}
@@ -695,12 +838,32 @@ class Org:
             canonical = self._field_lookup.get(sobject, {}).get(name.lower())
             return self._fields[sobject][canonical] if canonical else None
 
+    def _as_seen(self, sobject: str, f: FieldDef) -> FieldDef | None:
+        """``f`` as the integration user sees it: None when hidden, read-only without edit."""
+        readable, editable = self.access.access(sobject, f.name)
+        if not readable:
+            return None
+        if not editable and (f.updateable or f.createable):
+            return replace(f, updateable=False, createable=False)
+        return f
+
+    def visible_fields(self, sobject: str) -> list[FieldDef]:
+        """The fields the integration user can see (field-level security), in describe order."""
+        with self._lock:
+            seen = (self._as_seen(sobject, f) for f in self._fields[sobject].values())
+            return [f for f in seen if f is not None]
+
+    def visible_field(self, sobject: str, name: str) -> FieldDef | None:
+        """A field the integration user can see, by case-insensitive name (None otherwise)."""
+        with self._lock:
+            found = self.field(sobject, name)
+            return self._as_seen(sobject, found) if found is not None else None
+
     def describe(self, sobject: str) -> dict[str, Any]:
-        """The REST ``/sobjects/{sobject}/describe`` body."""
+        """The REST ``/sobjects/{sobject}/describe`` body (fields as the integration user sees)."""
         label, plural = OBJECT_LABELS.get(sobject, (sobject, sobject + "s"))
         base = f"/services/data/v{self.api_version}/sobjects/{sobject}"
-        with self._lock:
-            fields = [f.to_describe() for f in self._fields[sobject].values()]
+        fields = [f.to_describe() for f in self.visible_fields(sobject)]
         child = []
         if sobject == "Account":
             child.append(
@@ -820,7 +983,13 @@ class Org:
 
         def mk(ftype: str, **kw: Any) -> FieldDef:
             return FieldDef(
-                name, ftype, spec.label, custom=True, description=spec.description, **kw
+                name,
+                ftype,
+                spec.label,
+                custom=True,
+                description=spec.description,
+                inline_help=spec.inline_help_text or "",
+                **kw,
             )
 
         t = spec.type
@@ -935,8 +1104,15 @@ class Org:
             )
         return target
 
-    def add_custom_field(self, sobject: str, spec: CustomFieldSpec) -> None:
-        """Create a custom field (Metadata API createMetadata); raises SchemaError."""
+    def add_custom_field(
+        self, sobject: str, spec: CustomFieldSpec, *, restricted: bool = False
+    ) -> None:
+        """Create a custom field; raises SchemaError.
+
+        ``restricted`` (what the Metadata API's createMetadata does) leaves the field
+        invisible to the integration user until a permission set grants it; without
+        it the field is visible, as if an admin had created and granted it.
+        """
         target = self._check_target(sobject, spec)
         definition = self._field_from_spec(spec)
         with self._lock:
@@ -951,6 +1127,8 @@ class Org:
             self._custom_specs[f"{target}.{definition.name}"] = replace(
                 spec, full_name=f"{target}.{definition.name}"
             )
+            if restricted:
+                self.access.restrict(f"{target}.{definition.name}")
 
     def update_custom_field(self, sobject: str, spec: CustomFieldSpec) -> None:
         """Replace a custom field's definition (Metadata API updateMetadata); raises SchemaError.
@@ -1008,6 +1186,112 @@ class Org:
         with self._lock:
             return list(self._custom_specs.values())
 
+    # ------------------------------------------------------------------ permission sets
+    def upsert_permission_set(
+        self,
+        name: str,
+        label: str,
+        description: str,
+        permissions: Sequence[FieldPermission],
+        *,
+        create: bool | None = None,
+    ) -> bool:
+        """Create or replace a permission set (Metadata API); True when it was created.
+
+        ``create`` True refuses an existing name, False a missing one, None takes
+        either (upsert). The field permissions replace the set's previous ones.
+        Raises SchemaError as the Metadata API reports problems.
+        """
+        if not PERMISSION_SET_NAME.fullmatch(name) or len(name) > MAX_PERMISSION_SET_NAME:
+            raise SchemaError(
+                "INVALID_NAME" if name else "REQUIRED_FIELD_MISSING",
+                f"The API name {name!r} is not valid: it must begin with a letter and use only "
+                "letters, digits and single underscores (at most 80 characters).",
+                ["fullName"],
+            )
+        if not label or len(label) > MAX_PERMISSION_SET_LABEL:
+            raise SchemaError(
+                "REQUIRED_FIELD_MISSING" if not label else "STRING_TOO_LONG",
+                "Label: a label of 1 to 80 characters is required",
+                ["label"],
+            )
+        checked: dict[str, FieldPermission] = {}
+        with self._lock:
+            for perm in permissions:
+                sobject, _, field_name = perm.field.partition(".")
+                target = self.canonical_sobject(sobject)
+                found = self.field(target, field_name) if target else None
+                if target is None or found is None:
+                    raise SchemaError(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        f"In field: field - no CustomField named {perm.field} found",
+                        ["fieldPermissions"],
+                    )
+                if perm.editable and not perm.readable:
+                    raise SchemaError(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        f"Permission Edit depends on permission(s): Read ({perm.field})",
+                        ["fieldPermissions"],
+                    )
+                full = f"{target}.{found.name}"
+                checked[full.lower()] = FieldPermission(full, perm.readable, perm.editable)
+            existing = self.access.permission_sets.get(name.lower())
+            if existing is None and create is False:
+                raise SchemaError(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"In field: fullName - no PermissionSet named {name} found",
+                    ["fullName"],
+                )
+            if existing is not None and create is True:
+                raise SchemaError(
+                    "DUPLICATE_DEVELOPER_NAME",
+                    f"There is already a permission set named {name}.",
+                    ["fullName"],
+                )
+            values = {"Name": name, "Label": label, "Description": description or None}
+            if existing is None:
+                record_id = self.insert("PermissionSet", values)
+                ps = PermissionSet(record_id, name, label, description, checked)
+                self.access.permission_sets[name.lower()] = ps
+            else:
+                existing.label, existing.description = label, description
+                existing.field_permissions = checked
+                self._apply("PermissionSet", existing.id, values, self._stamp())
+            self.access.recompute(USER_ID)
+            return existing is None
+
+    def read_permission_set(self, name: str) -> PermissionSet | None:
+        """A permission set by API name (case-insensitive), None when there is none."""
+        with self._lock:
+            return self.access.permission_sets.get(name.lower())
+
+    def _create_assignment(self, fields: Mapping[str, Any]) -> str:
+        """Insert a PermissionSetAssignment as the REST API would; returns its Id."""
+        values = self.validate("PermissionSetAssignment", fields, create=True)
+        missing = [n for n in ("AssigneeId", "PermissionSetId") if not values.get(n)]
+        if missing:
+            raise RecordError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
+            )
+        if not self.access.can_assign:
+            raise RecordError(
+                "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY",
+                "insufficient access rights on cross-reference id: the user needs the "
+                "Assign Permission Sets permission",
+            )
+        assignee, ps_id = str(values["AssigneeId"]), str(values["PermissionSetId"])
+        if self.access.assigned(assignee, ps_id):
+            raise RecordError(
+                "DUPLICATE_VALUE",
+                "duplicate value found: <unknown> duplicates value on record with id: <unknown>",
+            )
+        record_id = self.insert("PermissionSetAssignment", values)
+        self.access.assignments[record_id] = (assignee, ps_id)
+        self.access.recompute(USER_ID)
+        return record_id
+
     # ------------------------------------------------------------------ loading
     def insert(self, sobject: str, fields: Mapping[str, Any]) -> str:
         """Insert one record without API validation (data generation, tests); returns its Id.
@@ -1058,6 +1342,10 @@ class Org:
         record.setdefault("IsDeleted", False)
         if "OwnerId" in self._fields[sobject]:
             record.setdefault("OwnerId", USER_ID)
+        if "CreatedById" in self._fields[sobject]:
+            # The platform sets both; the sandbox has one user.
+            record.setdefault("CreatedById", USER_ID)
+            record.setdefault("LastModifiedById", USER_ID)
         for name, default in self._boolean_defaults(sobject) if defaults is None else defaults:
             record.setdefault(name, default)
         if sobject == "Contact":
@@ -1183,8 +1471,17 @@ class Org:
                     )
                 )
                 continue
+            readable, editable = self.access.access(sobject, canonical)
+            if not readable:
+                # Field-level security hides the field: as if it did not exist.
+                errors.append(
+                    SaveError(
+                        "INVALID_FIELD", f"No such column '{key}' on sobject of type {sobject}"
+                    )
+                )
+                continue
             fdef = defs[canonical]
-            if not (fdef.createable if create else fdef.updateable):
+            if not editable or not (fdef.createable if create else fdef.updateable):
                 errors.append(
                     SaveError(
                         "INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -1223,6 +1520,13 @@ class Org:
     def create(self, sobject: str, fields: Mapping[str, Any]) -> str:
         """Validate and insert one record as the REST API would; returns its Id."""
         with self._lock:
+            if sobject == "PermissionSetAssignment":
+                return self._create_assignment(fields)
+            if sobject in ("PermissionSet", "User"):
+                raise RecordError(
+                    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+                    f"The sandbox creates {sobject} records through the Metadata API or not at all",
+                )
             values = self.validate(sobject, fields, create=True)
             return self.insert(sobject, {k: v for k, v in values.items() if v is not None})
 
@@ -1384,6 +1688,8 @@ class Org:
             new["Name"] = _full_name(new)
         new["LastModifiedDate"] = stamp
         new["SystemModstamp"] = stamp
+        if "LastModifiedById" in self._fields[sobject]:
+            new["LastModifiedById"] = USER_ID
         self._records[sobject][record_id] = new
 
     def prepare_update(
@@ -1466,6 +1772,8 @@ class Org:
             stamp = self._stamp()
             self._apply(sobject, resolved, {"IsDeleted": True}, stamp)
             self._deleted[sobject][resolved] = stamp
+            if self.access.assignments.pop(resolved, None) is not None:
+                self.access.recompute(USER_ID)
             return resolved
 
     # ------------------------------------------------------------------ transactions
@@ -1490,17 +1798,24 @@ class Org:
             self._journal.entries = None
 
     # ------------------------------------------------------------------ replication
-    def replication_window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    def replication_window(
+        self, start: datetime, end: datetime, *, deleted: bool = False
+    ) -> tuple[datetime, datetime]:
         """Check a getUpdated / getDeleted window; return (earliest available, latest covered).
 
-        Raises ValueError with Salesforce's message when the window is invalid.
+        getUpdated reaches back ``replication_days`` (30), getDeleted ``deleted_days``
+        (15); the start must come strictly before the end. Raises ValueError with
+        Salesforce's message when the window is invalid.
         """
         now = self.now()
-        earliest = now - timedelta(days=self.replication_days)
+        days = self.deleted_days if deleted else self.replication_days
+        earliest = now - timedelta(days=days)
         if end < start:
             raise ValueError("end date cannot be before start date")
+        if end == start:
+            raise ValueError("startDate must chronologically precede endDate")
         if start < earliest - timedelta(minutes=1):
-            raise ValueError(f"startDate cannot be more than {self.replication_days} days ago")
+            raise ValueError(f"startDate cannot be more than {days} days ago")
         latest = min(end, now).replace(second=0, microsecond=0)
         return earliest, latest
 
@@ -1523,6 +1838,16 @@ class Org:
             if self._api_used >= self.daily_api_limit:
                 raise ApiLimitExceeded("TotalRequests Limit exceeded.")
             self._api_used += 1
+
+    def use_limit(self, name: str, amount: int = 1) -> None:
+        """Count ``amount`` against a daily ``/limits`` counter (Bulk jobs, batches, storage)."""
+        with self._lock:
+            self._limits_used[name] = self._limits_used.get(name, 0) + amount
+
+    def limit_used(self, name: str) -> int:
+        """How much of a daily ``/limits`` counter is used."""
+        with self._lock:
+            return self._limits_used.get(name, 0)
 
     def usage(self) -> tuple[int, int]:
         """(used, total) of the daily API allocation."""
@@ -1558,6 +1883,8 @@ class Org:
                     for s, defs in self._fields.items()
                 },
                 "deleted": self._deleted,
+                "access": self.access.to_json(),
+                "limits_used": dict(self._limits_used),
             }
         for sobject, rows in snapshots.items():
             tmp = path / f"{sobject}.jsonl.tmp"
@@ -1599,7 +1926,9 @@ class Org:
                 )
                 for s in meta["custom_fields"]
             }
-            org._deleted = {s: dict(d) for s, d in meta["deleted"].items()}
+            org._deleted.update({s: dict(d) for s, d in meta["deleted"].items()})
+            org.access.load(meta.get("access"))
+            org._limits_used = {k: int(v) for k, v in meta.get("limits_used", {}).items()}
             for sobject in org._fields:
                 file = path / f"{sobject}.jsonl"
                 if not file.is_file():

@@ -87,6 +87,33 @@ def _outputs(mdapi: Any) -> list[Any]:
     ]
 
 
+def _grant(sf: Salesforce, mdapi: Any, fields: list[str], name: str = "Segsync") -> str:
+    """Grant read and edit on ``fields`` through a permission set assigned to the session user."""
+    mdapi.PermissionSet.upsert(
+        [
+            mdapi.PermissionSet(
+                fullName=name,
+                label=name,
+                fieldPermissions=[{"field": f, "readable": True, "editable": True} for f in fields],
+            )
+        ]
+    )
+    ps_id = sf.query(f"SELECT Id FROM PermissionSet WHERE Name = '{name}'")["records"][0]["Id"]
+    user_id = _user_id(sf)
+    created = sf.PermissionSetAssignment.create({"AssigneeId": user_id, "PermissionSetId": ps_id})
+    return str(created["id"])
+
+
+def _user_id(sf: Salesforce) -> str:
+    """The session user's id, from the OpenID Connect userinfo endpoint."""
+    response = sf.session.get(
+        f"https://{sf.sf_instance}/services/oauth2/userinfo",
+        headers={"Authorization": f"Bearer {sf.session_id}"},
+    )
+    response.raise_for_status()
+    return str(response.json()["user_id"])
+
+
 def test_created_fields_appear_in_describe_and_become_writable(
     sandbox: SalesforceSandbox, sf: Salesforce, mdapi: Any
 ) -> None:
@@ -94,6 +121,7 @@ def test_created_fields_appear_in_describe_and_become_writable(
     contact = sandbox.org.insert("Contact", {"LastName": "Smith"})
 
     mdapi.CustomField.create(_outputs(mdapi))
+    _grant(sf, mdapi, [str(o.fullName) for o in _outputs(mdapi)])
 
     fields = {f["name"]: f for f in sf.Account.describe()["fields"]}
     tier = fields["Segsync_Tier__c"]
@@ -185,6 +213,7 @@ def test_update_adds_picklist_values_and_keeps_data(
 ) -> None:
     account = sandbox.org.insert("Account", {"Name": "Acme"})
     mdapi.CustomField.create([_picklist(mdapi, "Account.Segsync_Tier__c", ["Tier 1", "Tier 2"])])
+    _grant(sf, mdapi, ["Account.Segsync_Tier__c"])
     sf.Account.update(account, {"Segsync_Tier__c": "Tier 2"})
 
     mdapi.CustomField.update([_picklist(mdapi, "Account.Segsync_Tier__c", ["Tier 1", "Tier 3"])])

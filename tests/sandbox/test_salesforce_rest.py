@@ -923,7 +923,7 @@ def test_get_updated_and_deleted(
 def test_replication_window_rules(sf: Salesforce, fake_clock: Any, clocked_org: Org) -> None:
     now = datetime.fromtimestamp(fake_clock.now, UTC)
     with pytest.raises(SalesforceMalformedRequest) as info:
-        sf.Account.updated(now - timedelta(days=16), now)
+        sf.Account.updated(now - timedelta(days=31), now)
     assert error_of(info.value)["errorCode"] == "INVALID_REPLICATION_DATE"
     with pytest.raises(SalesforceMalformedRequest):
         sf.Account.deleted(now, now - timedelta(hours=1))

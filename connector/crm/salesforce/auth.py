@@ -50,6 +50,8 @@ class Token:
 
     access_token: str = field(repr=False)
     instance_url: str
+    #: The token response's ``id``: the identity URL naming the user (None for a given session).
+    identity_url: str | None = None
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -216,7 +218,12 @@ class TokenSource:
             instance = str(body.get("instance_url") or self._settings.instance_url or "")
             if not instance:
                 raise self._fail("the token response named no instance_url")
-            return Token(str(body["access_token"]), instance.rstrip("/"))
+            identity = body.get("id")
+            return Token(
+                str(body["access_token"]),
+                instance.rstrip("/"),
+                str(identity) if isinstance(identity, str) and identity else None,
+            )
         error = str(body.get("error") or f"HTTP {status}")
         description = str(body.get("error_description") or "").strip()
         detail = f"{error}: {description}" if description else error

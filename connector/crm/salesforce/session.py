@@ -115,6 +115,11 @@ class SalesforceSession:
         return self._token.instance_url if self._token else self.settings.instance_url
 
     @property
+    def identity_url(self) -> str | None:
+        """The identity URL of the current token's user (None before login or for a session id)."""
+        return self._token.identity_url if self._token else None
+
+    @property
     def api_calls(self) -> int:
         """HTTP calls made so far: token requests, retries, bulk polls and SOAP included."""
         return self._calls
