@@ -1,4 +1,4 @@
-"""API-call efficiency: calls used ÷ the minimum (FACTS.md §6), full and incremental, both CRMs.
+"""API-call efficiency: calls used ÷ the minimum (docs/crm-apis.md#minimum-calls), both CRMs.
 
 For each CRM, on a fresh sandbox: provision, then (request log cleared before
 each run) a full accounts sync, a full contacts sync, an incremental accounts

@@ -11,7 +11,7 @@ jitter_ms=70``). Steps, on ``--accounts`` companies:
 3. Absorb A's echo (unthrottled), edit another ``--changed``.
    **Measured B**: an incremental sync at the limit (search the edited, write them).
 
-The floor is ``calls ÷ 19 per second`` (FACTS.md §6); a search-aware floor
+The floor is ``calls ÷ 19 per second`` (docs/crm-apis.md#minimum-calls); a search-aware floor
 also counts searches against their own 5 / s.
 
     .venv/bin/python bench/throughput_bench.py [--accounts 100000] [--changed 0.2]

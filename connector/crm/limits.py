@@ -1,6 +1,7 @@
 """API limits in one place, and the client-side pacing that keeps segsync inside them.
 
-Figures are the vendors' published defaults (see ../shared/crm-api/FACTS.md);
+Figures are the vendors' published defaults (docs/crm-apis.md#salesforce-limits,
+#hubspot-limits);
 every one of them can be overridden in the connection's settings.
 """
 

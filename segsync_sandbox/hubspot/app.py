@@ -1,6 +1,6 @@
 """The HubSpot sandbox's HTTP surface: CRM objects, search, batch, properties, associations.
 
-Routes answer in HubSpot's wire formats (FACTS.md §5) with the status codes
+Routes answer in HubSpot's wire formats (docs/crm-apis.md#hubspot) with the status codes
 hubspot-api-client picks its response models by (200 / 201 / 207). Every
 non-admin request is authenticated with a private-app bearer token, then
 counted by the :class:`RateLimiter` before any injected fault is drawn.

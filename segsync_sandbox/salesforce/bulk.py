@@ -1,7 +1,7 @@
 """Salesforce sandbox: Bulk API 2.0 query and ingest jobs.
 
 Routes under ``/services/data/vXX.X/jobs/``, answering what simple-salesforce's
-``bulk2`` client expects (see FACTS.md §2-3):
+``bulk2`` client expects (docs/crm-apis.md#salesforce-bulk-api-20, #simple-salesforce):
 
 * ``POST jobs/query`` creates a query job (``UploadComplete``); each
   ``GET jobs/query/{id}`` poll moves it one state on (``InProgress``, then

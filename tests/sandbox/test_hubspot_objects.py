@@ -332,8 +332,9 @@ def test_object_type_aliases(sandbox: HubSpotSandbox) -> None:
 
 
 def test_default_client_retries_a_get_429_with_retry_after(sandbox: HubSpotSandbox) -> None:
-    # FACTS §4: urllib3 retries a GET on 429 + Retry-After unless retries are off,
-    # which is why HubSpotSandbox.client() passes a no-retry policy.
+    # urllib3 retries a GET on 429 + Retry-After unless retries are off (see
+    # docs/crm-apis.md#hubspot-api-client), which is why HubSpotSandbox.client()
+    # passes a no-retry policy.
     sandbox.app.faults.update(rate_limit_next=1, retry_after=0.0)
     plain = HubSpot(access_token=sandbox.access_token, host=sandbox.base_url)
     assert plain.crm.companies.basic_api.get_page(limit=1) is not None

@@ -1,6 +1,6 @@
 """Contract tests: the real simple-salesforce against the Salesforce sandbox's REST API over HTTPS.
 
-Expected shapes come from the documented wire formats (shared/crm-api/FACTS.md §2-3).
+Expected shapes come from the documented wire formats (docs/crm-apis.md#salesforce).
 """
 
 from __future__ import annotations

@@ -475,7 +475,7 @@ class Provisioner:
         if out.kind == "picklist":
             spec["valueSet"] = _value_set(out.options)
         elif out.kind == "number":
-            # Scores are whole numbers from 0 to 100 (FACTS / shared vocabulary: Number(3,0)).
+            # Scores are whole numbers from 0 to 100: Number(3, 0) holds them exactly.
             spec.update(precision=3, scale=0)
         elif out.kind == "text":
             spec["length"] = 255
