@@ -275,6 +275,30 @@ class SalesforceConnection(_Transport):
     daily_api_share: float = Field(0.5, gt=0, le=1)
     max_concurrency: int = Field(4, ge=1, le=25)
 
+    def verify(self, connection: str) -> str | bool:
+        """What TLS verification trusts: ``ca_file`` (checked readable), else the system's CAs.
+
+        Checked when the adapter is built, so a missing file is one line naming
+        ``connections.NAME.ca_file`` rather than an error inside the HTTP client.
+        """
+        if self.ca_file is None:
+            return True
+        try:
+            with self.ca_file.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"connections.{connection}",
+                        "ca_file",
+                        f"cannot read {self.ca_file}: {exc.strerror or exc}; give the PEM "
+                        "file of the certificate authority to trust, or remove ca_file",
+                    )
+                ]
+            ) from None
+        return str(self.ca_file)
+
     def urls(self) -> dict[str, str]:
         """The login (token) URL and, for a ready session, the instance URL."""
         found = {"login_url": self.login_url}

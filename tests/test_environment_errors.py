@@ -289,6 +289,15 @@ def _salesforce(auth: str, *extra: str, url: str = "https://login.salesforce.com
             ),
             "/nope",
         ),
+        (
+            _salesforce(
+                "jwt",
+                'client_id = "3MVG9"',
+                'username = "u@example.com"',
+                f'private_key = "{PASSWORD}"',
+            ),
+            "private_key: the JWT private key could not be used",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["sync", "provision"])
@@ -335,6 +344,23 @@ def test_connection_settings_out_of_bounds(
     assert "connections.hubspot" in line
 
 
+def test_missing_ca_file(tmp_path: Path) -> None:
+    connection = _salesforce(
+        "client_credentials",
+        'client_id = "3MVG9"',
+        f'client_secret = "{PASSWORD}"',
+        f'ca_file = "{tmp_path / "no-such-ca.pem"}"',
+    )
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 's.db'}", connection)
+    for command in ("sync", "provision"):
+        one = ["--object", "account"] if command == "sync" else []
+        assert_one_error_line(
+            _invoke(command, "--config", config, *one),
+            EXIT_USER,
+            mentions=["connections.eu", "ca_file", "no-such-ca.pem"],
+        )
+
+
 # --------------------------------------------------------------------------- the CRMs
 
 
@@ -348,6 +374,39 @@ def test_unreachable_crm(tmp_path: Path) -> None:
             EXIT_CRM,
             mentions=["HubSpot", "cannot reach", "127.0.0.1"],
         )
+
+
+def test_unreachable_salesforce_login(tmp_path: Path) -> None:
+    connection = _salesforce(
+        "client_credentials",
+        'client_id = "3MVG9"',
+        f'client_secret = "{PASSWORD}"',
+        url=f"https://127.0.0.1:{_closed_port()}",
+    )
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 's.db'}", connection)
+    assert_one_error_line(
+        _invoke("sync", "--config", config, "--object", "account"),
+        EXIT_CRM,
+        mentions=["Salesforce", "cannot reach", "127.0.0.1"],
+    )
+
+
+def test_bad_salesforce_credentials(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    sf = sandboxes.salesforce
+    connection = _salesforce(
+        "client_credentials",
+        f'client_id = "{sf.client_id}"',
+        f'client_secret = "{PASSWORD}"',
+        f'ca_file = "{sf.ca_file}"',
+        url=sf.login_url,
+    )
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 's.db'}", connection)
+    assert_one_error_line(
+        _invoke("sync", "--config", config, "--object", "account"),
+        EXIT_CRM,
+        mentions=["refused", "client_secret"],
+        secrets=[sf.client_secret],
+    )
 
 
 def test_bad_hubspot_token(sandboxes: Sandboxes, tmp_path: Path) -> None:

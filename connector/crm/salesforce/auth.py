@@ -23,7 +23,16 @@ import jwt
 import requests
 
 from connector.config import SalesforceConnection
-from connector.errors import FatalSyncError, RetriableError, SegsyncError
+from connector.crm.base import transport_reason
+from connector.errors import (
+    ConfigError,
+    CrmAccessError,
+    CrmUnreachable,
+    FatalSyncError,
+    Problem,
+    RetriableError,
+    SegsyncError,
+)
 
 TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -132,8 +141,9 @@ class TokenSource:
     ) -> Token:
         """A new token (a network call, except for ``auth = "session"``).
 
-        Raises FatalSyncError when the credentials are refused, RetriableError when
-        the endpoint is unreachable or failing for the moment. ``on_no_response`` is
+        Raises CrmAccessError when the credentials are refused, CrmUnreachable when
+        the endpoint does not answer, RetriableError when it fails for the moment,
+        ConfigError when the JWT key is unusable. ``on_no_response`` is
         told of a request that got no answer (response hooks never see those).
         """
         s = self._settings
@@ -155,15 +165,17 @@ class TokenSource:
         self, exc: requests.RequestException, secrets: list[str | None]
     ) -> SegsyncError:
         s = self._settings
+        name = f"Salesforce connection {self.connection!r}"
         if isinstance(exc, requests.exceptions.SSLError):
-            return self._fail(
-                f"TLS verification of {s.login_url} failed; set ca_file if the login "
+            return CrmAccessError(
+                f"{name}: TLS verification of {s.login_url} failed; set ca_file if the login "
                 "host uses a private certificate authority"
             )
-        return RetriableError(
+        # No answer at all: retried like a 5xx, then exit status 4 with what to check.
+        return CrmUnreachable(
             scrub(
-                f"Salesforce connection {self.connection!r}: token request failed: "
-                f"{type(exc).__name__}",
+                f"{name}: cannot reach {s.login_url} ({transport_reason(exc)}); check "
+                "login_url, the network and any proxy",
                 secrets,
             )
         )
@@ -202,8 +214,15 @@ class TokenSource:
             return jwt.encode(claims, key, algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError):
             # The library's message may quote the key material: say only what is wrong.
-            raise self._fail(
-                "the JWT private key could not be used (expected an unencrypted RSA key in PEM)"
+            raise ConfigError(
+                [
+                    Problem(
+                        f"connections.{self.connection}",
+                        "private_key",
+                        "the JWT private key could not be used (expected an unencrypted RSA "
+                        "key in PEM)",
+                    )
+                ]
             ) from None
 
     def _token(self, response: requests.Response, secrets: list[str | None]) -> Token:
@@ -235,6 +254,7 @@ class TokenSource:
         if status == 429 or status >= 500:
             return_error: SegsyncError = RetriableError(message)
         else:
+            # The org answered and said no: credentials, app or user settings to fix.
             hint = _HINTS.get(error)
-            return_error = FatalSyncError(f"{message}; {hint}" if hint else message)
+            return_error = CrmAccessError(f"{message}; {hint}" if hint else message)
         raise return_error

@@ -3,9 +3,12 @@
 Every Salesforce call the adapter makes fails through :func:`translate`:
 retriable failures (429, 5xx, a dropped connection, too many concurrent
 requests) become :class:`~connector.errors.RetriableError` for the
-:class:`~connector.crm.retry.RetryPolicy`; a spent daily allocation becomes
-:class:`~connector.crm.limits.BudgetExhausted`; everything else is a
-:class:`~connector.errors.FatalSyncError` with one line that says what to fix.
+:class:`~connector.crm.retry.RetryPolicy` (no answer at all:
+:class:`~connector.errors.CrmUnreachable`); a spent daily allocation becomes
+:class:`~connector.crm.limits.BudgetExhausted`; a refusal of segsync itself
+(permissions, session, certificate) is :class:`~connector.errors.CrmAccessError`;
+everything else is a :class:`~connector.errors.FatalSyncError` with one line
+that says what to fix.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ from zeep.exceptions import Error as ZeepError
 from zeep.exceptions import Fault as ZeepFault
 from zeep.exceptions import TransportError as ZeepTransportError
 
+from connector.crm.base import transport_reason
 from connector.crm.limits import BudgetExhausted
-from connector.errors import FatalSyncError, RetriableError, SegsyncError
+from connector.errors import (
+    CrmAccessError,
+    CrmUnreachable,
+    FatalSyncError,
+    RetriableError,
+    SegsyncError,
+)
 
 #: The save-result code of a row lock: the one per-record failure worth re-sending.
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
@@ -84,12 +94,12 @@ def translate(exc: BaseException, what: str) -> SegsyncError:
                     f"{where}: the org's daily API allocation is spent ({message}); "
                     "the run stops here and resumes when the allocation recovers"
                 )
-            return FatalSyncError(
+            return CrmAccessError(
                 f"{where}: refused ({code or status}: {message}); check the integration "
                 "user's permissions"
             )
         if isinstance(exc, SalesforceExpiredSession):
-            return FatalSyncError(f"{where}: the session was refused ({code or status}: {message})")
+            return CrmAccessError(f"{where}: the session was refused ({code or status}: {message})")
         if isinstance(exc, SalesforceMalformedRequest):
             missing = _NO_COLUMN.search(message)
             if missing:
@@ -105,9 +115,14 @@ def translate(exc: BaseException, what: str) -> SegsyncError:
             return RetriableError(f"{where}: HTTP {status}: {code or message or 'server error'}")
         return FatalSyncError(f"{where}: HTTP {status}: {code} {message}".rstrip())
     if isinstance(exc, requests.exceptions.SSLError):
-        return FatalSyncError(
+        return CrmAccessError(
             f"{where}: TLS verification failed; set ca_file if the org uses a private "
             "certificate authority"
+        )
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return CrmUnreachable(
+            f"{where}: cannot reach the org ({transport_reason(exc)}); check instance_url, "
+            "the network and any proxy"
         )
     if isinstance(exc, requests.RequestException):
         return RetriableError(f"{where}: {type(exc).__name__}")

@@ -99,6 +99,7 @@ class SalesforceSession:
         self.settings = settings
         self.retry = retry
         self.budget = DailyBudget(share=settings.daily_api_share)
+        settings.verify(connection)  # a missing ca_file fails here, as a ConfigError
         self._tokens = TokenSource(connection, settings)
         self._calls = 0
         self._count_lock = threading.Lock()
@@ -141,7 +142,7 @@ class SalesforceSession:
             session = requests.Session()
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would silently override `verify` otherwise.
             session.trust_env = False
-            session.verify = str(self.settings.ca_file) if self.settings.ca_file else True
+            session.verify = self.settings.verify(self.connection)
             adapter = _TimeoutAdapter(self.settings.timeout_seconds)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
@@ -216,7 +217,7 @@ class SalesforceSession:
             transport = md._client.transport
             session: requests.Session = transport.session
             session.trust_env = False
-            session.verify = str(self.settings.ca_file) if self.settings.ca_file else True
+            session.verify = self.settings.verify(self.connection)
             session.hooks["response"].append(self._count)
             transport.operation_timeout = self.settings.timeout_seconds
             client.md = md
