@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from connector.cli import cli
 from connector.config import load_settings
+from connector.errors import EXIT_CRM
 from connector.service.app import Service
 from connector.store.records import FailedRecord
 from connector.store.store import Store
@@ -50,7 +51,8 @@ def test_a_failed_job_does_not_stop_the_others(fresh_sandboxes: Sandboxes, confi
     config.write_text(text.replace(secret, "not-the-secret"))
 
     result = _invoke("sync", "--config", str(config), "--format", "json")
-    assert result.exit_code == 1, result.output
+    # A refused login is the CRM refusing segsync: exit status 4 (README "Exit status").
+    assert result.exit_code == EXIT_CRM, result.output
     assert "Traceback" not in result.output
     document = json.loads(result.stdout)
     jobs = {(j["connection"], j["object"]): j for j in document["jobs"]}
@@ -66,7 +68,7 @@ def test_a_failed_job_does_not_stop_the_others(fresh_sandboxes: Sandboxes, confi
 
     # The text summary lists every job's outcome, one line each.
     text_run = _invoke("sync", "--config", str(config))
-    assert text_run.exit_code == 1
+    assert text_run.exit_code == EXIT_CRM
     summary = text_run.stdout[text_run.stdout.index("Jobs:") :]
     assert re.search(r"failed\s+salesforce accounts: ", summary)
     assert re.search(r"succeeded\s+hubspot contacts", summary)
