@@ -144,6 +144,7 @@ def test_without_the_right_to_assign_provision_prints_the_steps_and_writes_are_r
     steps = rows["permission set Segsync"][0]
     assert steps[0] == "missing_access"
     for words in (
+        f"the integration user ({USER_ID}) cannot assign it",
         "Setup > Permission Sets",
         "Read and Edit on Account.Segsync_Tier__c, Account.Segsync_Fit_Score__c",
         "Manage Assignments",

@@ -290,13 +290,15 @@ class Provisioner:
         except FatalSyncError as exc:
             report.actions.append(self._manual_steps(obj, plan, f"cannot change it ({exc})"))
             return
+        user: str | None = None
         try:
             user = self._user_id()
             assigned = self._assign(user)
         except BudgetExhausted:
             raise
         except FatalSyncError as exc:
-            report.actions.append(self._manual_steps(obj, plan, f"cannot assign it ({exc})"))
+            who = f" ({user})" if user else ""
+            report.actions.append(self._manual_steps(obj, plan, f"cannot assign it ({exc})", who))
             return
         how = "assigned it to" if assigned else "already assigned to"
         report.actions.append(self._grant_action(obj, plan, f"granted; {how} user {user}:"))
@@ -309,20 +311,21 @@ class Provisioner:
             obj, f"permission set {PERMISSION_SET}", "grant", f"{verb} {granted}"
         )
 
-    def _manual_steps(self, obj: ObjectName, plan: _Plan, why: str) -> ProvisionAction:
+    def _manual_steps(
+        self, obj: ObjectName, plan: _Plan, why: str, who: str = ""
+    ) -> ProvisionAction:
         edit = [n for n, e in plan.grant.items() if e]
         read = [n for n, e in plan.grant.items() if not e]
         steps = [
-            f"permission set {PERMISSION_SET}: the integration user {why}. An admin must, in "
-            f"Setup > Permission Sets, open (or create) '{PERMISSION_SET_LABEL}' "
-            f"(API name {PERMISSION_SET})",
+            f"the integration user{who} {why}. An admin must, in Setup > Permission Sets, "
+            f"open (or create) '{PERMISSION_SET_LABEL}' (API name {PERMISSION_SET})",
         ]
         if edit:
             steps.append(f"under Field Permissions give Read and Edit on {', '.join(edit)}")
         if read:
             steps.append(f"give Read on {', '.join(read)}")
         steps.append(
-            "then Manage Assignments > Add Assignment: the integration user; "
+            f"then Manage Assignments > Add Assignment: the integration user{who}; "
             "then run `segsync provision` again"
         )
         return ProvisionAction(
@@ -432,8 +435,7 @@ class Provisioner:
                         "missing_access",
                         "the integration user cannot "
                         + ("see" if entry is None else "edit")
-                        + f" it yet: grant Read and Edit through the {PERMISSION_SET} "
-                        "permission set (see its row)",
+                        + f" it yet: it needs the {PERMISSION_SET} permission set (see its row)",
                     )
                 )
         parent: Fields | None = None
