@@ -408,3 +408,41 @@ def test_upgrade_from_the_first_schema_keeps_the_records(url: str, clock: Clock)
         assert store.last_written("sf", "account", ["001A"]) == {"001A": {"Tier__c": "Tier 1"}}
         assert store.due("sf", "account", ["001A"]) == {}
         assert store.due_ids("sf", "account", T0 + timedelta(days=36500)) == []
+
+
+# -- changed parents -------------------------------------------------------------------
+
+
+def test_changed_parents_survive_until_cleared_and_a_later_mark_survives_that(
+    store: Store,
+) -> None:
+    first = store.start_run("sf", "salesforce", "account", "v1", full=True)
+    store.record_batch(
+        first,
+        "sf",
+        "account",
+        written=[WrittenRecord("001A", {"Tier__c": "Tier 1"})],
+        changed=["001A", "001B", "001A"],
+    )
+    store.finish_run(first, "succeeded", RunCounts(), 0, 0)
+    marks = store.changed_parents("sf", "account")
+    assert marks == [("001A", first), ("001B", first)]
+    assert store.changed_parents("sf", "contact") == []
+    assert store.changed_parents("hs", "account") == []
+    # A contact run read the marks; meanwhile another account run marks 001B again.
+    second = store.start_run("sf", "salesforce", "account", "v1", full=False)
+    store.record_batch(second, "sf", "account", changed=["001B"])
+    store.clear_changed_parents("sf", "account", marks)
+    assert store.changed_parents("sf", "account") == [("001B", second)]
+    store.clear_changed_parents("sf", "account", [("001B", second)])
+    assert store.changed_parents("sf", "account") == []
+
+
+def test_many_changed_parents_clear_in_chunks(store: Store) -> None:
+    run_id = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    ids = [str(n) for n in range(1, 1202)]
+    store.record_batch(run_id, "hs", "account", changed=ids)
+    marks = store.changed_parents("hs", "account")
+    assert len(marks) == len(ids)
+    store.clear_changed_parents("hs", "account", marks)
+    assert store.changed_parents("hs", "account") == []

@@ -185,3 +185,137 @@ def test_a_deleted_record_that_comes_due_is_forgotten(world: World) -> None:
     world.sync()
     assert target not in world.ctx.store.due_ids(world.crm, "account", moment)
     assert world.ctx.store.due(world.crm, "account", [target]) == {}
+
+
+def _edit_inputs(crm: str) -> dict[str, Any]:
+    """Inputs that make an account Enterprise SaaS with a high fit and intent."""
+    if crm == "salesforce":
+        return {"Industry": "Computer Software", "NumberOfEmployees": 5000, "Intent_Score__c": 95}
+    return {"industry": "COMPUTER_SOFTWARE", "numberofemployees": 5000, "intent_score": 95}
+
+
+def _parent_of(world: World, contact: dict[str, Any]) -> str | None:
+    key = "AccountId" if world.crm == "salesforce" else "associatedcompanyid"
+    value = contact.get(key)
+    return str(value) if value else None
+
+
+def _settled(world: World) -> None:
+    """Full syncs of both objects, then a quiet incremental contact run (their own writes)."""
+    world.provision()
+    assert world.sync().full
+    assert world.sync("contact").full
+    world.clock.now += timedelta(minutes=5)
+    world.sync("account")
+    quiet = world.sync("contact")
+    assert quiet.written == 0
+    world.clock.now += timedelta(minutes=5)
+
+
+@both
+def test_an_account_tier_change_reaches_its_contacts_without_a_full_sync(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if world.crm == "hubspot":
+        # One contact per association answer: the adapter must follow the paging.
+        monkeypatch.setattr(world.app, "assoc_batch_page", 1)
+    _settled(world)
+    accounts, contacts = world.records(), world.records("contact")
+    engine = world.engine("account")
+    tier, segment = world.field("tier"), world.field("segment")
+    children: dict[str, list[str]] = {}
+    for contact_id, fields in contacts.items():
+        parent = _parent_of(world, fields)
+        if parent:
+            children.setdefault(parent, []).append(contact_id)
+    # An account with contacts whose tier the edit moves.
+    target = next(
+        account_id
+        for account_id in sorted(children)
+        if engine.evaluate({**accounts[account_id], **_edit_inputs(world.crm)}, world.crm, NOW).tier
+        != accounts[account_id][tier]
+    )
+    old_tier = accounts[target][tier]
+    world.edit(target, **_edit_inputs(world.crm))
+
+    moved = world.sync("account")
+    assert not moved.full and moved.written == 1
+    new_tier = world.records()[target][tier]
+    assert new_tier != old_tier
+    assert [p for p, _ in world.ctx.store.changed_parents(world.crm, "account")] == [target]
+
+    world.clock.now += timedelta(minutes=5)
+    propagated = world.sync("contact")
+    assert not propagated.full and propagated.status == "succeeded"
+    # It read the target's contacts and nothing else, and rewrote each of them.
+    assert propagated.summary.counts.read == len(children[target])
+    assert propagated.written == len(children[target])
+    after = world.records("contact")
+    contact_tier = world.field("tier", "contact")
+    contact_segment = world.field("segment", "contact")
+    for contact_id in children[target]:
+        assert after[contact_id][contact_tier] == new_tier, contact_id
+        assert after[contact_id][contact_segment] == world.records()[target][segment]
+    # The marks are gone once the contacts' outcomes are recorded.
+    assert world.ctx.store.changed_parents(world.crm, "account") == []
+    world.clock.now += timedelta(minutes=5)
+    again = world.sync("contact")
+    assert again.written == 0
+
+
+@both
+def test_a_dry_run_keeps_the_marks(world: World) -> None:
+    _settled(world)
+    accounts = world.records()
+    target = next(
+        i for i, f in sorted(accounts.items()) if f[world.field("segment")] != "Enterprise SaaS"
+    )
+    world.edit(target, **_edit_inputs(world.crm))
+    world.sync("account")
+    marks = world.ctx.store.changed_parents(world.crm, "account")
+    assert [p for p, _ in marks] == [target]
+    world.sync("contact", dry_run=True)
+    assert world.ctx.store.changed_parents(world.crm, "account") == marks
+
+
+@both
+def test_a_re_parented_contact_takes_its_new_accounts_values(world: World) -> None:
+    _settled(world)
+    accounts, contacts = world.records(), world.records("contact")
+    tier = world.field("tier")
+    contact_tier = world.field("tier", "contact")
+    contact_id, old_parent = next(
+        (i, _parent_of(world, f)) for i, f in sorted(contacts.items()) if _parent_of(world, f)
+    )
+    assert old_parent is not None
+    new_parent = next(
+        i for i, f in sorted(accounts.items()) if f.get(tier) != accounts[old_parent][tier]
+    )
+    key = "AccountId" if world.crm == "salesforce" else "associatedcompanyid"
+    world.edit(contact_id, "contact", **{key: new_parent})
+
+    moved = world.sync("contact")
+    assert not moved.full
+    assert world.records("contact")[contact_id][contact_tier] == accounts[new_parent][tier]
+
+
+@both
+def test_a_tier_a_person_pins_on_an_account_reaches_its_contacts(world: World) -> None:
+    _settled(world)
+    accounts, contacts = world.records(), world.records("contact")
+    tier = world.field("tier")
+    contact_tier = world.field("tier", "contact")
+    target = next(
+        p for p in sorted({_parent_of(world, f) for f in contacts.values()} - {None}) if p
+    )
+    pinned = next(t for t in world.engine("account").tier_names if t != accounts[target][tier])
+    world.edit(target, **{tier: pinned})  # by hand, in the CRM
+
+    kept = world.sync("account")
+    assert kept.written == 0 and kept.summary.counts.overrides == 1  # respected
+    world.clock.now += timedelta(minutes=5)
+    propagated = world.sync("contact")
+    assert not propagated.full and propagated.written >= 1
+    for fields in world.records("contact").values():
+        if _parent_of(world, fields) == target:
+            assert fields[contact_tier] == pinned

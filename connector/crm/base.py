@@ -200,6 +200,20 @@ class CrmAdapter(Protocol):
         """Records by id (to retry earlier failures); ids that no longer exist are left out."""
         ...
 
+    def children(
+        self,
+        parent_ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of the contacts of the accounts ``parent_ids`` (ids that no longer exist: none).
+
+        For re-planning the contacts of accounts whose inherited values changed.
+        A contact may appear on more than one page when it belongs to several
+        of the accounts; ``parent_fields`` are its own (primary) account's.
+        """
+        ...
+
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Write the updates (batched and retried inside); one outcome per update."""
         ...

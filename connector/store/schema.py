@@ -180,6 +180,20 @@ record_state = sa.Table(
     sa.Index(None, "connection", "object", "due_at"),
 )
 
+# Parent records (accounts) whose inherited outputs changed: their children
+# (contacts) are re-planned by the next child run, which then deletes the rows
+# it saw. ``run_id`` is the latest run that marked the parent, so a mark made
+# again while a child run is under way survives that run's clean-up.
+changed_parents = sa.Table(
+    "changed_parents",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("record_id", sa.String(KEY), primary_key=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("marked_at", UTCDateTime(), nullable=False),
+)
+
 transitions = sa.Table(
     "transitions",
     metadata,

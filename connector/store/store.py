@@ -40,7 +40,7 @@ from connector.store.records import (
     TransitionRow,
     WrittenRecord,
 )
-from connector.store.schema import KEY, errors, record_state, runs, watermarks
+from connector.store.schema import KEY, changed_parents, errors, record_state, runs, watermarks
 from connector.store.schema import transitions as transitions_table
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -607,6 +607,41 @@ class Store:
         with self._engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def changed_parents(self, connection: str, object: str) -> list[tuple[str, int]]:
+        """(parent id, marking run) of the ``object`` records whose inherited values changed.
+
+        A child run re-plans the children of these parents, then hands the
+        same pairs to :meth:`clear_changed_parents`.
+        """
+        query = (
+            sa.select(changed_parents.c.record_id, changed_parents.c.run_id)
+            .where(changed_parents.c.connection == connection, changed_parents.c.object == object)
+            .order_by(changed_parents.c.record_id)
+        )
+        with self._engine.connect() as conn:
+            return [(str(row.record_id), int(row.run_id)) for row in conn.execute(query)]
+
+    def clear_changed_parents(
+        self, connection: str, object: str, marks: Sequence[tuple[str, int]]
+    ) -> None:
+        """Forget the marks a child run read, once its outcomes are recorded.
+
+        Only the exact (parent, run) pairs go: a parent marked again by a later
+        run since they were read keeps its mark for the next child run.
+        """
+        pairs = list(dict.fromkeys(marks))
+        with self._engine.begin() as conn:
+            for start in range(0, len(pairs), CHUNK):
+                conn.execute(
+                    sa.delete(changed_parents).where(
+                        changed_parents.c.connection == connection,
+                        changed_parents.c.object == object,
+                        sa.tuple_(changed_parents.c.record_id, changed_parents.c.run_id).in_(
+                            pairs[start : start + CHUNK]
+                        ),
+                    )
+                )
+
     def record_count(self, connection: str, object: str) -> int:
         """How many records of a connection and object the connector has ever written."""
         query = sa.select(sa.func.count()).where(
@@ -627,6 +662,7 @@ class Store:
         transitions: Sequence[Transition] = (),
         pending: Mapping[str, Pending | None] | None = None,
         due: Mapping[str, datetime | None] | None = None,
+        changed: Sequence[str] = (),
     ) -> None:
         """Record a batch's outcome in ONE transaction: all of it is durable, or none.
 
@@ -644,6 +680,8 @@ class Store:
             due: record id → new ``due_at`` (``None`` clears it), for records
                 whose due date changed; recorded with the outcome it follows
                 from, so a crash never loses a re-plan that time asked for.
+            changed: ids of records of ``object`` whose values their children
+                inherit changed in this batch (see :meth:`changed_parents`).
 
         """
         now = self._clock()
@@ -694,6 +732,12 @@ class Store:
                     for record_id, moment in due.items()
                 ]
                 self._upsert(conn, record_state, rows, ("due_at",))
+            if changed:
+                rows = [
+                    {**scope, "record_id": record_id, "run_id": run_id, "marked_at": now}
+                    for record_id in dict.fromkeys(changed)
+                ]
+                self._upsert(conn, changed_parents, rows, ("run_id", "marked_at"))
             if by_failed:
                 self._record_failures(conn, run_id, scope, by_failed, now)
             if transitions:

@@ -27,7 +27,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
@@ -53,7 +53,7 @@ from connector.sync.planner import (
     Write,
     plan_record,
 )
-from connector.sync.values import as_text, is_blank
+from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 
 log = logging.getLogger("segsync.sync")
@@ -61,6 +61,8 @@ T = TypeVar("T")
 
 #: Logical output keys whose changes are transitions (ledger, matrix, guard).
 TRACKED_KEYS = ("segment", "tier", "persona")
+#: The outputs of a parent (account) that a child (contact) mapping can inherit.
+INHERITABLE_KEYS = ("segment", "tier")
 
 Progress = Callable[[str, int], None]
 
@@ -157,10 +159,17 @@ class Runner:
             result.run_id = store.start_run(conn, crm, obj, engine.version, full=full)
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
+        marks = self._changed_parents(job)
         try:
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
                 builder, watermark = self._plan(
-                    job, now, None if full else previous, since, spool, dry_run=dry_run
+                    job,
+                    now,
+                    None if full else previous,
+                    since,
+                    spool,
+                    dry_run=dry_run,
+                    parents=[] if full else [parent for parent, _ in marks],
                 )
                 result.summary = builder.summary()
                 plan = builder.build()
@@ -179,6 +188,7 @@ class Runner:
                 if not dry_run:
                     spool.seek(0)
                     self._execute(job, result, spool)
+                    self._clear_changed_parents(job, marks)
                     if watermark is not None:
                         store.advance_watermark(conn, obj, watermark)
             result.status = "succeeded" if result.failed == 0 else "partial"
@@ -229,6 +239,7 @@ class Runner:
         spool: IO[bytes],
         *,
         dry_run: bool = False,
+        parents: Sequence[str] = (),
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -251,6 +262,7 @@ class Runner:
         hysteresis = Hysteresis.from_settings(
             self._settings, [outputs["tier"]] if "tier" in outputs else []
         )
+        inherited = _inherited_fields(engine, crm)
         builder = PlanBuilder(keep=self._sample)
         tracker = WatermarkTracker(previous, engine.version)
         retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
@@ -265,6 +277,8 @@ class Runner:
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
+            for page in self._children(job, parents, fields, parent_keys, seen_extra):
+                yield page, False
             pulled = adapter.pull(obj, fields, since, list(parent_keys.values()))
             for page in prefetch(pulled):
                 yield page, True
@@ -285,6 +299,10 @@ class Runner:
             pending = store.pending(conn, obj, ids)
             stored_due = store.due(conn, obj, ids)
             for record in page:
+                if inherited and _inherited_changed(record, inherited, last.get(record.id)):
+                    # A person changed a value contacts inherit (kept under
+                    # "respect", or the record is locked): they take it too.
+                    pickle.dump(("changed", record.id), spool, protocol=pickle.HIGHEST_PROTOCOL)
                 # The engine reads the lock (fail safe: unreadable means locked).
                 lock_state = engine.lock_reading(record.fields, crm)
                 unreadable_locks += lock_state.unreadable
@@ -322,6 +340,44 @@ class Runner:
                 lock,
             )
         return builder, tracker.watermark() or previous
+
+    # -- propagation: contacts of accounts whose inherited values changed ----
+    def _changed_parents(self, job: Job) -> list[tuple[str, int]]:
+        """The parent marks a child job consumes: (account id, marking run), else none."""
+        if not job.engine.inherits or job.parent_engine is None:
+            return []
+        return self._store.changed_parents(job.connection, job.parent_engine.object)
+
+    def _clear_changed_parents(self, job: Job, marks: Sequence[tuple[str, int]]) -> None:
+        """Forget the marks this run consumed: their children's outcomes are recorded."""
+        if marks and job.parent_engine is not None:
+            self._store.clear_changed_parents(job.connection, job.parent_engine.object, marks)
+
+    @staticmethod
+    def _children(
+        job: Job,
+        parents: Sequence[str],
+        fields: Sequence[str],
+        parent_keys: Mapping[str, str],
+        seen: set[str],
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of the children of ``parents`` not planned yet; their ids join ``seen``.
+
+        A child on several pages (a HubSpot contact of two marked companies)
+        and one fetched for another reason are planned once; ``seen`` then
+        keeps the pulled pages from planning them again.
+        """
+        wanted = [p for p in parents if well_formed_id(job.adapter.crm, p)]
+        if not wanted:
+            return
+        for page in job.adapter.children(wanted, fields, list(parent_keys.values())):
+            fresh = []
+            for record in page:
+                if record.id not in seen:
+                    seen.add(record.id)
+                    fresh.append(record)
+            if fresh:
+                yield fresh
 
     def _retry_ids(self, conn: str, crm: str, obj: ObjectName, *, drop: bool) -> list[str]:
         """Ids to fetch again (open errors, pending hysteresis), malformed ones dropped.
@@ -400,6 +456,7 @@ class Runner:
         if run_id is None:
             raise RuntimeError("execute needs a recorded run")
         done = 0
+        inherited = set(_inherited_fields(engine, adapter.crm))
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
         for chunk in self._chunks(spool, size):
             writes = [entry for entry in chunk if entry[0] == "write"]
@@ -410,7 +467,11 @@ class Runner:
             transitions: list[Transition] = []
             pending: dict[str, Pending | None] = {}
             due: dict[str, datetime | None] = {}
+            changed: list[str] = []
             for entry in chunk:
+                if entry[0] == "changed":
+                    changed.append(entry[1])
+                    continue
                 if entry[0] == "due":
                     due[entry[1]] = entry[2][0]
                     continue
@@ -432,6 +493,9 @@ class Runner:
                         for change in changes
                     )
                     pending[record_id] = _pending(state)
+                    if any(change[0] in inherited for change in changes):
+                        # Contacts inherit this: re-plan them (marked with the outcome).
+                        changed.append(record_id)
                     if new_due is not None:
                         # A failed write keeps the old due date: still due, and retried.
                         due[record_id] = new_due[0]
@@ -440,7 +504,15 @@ class Runner:
                     message = outcome.message if outcome is not None else "no outcome returned"
                     failed.append(FailedRecord(record_id, code, message))
             store.record_batch(
-                run_id, conn, obj, written, failed, transitions, pending or None, due or None
+                run_id,
+                conn,
+                obj,
+                written,
+                failed,
+                transitions,
+                pending or None,
+                due or None,
+                changed,
             )
             result.written += len(writes) - len(failed)
             result.failed += len(failed)
@@ -515,6 +587,23 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
 @dataclass(frozen=True)
 class _Raised:
     exc: BaseException
+
+
+def _inherited_fields(engine: Engine, crm: str) -> list[str]:
+    """The output fields of an account that contacts can inherit (none for contacts)."""
+    if engine.object != "account":
+        return []
+    outputs = engine.output_fields(crm)
+    return [outputs[key] for key in INHERITABLE_KEYS if key in outputs]
+
+
+def _inherited_changed(
+    record: CrmRecord, fields: Sequence[str], last: Mapping[str, Any] | None
+) -> bool:
+    """Whether the CRM holds an inheritable value other than the one segsync last wrote."""
+    if last is None:
+        return False
+    return any(f in last and not same_value(record.fields.get(f), last[f]) for f in fields)
 
 
 def _spool_gone(spool: IO[bytes], ids: Iterable[str]) -> None:

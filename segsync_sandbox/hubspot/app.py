@@ -157,6 +157,9 @@ class HubSpotApp(SandboxApp):
         self._authenticated_calls = 0
         self._faults_seen: object = None
         self._error_turn = 0
+        #: Associations per input in one batch-read answer; more are paged with
+        #: ``paging.next.after`` (lower it in tests to exercise the paging).
+        self.assoc_batch_page = MAX_ASSOC_LIMIT
         self._register()
 
     # Routes ------------------------------------------------------------
@@ -649,7 +652,10 @@ class HubSpotApp(SandboxApp):
     def batch_read_associations(self, request: Request, from_type: str, to_type: str) -> Response:
         """``POST /crm/v4/associations/{from}/{to}/batch/read``.
 
-        At most 1,000 inputs; inputs without associations make it a 207.
+        At most 1,000 inputs, each ``{"id", "after"?}``; inputs without
+        associations make it a 207. An input's associations come a page at a
+        time: the result carries ``paging.next.after`` while more remain, and
+        the same id sent back with that ``after`` gets the next page.
         """
         src, dst = self._pair(from_type, to_type)
         request.kind = "assoc.batch.read"
@@ -657,9 +663,16 @@ class HubSpotApp(SandboxApp):
         inputs = _inputs(request.json(), MAX_ASSOC_BATCH_INPUTS)
         results: list[JsonObj] = []
         errors: list[JsonObj] = []
-        for item in dict.fromkeys(str(i.get("id")) if isinstance(i, dict) else "" for i in inputs):
-            if item in ("", "None"):
+        wanted: dict[tuple[str, str], None] = {}
+        for i in inputs:
+            if not isinstance(i, dict) or str(i.get("id")) in ("", "None"):
                 raise ValidationError("Each input needs an id")
+            wanted[(str(i["id"]), str(i.get("after") or ""))] = None
+        size = self.assoc_batch_page
+        for item, after in wanted:
+            if after and not after.isdigit():
+                raise ValidationError(f"Invalid after token {after!r} for {item}")
+            offset = int(after or 0)
             ids = self.portal.associated(src, item, dst)
             if not ids:
                 errors.append(
@@ -673,8 +686,12 @@ class HubSpotApp(SandboxApp):
                     }
                 )
                 continue
-            to = list(self._targets(src, dst, ids[:MAX_ASSOC_LIMIT]))
-            results.append({"from": {"id": item}, "to": to})
+            to = list(self._targets(src, dst, ids[offset : offset + size]))
+            result: JsonObj = {"from": {"id": item}, "to": to}
+            if offset + size < len(ids):
+                # The link is deprecated in the docs; only ``after`` is meant to be used.
+                result["paging"] = {"next": {"after": str(offset + size), "link": None}}
+            results.append(result)
             request.records.append(item)
         return self._batch_body(results, errors, started)
 

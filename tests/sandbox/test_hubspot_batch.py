@@ -257,6 +257,33 @@ def test_association_batch_read_all_found_is_200(world: Any) -> None:
     assert sb.app.log.entries()[-1].kind == "assoc.batch.read"
 
 
+def test_association_batch_read_pages_each_input_with_after(world: Any) -> None:
+    # As documented: a result has paging.next.after while the input has more
+    # associations; the same id sent back with that after gets the next page.
+    sb, company_ids, contact_ids = world
+    extra = [
+        sb.portal.add_contact({"email": f"c{n}@co4.example.com"}, company_ids[4]) for n in range(4)
+    ]
+    sb.app.assoc_batch_page = 2
+    batch = sb.client().crm.associations.v4.batch_api
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        body = BatchInputPublicFetchAssociationsBatchRequest(
+            inputs=[{"id": company_ids[4], "after": after}, {"id": company_ids[5]}]
+        )
+        result, status, _ = batch.get_page_with_http_info("companies", "contacts", body)
+        assert status == 200
+        rows = {r._from.id: r for r in result.results}
+        seen += [t.to_object_id for t in rows[company_ids[4]].to]
+        if after is None:
+            assert [t.to_object_id for t in rows[company_ids[5]].to] == [contact_ids[5]]
+        if rows[company_ids[4]].paging is None:
+            break
+        after = rows[company_ids[4]].paging.next.after
+    assert seen == [contact_ids[4], *extra]
+
+
 def test_association_batch_read_without_associations_is_207(world: Any) -> None:
     sb, _, contact_ids = world
     lonely = sb.portal.add_contact({"email": "lonely@example.com"})

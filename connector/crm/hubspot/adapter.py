@@ -26,6 +26,7 @@ from connector.crm.base import (
 )
 from connector.crm.hubspot.describe import describe as describe_properties
 from connector.crm.hubspot.provision import provision as provision_object
+from connector.crm.hubspot.pull import children as children_records
 from connector.crm.hubspot.pull import fetch as fetch_records
 from connector.crm.hubspot.pull import pull as pull_records
 from connector.crm.hubspot.session import HubSpotSession
@@ -84,6 +85,15 @@ class HubSpotAdapter:
     ) -> list[CrmRecord]:
         """Records by id (for retrying earlier failures); unknown ids are left out."""
         return fetch_records(self._session, OBJECT_TYPES[obj], ids, fields, parent_fields)
+
+    def children(
+        self,
+        parent_ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of the contacts associated with the companies ``parent_ids`` (v4 associations)."""
+        return children_records(self._session, parent_ids, fields, parent_fields)
 
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Batch updates of 100, in parallel up to the connection's concurrency."""

@@ -47,3 +47,32 @@ def primary_companies(session: HubSpotSession, contact_ids: Sequence[str]) -> di
             chosen = min(primary or links, key=lambda link: int(link.to_object_id))
             company_of[str(row._from.id)] = str(chosen.to_object_id)
     return company_of
+
+
+def company_contacts(session: HubSpotSession, company_ids: Sequence[str]) -> list[str]:
+    """The ids of the contacts associated with any of ``company_ids``, each once, sorted.
+
+    Batch reads of up to 1,000 companies; a company with more contacts than
+    one answer holds carries a ``paging.next.after`` token, sent back with
+    its id in a later batch until it has none.
+    """
+    contacts: set[str] = set()
+    todo: list[tuple[str, str | None]] = [(str(i), None) for i in dict.fromkeys(company_ids)]
+    while todo:
+        batch, todo = todo[:HS_ASSOC_BATCH], todo[HS_ASSOC_BATCH:]
+        request = BatchInputPublicFetchAssociationsBatchRequest(
+            inputs=[PublicFetchAssociationsBatchRequest(id=i, after=after) for i, after in batch]
+        )
+        result = session.call(
+            "read associations",
+            session.associations.get_page_with_http_info,
+            "companies",
+            "contacts",
+            request,
+        )
+        for row in result.results or []:
+            contacts.update(str(link.to_object_id) for link in row.to or [])
+            following = row.paging.next if row.paging is not None else None
+            if following is not None and following.after:
+                todo.append((str(row._from.id), str(following.after)))
+    return sorted(contacts, key=lambda i: (len(i), i))

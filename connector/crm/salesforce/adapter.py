@@ -120,6 +120,15 @@ class SalesforceAdapter:
         """Records by id (for retrying earlier failures); unknown or deleted ids are left out."""
         return self._puller.fetch(obj, ids, fields, parent_fields)
 
+    def children(
+        self,
+        parent_ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of the contacts of the accounts ``parent_ids`` (``AccountId IN (...)``)."""
+        return self._puller.children(parent_ids, fields, parent_fields)
+
     def write_chunk(self, total: int) -> int:
         """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""
         if total > self._settings.bulk_write_threshold:

@@ -18,6 +18,7 @@ from connector.crm.base import CrmRecord, ObjectName, parse_stamp
 from connector.crm.salesforce.bulk import Bulk
 from connector.crm.salesforce.session import Client, SalesforceSession
 from connector.crm.salesforce.soql import (
+    PARENT_ID,
     SOBJECTS,
     STAMP,
     ParentMemory,
@@ -127,3 +128,23 @@ class Puller:
                     rest_record(r, fields, parents, contact, self._parents) for r in raw_page
                 )
         return out
+
+    def children(
+        self,
+        parent_ids: Sequence[str],
+        fields: Sequence[str],
+        parent_fields: Sequence[str] = (),
+    ) -> Iterator[list[CrmRecord]]:
+        """Pages of the contacts whose ``AccountId`` is one of ``parent_ids``.
+
+        One SOQL query per ``FETCH_CHUNK`` accounts (the same URL bound as a
+        fetch by id), each followed through its REST pages.
+        """
+        selected, parents = columns("contact", fields, parent_fields)
+        for start in range(0, len(parent_ids), FETCH_CHUNK):
+            chunk = list(parent_ids[start : start + FETCH_CHUNK])
+            query = format_soql(soql(selected, SOBJECTS["contact"], f"{PARENT_ID} IN {{}}"), chunk)
+            for raw_page in self._rest_pages(query):
+                page = [rest_record(r, fields, parents, True, self._parents) for r in raw_page]
+                if page:
+                    yield page
