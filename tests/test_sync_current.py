@@ -244,9 +244,21 @@ def test_an_account_tier_change_reaches_its_contacts_without_a_full_sync(
     assert new_tier != old_tier
     assert [p for p, _ in world.ctx.store.changed_parents(world.crm, "account")] == [target]
 
+    # One of them is also edited: pulled and a child, it is read and planned once.
+    title = "Title" if world.crm == "salesforce" else "jobtitle"
+    world.edit(children[target][0], "contact", **{title: "Chief Executive Officer"})
+    mark = world.app.log.entries()[-1].seq
     world.clock.now += timedelta(minutes=5)
     propagated = world.sync("contact")
     assert not propagated.full and propagated.status == "succeeded"
+    if world.crm == "hubspot":
+        read_by_id = [
+            i
+            for e in world.app.log.entries(mark)
+            if e.kind == "batch.read" and "/contacts/" in e.path
+            for i in e.records
+        ]
+        assert sorted(read_by_id) == sorted(children[target][1:])
     # It read the target's contacts and nothing else, and rewrote each of them.
     assert propagated.summary.counts.read == len(children[target])
     assert propagated.written == len(children[target])

@@ -13,7 +13,7 @@ adapter maps them to ``Account`` / ``companies`` and ``Contact`` / ``contacts``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -205,12 +205,16 @@ class CrmAdapter(Protocol):
         parent_ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        *,
+        exclude: Collection[str] = frozenset(),
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts of the accounts ``parent_ids`` (ids that no longer exist: none).
 
         For re-planning the contacts of accounts whose inherited values changed.
         A contact may appear on more than one page when it belongs to several
         of the accounts; ``parent_fields`` are its own (primary) account's.
+        Contacts in ``exclude`` (already read by the caller) are left out,
+        without reading them where the CRM allows.
         """
         ...
 

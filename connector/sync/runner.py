@@ -277,11 +277,12 @@ class Runner:
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
-            for page in self._children(job, parents, fields, parent_keys, seen_extra):
-                yield page, False
             pulled = adapter.pull(obj, fields, since, list(parent_keys.values()))
             for page in prefetch(pulled):
                 yield page, True
+            # Last, so the children already pulled (or fetched) are not read again.
+            for page in self._children(job, parents, fields, parent_keys, seen_extra):
+                yield page, False
 
         read = unreadable_locks = 0
         for page, pulled in pages():
@@ -294,6 +295,8 @@ class Runner:
                     if tracker.see(record.id, record.stamp) and record.id not in seen_extra:
                         kept.append(record)
                 page = kept
+                if parents:
+                    seen_extra.update(r.id for r in kept)
             ids = [r.id for r in page]
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
@@ -363,14 +366,15 @@ class Runner:
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the children of ``parents`` not planned yet; their ids join ``seen``.
 
-        A child on several pages (a HubSpot contact of two marked companies)
-        and one fetched for another reason are planned once; ``seen`` then
-        keeps the pulled pages from planning them again.
+        A child on several pages (a HubSpot contact of two marked companies),
+        one pulled in this run and one fetched for another reason are planned
+        once; the adapter skips reading those in ``seen`` where it can.
         """
         wanted = [p for p in parents if well_formed_id(job.adapter.crm, p)]
         if not wanted:
             return
-        for page in job.adapter.children(wanted, fields, list(parent_keys.values())):
+        pages = job.adapter.children(wanted, fields, list(parent_keys.values()), exclude=seen)
+        for page in pages:
             fresh = []
             for record in page:
                 if record.id not in seen:

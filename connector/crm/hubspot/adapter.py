@@ -10,7 +10,7 @@ capability is a new module beside them and a few lines here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -91,9 +91,11 @@ class HubSpotAdapter:
         parent_ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        *,
+        exclude: Collection[str] = frozenset(),
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts associated with the companies ``parent_ids`` (v4 associations)."""
-        return children_records(self._session, parent_ids, fields, parent_fields)
+        return children_records(self._session, parent_ids, fields, parent_fields, exclude)
 
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Batch updates of 100, in parallel up to the connection's concurrency."""

@@ -8,7 +8,7 @@ companies are looked up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,14 +82,16 @@ def children(
     company_ids: Sequence[str],
     fields: Sequence[str],
     parent_fields: Sequence[str] = (),
+    exclude: Collection[str] = frozenset(),
 ) -> Iterator[list[CrmRecord]]:
     """Pages of the contacts associated with ``company_ids``, with their own company's fields.
 
     The v4 association batch read lists the contacts (1,000 companies a
     call), then they are read by id, 1,000 a page: ten batch reads, one
     association read and a company read per 100 of their companies.
+    Contacts in ``exclude`` are not read.
     """
-    ids = company_contacts(session, company_ids)
+    ids = [i for i in company_contacts(session, company_ids) if i not in exclude]
     for start in range(0, len(ids), HS_ASSOC_BATCH):
         page = fetch(
             session,

@@ -16,7 +16,7 @@ row locks and rows the job never reached are re-sent through Collections.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from connector.config import SalesforceConnection
@@ -125,9 +125,11 @@ class SalesforceAdapter:
         parent_ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        *,
+        exclude: Collection[str] = frozenset(),
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts of the accounts ``parent_ids`` (``AccountId IN (...)``)."""
-        return self._puller.children(parent_ids, fields, parent_fields)
+        return self._puller.children(parent_ids, fields, parent_fields, exclude)
 
     def write_chunk(self, total: int) -> int:
         """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""

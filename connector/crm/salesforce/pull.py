@@ -6,7 +6,7 @@ over to Bulk API 2.0 (:class:`.bulk.Bulk`) without an extra call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -134,17 +134,24 @@ class Puller:
         parent_ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        exclude: Collection[str] = frozenset(),
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts whose ``AccountId`` is one of ``parent_ids``.
 
         One SOQL query per ``FETCH_CHUNK`` accounts (the same URL bound as a
-        fetch by id), each followed through its REST pages.
+        fetch by id), each followed through its REST pages. Contacts in
+        ``exclude`` come in the answer anyway (naming them in the query would
+        cost URL length) and are dropped here.
         """
         selected, parents = columns("contact", fields, parent_fields)
         for start in range(0, len(parent_ids), FETCH_CHUNK):
             chunk = list(parent_ids[start : start + FETCH_CHUNK])
             query = format_soql(soql(selected, SOBJECTS["contact"], f"{PARENT_ID} IN {{}}"), chunk)
             for raw_page in self._rest_pages(query):
-                page = [rest_record(r, fields, parents, True, self._parents) for r in raw_page]
+                page = [
+                    rest_record(r, fields, parents, True, self._parents)
+                    for r in raw_page
+                    if str(r.get("Id")) not in exclude
+                ]
                 if page:
                     yield page
