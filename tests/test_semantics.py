@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +444,88 @@ def test_now_needs_a_dry_run(tmp_path: Path) -> None:
     result = _invoke("sync", "--now", "2026-11-22", "--config", tmp_path / "missing.toml")
     assert result.exit_code == 2
     assert "error: --now: needs --dry-run" in result.stderr
+
+
+def test_a_locked_account_passes_on_what_it_holds(tmp_path: Path) -> None:
+    base = {"Industry": "Software", "NumberOfEmployees": "5000", "Intent_Score__c": "90"}
+    accounts = _write_csv(
+        tmp_path / "accounts.csv",
+        [
+            {"Id": "001A00000000001AAA", **base, "Segsync_Lock__c": "true",
+             "Segsync_Segment__c": "SMB", "Segsync_Tier__c": "Tier 3"},
+            {"Id": "001A00000000002AAA", **base, "Segsync_Lock__c": "maybe",
+             "Segsync_Segment__c": "", "Segsync_Tier__c": ""},
+            {"Id": "001A00000000003AAA", **base, "Segsync_Lock__c": "false",
+             "Segsync_Segment__c": "SMB", "Segsync_Tier__c": "Tier 3"},
+        ],
+    )  # fmt: skip
+    contacts = _write_csv(
+        tmp_path / "contacts.csv",
+        [
+            {"Id": f"003A0000000000{n}AAA", "AccountId": f"001A0000000000{n}AAA", "Title": "CFO"}
+            for n in (1, 2, 3)
+        ],
+    )
+    common = ["--crm", "salesforce", "--accounts", accounts, "--now", "2026-11-22"]
+    contacts_map = ROOT / "mappings" / "contacts.toml"
+    out = tmp_path / "out.csv"
+    result = _invoke("preview", "-m", contacts_map, "-i", contacts, *common, "--out", out)
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as fh:
+        rows = {r["id"][:15]: r for r in csv.DictReader(fh)}
+    computed = compile_mapping(loads_mapping((ROOT / "mappings" / "accounts.toml").read_text()))
+    fresh = computed.evaluate(base, "salesforce", datetime(2026, 11, 22, tzinfo=UTC))
+    assert (rows["003A00000000001"]["segment"], rows["003A00000000001"]["tier"]) == (
+        "SMB",
+        "Tier 3",
+    )  # locked: as the CRM holds it
+    assert "no account" in rows["003A00000000002"]["reason"]  # locked and blank: own defaults
+    assert (rows["003A00000000003"]["segment"], rows["003A00000000003"]["tier"]) == (
+        fresh.segment,
+        fresh.tier,
+    )
+    explained = _invoke(
+        "explain", "-m", contacts_map, "-i", contacts, "--id", "003A00000000001AAA", *common
+    )
+    assert explained.exit_code == 0, explained.output
+    assert (
+        "SMB · Tier 3" in explained.output and "locked: as the CRM holds them" in explained.output
+    )
+
+
+@pytest.fixture
+def sandbox_config(fresh_sandboxes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(ROOT)  # the config names mappings/*.toml relative to the project
+    config: Path = fresh_sandboxes.write_config(
+        tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
+    )
+    return config
+
+
+def test_sync_dry_run_now_shows_a_run_at_that_instant(
+    fresh_sandboxes: Any, sandbox_config: Path
+) -> None:
+    config = str(sandbox_config)
+    scope = ["--config", config, "--crm", "hubspot", "--object", "account", "--format", "json"]
+    assert _invoke("provision", "--config", config, "--crm", "hubspot").exit_code == 0
+    first = _invoke("sync", *scope)
+    assert first.exit_code == 0, first.output
+    portal = fresh_sandboxes.hubspot.portal
+    before = {r.id: r.props.get("segsync_tier") for r in portal.snapshot("companies")}
+
+    today = json.loads(_invoke("sync", "--dry-run", *scope).stdout)
+    assert today["now"] is None and today["runs"][0]["changed"] == 0
+
+    # A year on, no account is "active ≤ 30 / 90 days" any more: tiers fall.
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=400)
+    result = _invoke("sync", "--dry-run", "--now", later.isoformat(), "--force", *scope)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (run,) = doc["runs"]
+    assert doc["now"] == later.isoformat()
+    assert run["dry_run"] and run["changed"] > 0 and run["written"] == 0
+    assert any(t["field"] == "segsync_tier" for t in run["transitions"])
+    # Nothing was written.
+    assert {r.id: r.props.get("segsync_tier") for r in portal.snapshot("companies")} == before
+    text = _invoke("sync", "--dry-run", "--now", later.isoformat(), "--force", *scope[:-2])
+    assert f"As of {later.isoformat()} (--now)" in text.stdout

@@ -275,6 +275,26 @@ def _account_engine(
     return accounts
 
 
+def parent_assignment(
+    accounts: Engine, fields: Mapping[str, Any], crm: str, at: datetime
+) -> Assignment | None:
+    """What a contact of this account inherits, the way a sync decides it.
+
+    A sync's contacts take their account's segment and tier as the CRM holds
+    them after the account run. That is the computed assignment, except for a
+    locked account, which keeps the values it has: read them from the
+    export's output fields (none when blank, like the sync).
+    """
+    if not accounts.is_locked(fields, crm):
+        return accounts.evaluate(fields, crm, at)
+    outputs = accounts.output_fields(crm)
+    segment = fields.get(outputs.get("segment", ""))
+    tier = fields.get(outputs.get("tier", ""))
+    if is_blank(segment) or is_blank(tier):
+        return None
+    return Assignment(str(segment), str(tier), {}, None, "")
+
+
 def _load_parents(
     engine: Engine,
     mapping_file: Path,
@@ -292,8 +312,9 @@ def _load_parents(
     with ExportReader(accounts_file) as reader:
         for record in _Scan(reader, show_progress):
             key = link_key(record_id(record.fields, crm), crm)
-            if key is not None:
-                assignments[key] = accounts.evaluate(record.fields, crm, at)
+            parent = parent_assignment(accounts, record.fields, crm, at) if key else None
+            if key is not None and parent is not None:
+                assignments[key] = parent
         bad = reader.bad_count
     return _Parents(
         crm,
@@ -729,13 +750,14 @@ def explain(
         lookup = _find(accounts_file, account_id, crm, progress)
         if lookup.record is None:
             raise _not_found(accounts_file, account_id, crm, lookup, what="account")
-        parent = accounts.evaluate(lookup.record.fields, crm, at)
+        parent = parent_assignment(accounts, lookup.record.fields, crm, at)
         account = {
             "id": account_id,
             "mapping": str(accounts.path),
-            "segment": parent.segment,
-            "tier": parent.tier,
-            "reason": parent.reason,
+            "locked": accounts.is_locked(lookup.record.fields, crm),
+            "segment": parent.segment if parent is not None else None,
+            "tier": parent.tier if parent is not None else None,
+            "reason": parent.reason if parent is not None else "",
         }
     explanation = engine.explain(record.fields, crm, at, parent)
     rid = record_id(record.fields, crm)
@@ -758,10 +780,17 @@ def explain(
         return
     click.echo(f"{rid}: line {record.line} of {input_file}")
     if account is not None:
-        click.echo(
-            f"account {account['id']}: {account['segment']} · {account['tier']} "
-            f"(under {account['mapping']})"
-        )
+        if account["segment"] is None:
+            click.echo(
+                f"account {account['id']}: locked, with a blank segment or tier: "
+                "the contact keeps its own defaults"
+            )
+        else:
+            held = ", locked: as the CRM holds them" if account["locked"] else ""
+            click.echo(
+                f"account {account['id']}: {account['segment']} · {account['tier']} "
+                f"(under {account['mapping']}{held})"
+            )
     click.echo(explanation.render())
 
 
