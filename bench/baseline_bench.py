@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     OUT,
-    ROOT,
     SandboxProcess,
     provision,
     result_row,
@@ -42,6 +41,7 @@ from harness import (
     sync,
 )
 
+from connector import templates
 from connector.crm.hubspot import to_wire
 from connector.crm.salesforce import to_json
 from connector.engine import compile_mapping
@@ -70,7 +70,7 @@ def salesforce_script(config: dict[str, Any]) -> int:
     sf = Salesforce(
         instance_url=token["instance_url"], session_id=token["access_token"], session=http
     )
-    engine = compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))
+    engine = compile_mapping(load_mapping(templates.ACCOUNTS))
     fields = ", ".join(dict.fromkeys(["Id", *engine.input_fields("salesforce")]))
     now = datetime.now(UTC)
     updated = 0
@@ -90,7 +90,7 @@ def hubspot_script(config: dict[str, Any]) -> int:
 
     conn = config["connections"]["hubspot"]
     client = HubSpot(access_token=conn["access_token"], host=conn["base_url"])
-    engine = compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))
+    engine = compile_mapping(load_mapping(templates.ACCOUNTS))
     now = datetime.now(UTC)
     companies = client.crm.companies
     updated = 0

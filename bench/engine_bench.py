@@ -21,6 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connector import templates  # noqa: E402
 from connector.engine import compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
 from segsync_sandbox.data import TECH_STACK  # noqa: E402
@@ -189,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--mapping", default=str(ROOT / "mappings" / "accounts.toml"))
+    parser.add_argument("--mapping", default=str(templates.ACCOUNTS))
     args = parser.parse_args()
 
     # A trivial loop, to tell a slow (or busy) machine from a slow engine.

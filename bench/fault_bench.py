@@ -46,6 +46,7 @@ from harness import (
     tune_config,
 )
 
+from connector import templates
 from connector.commands.crm import open_context
 from connector.engine import compile_mapping
 from connector.mapping import load_mapping
@@ -200,7 +201,7 @@ def main() -> None:
     parser.add_argument("--crm", choices=["salesforce", "hubspot", "all"], default="all")
     args = parser.parse_args()
     rnd = random.Random(args.seed)
-    engine = compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))
+    engine = compile_mapping(load_mapping(templates.ACCOUNTS))
     report: dict[str, Any] = {"when": stamp(), "args": vars(args), "rows": []}
     work = OUT / "faults"
     crms = ["salesforce", "hubspot"] if args.crm == "all" else [args.crm]

@@ -211,5 +211,5 @@ def stamp() -> dict[str, str]:
     return {
         "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted": git("status", "--short", "--", "connector", "mappings"),
+        "uncommitted": git("status", "--short", "--", "connector"),
     }

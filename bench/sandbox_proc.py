@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connector import templates  # noqa: E402
 from connector.engine import Engine, compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
 from segsync_sandbox import data  # noqa: E402
@@ -313,7 +314,7 @@ def main() -> None:
     )
     sandboxes = Sandboxes(salesforce, hubspot, dataset, None, None)
     sandboxes.write_config(args.config_out, store_url=args.store_url)
-    engines = {"account": compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))}
+    engines = {"account": compile_mapping(load_mapping(templates.ACCOUNTS))}
     control = Control(sandboxes, engines)
     ready = {
         "ready": True,

@@ -23,6 +23,7 @@ from connector.errors import SegsyncError, UserError
 
 # (module, attribute) of every command group or command, in help order.
 _COMMANDS: tuple[tuple[str, str], ...] = (
+    ("connector.commands.init", "init"),
     ("connector.commands.offline", "validate"),
     ("connector.commands.offline", "preview"),
     ("connector.commands.offline", "explain"),

@@ -5,6 +5,10 @@ Precedence, highest first: values passed in code, environment variables
 joined by ``__``), then the TOML file. Secrets are :class:`pydantic.SecretStr`,
 so they never appear in ``repr``, logs or error messages; each secret can also
 come from a file (``*_file`` keys), which is how container secrets are mounted.
+
+Relative paths (the mappings, a SQLite store, ``ca_file``, every ``*_file``
+key) resolve against the config file's directory, wherever they were given,
+so a project behaves the same whatever the current directory.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connector import templates
 from connector.errors import ConfigError, Problem, redact_url
 
 DEFAULT_CONFIG = "config.toml"
@@ -347,9 +352,8 @@ class StoreSettings(_Model):
 class SyncSettings(_Model):
     """How one cycle behaves."""
 
-    mappings: list[Path] = Field(
-        default_factory=lambda: [Path("mappings/accounts.toml"), Path("mappings/contacts.toml")]
-    )
+    # Default: the definitions built into the package (``segsync init`` copies them).
+    mappings: list[Path] = Field(default_factory=lambda: list(templates.MAPPINGS))
     override_policy: Literal["respect", "overwrite"] = "respect"
     max_change_share: float = Field(0.5, gt=0, le=1)
     min_records_for_guard: int = Field(50, ge=0, le=1_000_000_000)
@@ -480,6 +484,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         if "integer string conversion" in message:
             message = "a number has more than 4,300 digits"
         raise ConfigError([Problem(str(file), "", _one_line(message))]) from None
+    resolve_paths(loaded, file.parent)
     return loaded
 
 
@@ -505,3 +510,59 @@ def warn_insecure(settings: Settings, logger: logging.Logger | None = None) -> N
             name,
             key,
         )
+
+
+# sqlite[+driver]:///<database>[?query]; an absolute path starts with a 4th slash.
+_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///([^?]*)(\?.*)?$")
+
+
+def resolve_paths(settings: Settings, base: Path) -> None:
+    """Make every relative path in ``settings`` relative to ``base`` (in place).
+
+    ``base`` is the config file's directory: a config names its mappings,
+    store, CA and secret files the way a project lays them out, and the same
+    config then works from any current directory (a service manager's, a
+    container's, a cron job's). ``~`` is expanded too.
+    """
+    _resolve_model(settings, base)
+    settings.store.url = _resolve_sqlite_url(settings.store.url, base)
+
+
+def _resolve_path(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _resolve_model(model: BaseModel, base: Path) -> None:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path):
+            setattr(model, name, _resolve_path(value, base))
+        elif isinstance(value, BaseModel):
+            _resolve_model(value, base)
+        elif isinstance(value, list | dict):
+            items = value.values() if isinstance(value, dict) else value
+            if isinstance(value, list) and all(isinstance(v, Path) for v in value):
+                setattr(model, name, [_resolve_path(v, base) for v in value])
+                continue
+            for item in items:
+                if isinstance(item, BaseModel):
+                    _resolve_model(item, base)
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    """``sqlite:///segsync.db`` → the file next to the config; other URLs unchanged.
+
+    Parsed by hand, not with SQLAlchemy: settings are imported by the pure
+    core, which must not pull the database layer in.
+    """
+    match = _SQLITE_URL.match(url)
+    if match is None:
+        return url  # not SQLite, or malformed: the store reports what it cannot open
+    scheme, database, query = match.group(1), match.group(2), match.group(3) or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return url  # in memory, or an SQLite URI filename: left as written
+    resolved = _resolve_path(Path(database), base)
+    if resolved == Path(database):
+        return url
+    return f"{scheme}:///{resolved}{query}"

@@ -106,9 +106,13 @@ class Sandboxes:
     def config_text(self, *, store_url: str | None = None) -> str:
         """A complete connector config (``connector.config`` format) pointing at both sandboxes.
 
+        The config names no mapping, so segsync uses its built-in definitions,
+        and every path in it is absolute or (the default store) relative to the
+        config file: it works from any directory.
+
         Args:
             store_url: the state store; default a SQLite file in the data
-                directory, or ``segsync.db`` in the working directory without one.
+                directory, or ``segsync.db`` next to the config without one.
 
         """
         sf, limits = self.salesforce, self.hubspot.portal.limits
@@ -147,7 +151,9 @@ class Sandboxes:
             f"url = {_toml(store_url)}",
             "",
             "[sync]",
-            'mappings = ["mappings/accounts.toml", "mappings/contacts.toml"]',
+            "# No mappings listed: segsync uses the definitions built into it. To try",
+            "# your own, name them here, relative to this file:",
+            '# mappings = ["mappings/accounts.toml", "mappings/contacts.toml"]',
             "",
         ]
         return "\n".join(lines)

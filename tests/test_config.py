@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from connector import templates
 from connector.config import (
     HubSpotConnection,
     JobSettings,
@@ -17,7 +18,7 @@ from connector.config import (
 from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "config.example.toml"
+EXAMPLE = templates.CONFIG_EXAMPLE
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -43,9 +44,11 @@ def test_example_loads_and_matches_defaults() -> None:
         ("hubspot", "account"),
         ("hubspot", "contact"),
     ]
-    # The example documents the defaults: what it sets equals the model's default.
+    # The example documents the defaults: what it sets equals the model's default
+    # (its mappings, relative to it, are the built-in ones where it ships).
     assert settings.sync.model_dump() == type(settings.sync)().model_dump()
-    assert settings.store.url == "sqlite:///segsync.db"
+    assert settings.sync.mappings == list(templates.MAPPINGS)
+    assert settings.store.url == f"sqlite:///{EXAMPLE.parent / 'segsync.db'}"
 
 
 def test_example_documents_every_setting() -> None:
@@ -74,10 +77,10 @@ def test_example_documents_every_setting() -> None:
 def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[store]\nurl = "sqlite:///a.db"\n[connections.hs]\ncrm = "hubspot"\n')
-    monkeypatch.setenv("SEGSYNC_STORE__URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("SEGSYNC_STORE__URL", "postgresql+psycopg://segsync@db/segsync")
     monkeypatch.setenv("SEGSYNC_CONNECTIONS__HS__ACCESS_TOKEN", "pat-secret-123")
     settings = load_settings(cfg)
-    assert settings.store.url == "sqlite:///from-env.db"
+    assert settings.store.url == "postgresql+psycopg://segsync@db/segsync"
     hs = settings.connections["hs"]
     assert hs.secret("access_token") == "pat-secret-123"
     assert "pat-secret-123" not in repr(settings)
@@ -88,7 +91,8 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     cfg = tmp_path / "elsewhere.toml"
     cfg.write_text('[store]\nurl = "sqlite:///x.db"\n')
     monkeypatch.setenv("SEGSYNC_CONFIG", str(cfg))
-    assert load_settings().store.url == "sqlite:///x.db"
+    # The relative SQLite path is a file next to the config it came from.
+    assert load_settings().store.url == f"sqlite:///{tmp_path / 'x.db'}"
 
 
 def test_secret_from_file_is_read_when_needed(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connector import templates
 from connector.cli import cli
 from connector.engine import compile_mapping
 from connector.mapping import load_mapping
@@ -104,7 +105,7 @@ def test_kill_mid_run_then_resume(
         assert resumed.exit_code == 0, resumed.output
 
         # Every account holds what the engine computes from its inputs.
-        engine = compile_mapping(load_mapping(ROOT / "mappings/accounts.toml"))
+        engine = compile_mapping(load_mapping(templates.ACCOUNTS))
         outputs = engine.output_fields(crm_name)
         records = (
             {r.id: r.props for r in crm.hubspot.portal.snapshot("companies")}

@@ -42,7 +42,7 @@ def _rows(section: str) -> dict[tuple[str, str], list[int]]:
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    done = _segsync("demo", "--accounts", str(ACCOUNTS), "--dir", str(workdir), cwd=ROOT)
+    done = _segsync("demo", "--accounts", str(ACCOUNTS), "--dir", str(workdir), cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in out + done.stderr
@@ -84,7 +84,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
     # What it leaves behind works: the config and the state store it names.
     config = workdir / "config.toml"
-    status = _segsync("status", "--config", str(config), "--format", "json", cwd=ROOT)
+    status = _segsync("status", "--config", str(config), "--format", "json", cwd=tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
     runs = json.loads(status.stdout)
     assert "Traceback" not in status.stderr

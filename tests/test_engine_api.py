@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from connector import templates
 from connector.engine import REASON_LIMIT, Assignment, Engine, compile_mapping, reason_line
 from connector.mapping import load_mapping, loads_mapping
 
@@ -18,12 +19,12 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def accounts() -> Engine:
-    return compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))
+    return compile_mapping(load_mapping(templates.ACCOUNTS))
 
 
 @pytest.fixture(scope="module")
 def contacts() -> Engine:
-    return compile_mapping(load_mapping(ROOT / "mappings" / "contacts.toml"))
+    return compile_mapping(load_mapping(templates.CONTACTS))
 
 
 def test_names_and_fields(accounts: Engine, contacts: Engine) -> None:
@@ -253,7 +254,7 @@ def test_reason_line_truncates_cleanly() -> None:
 
 
 def test_long_labels_keep_the_reason_within_255(accounts: Engine) -> None:
-    text = (ROOT / "mappings" / "accounts.toml").read_text(encoding="utf-8")
+    text = (templates.ACCOUNTS).read_text(encoding="utf-8")
     text = text.replace('label = "target industry"', f'label = "{"very long label " * 30}"')
     engine = compile_mapping(loads_mapping(text))
     a = engine.evaluate({"Industry": "Software", "NumberOfEmployees": 5000}, "salesforce", NOW)

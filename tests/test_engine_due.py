@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector import templates
 from connector.engine import Engine, compile_mapping
 from connector.engine.due import flip_instants
 from connector.mapping import load_mapping, loads_mapping
@@ -69,7 +70,7 @@ ZONED = compile_mapping(
         TIMED_TEXT.replace('version = "due"', 'version = "due"\ntimezone = "Asia/Kolkata"')
     )
 )
-ACCOUNTS = compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml"))
+ACCOUNTS = compile_mapping(load_mapping(templates.ACCOUNTS))
 
 
 def _later(now: datetime) -> list[datetime]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from connector import templates
 from connector.engine import Assignment, Engine, compile_mapping
 from connector.mapping import load_mapping
 
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ENGINES: dict[str, Engine] = {
-    "accounts": compile_mapping(load_mapping(ROOT / "mappings" / "accounts.toml")),
-    "contacts": compile_mapping(load_mapping(ROOT / "mappings" / "contacts.toml")),
+    "accounts": compile_mapping(load_mapping(templates.ACCOUNTS)),
+    "contacts": compile_mapping(load_mapping(templates.CONTACTS)),
 }
 
 

@@ -10,12 +10,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector import templates
 from connector.engine import REASON_LIMIT, Assignment, Engine, compile_mapping
 from connector.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = load_mapping(ROOT / "mappings" / "accounts.toml")
-CONTACTS = load_mapping(ROOT / "mappings" / "contacts.toml")
+ACCOUNTS = load_mapping(templates.ACCOUNTS)
+CONTACTS = load_mapping(templates.CONTACTS)
 ENGINES = {"account": compile_mapping(ACCOUNTS), "contact": compile_mapping(CONTACTS)}
 
 # Realistic values first (they reach the interesting branches), then anything at all.

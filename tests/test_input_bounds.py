@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from connector import templates
 from connector.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = ROOT / "mappings" / "accounts.toml"
+ACCOUNTS = templates.ACCOUNTS
 SAMPLE = ROOT / "connector" / "samples" / "salesforce_accounts.csv"
 HUGE = "9" * 4301
 

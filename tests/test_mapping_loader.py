@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connector import templates
 from connector.errors import MappingError, Problem, UserError
 from connector.mapping import (
     AllOf,
@@ -19,8 +20,8 @@ from connector.mapping import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = ROOT / "mappings" / "accounts.toml"
-CONTACTS = ROOT / "mappings" / "contacts.toml"
+ACCOUNTS = templates.ACCOUNTS
+CONTACTS = templates.CONTACTS
 
 # A small valid account mapping; tests break one thing at a time.
 BASE = """

@@ -16,13 +16,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from connector import cli as cli_module
+from connector import templates
 from connector.commands.offline import COMMANDS
 from connector.engine import Engine, compile_mapping
 from connector.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = ROOT / "mappings" / "accounts.toml"
-CONTACTS = ROOT / "mappings" / "contacts.toml"
+ACCOUNTS = templates.ACCOUNTS
+CONTACTS = templates.CONTACTS
 SAMPLES = ROOT / "connector" / "samples"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -700,7 +701,7 @@ def test_validate_the_shipped_mappings(segsync: click.Group) -> None:
 def test_validate_defaults_to_the_mappings_directory(
     segsync: click.Group, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(templates.DIR)  # laid out as a project: mappings/*.toml
     result = run(segsync, "validate")
     assert result.exit_code == 0, result.output
     assert "accounts.toml" in result.stdout and "contacts.toml" in result.stdout

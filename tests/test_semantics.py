@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from connector import templates
 from connector.cli import cli
 from connector.crm.ids import link_key, salesforce_id18, salesforce_suffix
 from connector.engine import Engine, compile_mapping
@@ -372,7 +373,7 @@ def test_preview_explain_and_diff_link_15_character_account_ids(tmp_path: Path) 
     )
     common = ["--crm", "salesforce", "--accounts", accounts, "--now", "2026-11-22"]
     out = tmp_path / "out.csv"
-    contacts_map = ROOT / "mappings" / "contacts.toml"
+    contacts_map = templates.CONTACTS
     preview = _invoke(
         "preview", "-m", contacts_map, "-i", contacts, *common, "--out", out, "--format", "json"
     )
@@ -409,7 +410,7 @@ def test_preview_reports_unreadable_locks(tmp_path: Path) -> None:
     )
     out = tmp_path / "out.csv"
     result = _invoke(
-        "preview", "-m", ROOT / "mappings" / "accounts.toml", "-i", export, "--crm", "salesforce",
+        "preview", "-m", templates.ACCOUNTS, "-i", export, "--crm", "salesforce",
         "--out", out, "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -426,7 +427,7 @@ def test_preview_reports_unreadable_locks(tmp_path: Path) -> None:
 def test_a_bad_now_is_one_line(command: str, tmp_path: Path) -> None:
     args: list[str | Path] = [command, "--now", "next tuesday"]
     if command == "preview":
-        args += ["-m", ROOT / "mappings" / "accounts.toml", "-i", tmp_path / "x.csv"]
+        args += ["-m", templates.ACCOUNTS, "-i", tmp_path / "x.csv"]
         args += ["--crm", "salesforce"]
     else:
         args += ["--dry-run", "--config", tmp_path / "missing.toml"]

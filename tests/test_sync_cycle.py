@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from connector import templates
 from connector.commands.crm import Context, open_context
 from connector.crm.base import ObjectName
 from connector.engine import Engine
@@ -300,7 +301,7 @@ def test_mass_change_guard_stops_before_writing(world: World) -> None:
 def test_mapping_change_extends_picklists_and_deletes_nothing(world: World, tmp_path: Path) -> None:
     world.provision()
     world.sync()
-    text = (ROOT / "mappings/accounts.toml").read_text()
+    text = (templates.ACCOUNTS).read_text()
     marker = '[[segments]]\nname = "Financial Services"'
     assert marker in text
     new_segment = (

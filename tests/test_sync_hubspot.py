@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from connector import templates
 from connector.config import HubSpotConnection, SyncSettings
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
@@ -29,8 +30,8 @@ COMPANIES = 120
 @pytest.fixture(scope="module")
 def engines() -> dict[str, Engine]:
     return {
-        "account": compile_mapping(load_mapping(ROOT / "mappings/accounts.toml")),
-        "contact": compile_mapping(load_mapping(ROOT / "mappings/contacts.toml")),
+        "account": compile_mapping(load_mapping(templates.ACCOUNTS)),
+        "contact": compile_mapping(load_mapping(templates.CONTACTS)),
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connector import templates
 from connector.cli import cli
 from connector.commands.crm import open_context
 from connector.config import load_settings
@@ -23,7 +24,7 @@ from connector.service.app import Service
 from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS, CONTACTS = ROOT / "mappings/accounts.toml", ROOT / "mappings/contacts.toml"
+ACCOUNTS, CONTACTS = templates.ACCOUNTS, templates.CONTACTS
 MAPPINGS = f'[sync]\nmappings = ["{ACCOUNTS}", "{CONTACTS}"]\n'
 
 

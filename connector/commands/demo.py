@@ -26,11 +26,15 @@ from rich.table import Table
 
 from connector.commands.crm import Context, open_context
 from connector.crm.base import ObjectName
+from connector.errors import Problem, UserError
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
 _EDITS = 5
+
+# How the config the sandboxes write begins: marks a directory the demo may wipe.
+_CONFIG_MARK = "# Written by `segsync sandbox`"
 
 # The record name, shown next to the ids in the read-back.
 _NAME_FIELD = {"salesforce": "Name", "hubspot": "name"}
@@ -46,7 +50,7 @@ _NAME_FIELD = {"salesforce": "Name", "hubspot": "name"}
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".segsync/demo"),
     show_default=True,
-    help="Where the demo keeps its config, state store and sandbox data (wiped at start).",
+    help="Where the demo keeps its config and state store (an earlier demo's is wiped).",
 )
 @click.option("--keep", is_flag=True, help="Keep the sandboxes running afterwards (Ctrl-C stops).")
 def demo(accounts: int, workdir: Path, keep: bool) -> None:
@@ -54,6 +58,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
     console = Console(highlight=False)
     started = time.monotonic()
     if workdir.exists():
+        _check_demo_dir(workdir)
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     store_path = (workdir / "segsync.db").resolve()
@@ -86,14 +91,17 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
         console.print(f"  state store   {store_path}  (runs, watermarks, ledger, errors)")
         console.print(f"  config        {config}")
         console.print(
-            f"  try           .venv/bin/segsync status --config {config}\n"
-            f"                .venv/bin/segsync history --config {config} --record <id>"
+            f"  try           segsync status --config {config}\n"
+            f"                segsync history --config {config} --record <id>",
+            soft_wrap=True,
         )
         console.print(
-            "\n[bold]Pointing it at a real org[/]: copy config.example.toml to config.toml, "
-            "fill in a Salesforce connected app (JWT) and a HubSpot private-app token (README: "
-            "'Connecting a real Salesforce org'), run `segsync provision --dry-run`, then "
-            "`segsync sync --dry-run` to review the plan before the first write."
+            "\n[bold]Pointing it at a real org[/]: `segsync init my-segments` writes a project "
+            "(config.toml, mappings/); fill in a Salesforce connected app (JWT) and a HubSpot "
+            "private-app token in my-segments/config.toml (README: 'Connecting a real Salesforce "
+            "org'), run `segsync provision --config my-segments/config.toml --dry-run`, then "
+            "`segsync sync --config my-segments/config.toml --dry-run` to review the plan before "
+            "the first write."
         )
         if keep:
             console.print("\nSandboxes keep running; Ctrl-C stops them.")
@@ -102,6 +110,30 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+
+
+def _check_demo_dir(workdir: Path) -> None:
+    """Refuse to wipe a directory that is not an earlier demo's (``--dir .``, a project)."""
+    if not workdir.is_dir():
+        raise UserError([Problem(str(workdir), "", "not a directory; choose another --dir")])
+    if not any(workdir.iterdir()):
+        return
+    config = workdir / "config.toml"
+    try:
+        ours = config.read_text(encoding="utf-8").startswith(_CONFIG_MARK)
+    except OSError:
+        ours = False
+    if not ours:
+        raise UserError(
+            [
+                Problem(
+                    str(workdir),
+                    "",
+                    "holds files that are not an earlier demo's, and the demo wipes its "
+                    "directory; choose another --dir",
+                )
+            ]
+        )
 
 
 def _provision(console: Console, ctx: Context) -> None:

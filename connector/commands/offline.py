@@ -413,14 +413,17 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
             )
             if not paths:
                 paths = settings.sync.mappings
-    if not paths:
+    # Neither files nor a config named: ./mappings, as `segsync init` lays it out.
+    # (A config that failed to load names none; its own problems are the news.)
+    if not paths and config_file is None:
         paths = sorted(DEFAULT_MAPPINGS_DIR.glob("*.toml"))
         if not paths:
             problems.append(
                 Problem(
                     str(DEFAULT_MAPPINGS_DIR),
                     "",
-                    "no mapping file given and none found here; name one: segsync validate FILE",
+                    "no mapping file given and none in ./mappings: name one "
+                    "(segsync validate FILE), or start a project with segsync init",
                 )
             )
     for path in paths:

@@ -25,6 +25,7 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.format import format_soql
 from urllib3.util.retry import Retry
 
+from connector import templates
 from connector.config import HubSpotConnection, SalesforceConnection, load_settings
 from segsync_sandbox import data
 from segsync_sandbox.cli import sandbox as sandbox_command
@@ -275,10 +276,7 @@ def test_launcher_loads_one_dataset_into_both(tmp_path: Path) -> None:
         assert sf.login_url == both.salesforce.instance_url
         assert sf.ca_file is not None and sf.ca_file.is_file()
         assert settings.store.url == "sqlite://"
-        assert [str(p) for p in settings.sync.mappings] == [
-            "mappings/accounts.toml",
-            "mappings/contacts.toml",
-        ]
+        assert settings.sync.mappings == list(templates.MAPPINGS)  # the built-in ones
     assert not sf.ca_file.exists()  # the temporary TLS material is removed on stop
 
 
