@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from connector import __version__
-from connector.errors import SegsyncError, UserError
+from connector.errors import EXIT_USER, SegsyncError, UserError
 
 # (module, attribute) of every command group or command, in help order.
 _COMMANDS: tuple[tuple[str, str], ...] = (
@@ -107,7 +107,7 @@ def _needs_sandbox(name: str, missing: str) -> click.Command:
             fg="red",
             err=True,
         )
-        ctx.exit(2)
+        ctx.exit(EXIT_USER)
 
     return stand_in
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from connector import __version__
+from connector import __version__, templates
 from connector.cli import cli
 from connector.errors import EXIT_USER
 from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = ROOT / "mappings" / "accounts.toml"
-CONTACTS = ROOT / "mappings" / "contacts.toml"
+ACCOUNTS = templates.ACCOUNTS
+CONTACTS = templates.CONTACTS
 SAMPLE = ROOT / "connector" / "samples" / "salesforce_accounts.csv"
 
 # SGR parameters that set a colour: 30–38 / 40–48 (foreground / background,

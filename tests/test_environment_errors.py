@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from connector import templates
 from connector.cli import cli
 from connector.errors import EXIT_CODES, EXIT_CRM, EXIT_STORE, EXIT_USER
 from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPINGS = f'mappings = ["{ROOT / "mappings/accounts.toml"}", "{ROOT / "mappings/contacts.toml"}"]'
+MAPPINGS = f'mappings = ["{templates.ACCOUNTS}", "{templates.CONTACTS}"]'
 PASSWORD = "s3cret-Pa55word"
 TOKEN = "pat-na1-00000000-dead-beef-0000-000000000000"
 

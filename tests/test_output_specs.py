@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from connector import templates
 from connector.engine.core import compile_mapping
 from connector.mapping.loader import load_mapping
 from connector.sync.provision import HELP_MAX, output_specs
 
-ACCOUNTS = compile_mapping(load_mapping("mappings/accounts.toml"))
-CONTACTS = compile_mapping(load_mapping("mappings/contacts.toml"))
+ACCOUNTS = compile_mapping(load_mapping(templates.ACCOUNTS))
+CONTACTS = compile_mapping(load_mapping(templates.CONTACTS))
 
 
 def test_inherited_picklists_follow_the_account_definitions_ranking() -> None:

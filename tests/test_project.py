@@ -101,7 +101,7 @@ def test_init_refuses_when_only_one_file_is_in_the_way(tmp_path: Path) -> None:
     refused = _invoke("init", tmp_path)
     assert refused.exit_code == 2
     assert "config.toml: already exists" in refused.stderr
-    assert "1 problem found" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
     assert _files(tmp_path) == {"config.toml"}
 
 

@@ -468,13 +468,13 @@ def test_a_locked_account_passes_on_what_it_holds(tmp_path: Path) -> None:
         ],
     )
     common = ["--crm", "salesforce", "--accounts", accounts, "--now", "2026-11-22"]
-    contacts_map = ROOT / "mappings" / "contacts.toml"
+    contacts_map = templates.CONTACTS
     out = tmp_path / "out.csv"
     result = _invoke("preview", "-m", contacts_map, "-i", contacts, *common, "--out", out)
     assert result.exit_code == 0, result.output
     with out.open(encoding="utf-8") as fh:
         rows = {r["id"][:15]: r for r in csv.DictReader(fh)}
-    computed = compile_mapping(loads_mapping((ROOT / "mappings" / "accounts.toml").read_text()))
+    computed = compile_mapping(loads_mapping(templates.ACCOUNTS.read_text()))
     fresh = computed.evaluate(base, "salesforce", datetime(2026, 11, 22, tzinfo=UTC))
     assert (rows["003A00000000001"]["segment"], rows["003A00000000001"]["tier"]) == (
         "SMB",

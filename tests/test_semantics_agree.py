@@ -381,8 +381,8 @@ def agreement(
         tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
     )
     text = config.read_text().replace(
-        'mappings = ["mappings/accounts.toml", "mappings/contacts.toml"]',
-        f'mappings = ["{tmp_path / "accounts.toml"}", "{tmp_path / "contacts.toml"}"]',
+        "[sync]\n",
+        f'[sync]\nmappings = ["{tmp_path / "accounts.toml"}", "{tmp_path / "contacts.toml"}"]\n',
     )
     config.write_text(text)
     with open_context(config, crm=crm) as ctx:
