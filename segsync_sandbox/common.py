@@ -101,6 +101,8 @@ class Faults:
     clears (0 = forever). ``validation_failures`` maps a record id to the
     message of a per-record validation error. ``session_expiry_after`` expires
     every issued token after that many authenticated calls.
+    ``lost_answer_rate`` serves the request, then drops the connection
+    without answering: the client cannot tell whether the call took effect.
     """
 
     latency_ms: float = 0.0
@@ -115,6 +117,7 @@ class Faults:
     lock_failures: int = 1
     validation_failures: dict[str, str] = field(default_factory=dict)
     session_expiry_after: int | None = None
+    lost_answer_rate: float = 0.0
     seed: int = 0
 
     def to_json(self) -> JsonObj:
@@ -182,6 +185,14 @@ class FaultState:
         if roll < f.error_rate:
             return "error"
         return None
+
+    def lose_answer(self) -> bool:
+        """Whether to drop the connection after serving this request (its effect stays)."""
+        rate = self.faults.lost_answer_rate
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
 
     def record_fault(self, record_id: str) -> tuple[str, str] | None:
         """A per-record write failure for this id: ('lock', msg), ('validation', msg) or None."""
@@ -334,11 +345,14 @@ class SandboxApp:
             if fault is not None:
                 return self.fault_response(fault, request)
         try:
-            return handler(request, match)
+            response = handler(request, match)
         except HttpError as exc:
-            return exc.response
+            response = exc.response
         except BadJson as exc:
-            return self.error_response(400, f"malformed JSON: {exc}", "JSON_PARSER_ERROR")
+            response = self.error_response(400, f"malformed JSON: {exc}", "JSON_PARSER_ERROR")
+        if not self.is_open(request) and self.faults.lose_answer():
+            return None
+        return response
 
     def _admin(self, request: Request) -> Response:
         op = request.path.removeprefix("/__admin/").rstrip("/")

@@ -5,22 +5,29 @@ yields the same records a REST pull would. A query that fails mid-stream
 restarts as a new job from the last stamp it yielded, skipping the ids
 already yielded there. An ingest job's failed and unprocessed rows are
 reported so the caller can re-send them through sObject Collections.
+
+An ingest job is driven step by step (:class:`IngestJob`): create, upload,
+close, each poll and each result read are retried on their own, and once the
+job exists no failure makes another one for the same rows; a step that may
+have landed without an answer reads the job before repeating itself.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
+from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 
 from connector.crm.base import CrmRecord, ObjectName, RecordUpdate, WriteOutcome
 from connector.crm.limits import SF_QUERY_PAGE
 from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.errors import LOCK_ERROR, is_expired
-from connector.crm.salesforce.session import SalesforceSession
+from connector.crm.salesforce.session import Client, SalesforceSession
 from connector.crm.salesforce.soql import (
     PARENT,
     PARENT_ID,
@@ -32,12 +39,23 @@ from connector.crm.salesforce.soql import (
     soql,
 )
 from connector.crm.salesforce.values import from_cell, to_cell
-from connector.errors import RetriableError
+from connector.errors import FatalSyncError, RetriableError
 
 #: Updates per Bulk 2.0 ingest job when the bulk path is taken.
 BULK_WRITE_CHUNK = 50_000
 # Rows per Bulk 2.0 result page; each is re-cut into CrmRecord pages of 2,000.
 BULK_RESULT_PAGE = 10_000
+#: Longest an ingest job may run before segsync gives up on it (Salesforce's own limit).
+BULK_JOB_TIMEOUT = 24 * 3600
+
+# Bulk 2.0 job states and the ingest operation, as the API spells them.
+OPEN = "Open"
+JOB_COMPLETE = "JobComplete"
+FAILED = "Failed"
+ABORTED = "Aborted"
+_UPDATE = "update"
+
+T = TypeVar("T")
 
 
 class Bulk:
@@ -151,15 +169,17 @@ class Bulk:
         return finish(values, parent, fields, obj == "contact", self._parents)
 
     def ingest(self, sobject: str, updates: Sequence[RecordUpdate]) -> dict[str, WriteOutcome]:
-        """Update ``updates`` (in this order) through ingest jobs; unprocessed rows are absent."""
-        rows = [{"Id": u.id, **{k: to_cell(v) for k, v in u.fields.items()}} for u in updates]
-        jobs = self._session.call(
-            f"bulk update {sobject}",
-            lambda c: c.bulk(sobject).update(records=rows, wait=self._wait),
-        )
+        """Update ``updates`` (in this order) through ingest jobs; unprocessed rows are absent.
+
+        One job per chunk of :data:`BULK_WRITE_CHUNK` rows, each step (create,
+        upload, close, every poll, every result read) retried on its own, so a
+        failure after the job exists never makes a second job for the same rows.
+        """
         outcomes: dict[str, WriteOutcome] = {}
-        for job in jobs or []:
-            outcomes.update(self._ingest_results(sobject, str(job["job_id"])))
+        for start in range(0, len(updates), BULK_WRITE_CHUNK):
+            chunk = updates[start : start + BULK_WRITE_CHUNK]
+            job_id = IngestJob(self._session, sobject, self._wait).run(_ingest_csv(chunk))
+            outcomes.update(self._ingest_results(sobject, job_id))
         return outcomes
 
     def _ingest_results(self, sobject: str, job_id: str) -> dict[str, WriteOutcome]:
@@ -176,3 +196,147 @@ class Bulk:
             out[record_id] = WriteOutcome(record_id, False, code, message, code == LOCK_ERROR)
         # Unprocessed rows are simply absent: the caller re-sends them.
         return out
+
+
+def _ingest_csv(updates: Sequence[RecordUpdate]) -> str:
+    """The upload: ``Id`` then every field any update sets (a blank cell leaves a field alone)."""
+    columns: dict[str, None] = {"Id": None}
+    for update in updates:
+        columns.update(dict.fromkeys(update.fields))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for update in updates:
+        cells = {k: to_cell(v) for k, v in update.fields.items()}
+        writer.writerow([update.id, *(cells.get(c, "") for c in list(columns)[1:])])
+    return buffer.getvalue()
+
+
+class IngestJob:
+    """One Bulk 2.0 update job, driven step by step so that no step repeats another.
+
+    simple-salesforce's ``update`` runs create, upload, close and poll as one
+    call; retried as a unit, a failure while polling a closed job would
+    create a second job and write every row again. Here each step goes
+    through the retry policy alone, and a step whose earlier try may have
+    landed (no answer, a 5xx, a refused session) reads the job's state
+    before it repeats itself.
+
+    Args:
+        session: the org's session.
+        sobject: the object updated.
+        wait: seconds to wait before the first poll and between polls.
+
+    """
+
+    def __init__(self, session: SalesforceSession, sobject: str, wait: int) -> None:
+        self._session = session
+        self._sobject = sobject
+        self._wait = wait
+        self.job_id: str | None = None
+
+    def _api(self, client: Client) -> Any:
+        # The per-step calls of simple-salesforce's Bulk 2.0 client: its public
+        # ``update`` bundles them into the one unit this class takes apart.
+        return client.bulk(self._sobject)._client
+
+    def _step(self, what: str, fn: Callable[[Client], T]) -> T:
+        return self._session.call(f"bulk update {self._sobject}: {what}", fn)
+
+    def info(self) -> dict[str, Any]:
+        """The job's info, read now (one GET, retried on its own)."""
+        job_id = self._require()
+        return dict(self._step("job status", lambda c: self._api(c).get_job(job_id, False)))
+
+    def state(self) -> str:
+        """The job's state, read now."""
+        return str(self.info()["state"])
+
+    def _require(self) -> str:
+        if self.job_id is None:  # pragma: no cover - every step after create has an id
+            raise FatalSyncError(f"Salesforce bulk update {self._sobject}: no job")
+        return self.job_id
+
+    def run(self, data: str) -> str:
+        """Create, upload, close and wait for the job; its id once it has ended."""
+        self.create()
+        self.upload(data)
+        self.close()
+        self.wait()
+        return self._require()
+
+    def create(self) -> None:
+        """``POST jobs/ingest``: the job, Open.
+
+        A create that got no answer may have left an empty Open job behind; it
+        holds no rows, so it writes nothing, and Salesforce drops it later.
+        """
+        info = self._step("create job", lambda c: self._api(c).create_job(_UPDATE))
+        self.job_id = str(info["id"])
+
+    def upload(self, data: str) -> None:
+        """``PUT .../batches``, once: a retry first checks the job is still Open."""
+        job_id = self._require()
+        tried = False
+
+        def attempt(client: Client) -> None:
+            nonlocal tried
+            if tried and self.state() != OPEN:
+                return  # an earlier try landed and the job moved on
+            again, tried = tried, True
+            try:
+                self._api(client).upload_job_data(job_id, data)
+            except SalesforceError as exc:
+                # A job takes one upload: refused as a repeat, the earlier try landed.
+                if again and _is_state_refusal(exc):
+                    return
+                raise
+
+        self._step("upload", attempt)
+
+    def close(self) -> None:
+        """``PATCH`` ``UploadComplete``; a retry first reads whether an earlier try closed it."""
+        job_id = self._require()
+        tried = False
+
+        def attempt(client: Client) -> None:
+            nonlocal tried
+            if tried and self.state() != OPEN:
+                return
+            tried = True
+            self._api(client).close_job(job_id)
+
+        self._step("close job", attempt)
+
+    def wait(self) -> None:
+        """Poll until the job ends; every poll retried on its own (the job is never re-made)."""
+        sleep = self._session.retry.sleep
+        deadline = time.monotonic() + BULK_JOB_TIMEOUT
+        sleep(self._wait)
+        while True:
+            info = self.info()
+            state = str(info["state"])
+            if state == JOB_COMPLETE:
+                return
+            if state in (FAILED, ABORTED):
+                reason = f": {info['errorMessage']}" if info.get("errorMessage") else ""
+                raise FatalSyncError(
+                    f"Salesforce bulk update {self._sobject}: job {self.job_id} {state.lower()}"
+                    f"{reason}"
+                )
+            if time.monotonic() > deadline:
+                raise FatalSyncError(
+                    f"Salesforce bulk update {self._sobject}: job {self.job_id} still {state} "
+                    f"after {BULK_JOB_TIMEOUT // 3600} hours"
+                )
+            sleep(self._wait)
+
+
+def _is_state_refusal(exc: SalesforceError) -> bool:
+    """Whether Salesforce refused an upload because the job already has its data."""
+    content: Any = exc.content
+    first: Any = content[0] if isinstance(content, list) and content else {}
+    if not isinstance(first, dict):
+        return False
+    code, message = str(first.get("errorCode", "")), str(first.get("message", ""))
+    return code == "INVALIDJOBSTATE" or "multiple contents" in message.lower()
