@@ -91,11 +91,14 @@ def test_provision_then_sync_hubspot(fresh_sandboxes: Sandboxes, config: Path) -
 
 
 def test_sync_before_provisioning_fails_cleanly(fresh_sandboxes: Sandboxes, config: Path) -> None:
+    app = fresh_sandboxes.hubspot.app
+    app.log.clear()
     result = _invoke("sync", "--config", str(config), "--crm", "hubspot", "--object", "account")
     assert result.exit_code == 1
-    # Every record failed on the missing property; nothing was lost: each is an open error.
-    errors = _json(_invoke("errors", "--config", str(config), "--format", "json"))
-    assert len(errors) == fresh_sandboxes.hubspot.portal.count("companies")
+    # Refused before any read or write: the output fields are not segsync's yet.
+    assert "does not exist (run segsync provision)" in result.output
+    assert not [e for e in app.log.entries() if e.method != "GET"]
+    assert _json(_invoke("errors", "--config", str(config), "--format", "json")) == []
     assert access_token_absent(result.output, fresh_sandboxes)
 
 

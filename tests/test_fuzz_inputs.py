@@ -32,7 +32,7 @@ MAPPINGS = {
 }
 SAMPLE = ROOT / "connector" / "samples" / "salesforce_accounts.csv"
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,

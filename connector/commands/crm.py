@@ -31,7 +31,13 @@ from connector.config import (
     load_settings,
     warn_insecure,
 )
-from connector.crm.base import CrmAdapter, ObjectName
+from connector.crm.base import (
+    CrmAdapter,
+    ObjectName,
+    OutputField,
+    ProvisionAction,
+    ProvisionReport,
+)
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
 from connector.errors import (
@@ -53,6 +59,7 @@ from connector.errors import (
 from connector.mapping import load_mapping
 from connector.store.store import Store, parse_url
 from connector.sync.guard import MassChangeError
+from connector.sync.ownership import judge, mapping_problems, refusal_message
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner, RunResult
 
@@ -107,7 +114,8 @@ class Context:
                 if engine is None or obj not in ("all", object_name):
                     continue
                 parent = self.engines.get("account") if object_name == "contact" else None
-                jobs.append(Job(name, adapter, engine, parent))
+                adopted = self.settings.connections[name].adopted(object_name)
+                jobs.append(Job(name, adapter, engine, parent, adopted))
         return jobs
 
 
@@ -191,6 +199,11 @@ def open_context(
     settings = load_settings(config_file)
     warn_insecure(settings)
     engines = load_engines(settings.sync.mappings)
+    # Outputs naming the CRM's own fields (Name, OwnerId, city…) that the config
+    # does not adopt are refused here, before any connection is made.
+    unowned = mapping_problems(engines.values(), settings)
+    if unowned:
+        raise MappingError(unowned)
     selected = select_connections(settings, config_file, crm=crm, names=connections)
     store = Store.open(settings.store.url)
     adapters: dict[str, CrmAdapter] = {}
@@ -531,7 +544,10 @@ def provision(
                 if engine is None:
                     continue
                 parent = ctx.engines.get("account") if object_name == "contact" else None
-                report = adapter.provision(
+                report = provision_object(
+                    ctx,
+                    name,
+                    adapter,
                     object_name,
                     output_specs(engine, adapter.crm, parent),
                     engine.input_fields(adapter.crm),
@@ -559,7 +575,7 @@ def provision(
         for column in ("connection", "object", "field", "action", "detail"):
             table.add_column(column)
         for row in rows:
-            style = "red" if row["action"] == "missing_access" else None
+            style = "red" if row["action"] in ("missing_access", "not_owned") else None
             table.add_row(
                 row["connection"],
                 row["object"],
@@ -571,6 +587,54 @@ def provision(
         _console().print(table)
     if problems:
         sys.exit(1)
+
+
+def provision_object(
+    ctx: Context,
+    connection: str,
+    adapter: CrmAdapter,
+    obj: ObjectName,
+    outputs: Sequence[OutputField],
+    inputs: Sequence[str],
+    dry_run: bool,
+) -> ProvisionReport:
+    """Provision one object's outputs, touching only fields segsync owns or will create.
+
+    Adopted fields are the operator's: reported, never created or changed.
+    An existing field that segsync neither recorded nor marked as its own,
+    and that is not adopted, refuses the whole object before any change. On
+    success the fields now segsync's (created, or carrying its mark) are
+    recorded in the state store: a run writes only those and adopted ones.
+    """
+    adopted = ctx.settings.connections[connection].adopted(obj)
+    folded = {a.casefold() for a in adopted}
+    mine = [o for o in outputs if o.name.casefold() not in folded]
+    report = ProvisionReport(adapter.crm)
+    report.actions.extend(
+        ProvisionAction(obj, o.name, "adopted", "adopted in the config: left as it is")
+        for o in outputs
+        if o.name.casefold() in folded
+    )
+    recorded = ctx.store.owned_fields(connection, obj)
+    unknown = [o.name for o in mine if o.name.casefold() not in recorded]
+    if unknown:
+        specs = adapter.describe(obj, unknown)
+        existing = {n: spec for n, spec in specs.items() if spec.exists}
+        verdict = judge(adapter.crm, obj, existing)
+        if verdict.refused:
+            line = refusal_message(connection, adapter.crm, obj, verdict.refused)
+            report.actions.extend(
+                ProvisionAction(obj, n, "not_owned", line)
+                for n in existing
+                if n not in verdict.marked
+            )
+            return report
+    done = adapter.provision(obj, mine, inputs, dry_run)
+    report.actions.extend(done.actions)
+    if not dry_run:
+        broken = {a.field for a in done.actions if a.action == "missing_access"}
+        ctx.store.record_owned(connection, obj, [o.name for o in mine if o.name not in broken])
+    return report
 
 
 @click.command("status")

@@ -53,11 +53,12 @@ from connector.commands.report import (
     render_diff,
     render_preview,
 )
-from connector.config import load_settings
+from connector.config import Settings, load_settings
 from connector.crm.ids import link_key
 from connector.engine import Assignment, Engine, compile_mapping
 from connector.errors import EXIT_USER, MappingError, Problem, UserError
 from connector.mapping import load_mapping
+from connector.sync.ownership import mapping_problems
 
 #: Where ``validate`` looks when no mapping file is named and no config lists any.
 DEFAULT_MAPPINGS_DIR = Path("mappings")
@@ -397,6 +398,7 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
     problems: list[Problem] = []
     files: list[dict[str, Any]] = []
     paths: Sequence[Path] = mappings
+    settings: Settings | None = None
     if config_file is not None:
         try:
             settings = load_settings(config_file)
@@ -431,6 +433,12 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
             engine = _load_engine(path)
         except MappingError as exc:
             problems.extend(exc.problems)
+            continue
+        # Outputs naming a field the CRM defines (Name, OwnerId, city…) need
+        # the config to adopt them: checked against --config when given.
+        unowned = mapping_problems([engine], settings)
+        if unowned:
+            problems.extend(unowned)
             continue
         files.append(
             {

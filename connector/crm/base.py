@@ -79,9 +79,25 @@ class CrmRecord:
     parent: Mapping[str, Any] | None = None
 
 
+#: The mark segsync puts in the description (and Salesforce help text) of every
+#: field it provisions; a field carrying it is one segsync may write.
+MANAGED_MARK = "Managed by segsync."
+
+
+def carries_mark(*texts: str | None) -> bool:
+    """Whether any of ``texts`` (a description, a help text) carries :data:`MANAGED_MARK`."""
+    mark = MANAGED_MARK.rstrip(".").casefold()
+    return any(text and mark in text.casefold() for text in texts)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """What the CRM says about one field (from describe / the properties API)."""
+    """What the CRM says about one field (from describe / the properties API).
+
+    ``managed``: the field carries segsync's mark (it provisioned it).
+    ``standard``: the CRM defines the field (a Salesforce standard field, a
+    HubSpot default property): segsync never owns it unless adopted.
+    """
 
     name: str
     type: str
@@ -89,6 +105,8 @@ class FieldSpec:
     updateable: bool = True
     options: tuple[str, ...] = ()
     length: int | None = None
+    managed: bool = False
+    standard: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +140,15 @@ class ProvisionAction:
     object: str
     field: str
     action: Literal[
-        "create", "add_options", "reorder_options", "ok", "stale_options", "grant", "missing_access"
+        "create",
+        "add_options",
+        "reorder_options",
+        "ok",
+        "stale_options",
+        "grant",
+        "missing_access",
+        "adopted",
+        "not_owned",
     ]
     detail: str = ""
 
@@ -136,8 +162,8 @@ class ProvisionReport:
 
     @property
     def problems(self) -> list[ProvisionAction]:
-        """Actions that need a person: fields we cannot read or write."""
-        return [a for a in self.actions if a.action == "missing_access"]
+        """Actions that need a person: fields we cannot read or write, or may not."""
+        return [a for a in self.actions if a.action in ("missing_access", "not_owned")]
 
 
 @dataclass(frozen=True, slots=True)

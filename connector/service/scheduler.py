@@ -291,7 +291,8 @@ class ServiceContext:
                 [Problem("config", "sync.mappings", f"no mapping defines the {object!r} object")]
             )
         parent = self.engines.get("account") if object == "contact" else None
-        return Job(connection, self.adapters[connection], engine, parent)
+        adopted = self.settings.connections[connection].adopted(object)
+        return Job(connection, self.adapters[connection], engine, parent, adopted)
 
     def tick_of(self, plan: JobPlan, now: datetime) -> datetime | None:
         """The latest scheduled instant at or before ``now`` of any of the job's triggers."""

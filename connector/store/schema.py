@@ -227,3 +227,15 @@ errors = sa.Table(
     sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True),
     sa.Index(None, "connection", "object", "resolved"),
 )
+
+#: The output fields segsync provisioned in a CRM (created, or found carrying
+#: its mark): the only fields besides adopted ones that a run may write.
+owned_fields = sa.Table(
+    "owned_fields",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    # Case-folded: Salesforce API names are case-insensitive.
+    sa.Column("field", sa.String(KEY), primary_key=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)

@@ -40,7 +40,15 @@ from connector.store.records import (
     TransitionRow,
     WrittenRecord,
 )
-from connector.store.schema import KEY, changed_parents, errors, record_state, runs, watermarks
+from connector.store.schema import (
+    KEY,
+    changed_parents,
+    errors,
+    owned_fields,
+    record_state,
+    runs,
+    watermarks,
+)
 from connector.store.schema import transitions as transitions_table
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -823,6 +831,29 @@ class Store:
             set_={name: stmt.excluded[name] for name in update},
         )
         conn.execute(stmt, list(rows))
+
+    # -- owned output fields ---------------------------------------------
+
+    def owned_fields(self, connection: str, object: str) -> set[str]:
+        """The output fields segsync provisioned on ``object`` (case-folded names)."""
+        query = sa.select(owned_fields.c.field).where(
+            owned_fields.c.connection == connection, owned_fields.c.object == object
+        )
+        with self._engine.connect() as conn:
+            return {row.field for row in conn.execute(query)}
+
+    def record_owned(self, connection: str, object: str, fields: Sequence[str]) -> None:
+        """Record ``fields`` as provisioned by segsync (idempotent)."""
+        names = sorted({f.strip().casefold() for f in fields})
+        if not names:
+            return
+        now = self._clock()
+        rows = [
+            {"connection": connection, "object": object, "field": f, "recorded_at": now}
+            for f in names
+        ]
+        with self._engine.begin() as conn:
+            self._upsert(conn, owned_fields, rows, ("recorded_at",))
 
     # -- errors and history ----------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Two signs of a mistake: a full pull that suddenly returns nothing where records
 existed (lost permissions, a wrong filter, an emptied sandbox), and a plan that
-would rewrite the segment or tier of more than a configured share of records
-(a broken mapping, an input field gone blank). Filling blank fields is not a
+would rewrite an output value (segment, tier, persona, a score, the reason:
+every output field but the version stamp) of more than a configured share of
+records (a broken mapping, an input field gone blank). Filling blank fields is not a
 rewrite, so a first sync never trips the guard.
 
 Pure: the runner passes the numbers. :func:`check_guard` is monotone in the
@@ -87,7 +88,7 @@ def check_guard(
     share = counts.rewritten / total
     if share > max_change_share:
         raise MassChangeError(
-            f"refusing to write: the plan would replace existing segment/tier values on "
+            f"refusing to write: the plan would replace existing output values on "
             f"{counts.rewritten:,} of {total:,} {label} ({share:.0%}), more than the "
             f"configured {max_change_share:.0%} (sync.max_change_share); review it with "
             "--dry-run, then re-run with --force if it is intended",

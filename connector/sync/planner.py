@@ -94,14 +94,16 @@ class Policy:
         volatile: fields that never cause a write on their own (updated-at).
         tracked: fields whose changes are transitions (segment, tier, persona):
             listed on each write for the ledger, counted in the transition
-            matrix, and watched by the mass-change guard. When empty, the guard
-            watches every non-volatile field.
+            matrix.
+        guarded: fields whose rewrite the mass-change guard counts. When empty,
+            the tracked fields; when both are empty, every non-volatile field.
 
     """
 
     overrides: OverridePolicy = "respect"
     volatile: frozenset[str] = frozenset()
     tracked: frozenset[str] = frozenset()
+    guarded: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.overrides not in ("respect", "overwrite"):
@@ -111,10 +113,17 @@ class Policy:
 
     @classmethod
     def from_settings(
-        cls, settings: SyncSettings, *, volatile: Iterable[str] = (), tracked: Iterable[str] = ()
+        cls,
+        settings: SyncSettings,
+        *,
+        volatile: Iterable[str] = (),
+        tracked: Iterable[str] = (),
+        guarded: Iterable[str] = (),
     ) -> Policy:
         """The policy configured in ``[sync]``, with the mapping's special fields."""
-        return cls(settings.override_policy, frozenset(volatile), frozenset(tracked))
+        return cls(
+            settings.override_policy, frozenset(volatile), frozenset(tracked), frozenset(guarded)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +279,7 @@ def plan_record(item: PlanInput, policy: Policy, hysteresis: Hysteresis, now: da
 
     last = item.last_written
     previous = item.pending.candidates if item.pending is not None else _EMPTY
-    guarded = policy.tracked or None
+    guarded = policy.guarded or policy.tracked or None
     fields: dict[str, Any] = {}
     baseline: dict[str, Any] = dict(last) if last is not None else {}
     changes: list[FieldChange] = []

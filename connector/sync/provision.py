@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from connector.crm.base import OutputField
+from connector.crm.base import MANAGED_MARK, OutputField
 from connector.engine import Engine
 from connector.mapping.models import RuleDef, TierMatrix
 
@@ -58,19 +58,32 @@ def output_specs(engine: Engine, crm: str, parent: Engine | None = None) -> list
             description = f"segsync's {score} score for this record."
             specs.append(
                 OutputField(
-                    name, "number", label, description, help=_score_help(engine, score, description)
+                    name,
+                    "number",
+                    label,
+                    f"{description} {MANAGED_MARK}",
+                    help=_marked(_score_help(engine, score, description)),
                 )
             )
             continue
-        label, description = _LABELS[key]
+        label, lead = _LABELS[key]
+        # The mark (in the description and the hover help, which is what the
+        # Salesforce describe returns) tells a later provision or run that
+        # segsync created the field.
+        description = f"{lead} {MANAGED_MARK}"
         if key in options:
-            help_text = _listing(description, options[key], rules[key])
+            help_text = _listing(lead, options[key], rules[key])
             if key == "tier":
                 matrix = (tier_source or engine).definition.tier_matrix
                 help_text = _clip(help_text + _matrix_help(matrix)) if matrix else help_text
             specs.append(
                 OutputField(
-                    name, "picklist", label, description, tuple(options[key]), help=help_text
+                    name,
+                    "picklist",
+                    label,
+                    description,
+                    tuple(options[key]),
+                    help=_marked(help_text),
                 )
             )
         elif key == "reason":
@@ -133,3 +146,10 @@ def _score_help(engine: Engine, score: str, fallback: str) -> str:
 def _clip(text: str) -> str:
     """At most 510 characters: Salesforce's limit for a field's hover help."""
     return text if len(text) <= HELP_MAX else text[: HELP_MAX - 1].rstrip() + "…"
+
+
+def _marked(text: str) -> str:
+    """``text`` clipped to leave room for segsync's mark, then the mark: always within the limit."""
+    room = HELP_MAX - len(MANAGED_MARK) - 1
+    body = text if len(text) <= room else text[: room - 1].rstrip() + "…"
+    return f"{body} {MANAGED_MARK}"

@@ -41,6 +41,7 @@ from connector.state import Candidate, Pending, Watermark
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError, check_guard
+from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
 from connector.sync.planner import (
     Decision,
     FieldChange,
@@ -59,22 +60,32 @@ from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
 
-#: Logical output keys whose changes are transitions (ledger, matrix, guard).
+#: Logical output keys whose changes are transitions (ledger, matrix).
 TRACKED_KEYS = ("segment", "tier", "persona")
 #: The outputs of a parent (account) that a child (contact) mapping can inherit.
 INHERITABLE_KEYS = ("segment", "tier")
+#: Output keys the mass-change guard ignores: every other output field counts
+#: (segment, tier, persona, scores, reason, and any adopted field mapped to
+#: them). ``version`` changes on every record with each release of the
+#: definition by design; ``updated_at`` never causes a write on its own.
+UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one cycle syncs: a connection's adapter, the object's engine and its parent's."""
+    """What one cycle syncs: a connection's adapter, the object's engine and its parent's.
+
+    ``adopted``: output fields the config lets segsync write without having
+    provisioned them (``connections.<name>.adopt_fields.<object>``).
+    """
 
     connection: str
     adapter: CrmAdapter
     engine: Engine
     parent_engine: Engine | None = None
+    adopted: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -161,6 +172,7 @@ class Runner:
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         marks = self._changed_parents(job)
         try:
+            self._check_owned(job, record=not dry_run)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
                 builder, watermark = self._plan(
                     job,
@@ -258,6 +270,7 @@ class Runner:
             self._settings,
             volatile=[outputs["updated_at"]] if "updated_at" in outputs else [],
             tracked=[outputs[k] for k in TRACKED_KEYS if k in outputs],
+            guarded=[f for k, f in outputs.items() if k not in UNGUARDED_KEYS],
         )
         hysteresis = Hysteresis.from_settings(
             self._settings, [outputs["tier"]] if "tier" in outputs else []
@@ -382,6 +395,26 @@ class Runner:
                     fresh.append(record)
             if fresh:
                 yield fresh
+
+    def _check_owned(self, job: Job, *, record: bool) -> None:
+        """Refuse the run, before any read or write, if an output field is not segsync's.
+
+        The store's record of provisioned fields and the adopted ones answer
+        without a call; only fields missing from both are looked up in the CRM
+        (once, e.g. after provisioning through another store), and recorded
+        when they carry segsync's mark.
+        """
+        crm, obj = job.adapter.crm, cast(ObjectName, job.engine.object)
+        outputs = list(job.engine.output_fields(crm).values())
+        recorded = self._store.owned_fields(job.connection, obj)
+        unknown = unrecorded(crm, outputs, recorded, job.adopted)
+        if not unknown:
+            return
+        verdict = judge(crm, obj, job.adapter.describe(obj, unknown))
+        if verdict.marked and record:
+            self._store.record_owned(job.connection, obj, verdict.marked)
+        if verdict.refused:
+            raise OwnershipError(refusal_message(job.connection, crm, obj, verdict.refused))
 
     def _retry_ids(self, conn: str, crm: str, obj: ObjectName, *, drop: bool) -> list[str]:
         """Ids to fetch again (open errors, pending hysteresis), malformed ones dropped.

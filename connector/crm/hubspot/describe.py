@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connector.crm.base import FieldSpec
+from connector.crm.base import FieldSpec, carries_mark
 from connector.crm.hubspot.session import HubSpotSession
 
 
@@ -42,5 +42,7 @@ def describe(
             prop.type,
             updateable=not is_read_only(prop),
             options=tuple(o.value for o in (prop.options or [])),
+            managed=carries_mark(prop.description),
+            standard=bool(getattr(prop, "hubspot_defined", False)),
         )
     return out

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.crm.base import FieldSpec, ObjectName
+from connector.crm.base import FieldSpec, ObjectName, carries_mark
 from connector.crm.salesforce.session import SalesforceSession
 from connector.crm.salesforce.soql import PARENT, SOBJECTS
 
@@ -66,5 +66,7 @@ class Describer:
                     str(p["value"]) for p in entry.get("picklistValues") or [] if p.get("active")
                 ),
                 length=int(entry["length"]) if entry.get("length") else None,
+                managed=carries_mark(entry.get("inlineHelpText")),
+                standard=not entry.get("custom"),
             )
         return out
