@@ -254,3 +254,12 @@ def test_hostile_json_lines_are_bad_rows_not_crashes(tmp_path: Path, line: str) 
     assert document["records"] == 1
     assert document["bad_rows"]["total"] == 1
     assert document["bad_rows"]["listed"][0]["line"] == 1
+
+
+@pytest.mark.parametrize("now", ["0001-01-01", "9999-12-31T23:59:59-05:00", "1899-12-31"])
+def test_an_evaluation_time_off_the_calendar_is_one_line(now: str) -> None:
+    result = _invoke(
+        "preview", "--mapping", str(ACCOUNTS), "--crm", "salesforce", "--input", str(SAMPLE),
+        "--now", now,
+    )  # fmt: skip
+    _one_error(result, "--now", "year")

@@ -37,14 +37,25 @@ def parse_instant(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+#: The years ``--now`` may name.
+NOW_YEARS = (1900, 2999)
+
+
 def _now_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant(value)
+        instant = parse_instant(value)
     except ValueError as exc:
         # One line, like every user error (the group prints it; exit status 2).
         raise UserError([Problem("--now", "", str(exc))]) from None
+    if not NOW_YEARS[0] <= instant.year <= NOW_YEARS[1]:
+        # Date rules count up to a hundred years back from --now: near year 1
+        # (or 9999) that arithmetic would leave the calendar.
+        raise UserError(
+            [Problem("--now", "", f"expected a year from {NOW_YEARS[0]} to {NOW_YEARS[1]}")]
+        )
+    return instant
 
 
 #: ``--now ISO-DATETIME``: evaluate as of this instant instead of the clock.
