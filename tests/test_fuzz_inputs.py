@@ -23,12 +23,13 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector import templates
 from connector.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = {
-    "account": ROOT / "mappings" / "accounts.toml",
-    "contact": ROOT / "mappings" / "contacts.toml",
+    "account": templates.ACCOUNTS,
+    "contact": templates.CONTACTS,
 }
 SAMPLE = ROOT / "connector" / "samples" / "salesforce_accounts.csv"
 SETTINGS = settings(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from connector import templates
 from connector.cli import cli
 from connector.config import load_settings
 from connector.crm.base import MANAGED_MARK
@@ -26,8 +27,8 @@ from segsync_sandbox.launcher import Sandboxes
 from segsync_sandbox.salesforce.org import CustomFieldSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = ROOT / "mappings" / "accounts.toml"
-CONTACTS = ROOT / "mappings" / "contacts.toml"
+ACCOUNTS = templates.ACCOUNTS
+CONTACTS = templates.CONTACTS
 
 
 def _invoke(*args: str) -> Result:
@@ -177,7 +178,7 @@ def _with(
 ) -> None:
     text = config.read_text()
     if mapping is not None:
-        text = text.replace('"mappings/accounts.toml"', f'"{mapping}"')
+        text = text.replace("[sync]\n", f'[sync]\nmappings = ["{mapping}", "{CONTACTS}"]\n', 1)
     if adopt is not None:
         table = ", ".join(f"{obj} = {json.dumps(fields)}" for obj, fields in adopt.items())
         line = f'crm = "{crm}"\n'
