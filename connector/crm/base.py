@@ -13,7 +13,7 @@ adapter maps them to ``Account`` / ``companies`` and ``Contact`` / ``contacts``.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -131,6 +131,10 @@ class WriteOutcome:
     code: str = ""
     message: str = ""
     retriable: bool = False
+    stamp: datetime | None = None
+    """The record's modification stamp after this write, when the CRM returns it
+    (HubSpot's ``updatedAt``): a later pull that finds the same stamp reads our
+    own write back, an echo nobody else touched since (docs/crm-apis.md)."""
 
 
 @dataclass
@@ -179,6 +183,10 @@ class OutputField:
     help: str = ""
 
 
+EchoTest = Callable[[Sequence[CrmRecord]], set[str]]
+"""Given a page of pulled records, the ids that are echoes of segsync's own writes."""
+
+
 class CrmAdapter(Protocol):
     """What the sync core needs from a CRM."""
 
@@ -207,12 +215,17 @@ class CrmAdapter(Protocol):
         fields: Sequence[str],
         since: datetime | None,
         parent_fields: Sequence[str] = (),
+        echo: EchoTest | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records modified at or after ``since`` (all records when None).
 
         Records come in ascending modstamp order within the pull, so the
         watermark can follow them. ``parent_fields`` are the parent account's
-        fields to attach to contacts.
+        fields to attach to contacts. An incremental pull leaves out, where
+        the CRM's query can say so, records whose last change is segsync's
+        own write; records for which ``echo`` answers true are still yielded
+        (the watermark follows them) but without parent lookups, since the
+        runner will not plan them.
         """
         ...
 

@@ -46,11 +46,15 @@ class WrittenRecord:
         record_id: the record.
         values: its last-written values from now on: the whole baseline the
             planner computed (the write's baseline), not only the fields sent.
+        stamp: the record's modification stamp after the write, when the CRM
+            returned it (``None`` otherwise, and for values adopted without a
+            write): the next pull skips the record while it still has it.
 
     """
 
     record_id: str
     values: Mapping[str, Any]
+    stamp: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))

@@ -169,6 +169,10 @@ record_state = sa.Table(
     sa.Column("last_written", TaggedJSON(), nullable=True),
     sa.Column("written_at", UTCDateTime(), nullable=True),
     sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=True),
+    # The record's modification stamp right after segsync's last write, when
+    # the CRM returned it: a pull that finds the record still at this stamp
+    # reads our own write back (an echo) and skips it.
+    sa.Column("echo_stamp", UTCDateTime(), nullable=True),
     sa.Column("pending", TaggedJSON(), nullable=True),
     # When the oldest pending candidate appeared; NULL when nothing is pending.
     # Indexed (a JSON column cannot be) so the runner finds records to re-plan.

@@ -555,6 +555,22 @@ class Store:
                     found[str(row.record_id)] = row.last_written
         return found
 
+    def echo_stamps(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, datetime]:
+        """Record id → the stamp segsync's own last write gave it, for those of ``ids`` known."""
+        found: dict[str, datetime] = {}
+        column = record_state.c.echo_stamp
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(record_state.c.record_id, column).where(
+                    record_state.c.connection == connection,
+                    record_state.c.object == object,
+                    record_state.c.record_id.in_(chunk),
+                    column.is_not(None),
+                )
+                for row in conn.execute(query):
+                    found[str(row.record_id)] = row.echo_stamp
+        return found
+
     def pending(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, Pending]:
         """Record id → hysteresis state, for those of ``ids`` that have one."""
         found: dict[str, Pending] = {}
@@ -706,10 +722,16 @@ class Store:
                         "last_written": dict(w.values),
                         "written_at": now,
                         "run_id": run_id,
+                        "echo_stamp": w.stamp,
                     }
                     for record_id, w in by_written.items()
                 ]
-                self._upsert(conn, record_state, rows, ("last_written", "written_at", "run_id"))
+                self._upsert(
+                    conn,
+                    record_state,
+                    rows,
+                    ("last_written", "written_at", "run_id", "echo_stamp"),
+                )
                 for chunk in _chunks(list(by_written)):
                     conn.execute(
                         sa.update(errors)

@@ -40,6 +40,7 @@ from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
+from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
 from connector.sync.planner import (
@@ -110,6 +111,8 @@ class RunResult:
     sample_overrides: list[Override] = field(default_factory=list)
     sample_failures: list[FailedRecord] = field(default_factory=list)
     message: str = ""
+    echoes: int = 0
+    """Pulled records skipped as echoes of segsync's own writes (connector/sync/echo.py)."""
 
     @property
     def counts(self) -> RunCounts:
@@ -171,6 +174,7 @@ class Runner:
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         marks = self._changed_parents(job)
+        echoes = None if full else EchoFilter(store, conn, obj)
         try:
             self._check_owned(job, record=not dry_run)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
@@ -182,6 +186,7 @@ class Runner:
                     spool,
                     dry_run=dry_run,
                     parents=[] if full else [parent for parent, _ in marks],
+                    echoes=echoes,
                 )
                 result.summary = builder.summary()
                 plan = builder.build()
@@ -215,6 +220,7 @@ class Runner:
             result.message = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            result.echoes = echoes.skipped if echoes is not None else 0
             result.api_calls = adapter.api_calls - calls_before
             result.minimum_calls = adapter.minimum_calls(
                 result.summary.counts.read, result.summary.counts.changed, incremental=not full
@@ -252,6 +258,7 @@ class Runner:
         *,
         dry_run: bool = False,
         parents: Sequence[str] = (),
+        echoes: EchoFilter | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -290,7 +297,7 @@ class Runner:
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
-            pulled = adapter.pull(obj, fields, since, list(parent_keys.values()))
+            pulled = adapter.pull(obj, fields, since, list(parent_keys.values()), echo=echoes)
             for page in prefetch(pulled):
                 yield page, True
             # Last, so the children already pulled (or fetched) are not read again.
@@ -307,9 +314,11 @@ class Runner:
                     in_page.add(record.id)
                     if tracker.see(record.id, record.stamp) and record.id not in seen_extra:
                         kept.append(record)
-                page = kept
+                page = echoes.drop(kept) if echoes is not None else kept
                 if parents:
-                    seen_extra.update(r.id for r in kept)
+                    # Echoes stay out of this set: a contact of an account whose
+                    # tier changed is read again below, with its new parent.
+                    seen_extra.update(r.id for r in page)
             ids = [r.id for r in page]
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
@@ -524,7 +533,7 @@ class Runner:
                 _, record_id, _fields, changes, baseline, reason, state, new_due = entry
                 outcome = outcomes.get(record_id)
                 if outcome is not None and outcome.ok:
-                    written.append(WrittenRecord(record_id, baseline))
+                    written.append(WrittenRecord(record_id, baseline, outcome.stamp))
                     transitions.extend(
                         _transition(record_id, FieldChange(*change), reason, engine.version)
                         for change in changes

@@ -27,7 +27,7 @@ from segsync_sandbox.hubspot.errors import (
     PropertyValuesError,
     ValidationError,
 )
-from segsync_sandbox.hubspot.portal import Portal, object_type_of
+from segsync_sandbox.hubspot.portal import PRIVATE_APP, Portal, object_type_of
 from segsync_sandbox.hubspot.ratelimit import RateLimiter
 from segsync_sandbox.hubspot.schema import ALWAYS_RETURNED, format_ms
 from segsync_sandbox.hubspot.search import Searcher, SearchLimits
@@ -366,6 +366,11 @@ class HubSpotApp(SandboxApp):
             raise ObjectNotFound(
                 "Object not found.  objectId are usually numeric.", context={"id": [record_id]}
             )
+        with_history = _multi(request, "propertiesWithHistory")
+        if with_history:
+            found["propertiesWithHistory"] = self.portal.history(
+                object_type, found["id"], with_history
+            )
         request.records = [found["id"]]
         return Response.json(200, found)
 
@@ -402,7 +407,7 @@ class HubSpotApp(SandboxApp):
             if kind == "lock":
                 return hubspot_error(409, message, "CONFLICT", context={"ids": [record_id]})
             raise ValidationError(message, context={"ids": [record_id]})
-        updated = self.portal.update(object_type, record_id, body["properties"])
+        updated = self.portal.update(object_type, record_id, body["properties"], source=PRIVATE_APP)
         request.records = [record_id]
         request.fields = set(body["properties"])
         return Response.json(200, updated)
@@ -447,6 +452,9 @@ class HubSpotApp(SandboxApp):
         properties = body.get("properties")
         if properties is not None and not isinstance(properties, list):
             raise ValidationError("properties must be a list of property names")
+        with_history = body.get("propertiesWithHistory")
+        if with_history is not None and not isinstance(with_history, list):
+            raise ValidationError("propertiesWithHistory must be a list of property names")
         id_property = body.get("idProperty")
         archived = _flag(request, "archived")
         results: list[JsonObj] = []
@@ -461,6 +469,10 @@ class HubSpotApp(SandboxApp):
             if found is None:
                 missing.append(wanted)
             else:
+                if with_history:
+                    found["propertiesWithHistory"] = self.portal.history(
+                        object_type, found["id"], with_history
+                    )
                 results.append(found)
         request.records = [r["id"] for r in results]
         errors = []
@@ -522,7 +534,9 @@ class HubSpotApp(SandboxApp):
                 )
                 continue
             try:
-                updated = self.portal.update(object_type, record_id, props, stamp=stamp)
+                updated = self.portal.update(
+                    object_type, record_id, props, stamp=stamp, source=PRIVATE_APP
+                )
             except PropertyValuesError as exc:
                 errors.append(
                     {

@@ -19,6 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,48 @@ FIRST_IDS = {"companies": 10_000_000_001, "contacts": 20_000_000_001}
 """The id the first record of each type gets (then +1 each)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Who set a property value, as property history reports it.
+
+    ``type`` is HubSpot's ``sourceType`` (``CRM_UI``, ``IMPORT``,
+    ``INTEGRATION``, ``WORKFLOW``, …), ``id`` its ``sourceId`` (``userId:N``
+    for a person, the app's id for an integration), ``user_id`` the
+    ``updatedByUserId`` (people only).
+    """
+
+    type: str
+    id: str | None = None
+    label: str | None = None
+    user_id: int | None = None
+
+    def to_api(self, value: str | None, ms: int) -> JsonObj:
+        """One ``propertiesWithHistory`` entry."""
+        out: JsonObj = {"value": "" if value is None else value, "timestamp": format_ms(ms)}
+        out["sourceType"] = self.type
+        if self.id is not None:
+            out["sourceId"] = self.id
+        if self.label is not None:
+            out["sourceLabel"] = self.label
+        if self.user_id is not None:
+            out["updatedByUserId"] = self.user_id
+        return out
+
+
+IMPORTED = Source("IMPORT", None, None, None)
+"""Values loaded with the data (the generator's import): shown as an import."""
+UI_USER_ID = 9_586_504
+"""The portal user whose edits the direct (non-HTTP) write path stands for."""
+UI_EDIT = Source("CRM_UI", f"userId:{UI_USER_ID}", None, UI_USER_ID)
+"""A person editing a record in HubSpot's web UI: what :meth:`Portal.update` records by default."""
+PRIVATE_APP_ID = "4511707"
+"""The id of the private app whose token the sandbox accepts."""
+PRIVATE_APP = Source("INTEGRATION", PRIVATE_APP_ID, "segsync")
+"""Writes through the API with the private app's token."""
+HISTORY_DEPTH = 20
+"""Values kept per property (newest first): enough for any audit-trail question."""
+
+
 def object_type_of(name: str) -> str:
     """The canonical object type for a path segment (``company``, ``0-2`` …); 400 if unknown."""
     canonical = OBJECT_ALIASES.get(name.lower())
@@ -68,6 +111,7 @@ class Record:
     __slots__ = (
         "archived_ms",
         "created_ms",
+        "history",
         "id",
         "props",
         "search_props",
@@ -91,6 +135,25 @@ class Record:
         # What the (lagging) search index shows until ``search_until`` (ms); None = not yet.
         self.search_props: dict[str, str] | None = None
         self.search_until = 0
+        # Property → (value, stamp ms, source), newest first: property history.
+        self.history: dict[str, list[tuple[str | None, int, Source]]] = {}
+
+    def history_api(self, names: Iterable[str]) -> JsonObj:
+        """``propertiesWithHistory`` for the named properties (known ones; newest first).
+
+        A value that predates the recorded history (loaded data) appears as
+        one entry at the record's creation, as HubSpot shows an imported value.
+        """
+        out: JsonObj = {}
+        for name in names:
+            entries = self.history.get(name)
+            if entries:
+                out[name] = [source.to_api(value, ms) for value, ms, source in entries]
+            elif self.props.get(name) is not None:
+                out[name] = [IMPORTED.to_api(self.props[name], self.created_ms)]
+            else:
+                out[name] = []
+        return out
 
     def to_api(
         self, names: Iterable[str] | None, values: Mapping[str, str] | None = None
@@ -117,12 +180,25 @@ class Record:
 
     def to_json(self) -> JsonObj:
         """The persisted form (one JSON Lines row)."""
-        return {
+        out: JsonObj = {
             "id": self.id,
             "properties": self.props,
             "createdAt": self.created_ms,
             "updatedAt": self.updated_ms,
             "archivedAt": self.archived_ms,
+        }
+        if self.history:
+            out["history"] = {
+                name: [[v, ms, asdict(source)] for v, ms, source in entries]
+                for name, entries in self.history.items()
+            }
+        return out
+
+    def load_history(self, raw: Mapping[str, Any]) -> None:
+        """Restore what :meth:`to_json` saved as ``history``."""
+        self.history = {
+            name: [(v, int(ms), Source(**source)) for v, ms, source in entries]
+            for name, entries in raw.items()
         }
 
 
@@ -548,6 +624,13 @@ class Portal:
                 return record
         return None
 
+    def history(self, object_type: str, record_id: str, names: Sequence[str]) -> JsonObj:
+        """``propertiesWithHistory`` of a record for the named properties that exist."""
+        with self._lock:
+            record = self._records[object_type][str(record_id)]
+            known = self._properties[object_type]
+            return record.history_api(n for n in dict.fromkeys(names) if n in known)
+
     def returned_names(self, object_type: str, requested: Sequence[str] | None) -> list[str]:
         """The properties a read returns.
 
@@ -567,12 +650,17 @@ class Portal:
         props: Mapping[str, Any],
         *,
         stamp: int | None = None,
+        source: Source = UI_EDIT,
     ) -> JsonObj:
-        """Validate and write values; the record with every property. 404 / 400 as HubSpot."""
+        """Validate and write values; the record with every property. 404 / 400 as HubSpot.
+
+        ``source`` is who writes, for property history: a person in the UI
+        unless the API handlers say it is the private app.
+        """
         with self._lock:
             record = self._record(object_type, record_id)
             values = self.validate(object_type, props, record_id=record.id)
-            self._apply(object_type, record, values, stamp)
+            self._apply(object_type, record, values, stamp, source)
             return record.to_api(None)
 
     def _apply(
@@ -581,6 +669,7 @@ class Portal:
         record: Record,
         values: Mapping[str, str | None],
         stamp: int | None,
+        source: Source = UI_EDIT,
     ) -> None:
         # Strictly after the record's previous stamp, whatever the clock says.
         now = max(self.next_stamp() if stamp is None else stamp, record.updated_ms + 1)
@@ -591,6 +680,10 @@ class Portal:
             record.search_until = self._now_ms() + self.search_lag_ms
         old_company = record.props.get("associatedcompanyid")
         for name, value in values.items():
+            if record.props.get(name) != value:
+                entries = record.history.setdefault(name, [])
+                entries.insert(0, (value, now, source))
+                del entries[HISTORY_DEPTH:]
             if value is None:
                 record.props.pop(name, None)
             else:
@@ -739,6 +832,8 @@ class Portal:
                             int(row["updatedAt"]),
                             None if row.get("archivedAt") is None else int(row["archivedAt"]),
                         )
+                        if row.get("history"):
+                            record.load_history(row["history"])
                         records[record.id] = record
                         (active if record.archived_ms is None else archived).append(int(record.id))
                         company = record.props.get("associatedcompanyid")

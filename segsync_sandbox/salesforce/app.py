@@ -613,7 +613,7 @@ class SalesforceApp(SandboxApp):
         request.fields.update(self._written_fields(sobject, body))
         resolved = self._lookup_for_rest(sobject, match.group("id"))
         try:
-            self.org.update(sobject, resolved, body)
+            self.org.update(sobject, resolved, body, user=USER_ID)
         except RecordError as exc:
             return Response.json(
                 400,
@@ -632,7 +632,7 @@ class SalesforceApp(SandboxApp):
             raise sf_fail(400, "The request body must be a JSON object", "JSON_PARSER_ERROR")
         request.fields.update(self._written_fields(sobject, body))
         try:
-            record_id = self.org.create(sobject, body)
+            record_id = self.org.create(sobject, body, user=USER_ID)
         except RecordError as exc:
             return Response.json(
                 400,
@@ -650,7 +650,7 @@ class SalesforceApp(SandboxApp):
         request.records.append(match.group("id"))
         resolved = self._lookup_for_rest(sobject, match.group("id"))
         try:
-            self.org.delete(sobject, resolved)
+            self.org.delete(sobject, resolved, user=USER_ID)
         except RecordError as exc:
             raise sf_fail(400, exc.message, exc.status_code, exc.fields) from None
         return Response(204)
@@ -906,7 +906,7 @@ class SalesforceApp(SandboxApp):
                 "Please rearrange the data to reduce chunking.",
                 "INVALID_BATCH_REQUEST",
             )
-        results = self.org.update_many(names, items, all_or_none=all_or_none)
+        results = self.org.update_many(names, items, all_or_none=all_or_none, user=USER_ID)
         return Response.json(200, [r.to_json() for r in results])
 
     def _collections_get(self, request: Request, match: re.Match[str]) -> Response:

@@ -705,7 +705,7 @@ def _update(
     app: SalesforceHost, sobject: str, record_id: str, values: dict[str, Any]
 ) -> str | None:
     try:
-        _org(app).update(sobject, record_id, values)
+        _org(app).update(sobject, record_id, values, user=USER_ID)
     except RecordError as exc:
         return f"{exc.status_code}:{exc.message}"
     return None

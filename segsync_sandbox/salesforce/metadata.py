@@ -149,6 +149,7 @@ class FieldDefinition:
     restricted: bool | None = None
     sorted: bool = False
     values: tuple[PicklistValue, ...] = ()
+    track_history: bool = False
 
     @property
     def sobject(self) -> str:
@@ -279,6 +280,7 @@ def parse_field(elem: ET.Element) -> FieldDefinition:
         required=_parse_bool(_child_text(elem, "required"), "required"),
         unique=_parse_bool(_child_text(elem, "unique"), "unique"),
         external_id=_parse_bool(_child_text(elem, "externalId"), "externalId"),
+        track_history=_parse_bool(_child_text(elem, "trackHistory"), "trackHistory"),
         restricted=restricted,
         sorted=sorted_values,
         values=tuple(values),
@@ -596,6 +598,7 @@ def field_xml(defn: FieldDefinition | None) -> str:
         _el("required", defn.required),
         _el("scale", defn.scale if defn.precision is not None else None),
         _el("trackFeedHistory", False),
+        _el("trackHistory", defn.track_history),
         _el("trackTrending", False),
         _el("type", defn.type),
     ]
@@ -870,6 +873,7 @@ def _from_spec(spec: CustomFieldSpec, extras: _Extras | None) -> FieldDefinition
         restricted=spec.restricted,
         sorted=extras.sorted if extras is not None else False,
         values=values,
+        track_history=spec.track_history,
     )
 
 
@@ -926,6 +930,7 @@ def _to_spec(app: SalesforceHost, defn: FieldDefinition) -> CustomFieldSpec:
         default_value=defn.default_value,
         inline_help_text=defn.inline_help_text,
         required=defn.required,
+        track_history=defn.track_history,
     )
 
 

@@ -44,6 +44,13 @@ API_VERSION = "59.0"
 ORG_ID = "00D5i000000SegSAAA"
 USER_ID = "0055i000000SegsAAA"
 USERNAME = "integration@segsync.sandbox"
+UI_USER_ID = "0055i000000RepsAAA"
+"""A sales rep: the user behind the direct (non-API) write path, i.e. edits in the UI."""
+UI_USERNAME = "rep@segsync.sandbox"
+HISTORY_OBJECTS = {"Account": "AccountHistory", "Contact": "ContactHistory"}
+"""Field history: the object that records tracked changes of each object, by parent."""
+MAX_TRACKED_FIELDS = 20
+"""Fields with history tracking per object (Salesforce's limit)."""
 
 KEY_PREFIXES = {
     "Account": "001",
@@ -51,6 +58,8 @@ KEY_PREFIXES = {
     "User": "005",
     "PermissionSet": "0PS",
     "PermissionSetAssignment": "0Pa",
+    "AccountHistory": "017",
+    "ContactHistory": "017",
 }
 _PREFIX_TO_SOBJECT = {v: k for k, v in KEY_PREFIXES.items()}
 
@@ -72,6 +81,7 @@ FIELD_TYPES = frozenset(
         "phone",
         "url",
         "email",
+        "anyType",
     }
 )
 STRING_TYPES = frozenset(
@@ -206,6 +216,7 @@ class FieldDef:
     name_field: bool = False
     #: Field-level help a user sees on hover (``description`` is for admins only).
     inline_help: str = ""
+    track_history: bool = False
 
     def active_values(self) -> set[str]:
         """The values a write may use."""
@@ -299,6 +310,7 @@ class CustomFieldSpec:
     default_value: str | None = None
     inline_help_text: str | None = None
     required: bool = False
+    track_history: bool = False
 
     @property
     def sobject(self) -> str:
@@ -432,6 +444,49 @@ def _system_fields() -> list[FieldDef]:
         ro("CreatedDate", "datetime", "Created Date"),
         ro("LastModifiedDate", "datetime", "Last Modified Date"),
         ro("SystemModstamp", "datetime", "System Modstamp"),
+        _user_ref("CreatedById", "Created By ID", "CreatedBy"),
+        _user_ref("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+    ]
+
+
+def _user_ref(name: str, label: str, relationship: str) -> FieldDef:
+    return FieldDef(
+        name,
+        "reference",
+        label,
+        length=18,
+        updateable=False,
+        createable=False,
+        nillable=False,
+        reference_to=("User",),
+        relationship_name=relationship,
+    )
+
+
+def _history(parent: str) -> list[FieldDef]:
+    """A field history object (``AccountHistory``): read-only rows, one per tracked change."""
+
+    def ro(name: str, ftype: str, label: str, **kw: Any) -> FieldDef:
+        return FieldDef(name, ftype, label, updateable=False, createable=False, **kw)
+
+    return [
+        ro("Id", "id", "History ID", length=18, nillable=False),
+        ro("IsDeleted", "boolean", "Deleted", nillable=False),
+        ro(
+            f"{parent}Id",
+            "reference",
+            f"{parent} ID",
+            length=18,
+            nillable=False,
+            reference_to=(parent,),
+            relationship_name=parent,
+        ),
+        _user_ref("CreatedById", "Created By ID", "CreatedBy"),
+        ro("CreatedDate", "datetime", "Created Date", nillable=False),
+        ro("Field", "string", "Changed Field", length=255, nillable=False),
+        ro("DataType", "string", "Data Type", length=255),
+        ro("OldValue", "anyType", "Old Value"),
+        ro("NewValue", "anyType", "New Value"),
     ]
 
 
@@ -723,6 +778,8 @@ def default_schema() -> dict[str, list[FieldDef]]:
         "User": user,
         "PermissionSet": permission_set,
         "PermissionSetAssignment": assignment,
+        "AccountHistory": _history("Account"),
+        "ContactHistory": _history("Contact"),
     }
 
 
@@ -732,6 +789,8 @@ OBJECT_LABELS = {
     "User": ("User", "Users"),
     "PermissionSet": ("Permission Set", "Permission Sets"),
     "PermissionSetAssignment": ("Permission Set Assignment", "Permission Set Assignments"),
+    "AccountHistory": ("Account History", "Account History"),
+    "ContactHistory": ("Contact History", "Contact History"),
 }
 
 
@@ -780,6 +839,8 @@ class Org:
         self._records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in self._fields}
         self._deleted: dict[str, dict[str, str]] = {s: {} for s in self._fields}
         self._next_number: dict[str, int] = {s: 1 for s in self._fields}
+        # Both history objects share the 017 key prefix: keep their ids apart.
+        self._next_number["ContactHistory"] = 36**8
         self._last_stamp_ms = 0
         self._api_used = 0
         self._journal = threading.local()
@@ -787,16 +848,22 @@ class Org:
 
     def _insert_user(self) -> None:
         stamp = self._stamp()
-        self._records["User"][USER_ID] = {
-            "Id": USER_ID,
-            "Username": USERNAME,
-            "Name": "Segsync Integration",
-            "Email": USERNAME,
-            "IsActive": True,
-            "CreatedDate": stamp,
-            "LastModifiedDate": stamp,
-            "SystemModstamp": stamp,
-        }
+        for user_id, username, name in (
+            (USER_ID, USERNAME, "Segsync Integration"),
+            (UI_USER_ID, UI_USERNAME, "Riley Rep"),
+        ):
+            self._records["User"][user_id] = {
+                "Id": user_id,
+                "Username": username,
+                "Name": name,
+                "Email": username,
+                "IsActive": True,
+                "CreatedDate": stamp,
+                "LastModifiedDate": stamp,
+                "SystemModstamp": stamp,
+                "CreatedById": USER_ID,
+                "LastModifiedById": USER_ID,
+            }
 
     # ------------------------------------------------------------------ clock / stamps
     def now(self) -> datetime:
@@ -989,6 +1056,7 @@ class Org:
                 custom=True,
                 description=spec.description,
                 inline_help=spec.inline_help_text or "",
+                track_history=spec.track_history,
                 **kw,
             )
 
@@ -1104,6 +1172,20 @@ class Org:
             )
         return target
 
+    def _check_tracking(self, target: str, definition: FieldDef) -> None:
+        """At most :data:`MAX_TRACKED_FIELDS` fields of an object keep field history."""
+        if not definition.track_history:
+            return
+        tracked = {f.name for f in self._fields[target].values() if f.track_history} | {
+            definition.name
+        }
+        if len(tracked) > MAX_TRACKED_FIELDS:
+            raise SchemaError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"You can track the history of at most {MAX_TRACKED_FIELDS} fields on {target}",
+                ["trackHistory"],
+            )
+
     def add_custom_field(
         self, sobject: str, spec: CustomFieldSpec, *, restricted: bool = False
     ) -> None:
@@ -1116,6 +1198,7 @@ class Org:
         target = self._check_target(sobject, spec)
         definition = self._field_from_spec(spec)
         with self._lock:
+            self._check_tracking(target, definition)
             if definition.name.lower() in self._field_lookup[target]:
                 raise SchemaError(
                     "DUPLICATE_DEVELOPER_NAME",
@@ -1147,6 +1230,7 @@ class Org:
                     ["fullName"],
                 )
             old = self._fields[target][definition.name]
+            self._check_tracking(target, definition)
             if old.type != definition.type and {old.type, definition.type} != {
                 "string",
                 "textarea",
@@ -1293,15 +1377,17 @@ class Org:
         return record_id
 
     # ------------------------------------------------------------------ loading
-    def insert(self, sobject: str, fields: Mapping[str, Any]) -> str:
+    def insert(self, sobject: str, fields: Mapping[str, Any], *, user: str = UI_USER_ID) -> str:
         """Insert one record without API validation (data generation, tests); returns its Id.
 
         Assigns ``Id`` (unless given), ``CreatedDate`` (unless given), the modification
-        stamps, ``IsDeleted`` and ``OwnerId``; ``Name`` of a Contact is derived from its
-        first and last names. Unknown field names raise ValueError.
+        stamps, ``IsDeleted``, ``OwnerId`` and ``CreatedById`` / ``LastModifiedById``
+        (``user``: a person in the UI unless the API says otherwise); ``Name`` of a
+        Contact is derived from its first and last names. Unknown field names raise
+        ValueError.
         """
         with self._lock:
-            record = self._prepare_insert(sobject, fields)
+            record = self._prepare_insert(sobject, fields, user=user)
             self._records[sobject][record["Id"]] = record
             return str(record["Id"])
 
@@ -1312,6 +1398,7 @@ class Org:
         stamp: str | None = None,
         names: dict[str, str] | None = None,
         defaults: list[tuple[str, bool]] | None = None,
+        user: str = UI_USER_ID,
     ) -> dict[str, Any]:
         lookup = self._field_lookup[sobject]
         names = {} if names is None else names
@@ -1340,6 +1427,9 @@ class Org:
         record.setdefault("LastModifiedDate", stamp if stamp >= created else created)
         record.setdefault("SystemModstamp", record["LastModifiedDate"])
         record.setdefault("IsDeleted", False)
+        if "LastModifiedById" in self._fields[sobject]:
+            record.setdefault("CreatedById", user)
+            record.setdefault("LastModifiedById", user)
         if "OwnerId" in self._fields[sobject]:
             record.setdefault("OwnerId", USER_ID)
         if "CreatedById" in self._fields[sobject]:
@@ -1517,7 +1607,7 @@ class Org:
             raise RecordError.of(errors)
         return out
 
-    def create(self, sobject: str, fields: Mapping[str, Any]) -> str:
+    def create(self, sobject: str, fields: Mapping[str, Any], *, user: str = UI_USER_ID) -> str:
         """Validate and insert one record as the REST API would; returns its Id."""
         with self._lock:
             if sobject == "PermissionSetAssignment":
@@ -1528,7 +1618,9 @@ class Org:
                     f"The sandbox creates {sobject} records through the Metadata API or not at all",
                 )
             values = self.validate(sobject, fields, create=True)
-            return self.insert(sobject, {k: v for k, v in values.items() if v is not None})
+            return self.insert(
+                sobject, {k: v for k, v in values.items() if v is not None}, user=user
+            )
 
     def _coerce(self, sobject: str, f: FieldDef, value: Any) -> Any:
         name = f.name
@@ -1671,9 +1763,16 @@ class Org:
             raise RecordError("UNABLE_TO_LOCK_ROW", f"{message}: {record_id}")
         raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", message)
 
-    def _apply(self, sobject: str, record_id: str, values: Mapping[str, Any], stamp: str) -> None:
+    def _apply(
+        self,
+        sobject: str,
+        record_id: str,
+        values: Mapping[str, Any],
+        stamp: str,
+        user: str = UI_USER_ID,
+    ) -> None:
         old = self._records[sobject][record_id]
-        journal: dict[tuple[str, str], dict[str, Any]] | None = getattr(
+        journal: dict[tuple[str, str], dict[str, Any] | None] | None = getattr(
             self._journal, "entries", None
         )
         if journal is not None:
@@ -1690,7 +1789,42 @@ class Org:
         new["SystemModstamp"] = stamp
         if "LastModifiedById" in self._fields[sobject]:
             new["LastModifiedById"] = USER_ID
+            new["LastModifiedById"] = user
         self._records[sobject][record_id] = new
+        self._track(sobject, record_id, old, new, stamp, user, journal)
+
+    def _track(
+        self,
+        sobject: str,
+        record_id: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        stamp: str,
+        user: str,
+        journal: dict[tuple[str, str], dict[str, Any] | None] | None,
+    ) -> None:
+        """Field history: one ``<Object>History`` row per tracked field whose value changed."""
+        history = HISTORY_OBJECTS.get(sobject)
+        if history is None:
+            return
+        for f in self._fields[sobject].values():
+            if not f.track_history or old.get(f.name) == new.get(f.name):
+                continue
+            row_id = make_id(history, self._next_number[history])
+            self._next_number[history] += 1
+            self._records[history][row_id] = {
+                "Id": row_id,
+                "IsDeleted": False,
+                f"{sobject}Id": record_id,
+                "CreatedById": user,
+                "CreatedDate": stamp,
+                "Field": f.name,
+                "DataType": _HISTORY_TYPES.get(f.type, "Text"),
+                "OldValue": old.get(f.name),
+                "NewValue": new.get(f.name),
+            }
+            if journal is not None:
+                journal.setdefault((history, row_id), None)
 
     def prepare_update(
         self, sobject: str, record_id: Any, fields: Mapping[str, Any]
@@ -1706,14 +1840,19 @@ class Org:
             self._record_fault(resolved)
             return resolved, values
 
-    def update(self, sobject: str, record_id: str, fields: Mapping[str, Any]) -> str:
+    def update(
+        self, sobject: str, record_id: str, fields: Mapping[str, Any], *, user: str = UI_USER_ID
+    ) -> str:
         """Validate and apply one update, stamping LastModifiedDate / SystemModstamp.
 
-        Returns the record's resolved 18-character id; raises RecordError.
+        ``user`` becomes ``LastModifiedById`` (and the author of field history):
+        by default a person editing in the UI; the API handlers pass the
+        integration user. Returns the record's resolved 18-character id;
+        raises RecordError.
         """
         with self._lock:
             resolved, values = self.prepare_update(sobject, record_id, fields)
-            self._apply(sobject, resolved, values, self._stamp())
+            self._apply(sobject, resolved, values, self._stamp(), user)
             return resolved
 
     def update_many(
@@ -1722,6 +1861,7 @@ class Org:
         items: Sequence[tuple[Any, Mapping[str, Any]]],
         *,
         all_or_none: bool = False,
+        user: str = UI_USER_ID,
     ) -> list[SaveResult]:
         """Update several records in one transaction; one SaveResult per item, in order.
 
@@ -1761,16 +1901,16 @@ class Org:
             if staged:
                 stamp = self._stamp()
                 for _, name, resolved, values in staged:
-                    self._apply(name, resolved, values, stamp)
+                    self._apply(name, resolved, values, stamp, user)
         return results
 
-    def delete(self, sobject: str, record_id: str) -> str:
+    def delete(self, sobject: str, record_id: str, *, user: str = UI_USER_ID) -> str:
         """Soft-delete a record (IsDeleted, kept for queryAll and getDeleted); returns its id."""
         with self._lock:
             resolved = self.check_id(sobject, record_id)
             self._record_fault(resolved)
             stamp = self._stamp()
-            self._apply(sobject, resolved, {"IsDeleted": True}, stamp)
+            self._apply(sobject, resolved, {"IsDeleted": True}, stamp, user)
             self._deleted[sobject][resolved] = stamp
             if self.access.assignments.pop(resolved, None) is not None:
                 self.access.recompute(USER_ID)
@@ -1788,10 +1928,13 @@ class Org:
     def rollback(self) -> None:
         """Undo this thread's writes since :meth:`begin` (composite allOrNone)."""
         with self._lock:
-            entries: dict[tuple[str, str], dict[str, Any]] = (
+            entries: dict[tuple[str, str], dict[str, Any] | None] = (
                 getattr(self._journal, "entries", None) or {}
             )
             for (sobject, record_id), old in entries.items():
+                if old is None:  # a row the transaction created (field history)
+                    self._records[sobject].pop(record_id, None)
+                    continue
                 self._records[sobject][record_id] = old
                 if not old.get("IsDeleted"):
                     self._deleted[sobject].pop(record_id, None)
@@ -1940,6 +2083,20 @@ class Org:
                             row = json.loads(line)
                             table[row["Id"]] = row
         return org
+
+
+_HISTORY_TYPES = {
+    "picklist": "DynamicEnum",
+    "multipicklist": "DynamicEnum",
+    "double": "Double",
+    "int": "Double",
+    "currency": "Currency",
+    "percent": "Percent",
+    "boolean": "Boolean",
+    "date": "Date",
+    "datetime": "DateTime",
+    "reference": "EntityId",
+}
 
 
 def _full_name(record: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from typing import Literal
 from connector.config import HubSpotConnection
 from connector.crm.base import (
     CrmRecord,
+    EchoTest,
     FieldSpec,
     ObjectName,
     OutputField,
@@ -72,9 +73,13 @@ class HubSpotAdapter:
         fields: Sequence[str],
         since: datetime | None,
         parent_fields: Sequence[str] = (),
+        echo: EchoTest | None = None,
     ) -> Iterator[list[CrmRecord]]:
-        """Pages of records: the list endpoint when full, search windows when incremental."""
-        return pull_records(self._session, OBJECT_TYPES[obj], fields, since, parent_fields)
+        """Pages of records: the list endpoint when full, search windows when incremental.
+
+        Echoes of segsync's own writes (``echo``) get no parent lookups.
+        """
+        return pull_records(self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo)
 
     def fetch(
         self,

@@ -17,7 +17,7 @@ from hubspot.crm.companies.models import (
     SimplePublicObjectId,
 )
 
-from connector.crm.base import CrmRecord, parse_stamp
+from connector.crm.base import CrmRecord, EchoTest, parse_stamp
 from connector.crm.hubspot.associations import company_contacts, primary_companies
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
@@ -31,8 +31,14 @@ def pull(
     fields: Sequence[str],
     since: datetime | None,
     parent_fields: Sequence[str] = (),
+    echo: EchoTest | None = None,
 ) -> Iterator[list[CrmRecord]]:
-    """Pages of records: the list endpoint when full, search windows when incremental."""
+    """Pages of records: the list endpoint when full, search windows when incremental.
+
+    Records ``echo`` names (segsync's own writes read back) are yielded
+    without their parent: the runner skips them, so their association and
+    company reads would be wasted calls.
+    """
     properties = sorted({*fields, STAMP})
     pages = (
         list_pages(session, object_type, properties)
@@ -45,7 +51,7 @@ def pull(
         pages = regroup(pages, HS_ASSOC_BATCH)
     for raw in pages:
         if raw:
-            yield records(session, raw, parent_fields)
+            yield records(session, raw, parent_fields, echo)
 
 
 def fetch(
@@ -126,18 +132,31 @@ def list_pages(
 
 
 def records(
-    session: HubSpotSession, items: Sequence[Any], parent_fields: Sequence[str]
+    session: HubSpotSession,
+    items: Sequence[Any],
+    parent_fields: Sequence[str],
+    echo: EchoTest | None = None,
 ) -> list[CrmRecord]:
-    """Raw SDK objects as :class:`CrmRecord`, with their company's fields when asked."""
-    parents = _parents(session, items, parent_fields) if parent_fields else {}
-    return [
+    """Raw SDK objects as :class:`CrmRecord`, with their company's fields when asked.
+
+    Records ``echo`` names get no parent (and cost no association read).
+    """
+    bare = [
         CrmRecord(
             str(item.id),
             parse_stamp(item.properties.get(STAMP) or item.updated_at),
             item.properties,
-            parents.get(str(item.id)) if parent_fields else None,
         )
         for item in items
+    ]
+    if not parent_fields:
+        return bare
+    skipped = echo(bare) if echo is not None else set()
+    wanted = [item for item in items if str(item.id) not in skipped]
+    parents = _parents(session, wanted, parent_fields) if wanted else {}
+    return [
+        CrmRecord(r.id, r.stamp, r.fields, None if r.id in skipped else parents.get(r.id))
+        for r in bare
     ]
 
 

@@ -16,7 +16,7 @@ from hubspot.crm.companies.models import (
     SimplePublicObjectBatchInput,
 )
 
-from connector.crm.base import RecordUpdate, WriteOutcome
+from connector.crm.base import RecordUpdate, WriteOutcome, parse_stamp
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import to_wire
 from connector.crm.limits import HS_BATCH
@@ -67,7 +67,7 @@ def _write_batch(
 def _send(
     session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdate]
 ) -> dict[str, WriteOutcome]:
-    """One batch update call; the records it failed, by id."""
+    """One batch update call; each record's outcome by id (those it failed, and its results)."""
     request = BatchInputSimplePublicObjectBatchInput(
         inputs=[
             SimplePublicObjectBatchInput(
@@ -82,6 +82,13 @@ def _send(
         request,
     )
     failures: dict[str, WriteOutcome] = {}
+    for item in getattr(result, "results", None) or []:
+        # updatedAt is the record's new hs_lastmodifieddate: kept so the next
+        # incremental pull knows this version for our own write (an echo).
+        stamp = getattr(item, "updated_at", None)
+        failures[str(item.id)] = WriteOutcome(
+            str(item.id), True, stamp=parse_stamp(stamp) if stamp else None
+        )
     for error in getattr(result, "errors", None) or []:
         context = error.context or {}
         category = error.category or "ERROR"

@@ -22,6 +22,7 @@ from datetime import datetime
 from connector.config import SalesforceConnection
 from connector.crm.base import (
     CrmRecord,
+    EchoTest,
     FieldSpec,
     ObjectName,
     OutputField,
@@ -101,12 +102,15 @@ class SalesforceAdapter:
         fields: Sequence[str],
         since: datetime | None,
         parent_fields: Sequence[str] = (),
+        echo: EchoTest | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
 
         REST pages of up to 2,000 records, or Bulk API 2.0 when the query's
         ``totalSize`` (on its first REST page: no extra call) reaches
-        ``bulk_read_threshold``.
+        ``bulk_read_threshold``. An incremental pull leaves out records the
+        integration user edited last (segsync's own writes), so ``echo`` is
+        not needed: parents come with the query at no cost anyway.
         """
         return self._puller.pull(obj, fields, since, parent_fields)
 

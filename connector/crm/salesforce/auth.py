@@ -62,6 +62,12 @@ class Token:
     #: The token response's ``id``: the identity URL naming the user (None for a given session).
     identity_url: str | None = None
 
+    @property
+    def user_id(self) -> str | None:
+        """The integration user's id: the identity URL's last part (``…/id/<org>/<user>``)."""
+        identity = (self.identity_url or "").rstrip("/")
+        return identity.rsplit("/", 1)[-1] or None if "/id/" in identity else None
+
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with every secret (and its longer lines, for PEM keys) replaced by ``***``."""

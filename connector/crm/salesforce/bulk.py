@@ -37,6 +37,7 @@ from connector.crm.salesforce.soql import (
     Resume,
     finish,
     soql,
+    window,
 )
 from connector.crm.salesforce.values import from_cell, to_cell
 from connector.errors import FatalSyncError, RetriableError
@@ -103,8 +104,7 @@ class Bulk:
             session.budget.check()
             client = session.client()
             if state["pages"] is None or state["generation"] != client.generation:
-                where = f"{STAMP} >= {{}}" if resume.floor is not None else ""
-                args = [resume.floor] if resume.floor is not None else []
+                where, args = window(resume.floor, resume.own_user)
                 query = format_soql(soql(selected, sobject, where), *args)
                 state["pages"] = client.bulk(sobject).query(
                     query, max_records=BULK_RESULT_PAGE, wait=self._wait

@@ -20,12 +20,12 @@ from connector.crm.salesforce.session import Client, SalesforceSession
 from connector.crm.salesforce.soql import (
     PARENT_ID,
     SOBJECTS,
-    STAMP,
     ParentMemory,
     Resume,
     columns,
     rest_record,
     soql,
+    window,
 )
 
 # A query travels in the GET URL: Salesforce answers 414 when the URI passes 16,384
@@ -77,14 +77,18 @@ class Puller:
         sobject = SOBJECTS[obj]
         selected, parents = columns(obj, fields, parent_fields)
         since = parse_stamp(since) if since is not None else None
-        where = f"{STAMP} >= {{}}" if since is not None else ""
-        args = [since] if since is not None else []
+        own_user = None
+        if since is not None:
+            # The integration user's id comes with the login: log in first.
+            self._session.authenticate()
+            own_user = self._session.user_id
+        where, args = window(since, own_user)
         query = format_soql(soql(selected, sobject, where), *args)
         first = self._session.call("query", lambda c: c.sf.query(query))
         total = int(first.get("totalSize") or 0)
         if total == 0:
             return
-        resume = Resume(since)
+        resume = Resume(since, own_user=own_user)
         if total >= self._session.settings.bulk_read_threshold:
             yield from self._bulk.query(obj, selected, fields, parents, resume)
             return

@@ -111,6 +111,11 @@ class SalesforceSession:
         self._sessions_lock = threading.Lock()
 
     @property
+    def user_id(self) -> str | None:
+        """The integration user's id, once logged in with an OAuth flow (None otherwise)."""
+        return self._token.user_id if self._token else None
+
+    @property
     def instance_url(self) -> str | None:
         """The instance the current token is for (the configured one before login)."""
         return self._token.instance_url if self._token else self.settings.instance_url

@@ -19,6 +19,8 @@ from connector.errors import FatalSyncError
 
 SOBJECTS: dict[str, str] = {"account": "Account", "contact": "Contact"}
 STAMP = "SystemModstamp"
+EDITED_BY = "LastModifiedById"
+EDITED_AT = "LastModifiedDate"
 PARENT = "Account"
 PARENT_ID = "AccountId"
 # Contacts remembered with their account, so writes can group batch-mates by parent.
@@ -133,12 +135,34 @@ def rest_record(
     return finish(values, parent, fields, contact, memory)
 
 
+def window(floor: datetime | None, own_user: str | None) -> tuple[str, list[Any]]:
+    """The WHERE template and its arguments of a pull from ``floor`` (everything when None).
+
+    With the integration user's id, records whose last edit is that user's
+    own since ``floor`` are left out: they are echoes of segsync's writes.
+    A person's later edit makes someone else the last modifier, and a system
+    change after ours moves ``SystemModstamp`` past ``LastModifiedDate``
+    only when it is not ours (see docs/crm-apis.md, "No echo").
+    """
+    if floor is None:
+        return "", []
+    if not own_user:
+        return f"{STAMP} >= {{}}", [floor]
+    where = f"{STAMP} >= {{}} AND ({EDITED_BY} != {{}} OR {EDITED_AT} < {{}})"
+    return where, [floor, own_user, floor]
+
+
 @dataclass
 class Resume:
-    """Where a pull stands: the last stamp yielded and the ids yielded at it."""
+    """Where a pull stands: the last stamp yielded and the ids yielded at it.
+
+    ``own_user`` (the integration user's id) leaves segsync's own last edits
+    out of incremental pulls (:func:`window`).
+    """
 
     floor: datetime | None
     ids_at_floor: set[str] = field(default_factory=set)
+    own_user: str | None = None
 
     def keep(self, record: CrmRecord) -> bool:
         """False for a record before the floor, or one already yielded at it."""

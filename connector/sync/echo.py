@@ -1,0 +1,49 @@
+"""No echo: an incremental run does not re-plan what segsync itself wrote.
+
+Every write moves the record's modification stamp, so the next incremental
+pull finds segsync's own writes again. When the CRM returns the stamp a write
+gave the record (HubSpot's ``updatedAt``), the store keeps it
+(``record_state.echo_stamp``); a pulled record still at exactly that stamp
+has not been touched by anyone since, and is skipped before planning (and,
+for HubSpot contacts, before its parent lookups). A person's later edit
+gives the record a new stamp, so it is planned as usual. Salesforce leaves
+such records out of the query itself (the integration user as
+``LastModifiedById``, see :func:`connector.crm.salesforce.soql.window`).
+
+The watermark still follows skipped records, so the window moves past them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from connector.crm.base import CrmRecord
+from connector.state import utc
+from connector.store.store import Store
+
+
+class EchoFilter:
+    """Tells which pulled records are echoes of segsync's own writes; counts the skipped ones.
+
+    Usable as the adapter's :data:`~connector.crm.base.EchoTest` (it may be
+    called from the pull's prefetch thread: it only reads the store).
+    """
+
+    def __init__(self, store: Store, connection: str, obj: str) -> None:
+        self._store = store
+        self._connection = connection
+        self._object = obj
+        self.skipped = 0
+
+    def __call__(self, records: Sequence[CrmRecord]) -> set[str]:
+        """The ids of ``records`` still at the stamp our own last write gave them."""
+        if not records:
+            return set()
+        stamps = self._store.echo_stamps(self._connection, self._object, [r.id for r in records])
+        return {r.id for r in records if r.id in stamps and utc(r.stamp) == stamps[r.id]}
+
+    def drop(self, records: Sequence[CrmRecord]) -> list[CrmRecord]:
+        """``records`` without the echoes (counted in :attr:`skipped`)."""
+        echoes = self(records)
+        self.skipped += len(echoes)
+        return [r for r in records if r.id not in echoes]
