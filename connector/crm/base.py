@@ -257,6 +257,20 @@ class CrmAdapter(Protocol):
         """
         ...
 
+    def set_by_person(
+        self, obj: ObjectName, current: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, frozenset[str]]:
+        """Which of the given output values a person set, by the CRM's own audit trail.
+
+        ``current`` maps record id → output field → the value the CRM holds now;
+        the answer maps record id → the fields whose current value was last set
+        by a person (HubSpot property history from the UI, an import or the
+        mobile apps; Salesforce field history by a user other than the
+        integration user). Records with none are left out; so is everything
+        when the CRM keeps no audit trail of those fields.
+        """
+        ...
+
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Write the updates (batched and retried inside); one outcome per update."""
         ...

@@ -28,6 +28,10 @@ HS_SEARCH_PAGE = 200
 HS_SEARCH_MAX_RESULTS = 10_000
 HS_BATCH = 100
 HS_ASSOC_BATCH = 1_000
+HS_HISTORY_BATCH = 50
+"""Ids per batch read that asks for ``propertiesWithHistory``: a conservative size, since
+each answer carries every value's history and HubSpot serves fewer objects per request
+when history is asked for."""
 HS_WINDOW_SECONDS = 10.0
 
 

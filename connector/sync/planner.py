@@ -17,8 +17,10 @@ may ever be written):
 3. A field whose CRM value differs from what the connector last wrote was
    edited by someone since: a *manual override*. Policy ``respect`` leaves it
    and reports it; ``overwrite`` writes and reports it. A field the connector
-   never wrote cannot be overridden: the connector owns its output fields, so
-   the first sync simply writes.
+   has no memory of (a first sync, a new or lost state store) is an override
+   only when the CRM's own audit trail says a person set its current value
+   (:attr:`PlanInput.set_by_person`); otherwise the connector owns its output
+   fields and simply writes.
 4. With hysteresis on, a field in ``Hysteresis.fields`` that already holds a
    value moves to a new value only once the record has qualified for that
    same new value in ``runs`` consecutive plans and for ``dwell`` time; until
@@ -74,6 +76,9 @@ class PlanInput:
             state store; ``None`` when it never wrote this record.
         locked: the record's lock field is set: never write it.
         pending: the record's hysteresis state from the state store.
+        set_by_person: output fields whose current CRM value a person set, by
+            the CRM's audit trail (property or field history); consulted only
+            for fields ``last_written`` does not know.
 
     """
 
@@ -83,6 +88,7 @@ class PlanInput:
     last_written: Mapping[str, Any] | None = None
     locked: bool = False
     pending: Pending | None = None
+    set_by_person: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +188,8 @@ class Override:
         record_id: the record.
         field: the output field.
         crm_value: what the CRM holds now.
-        our_last: what the connector last wrote.
+        our_last: what the connector last wrote (``None`` when the state store
+            does not know, and the CRM's audit trail named a person).
         desired: what the mapping computes now.
         action: ``kept`` (policy respect: not written) or ``overwritten``.
 
@@ -298,14 +305,18 @@ def plan_record(item: PlanInput, policy: Policy, hysteresis: Hysteresis, now: da
                 stale = True
             baseline[name] = want
             continue
-        if last is not None and name in last and not same_value(have, last[name]):
+        known = last is not None and name in last
+        ours = last[name] if last is not None and known else None
+        if (known and not same_value(have, ours)) or (
+            not known and name in item.set_by_person and not is_blank(have)
+        ):
             kept = policy.overrides == "respect"
             overrides.append(
                 Override(
                     item.record_id,
                     name,
                     have,
-                    last[name],
+                    ours,
                     want,
                     "kept" if kept else "overwritten",
                 )

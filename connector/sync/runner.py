@@ -40,6 +40,7 @@ from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
+from connector.sync.audit import AuditTrail
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
@@ -72,6 +73,8 @@ INHERITABLE_KEYS = ("segment", "tier")
 UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
+Planned = tuple[str, tuple[datetime | None] | None]
+"""What a planned record carries to the spool: its reason, and its new due date if changed."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,10 @@ class RunResult:
     message: str = ""
     echoes: int = 0
     """Pulled records skipped as echoes of segsync's own writes (connector/sync/echo.py)."""
+    audited: int = 0
+    """Records whose output values the CRM's audit trail was asked about (sync/audit.py)."""
+    audit_persons: int = 0
+    """Of those, records with a value a person set by that audit trail."""
 
     @property
     def counts(self) -> RunCounts:
@@ -175,6 +182,7 @@ class Runner:
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         marks = self._changed_parents(job)
         echoes = None if full else EchoFilter(store, conn, obj)
+        audit = AuditTrail()
         try:
             self._check_owned(job, record=not dry_run)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
@@ -187,6 +195,7 @@ class Runner:
                     dry_run=dry_run,
                     parents=[] if full else [parent for parent, _ in marks],
                     echoes=echoes,
+                    audit=audit,
                 )
                 result.summary = builder.summary()
                 plan = builder.build()
@@ -221,6 +230,7 @@ class Runner:
             raise
         finally:
             result.echoes = echoes.skipped if echoes is not None else 0
+            result.audited, result.audit_persons = audit.asked, audit.found
             result.api_calls = adapter.api_calls - calls_before
             result.minimum_calls = adapter.minimum_calls(
                 result.summary.counts.read, result.summary.counts.changed, incremental=not full
@@ -259,6 +269,7 @@ class Runner:
         dry_run: bool = False,
         parents: Sequence[str] = (),
         echoes: EchoFilter | None = None,
+        audit: AuditTrail | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -283,6 +294,8 @@ class Runner:
             self._settings, [outputs["tier"]] if "tier" in outputs else []
         )
         inherited = _inherited_fields(engine, crm)
+        if audit is not None:
+            audit.bind(adapter, obj, policy)
         builder = PlanBuilder(keep=self._sample)
         tracker = WatermarkTracker(previous, engine.version)
         retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
@@ -323,6 +336,7 @@ class Runner:
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
             stored_due = store.due(conn, obj, ids)
+            planned: list[tuple[PlanInput, Planned]] = []
             for record in page:
                 if inherited and _inherited_changed(record, inherited, last.get(record.id)):
                     # A person changed a value contacts inherit (kept under
@@ -347,15 +361,15 @@ class Runner:
                     lock_state.locked,
                     pending.get(record.id),
                 )
+                due = assignment.due_at
+                changed_due = None if stored_due.get(record.id) == due else (due,)
+                planned.append((item, (assignment.reason, changed_due)))
+            if audit is not None:
+                planned = audit.apply(planned)
+            for item, (reason, changed_due) in planned:
                 decision = plan_record(item, policy, hysteresis, now)
                 builder.add(decision)
-                due = assignment.due_at
-                self._spool(
-                    spool,
-                    decision,
-                    assignment.reason,
-                    None if stored_due.get(record.id) == due else (due,),
-                )
+                self._spool(spool, decision, reason, changed_due)
             read += len(page)
             self._progress("plan", read)
         if unreadable_locks:

@@ -10,9 +10,9 @@ capability is a new module beside them and a few lines here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from connector.config import HubSpotConnection
 from connector.crm.base import (
@@ -26,6 +26,7 @@ from connector.crm.base import (
     WriteOutcome,
 )
 from connector.crm.hubspot.describe import describe as describe_properties
+from connector.crm.hubspot.history import set_by_person as history_set_by_person
 from connector.crm.hubspot.provision import provision as provision_object
 from connector.crm.hubspot.pull import children as children_records
 from connector.crm.hubspot.pull import fetch as fetch_records
@@ -101,6 +102,12 @@ class HubSpotAdapter:
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts associated with the companies ``parent_ids`` (v4 associations)."""
         return children_records(self._session, parent_ids, fields, parent_fields, exclude)
+
+    def set_by_person(
+        self, obj: ObjectName, current: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, frozenset[str]]:
+        """The values a person set, by property history (batch reads of 50 with history)."""
+        return history_set_by_person(self._session, OBJECT_TYPES[obj], current)
 
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Batch updates of 100, in parallel up to the connection's concurrency."""

@@ -16,8 +16,9 @@ row locks and rows the job never reached are re-sent through Collections.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from connector.config import SalesforceConnection
 from connector.crm.base import (
@@ -34,6 +35,7 @@ from connector.crm.limits import SF_COLLECTION_BATCH, SF_QUERY_PAGE, DailyBudget
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce.bulk import BULK_WRITE_CHUNK, Bulk
 from connector.crm.salesforce.describe import Describer
+from connector.crm.salesforce.history import FieldHistory
 from connector.crm.salesforce.provision import Provisioner
 from connector.crm.salesforce.pull import Puller
 from connector.crm.salesforce.session import SalesforceSession
@@ -71,6 +73,7 @@ class SalesforceAdapter:
         self._puller = Puller(self._session, self._bulk, parents)
         self._writer = CollectionWriter(self._session)
         self._provisioner = Provisioner(self._session, self._describer)
+        self._history = FieldHistory(self._session)
 
     def __repr__(self) -> str:
         return (
@@ -134,6 +137,12 @@ class SalesforceAdapter:
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts of the accounts ``parent_ids`` (``AccountId IN (...)``)."""
         return self._puller.children(parent_ids, fields, parent_fields, exclude)
+
+    def set_by_person(
+        self, obj: ObjectName, current: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, frozenset[str]]:
+        """The values a user other than the integration user set, by field history."""
+        return self._history.set_by_person(obj, current)
 
     def write_chunk(self, total: int) -> int:
         """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""

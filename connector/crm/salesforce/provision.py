@@ -22,6 +22,7 @@ Picklists only ever gain values (values no longer defined are reported as
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +38,8 @@ from connector.crm.salesforce.soql import PARENT, SOBJECTS
 from connector.errors import FatalSyncError
 
 #: The permission set segsync keeps (API name and label).
+log = logging.getLogger(__name__)
+
 PERMISSION_SET = "Segsync"
 PERMISSION_SET_LABEL = "segsync"
 #: Documented limits of a custom field's texts.
@@ -59,6 +62,11 @@ _DESCRIBE_TYPES: dict[str, set[str]] = {
     "longtext": {"textarea"},
     "datetime": {"datetime"},
 }
+
+
+TRACKED_KINDS = frozenset({"picklist", "number"})
+"""Output kinds created with field history: segment, tier, persona and scores, the
+values a person pins by hand (text and dates change with every write)."""
 
 
 def _value_set(values: Sequence[str]) -> dict[str, Any]:
@@ -269,10 +277,21 @@ class Provisioner:
     def _apply(self, sobject: str, plan: _Plan) -> None:
         for start in range(0, len(plan.create), SF_METADATA_BATCH):
             chunk = plan.create[start : start + SF_METADATA_BATCH]
-            self._session.call(
-                f"create fields on {sobject}",
-                partial(self._md_create, sobject=sobject, outputs=chunk),
-            )
+            try:
+                self._session.call(
+                    f"create fields on {sobject}",
+                    partial(self._md_create, sobject=sobject, outputs=chunk),
+                )
+            except FatalSyncError as exc:
+                if "history" not in str(exc).lower():
+                    raise
+                # The org tracks its maximum of fields already: create them
+                # untracked (overrides then rest on the state store alone).
+                log.warning("%s: output fields created without history tracking (%s)", sobject, exc)
+                self._session.call(
+                    f"create fields on {sobject}",
+                    partial(self._md_create, sobject=sobject, outputs=chunk, track=False),
+                )
         for start in range(0, len(plan.update), SF_METADATA_BATCH):
             batch = plan.update[start : start + SF_METADATA_BATCH]
             self._session.call(
@@ -464,7 +483,7 @@ class Provisioner:
     def _md_read(self, client: Client, names: list[str]) -> Any:
         return self._session.mdapi(client).CustomField.read(names)
 
-    def _new_field(self, client: Client, sobject: str, out: OutputField) -> Any:
+    def _new_field(self, client: Client, sobject: str, out: OutputField, track: bool = True) -> Any:
         md = self._session.mdapi(client)
         spec: dict[str, Any] = {
             "fullName": f"{sobject}.{out.name}",
@@ -474,6 +493,10 @@ class Provisioner:
             "inlineHelpText": _help(out),
             "type": _KINDS[out.kind],
         }
+        if track and out.kind in TRACKED_KINDS:
+            # Field history tells a person's value from segsync's own even
+            # when the state store knows nothing (docs/crm-apis.md).
+            spec["trackHistory"] = True
         if out.kind == "picklist":
             spec["valueSet"] = _value_set(out.options)
         elif out.kind == "number":
@@ -485,8 +508,14 @@ class Provisioner:
             spec.update(length=32768, visibleLines=3)
         return md.CustomField(**spec)
 
-    def _md_create(self, client: Client, sobject: str, outputs: Sequence[OutputField]) -> None:
-        fields = [self._new_field(client, sobject, o) for o in outputs]
+    def _md_create(
+        self,
+        client: Client,
+        sobject: str,
+        outputs: Sequence[OutputField],
+        track: bool = True,
+    ) -> None:
+        fields = [self._new_field(client, sobject, o, track) for o in outputs]
         self._session.mdapi(client).CustomField.create(fields)
 
     def _md_update(self, client: Client, sobject: str, changes: Sequence[_Change]) -> None:

@@ -1,8 +1,14 @@
-"""No echo: an incremental run does not re-read or re-plan what segsync itself wrote.
+"""No echo, and overrides from the CRM's own audit trail (issue 10).
 
 Both sandboxes, the production wiring (config → adapters → runner → store),
-real clients over HTTP. Two incremental runs with no edits in between: the
-second reads nothing; a person's edit after our write is still picked up.
+real clients over HTTP.
+
+- No echo: two incremental runs with no edits in between: the second reads
+  nothing; a person's edit after our write is still picked up.
+- Audit trail: with an empty state store, a value a person set in the CRM
+  (HubSpot history source ``CRM_UI``, a Salesforce user other than the
+  integration user) is kept under ``respect`` and reported as an override;
+  a value segsync itself set is not.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from typing import Any
 import pytest
 
 from connector.commands.crm import Context, open_context
-from connector.crm.base import ObjectName
+from connector.config import SyncSettings
+from connector.crm.base import ObjectName, RecordUpdate
+from connector.store.store import Store
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes
@@ -32,6 +40,7 @@ class Crm:
         self.now = NOW
         self.runner = Runner(ctx.store, ctx.settings.sync, clock=lambda: self.now)
         self.adapter = ctx.adapters[crm]
+        self.stores: list[Store] = []
 
     @property
     def app(self) -> Any:
@@ -72,6 +81,29 @@ class Crm:
     def requests(self) -> list[Any]:
         return list(self.app.log.entries())
 
+    def field(self, key: str, obj: str = "account") -> str:
+        return self.ctx.engines[obj].output_fields(self.crm)[key]
+
+    def value(self, record_id: str, name: str) -> Any:
+        if self.crm == "salesforce":
+            record = self.crms.salesforce.org.get("Account", record_id)
+            return None if record is None else record.get(name)
+        return self.crms.hubspot.portal.get("companies", record_id)["properties"].get(name)
+
+    def set_by_person(self, record_id: str, name: str, value: str) -> None:
+        """A person sets an output value by hand, in the CRM's UI."""
+        if self.crm == "salesforce":
+            self.crms.salesforce.org.update("Account", record_id, {name: value})
+        else:
+            self.crms.hubspot.portal.update("companies", record_id, {name: value})
+
+    def fresh_runner(self, tmp: Path, **sync: Any) -> Runner:
+        """A runner on a new, empty state store (a lost volume, a move to PostgreSQL)."""
+        store = Store.open(f"sqlite:///{tmp / 'fresh.db'}")
+        self.stores.append(store)
+        settings = SyncSettings(**{**self.ctx.settings.sync.model_dump(), **sync})
+        return Runner(store, settings, clock=lambda: self.now)
+
 
 @pytest.fixture
 def crm(
@@ -85,7 +117,10 @@ def crm(
         tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
     )
     with open_context(config, crm=request.param) as ctx:
-        yield Crm(fresh_sandboxes, ctx, request.param)
+        world = Crm(fresh_sandboxes, ctx, request.param)
+        yield world
+        for store in world.stores:
+            store.close()
 
 
 both = pytest.mark.parametrize("crm", ["salesforce", "hubspot"], indirect=True)
@@ -131,3 +166,42 @@ def test_contact_runs_skip_echoes_before_their_parent_lookups(crm: Crm) -> None:
         assert second.echoes == contacts and second.api_calls == -(-contacts // 200)
     else:
         assert second.api_calls <= 2
+
+
+def _other_tier(crm: Crm, current: Any) -> str:
+    return next(t for t in crm.ctx.engines["account"].tier_names if t != current)
+
+
+@both
+@pytest.mark.parametrize("policy", ["respect", "overwrite"])
+def test_a_person_s_value_is_an_override_even_with_an_empty_store(
+    crm: Crm, tmp_path: Path, policy: str
+) -> None:
+    crm.provision()
+    crm.sync(full=True)
+    tier = crm.field("tier")
+    person, ours = crm.ids()[3], crm.ids()[4]
+    pinned = _other_tier(crm, crm.value(person, tier))
+    crm.set_by_person(person, tier, pinned)
+    # segsync itself (the integration, through the API) left another record
+    # off its definition, e.g. from an older mapping.
+    stale = _other_tier(crm, crm.value(ours, tier))
+    (outcome,) = crm.adapter.write("account", [RecordUpdate(ours, {tier: stale})])
+    assert outcome.ok
+
+    runner = crm.fresh_runner(tmp_path, override_policy=policy)
+    (job,) = crm.ctx.jobs(crm.crm, "account")
+    result = runner.run(job)
+    assert result.full and result.status == "succeeded"
+    # Only the two records whose value differs from the definition were asked about.
+    assert (result.audited, result.audit_persons) == (2, 1)
+    overrides = [(o.record_id, o.field, o.crm_value, o.our_last) for o in result.sample_overrides]
+    assert overrides == [(person, tier, pinned, None)]
+    assert result.sample_overrides[0].action == ("kept" if policy == "respect" else "overwritten")
+    assert result.summary.counts.overrides == 1
+    if policy == "respect":
+        assert crm.value(person, tier) == pinned
+    else:
+        assert crm.value(person, tier) != pinned
+    # segsync's own stale value is simply rewritten, not reported.
+    assert crm.value(ours, tier) != stale

@@ -1,0 +1,118 @@
+"""Who set a value: Salesforce field history (``AccountHistory``, ``ContactHistory``).
+
+With history tracking on a field (``trackHistory``, which provisioning turns
+on for the output fields it creates), every change of it leaves a row in the
+object's history: ``Field``, ``OldValue``, ``NewValue``, ``CreatedById``,
+``CreatedDate``. The newest row of a field is its current value's; when its
+author is not the integration user, a person (or another user's
+automation) set the value.
+
+An org without history on those fields, or a user who cannot read the
+history objects, answers ``INVALID_TYPE`` / ``INVALID_FIELD``: then nothing
+is known, and the store alone decides, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from simple_salesforce.format import format_soql
+
+from connector.crm.base import ObjectName
+from connector.crm.limits import BudgetExhausted
+from connector.crm.salesforce.pull import FETCH_CHUNK
+from connector.crm.salesforce.session import Client, SalesforceSession
+from connector.crm.salesforce.soql import SOBJECTS, check_names
+from connector.errors import FatalSyncError
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = ("INVALID_TYPE", "INVALID_FIELD", "not supported", "does not exist")
+
+
+class FieldHistory:
+    """Reads one org's field history to tell a person's values from segsync's."""
+
+    def __init__(self, session: SalesforceSession) -> None:
+        self._session = session
+        self._unavailable: set[str] = set()
+
+    def set_by_person(
+        self, obj: ObjectName, current: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, frozenset[str]]:
+        """Record id → the fields of ``current`` whose newest history row is not ours."""
+        sobject = SOBJECTS[obj]
+        history = f"{sobject}History"
+        if not current or history in self._unavailable:
+            return {}
+        self._session.authenticate()
+        own = self._session.user_id
+        if not own:
+            # A given session id names no user: ours cannot be told from a person's.
+            return {}
+        names = sorted({name for fields in current.values() for name in fields})
+        check_names(names, "history")
+        by_lower = {n.lower(): n for n in names}
+        ids = list(current)
+        newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        parent = f"{sobject}Id"
+        for start in range(0, len(ids), FETCH_CHUNK):
+            chunk = ids[start : start + FETCH_CHUNK]
+            query = format_soql(
+                f"SELECT {parent}, Field, NewValue, CreatedById, CreatedDate FROM {history} "
+                f"WHERE {parent} IN {{}} AND Field IN {{}} ORDER BY CreatedDate DESC, Id DESC",
+                chunk,
+                names,
+            )
+            try:
+                rows = self._session.call(f"query {history}", partial(_query_all, query=query))
+            except BudgetExhausted:
+                raise
+            except FatalSyncError as exc:
+                if not any(marker in str(exc) for marker in _UNAVAILABLE):
+                    raise
+                self._unavailable.add(history)
+                log.warning(
+                    "%s is not readable (%s): manual values are told from the state store "
+                    "alone; turn on field history for the output fields",
+                    history,
+                    exc,
+                )
+                return {}
+            for row in rows.get("records") or []:
+                field = by_lower.get(str(row.get("Field") or "").lower())
+                record_id = _same_id(str(row.get(parent) or ""), current)
+                if field is None or record_id is None:
+                    continue
+                newest.setdefault((record_id, field), row)
+        found: dict[str, set[str]] = {}
+        for (record_id, field), row in newest.items():
+            value = current[record_id].get(field)
+            if row.get("CreatedById") != own and _same(row.get("NewValue"), value):
+                found.setdefault(record_id, set()).add(field)
+        return {record_id: frozenset(fields) for record_id, fields in found.items()}
+
+
+def _query_all(client: Client, query: str) -> Any:
+    return client.sf.query_all(query)
+
+
+def _same_id(record_id: str, current: Mapping[str, Any]) -> str | None:
+    """The key of ``current`` naming ``record_id`` (15- or 18-character spellings)."""
+    if record_id in current:
+        return record_id
+    short = record_id[:15]
+    return next((k for k in current if k[:15] == short), None)
+
+
+def _same(history_value: Any, value: Any) -> bool:
+    """Whether a history ``NewValue`` is the value the record holds (numbers as numbers)."""
+    if history_value is None or value is None:
+        return history_value is None and value is None
+    try:
+        return float(history_value) == float(value)
+    except (TypeError, ValueError):
+        return str(history_value) == str(value)
