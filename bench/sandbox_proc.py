@@ -217,6 +217,19 @@ class Control:
                 self.sb.hubspot.portal.update("companies", record_id, {field: str(int(new_value))})
         return {"edited": len(picked), "outputs_change": changed}
 
+    def op_pin(self, crm: str, share: float, seed: int = 2) -> Any:
+        """A person sets the tier of ``share`` of the accounts by hand (as in the UI)."""
+        rnd = random.Random(seed)
+        field = "Segsync_Tier__c" if crm == "salesforce" else "segsync_tier"
+        picked = rnd.sample(self.records(crm), int(len(self.records(crm)) * share))
+        for record_id, fields in picked:
+            value = "Tier 1" if fields.get(field) != "Tier 1" else "Tier 3"
+            if crm == "salesforce":
+                self.sb.salesforce.org.update("Account", record_id, {field: value})
+            else:
+                self.sb.hubspot.portal.update("companies", record_id, {field: value})
+        return {"pinned": len(picked)}
+
     def op_check(self, crm: str) -> Any:
         """Records whose outputs differ from the engine's on their final inputs."""
         now = datetime.now(UTC)

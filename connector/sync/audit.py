@@ -7,21 +7,28 @@ field history (the adapters' ``set_by_person``). It is asked only where it
 can change the plan: an unlocked record whose output field holds a value
 that differs from the desired one and that the store has no last-written
 value for. Those are a handful on an incremental run and only the foreign
-values on a first sync, asked in the adapters' batches, so the cost stays
-bounded (see BENCHMARKS.md).
+values on a first sync. Records are held back (at most :data:`HOLD_RECORDS`)
+until :data:`BATCH` of them have a question, so the questions go out in
+full batches however the pages fall, and the cost stays bounded (see
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from connector.crm.base import CrmAdapter, ObjectName
 from connector.sync.planner import PlanInput, Policy
 from connector.sync.values import is_blank, same_value
 
 T = TypeVar("T")
+
+BATCH = 300
+"""Records asked about at once (Salesforce: one history query; HubSpot: six batch reads)."""
+HOLD_RECORDS = 2_000
+"""Records held back at most while questions gather (one Salesforce page)."""
 
 
 class AuditTrail:
@@ -33,6 +40,8 @@ class AuditTrail:
         self._policy = Policy()
         self.asked = 0
         self.found = 0
+        self._held: list[tuple[PlanInput, Any]] = []
+        self._questions = 0
 
     def bind(self, adapter: CrmAdapter, obj: ObjectName, policy: Policy) -> None:
         """The CRM, object and policy of the run being planned."""
@@ -51,6 +60,19 @@ class AuditTrail:
             if not is_blank(have) and not same_value(have, want):
                 out[name] = have
         return out
+
+    def hold(self, planned: Sequence[tuple[PlanInput, T]]) -> list[tuple[PlanInput, T]]:
+        """Take a page; the records ready to plan (all held ones once a batch is full)."""
+        self._held.extend(planned)
+        self._questions += sum(1 for item, _ in planned if self.questions(item))
+        if self._questions < BATCH and len(self._held) < HOLD_RECORDS:
+            return []
+        return self.release()
+
+    def release(self) -> list[tuple[PlanInput, Any]]:
+        """Every record held, answered: call once the pull is done."""
+        held, self._held, self._questions = self._held, [], 0
+        return self.apply(held)
 
     def apply(self, planned: Sequence[tuple[PlanInput, T]]) -> list[tuple[PlanInput, T]]:
         """``planned`` with ``set_by_person`` filled in where the CRM names a person."""

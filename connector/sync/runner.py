@@ -317,6 +317,12 @@ class Runner:
             for page in self._children(job, parents, fields, parent_keys, seen_extra):
                 yield page, False
 
+        def decide(planned: list[tuple[PlanInput, Planned]]) -> None:
+            for item, (reason, changed_due) in planned:
+                decision = plan_record(item, policy, hysteresis, now)
+                builder.add(decision)
+                self._spool(spool, decision, reason, changed_due)
+
         read = unreadable_locks = 0
         for page, pulled in pages():
             if pulled:
@@ -364,14 +370,11 @@ class Runner:
                 due = assignment.due_at
                 changed_due = None if stored_due.get(record.id) == due else (due,)
                 planned.append((item, (assignment.reason, changed_due)))
-            if audit is not None:
-                planned = audit.apply(planned)
-            for item, (reason, changed_due) in planned:
-                decision = plan_record(item, policy, hysteresis, now)
-                builder.add(decision)
-                self._spool(spool, decision, reason, changed_due)
+            decide(audit.hold(planned) if audit is not None else planned)
             read += len(page)
             self._progress("plan", read)
+        if audit is not None:
+            decide(audit.release())
         if unreadable_locks:
             log.warning(
                 "%d records have an unreadable lock value in %s; they are kept locked",
