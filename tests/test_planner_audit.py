@@ -28,6 +28,7 @@ def test_a_person_s_value_without_store_memory_is_an_override() -> None:
         None,
         "kept",
     )
+    assert override.from_audit_trail
     overwrite = plan_record(item, Policy(overrides="overwrite"), Hysteresis(), NOW)
     assert overwrite.write is not None and overwrite.write.fields[TIER] == "Tier 2"
     assert [o.action for o in overwrite.overrides] == ["overwritten"]

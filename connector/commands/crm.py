@@ -268,6 +268,8 @@ def _result_document(result: RunResult) -> dict[str, Any]:
         "overrides": c.overrides,
         "locked": c.locked,
         "held": c.held,
+        "echoes_skipped": result.echoes,
+        "history_asked": result.audited,
         "api_calls": result.api_calls,
         "api_calls_minimum": result.minimum_calls,
         "api_calls_to_write": result.planned_calls,
@@ -291,6 +293,7 @@ def _result_document(result: RunResult) -> dict[str, Any]:
                 "segsync_last": _plain(o.our_last),
                 "computed": _plain(o.desired),
                 "action": o.action,
+                "found_by": "crm_history" if o.from_audit_trail else "state_store",
             }
             for o in result.sample_overrides
         ],
@@ -346,9 +349,14 @@ def _render_result(console: Console, result: RunResult) -> None:
             )
             console.print(f"    {w.record_id}: {moves}", soft_wrap=True)
     for o in result.sample_overrides:
+        origin = (
+            "set by a person per the CRM's history"
+            if o.from_audit_trail
+            else f"segsync wrote {o.our_last!r}"
+        )
         console.print(
             f"  override {o.action}: {o.record_id} {o.field} = {o.crm_value!r} "
-            f"(segsync wrote {o.our_last!r}, computes {o.desired!r})"
+            f"({origin}, computes {o.desired!r})"
         )
     for f in result.sample_failures:
         console.print(f"  [red]failed[/] {f.record_id}: {f.code}: {f.message}")

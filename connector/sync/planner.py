@@ -192,6 +192,8 @@ class Override:
             does not know, and the CRM's audit trail named a person).
         desired: what the mapping computes now.
         action: ``kept`` (policy respect: not written) or ``overwritten``.
+        from_audit_trail: found by the CRM's audit trail (the store knew
+            nothing of the field), not by the store's last-written value.
 
     """
 
@@ -201,6 +203,7 @@ class Override:
     our_last: Any
     desired: Any
     action: OverrideAction
+    from_audit_trail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,7 @@ def plan_record(item: PlanInput, policy: Policy, hysteresis: Hysteresis, now: da
                     ours,
                     want,
                     "kept" if kept else "overwritten",
+                    from_audit_trail=not known,
                 )
             )
             if kept:
