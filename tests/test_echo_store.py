@@ -15,6 +15,8 @@ from connector.store.store import Store, alembic_config, normalize_url
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STAMP = datetime(2026, 11, 22, 12, 0, 3, 125000, tzinfo=UTC)
+PREVIOUS = "0002"
+"""The revision before echo stamps (0003): a store left there by the previous version."""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,12 +42,12 @@ def test_written_stamps_are_kept_and_adoption_clears_them(url: str) -> None:
         assert store.echo_stamps("hs", "account", ["1"]) == {}
 
 
-def test_a_store_from_before_echo_stamps_is_upgraded_with_its_rows(url: str) -> None:
+def test_a_store_at_the_previous_revision_is_upgraded_with_its_rows(url: str) -> None:
     engine = sa.create_engine(normalize_url(url))
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+        command.upgrade(config, PREVIOUS)
         conn.execute(
             sa.text(
                 "INSERT INTO record_state (connection, object, record_id, last_written) "
