@@ -26,6 +26,7 @@ from connector.crm.base import parse_stamp
 from segsync_sandbox.hubspot import HubSpotSandbox
 from segsync_sandbox.hubspot.portal import PRIVATE_APP_ID, UI_USER_ID
 from segsync_sandbox.salesforce import SalesforceSandbox
+from segsync_sandbox.salesforce.access import FieldPermission
 from segsync_sandbox.salesforce.org import UI_USER_ID as SF_UI_USER
 from segsync_sandbox.salesforce.org import USER_ID as SF_API_USER
 
@@ -128,6 +129,13 @@ def test_salesforce_field_history_and_last_modifier(
     mdapi = _mdapi(sf, sf_sandbox)
     _tracked_field(mdapi)
     assert mdapi.CustomField.read("Account.Tier__c").trackHistory is True
+    # A field made through the Metadata API is nobody's until a permission set grants it.
+    org.upsert_permission_set(
+        "Segsync", "segsync", "", [FieldPermission("Account.Tier__c", True, True)]
+    )
+    ps = org.read_permission_set("Segsync")
+    assert ps is not None
+    org.create("PermissionSetAssignment", {"AssigneeId": SF_API_USER, "PermissionSetId": ps.id})
     sf.Account.update(account, {"Tier__c": "Tier 2"})  # the integration user
     row = sf.query(f"SELECT LastModifiedById FROM Account WHERE Id = '{account}'")["records"][0]
     assert row["LastModifiedById"] == SF_API_USER
