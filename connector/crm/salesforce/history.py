@@ -30,7 +30,15 @@ from connector.errors import FatalSyncError
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = ("INVALID_TYPE", "INVALID_FIELD", "not supported", "does not exist")
+# What an org answers when the history object is off, unknown or not readable
+# by the integration user: then the store alone decides (the run goes on).
+_UNAVAILABLE = (
+    "INVALID_TYPE",
+    "INVALID_FIELD",
+    "INSUFFICIENT_ACCESS",
+    "not supported",
+    "does not exist",
+)
 
 
 class FieldHistory:
