@@ -15,8 +15,8 @@ from connector.store.store import Store, alembic_config, normalize_url
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STAMP = datetime(2026, 11, 22, 12, 0, 3, 125000, tzinfo=UTC)
-PREVIOUS = "0003"
-"""The revision before echo stamps (0004): a store left there by the previous version."""
+PREVIOUS = "0004"
+"""The revision before echo stamps (0005): a store left there by the previous version."""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
