@@ -13,10 +13,11 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, fields
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import urllib3
 
@@ -65,6 +66,11 @@ _CATEGORY_BY_STATUS = {
     409: "CONFLICT",
     429: "RATE_LIMITS",
 }
+# Documented "wait and retry" statuses a test can script (message, category).
+_SCRIPTED = {
+    423: ("The resource is locked; wait at least 2 seconds before retrying.", "LOCKED"),
+    477: ("This portal is being migrated; retry after the Retry-After delay.", "MIGRATION"),
+}
 _SERVER_ERRORS = (
     (502, "Bad Gateway", "INTERNAL_ERROR"),
     (503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
@@ -102,7 +108,20 @@ def _multi(request: Request, name: str) -> list[str] | None:
 
 
 def _flag(request: Request, name: str) -> bool:
-    return (request.arg(name, "false") or "false").lower() == "true"
+    """A boolean query parameter: ``true`` or ``false`` as the spec types it.
+
+    Python's spelling (``True`` / ``False``, what hubspot-api-client sends for
+    a bool) is refused with 400, as a server validating against the spec would.
+    """
+    raw = request.arg(name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ValidationError(
+            f"Invalid value for query parameter {name}: {raw!r}; expected true or false",
+            context={name: [raw]},
+        )
+    return raw == "true"
 
 
 def _int_arg(request: Request, name: str, default: int) -> int:
@@ -125,6 +144,41 @@ def _inputs(body: Any, maximum: int) -> list[Any]:
             context={"maxInputs": [str(maximum)]},
         )
     return inputs
+
+
+def _error_details(problems: list[JsonObj]) -> list[JsonObj]:
+    """HubSpot's ``errors`` list for property-value problems: one detail per property."""
+    return [
+        {
+            "message": str(p.get("message", "")),
+            "code": str(p.get("error", "")),
+            "in": str(p.get("name", "")),
+            "context": {"propertyName": [str(p.get("name", ""))]},
+        }
+        for p in problems
+    ]
+
+
+def _batch_refusal(invalid: list[JsonObj]) -> ValidationError:
+    """The 400 refusing a whole batch: the first invalid input's message, every detail.
+
+    It names properties, never records: which input was at fault is only
+    told per input, when the inputs carry ``objectWriteTraceId``.
+    """
+    details = [d for verdict in invalid for d in verdict.get("errors", [])]
+    unique = list({json.dumps(d, sort_keys=True): d for d in details}.values())
+    return ValidationError(str(invalid[0]["message"]), errors=unique)
+
+
+def _not_found(object_type: str, *ids: str) -> JsonObj:
+    """The per-input error for ids that name no live record."""
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": f"Could not get some {_UPPER[object_type]} objects, they may be "
+        "deleted or not exist. Check that ids are valid.",
+        "context": {"ids": list(ids)},
+    }
 
 
 class HubSpotApp(SandboxApp):
@@ -160,6 +214,11 @@ class HubSpotApp(SandboxApp):
         #: Associations per input in one batch-read answer; more are paged with
         #: ``paging.next.after`` (lower it in tests to exercise the paging).
         self.assoc_batch_page = MAX_ASSOC_LIMIT
+        self.honor_trace_ids = True
+        """False answers batch writes as if no input carried an objectWriteTraceId
+        (a bad value refuses the whole batch with 400): the case a client must
+        survive should HubSpot ever do so."""
+        self._scripted: deque[tuple[int, float | None]] = deque()
         self._register()
 
     # Routes ------------------------------------------------------------
@@ -215,6 +274,10 @@ class HubSpotApp(SandboxApp):
         token = self._token(request)
         if token is None or token not in self.tokens:
             return hubspot_error(401, _AUTH_MESSAGE, "INVALID_AUTHENTICATION")
+        with self._counter_lock:
+            scripted = self._scripted.popleft() if self._scripted else None
+        if scripted is not None:
+            return self._scripted_response(*scripted)
         faults = self.faults.faults
         expiry = faults.session_expiry_after
         with self._counter_lock:
@@ -234,6 +297,26 @@ class HubSpotApp(SandboxApp):
         if decision.allowed:
             return None
         return self._rate_limited(str(decision.policy), decision.retry_after)
+
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
+        """Answer the next ``times`` authenticated requests with ``status`` (423 or 477).
+
+        423 Locked: HubSpot's answer to a burst of writes on the same records
+        (wait two seconds or more). 477 Migration in Progress: the portal is
+        moving between data centers; Retry-After says for how long.
+        """
+        if status not in _SCRIPTED:
+            raise ValueError(f"can script {sorted(_SCRIPTED)}, not {status}")
+        with self._counter_lock:
+            self._scripted.extend([(status, retry_after)] * times)
+
+    @staticmethod
+    def _scripted_response(status: int, retry_after: float | None) -> Response:
+        message, category = _SCRIPTED[status]
+        response = hubspot_error(status, message, category)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+        return response
 
     @staticmethod
     def _is_search(request: Request) -> bool:
@@ -323,6 +406,12 @@ class HubSpotApp(SandboxApp):
         return super()._admin(request)
 
     # Objects -----------------------------------------------------------
+    @staticmethod
+    def _url(request: Request, path: str) -> str:
+        """An absolute URL on this sandbox for ``path``."""
+        host = request.headers.get("host", "127.0.0.1")
+        return f"http://{host}{quote(path)}"
+
     def _link(self, request: Request, params: list[tuple[str, str]]) -> str:
         host = request.headers.get("host", "127.0.0.1")
         return f"http://{host}{request.path}?{urlencode(params)}"
@@ -489,7 +578,16 @@ class HubSpotApp(SandboxApp):
         return self._batch_body(results, errors, started)
 
     def batch_update(self, request: Request, type: str) -> Response:
-        """``POST .../batch/update``: good inputs applied; bad ones reported in a 207."""
+        """``POST .../batch/update``, answered in HubSpot's two modes.
+
+        Without an ``objectWriteTraceId`` on every input, a validation error in
+        any input (an unknown or read-only property, an undefined option, a bad
+        number) refuses the whole request with 400 and applies nothing. With
+        one on every input, each input stands alone: the valid ones are
+        applied and the others are reported in a 207, each error carrying its
+        input's trace id in ``context.objectWriteTraceId``. Ids that do not
+        exist are reported per input (``OBJECT_NOT_FOUND``) in both modes.
+        """
         object_type = object_type_of(type)
         request.kind = "batch.update"
         started = _now_iso()
@@ -501,6 +599,9 @@ class HubSpotApp(SandboxApp):
                 raise ValidationError("Each input needs an id")
             if not isinstance(item.get("properties"), dict):
                 raise ValidationError(f"Input {item.get('id')} needs a properties object")
+            trace = item.get("objectWriteTraceId")
+            if trace is not None and not isinstance(trace, str):
+                raise ValidationError("objectWriteTraceId must be a string")
             key = str(item["id"])
             if key in seen:
                 duplicates.append(key)
@@ -511,71 +612,100 @@ class HubSpotApp(SandboxApp):
                 "IDs must be unique",
                 context={"ids": sorted(set(duplicates))},
             )
+        traced = (
+            self.honor_trace_ids
+            and bool(inputs)
+            and all(item.get("objectWriteTraceId") for item in inputs)
+        )
+        # Phase 1: judge every input, applying nothing.
+        verdicts: list[JsonObj | None] = []
+        for item in inputs:
+            verdicts.append(self._judge_input(object_type, str(item["id"]), item["properties"]))
+        invalid = [v for v in verdicts if v is not None and v["category"] == "VALIDATION_ERROR"]
+        if invalid and not traced:
+            raise _batch_refusal(invalid)
+        # Phase 2: apply the inputs that passed.
         stamp = self.portal.next_stamp()
         results: list[JsonObj] = []
         errors: list[JsonObj] = []
         missing: list[str] = []
-        for item in inputs:
+        for item, verdict in zip(inputs, verdicts, strict=True):
             record_id = str(item["id"])
+            trace = item.get("objectWriteTraceId")
             props: dict[str, Any] = item["properties"]
-            if not self.portal.exists(object_type, record_id):
-                missing.append(record_id)
-                continue
-            fault = self.faults.record_fault(record_id)
-            if fault is not None:
-                kind, message = fault
-                errors.append(
-                    {
-                        "status": "error",
-                        "category": "CONFLICT" if kind == "lock" else "VALIDATION_ERROR",
-                        "message": message,
-                        "context": {"ids": [record_id]},
+            if verdict is None:
+                try:
+                    updated = self.portal.update(
+                        object_type, record_id, props, stamp=stamp, source=PRIVATE_APP
+                    )
+                except ObjectNotFound:  # archived between the two phases
+                    verdict = _not_found(object_type, record_id)
+                else:
+                    names = [*props, *ALWAYS_RETURNED[object_type]]
+                    updated["properties"] = {
+                        n: updated["properties"].get(n) for n in dict.fromkeys(names)
                     }
-                )
-                continue
-            try:
-                updated = self.portal.update(
-                    object_type, record_id, props, stamp=stamp, source=PRIVATE_APP
-                )
-            except PropertyValuesError as exc:
-                errors.append(
-                    {
-                        "status": "error",
-                        "category": "VALIDATION_ERROR",
-                        "message": exc.message,
-                        "context": {"ids": [record_id]},
-                    }
-                )
-                continue
-            except ObjectNotFound:
+                    if traced:
+                        updated["objectWriteTraceId"] = trace
+                    results.append(updated)
+                    request.records.append(record_id)
+                    request.fields.update(props)
+                    continue
+            if traced:
+                verdict["context"] = {**verdict["context"], "objectWriteTraceId": [str(trace)]}
+                errors.append(verdict)
+            elif verdict["category"] == "OBJECT_NOT_FOUND":
                 missing.append(record_id)
-                continue
-            names = [*props, *ALWAYS_RETURNED[object_type]]
-            updated["properties"] = {n: updated["properties"].get(n) for n in dict.fromkeys(names)}
-            results.append(updated)
-            request.records.append(record_id)
-            request.fields.update(props)
+            else:
+                errors.append(verdict)
         if missing:
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not get some {_UPPER[object_type]} objects, they may be "
-                    "deleted or not exist. Check that ids are valid.",
-                    "context": {"ids": missing},
-                }
-            )
+            errors.append(_not_found(object_type, *missing))
         return self._batch_body(results, errors, started)
+
+    def _judge_input(
+        self, object_type: str, record_id: str, props: dict[str, Any]
+    ) -> JsonObj | None:
+        """None when this input can be applied, else its error (HubSpot's batch error shape)."""
+        if not self.portal.exists(object_type, record_id):
+            return _not_found(object_type, record_id)
+        fault = self.faults.record_fault(record_id)
+        if fault is not None:
+            kind, message = fault
+            category = "CONFLICT" if kind == "lock" else "VALIDATION_ERROR"
+            return {
+                "status": "error",
+                "category": category,
+                "message": message,
+                "context": {"ids": [record_id]} if kind == "lock" else {},
+                "errors": [] if kind == "lock" else [{"message": message}],
+            }
+        try:
+            self.portal.validate(object_type, props, record_id=record_id)
+        except PropertyValuesError as exc:
+            return {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": exc.message,
+                "context": {},
+                "errors": _error_details(exc.problems),
+            }
+        return None
 
     # Properties --------------------------------------------------------
     def list_properties(self, request: Request, type: str) -> Response:
         """``GET /crm/v3/properties/{type}``."""
         request.kind = "property.list"
-        return Response.json(200, {"results": self.portal.properties(object_type_of(type))})
+        object_type = object_type_of(type)
+        # The sandbox never archives a property: asking for archived ones finds none.
+        archived = _flag(request, "archived")
+        results = [] if archived else self.portal.properties(object_type)
+        return Response.json(200, {"results": results})
 
     def get_property(self, request: Request, type: str, name: str) -> Response:
         """``GET /crm/v3/properties/{type}/{name}``."""
         request.kind = "property.get"
+        if _flag(request, "archived"):
+            raise ObjectNotFound(f"Unable to find archived property {name}")
         return Response.json(200, self.portal.get_property(object_type_of(type), name))
 
     def create_property(self, request: Request, type: str) -> Response:
@@ -586,7 +716,9 @@ class HubSpotApp(SandboxApp):
             raise ValidationError("The request body must be a JSON object")
         created = self.portal.create_property(object_type_of(type), body)
         request.fields = {created["name"]}
-        return Response.json(201, created)
+        # The spec gives 201 a Location header: the new property's URL.
+        location = self._url(request, f"/crm/v3/properties/{type}/{created['name']}")
+        return Response.json(201, created, {"Location": location})
 
     def update_property(self, request: Request, type: str, name: str) -> Response:
         """``PATCH /crm/v3/properties/{type}/{name}``."""
@@ -613,7 +745,9 @@ class HubSpotApp(SandboxApp):
         body = request.json()
         if not isinstance(body, dict):
             raise ValidationError("The request body must be a JSON object")
-        return Response.json(201, self.portal.create_group(object_type_of(type), body))
+        created = self.portal.create_group(object_type_of(type), body)
+        location = self._url(request, f"/crm/v3/properties/{type}/groups/{created['name']}")
+        return Response.json(201, created, {"Location": location})
 
     def update_group(self, request: Request, type: str, name: str) -> Response:
         """``PATCH /crm/v3/properties/{type}/groups/{name}``."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import random
 import re
 import threading
 from collections import OrderedDict
@@ -68,6 +69,11 @@ class SearchLimits:
     max_limit: int = 200
     default_limit: int = 10
     max_results: int = 10_000
+    shuffle: bool = False
+    """Serve ties in the sort (records with equal values) in a new random
+    order on every request, even between the pages of one query, and each
+    page's results in a random order: the docs promise no more than the sort
+    itself, and a walk must not depend on it."""
 
 
 def _typed(prop: Mapping[str, Any], value: Any, name: str) -> Any:
@@ -208,6 +214,7 @@ class Searcher:
         self._cache: OrderedDict[str, list[Hit]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._rng = random.Random(0)  # seeded: a shuffled run can be replayed
 
     def _check_shape(self, groups: Any) -> list[list[Any]]:
         if groups is None:
@@ -250,16 +257,19 @@ class Searcher:
         out: list[tuple[str, bool]] = []
         names = self.portal.property_names(object_type)
         for sort in sorts:
-            if isinstance(sort, str):
-                name, descending = sort.lstrip("-"), sort.startswith("-")
-            elif isinstance(sort, dict):
-                name = str(sort.get("propertyName", ""))
-                direction = str(sort.get("direction", "ASCENDING")).upper()
-                if direction not in ("ASCENDING", "DESCENDING"):
-                    raise ValidationError(f"Invalid sort direction {direction!r}")
-                descending = direction == "DESCENDING"
-            else:
-                raise ValidationError("Each sort must be an object or a property name")
+            # HubSpot's search guide documents only the object form; the
+            # OpenAPI spec types a sort as a string but describes no string
+            # syntax, so a bare name is refused rather than guessed at.
+            if not isinstance(sort, dict) or not isinstance(sort.get("propertyName"), str):
+                raise ValidationError(
+                    f"Invalid sort {sort!r}: each sort is an object "
+                    '{"propertyName": ..., "direction": "ASCENDING" | "DESCENDING"}'
+                )
+            name = sort["propertyName"]
+            direction = sort.get("direction", "ASCENDING")
+            if direction not in ("ASCENDING", "DESCENDING"):
+                raise ValidationError(f"Invalid sort direction {direction!r}")
+            descending = direction == "DESCENDING"
             if name not in names:
                 raise ValidationError(f"Cannot sort by unknown property {name!r}")
             out.append((name, descending))
@@ -279,7 +289,7 @@ class Searcher:
             sort_keys=True,
             default=str,
         )
-        use_cache = not self.portal.search_lag_ms
+        use_cache = not self.portal.search_lag_ms and not self.limits.shuffle
         with self._lock:
             cached = self._cache.get(key) if use_cache else None
             if cached is not None:
@@ -295,6 +305,10 @@ class Searcher:
             needle = str(query).lower()
             fields = SEARCHABLE_BY_QUERY[object_type]
             hits = [h for h in hits if any(needle in h[1].get(f, "").lower() for f in fields)]
+        if self.limits.shuffle:
+            # The stable sorts below keep this order among ties: random, per request.
+            with self._lock:
+                self._rng.shuffle(hits)
         for name, descending in reversed(sorts):
             prop = self.portal.get_property(object_type, name)
             present = [h for h in hits if name in h[1]]
@@ -337,9 +351,13 @@ class Searcher:
         hits = self.matches(object_type, body)
         end = min(after + limit, len(hits), lim.max_results)
         names = self.portal.returned_names(object_type, properties)
+        page = hits[after:end]
+        if lim.shuffle:
+            with self._lock:
+                self._rng.shuffle(page)
         out: JsonObj = {
             "total": len(hits),
-            "results": [record.to_api(names, values) for record, values in hits[after:end]],
+            "results": [record.to_api(names, values) for record, values in page],
         }
         if end < len(hits):
             out["paging"] = {"next": {"after": str(end)}}

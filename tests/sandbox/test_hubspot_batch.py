@@ -12,6 +12,7 @@ from hubspot.crm.companies import (
     BatchReadInputSimplePublicObjectId,
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
+    SimplePublicObjectBatchInput,
 )
 from hubspot_fixtures import api_error, body_of, running, seeded_portal
 
@@ -111,11 +112,54 @@ def test_batch_update_all_good_is_200_and_persists(world: Any) -> None:
     assert entry.fields == ("city", "intent_score")
 
 
-def test_batch_update_partial_failure_is_207_with_good_inputs_applied(world: Any) -> None:
+def _traced(inputs: list[tuple[str, dict[str, str]]]) -> BatchInputSimplePublicObjectBatchInput:
+    """Inputs that each carry an objectWriteTraceId (``t-<id>``)."""
+    return BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            SimplePublicObjectBatchInput(id=i, properties=p, object_write_trace_id=f"t-{i}")
+            for i, p in inputs
+        ]
+    )
+
+
+_BAD_VALUES = {
+    "undefined option": ({"industry": "Banking & Finance"}, "INVALID_OPTION"),
+    "not a number": ({"numberofemployees": "lots"}, "INVALID_FLOAT"),
+    "unknown property": ({"segsync_segment": "Enterprise"}, "PROPERTY_DOESNT_EXIST"),
+    "read-only property": ({"hs_lastmodifieddate": "1700000000000"}, "READ_ONLY_VALUE"),
+}
+
+
+@pytest.mark.parametrize("bad", list(_BAD_VALUES))
+def test_batch_update_one_bad_value_refuses_the_whole_batch_with_400(world: Any, bad: str) -> None:
+    # HubSpot: without objectWriteTraceId, a validation error in any input
+    # fails the request; nothing is applied (docs/crm-apis.md).
     sb, company_ids, _ = world
     api = sb.client().crm.companies
-    result = api.batch_api.update(
-        _update(
+    props, code = _BAD_VALUES[bad]
+    exc = api_error(
+        api.batch_api.update,
+        _update([(company_ids[0], {"city": "Lisbon"}), (company_ids[1], props)]),
+    )
+    assert exc.status == 400
+    body = body_of(exc)
+    assert body["status"] == "error" and body["category"] == "VALIDATION_ERROR"
+    assert body["correlationId"] and body["message"].startswith("Property values were not valid")
+    (detail,) = body["errors"]
+    assert detail["code"] == code
+    assert detail["context"] == {"propertyName": [next(iter(props))]}
+    # The refusal names the property, not the record: no ids to map it back with.
+    assert company_ids[1] not in exc.body
+    good = api.basic_api.get_by_id(company_ids[0], properties=["city"])
+    assert good.properties["city"] != "Lisbon"  # its batch-mate was not applied either
+    assert sb.app.log.entries()[-2].status == 400
+
+
+def test_batch_update_with_trace_ids_is_207_per_input(world: Any) -> None:
+    sb, company_ids, _ = world
+    api = sb.client().crm.companies
+    result, status, _ = api.batch_api.update_with_http_info(
+        _traced(
             [
                 (company_ids[0], {"industry": "BANKING"}),
                 (company_ids[1], {"industry": "Banking & Finance"}),
@@ -123,30 +167,48 @@ def test_batch_update_partial_failure_is_207_with_good_inputs_applied(world: Any
             ]
         )
     )
+    assert status == 207
     assert type(result) is BatchResponseSimplePublicObjectWithErrors
     assert [r.id for r in result.results] == [company_ids[0]]
+    assert result.results[0].object_write_trace_id == f"t-{company_ids[0]}"
     assert result.num_errors == 2
-    by_id = {e.context["ids"][0]: e for e in result.errors}
-    assert set(by_id) == {company_ids[1], company_ids[2]}
-    assert all(e.category == "VALIDATION_ERROR" and e.status == "error" for e in by_id.values())
-    assert "was not one of the allowed options" in by_id[company_ids[1]].message
-    assert "was not a valid number" in by_id[company_ids[2]].message
+    by_trace = {e.context["objectWriteTraceId"][0]: e for e in result.errors}
+    assert set(by_trace) == {f"t-{company_ids[1]}", f"t-{company_ids[2]}"}
+    assert all(e.category == "VALIDATION_ERROR" and e.status == "error" for e in result.errors)
+    option = by_trace[f"t-{company_ids[1]}"]
+    assert "was not one of the allowed options" in option.message
+    assert option.errors[0].code == "INVALID_OPTION"
+    assert "was not a valid number" in by_trace[f"t-{company_ids[2]}"].message
     good = api.basic_api.get_by_id(company_ids[0], properties=["industry"])
     bad = api.basic_api.get_by_id(company_ids[1], properties=["industry"])
     assert good.properties["industry"] == "BANKING"
     assert bad.properties["industry"] == "BANKING"  # seeded value, untouched
 
 
-def test_batch_update_all_bad_is_still_207(world: Any) -> None:
+def test_batch_update_all_bad_with_trace_ids_is_still_207(world: Any) -> None:
     sb, company_ids, _ = world
     batch = sb.client().crm.companies.batch_api
     result, status, _ = batch.update_with_http_info(
-        _update([(company_ids[0], {"segsync_segment": "Enterprise"})])
+        _traced([(company_ids[0], {"segsync_segment": "Enterprise"})])
     )
     assert status == 207
     assert result.results == []
     assert result.num_errors == 1
     assert "does not exist" in result.errors[0].message
+
+
+def test_batch_update_trace_ids_on_only_some_inputs_is_the_untraced_mode(world: Any) -> None:
+    sb, company_ids, _ = world
+    batch = sb.client().crm.companies.batch_api
+    mixed = BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            SimplePublicObjectBatchInput(
+                id=company_ids[0], properties={"city": "A"}, object_write_trace_id="t-0"
+            ),
+            SimplePublicObjectBatchInput(id=company_ids[1], properties={"industry": "nope"}),
+        ]
+    )
+    assert api_error(batch.update, mixed).status == 400
 
 
 def test_batch_update_duplicate_ids_is_400(world: Any) -> None:
@@ -195,9 +257,15 @@ def test_batch_update_validation_fault(world: Any) -> None:
     sb, company_ids, _ = world
     sb.app.faults.update(validation_failures={company_ids[0]: "custom validation rule failed"})
     batch = sb.client().crm.companies.batch_api
-    result = batch.update(_update([(company_ids[0], {"city": "A"})]))
+    pair = [(company_ids[0], {"city": "A"}), (company_ids[1], {"city": "B"})]
+    exc = api_error(batch.update, _update(pair))
+    assert exc.status == 400
+    assert body_of(exc)["message"] == "custom validation rule failed"
+    result = batch.update(_traced(pair))
+    assert [r.id for r in result.results] == [company_ids[1]]
     assert result.errors[0].category == "VALIDATION_ERROR"
     assert result.errors[0].message == "custom validation rule failed"
+    assert result.errors[0].context["objectWriteTraceId"] == [f"t-{company_ids[0]}"]
 
 
 # Associations v4 ---------------------------------------------------------

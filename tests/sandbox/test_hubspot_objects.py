@@ -145,11 +145,23 @@ def test_list_archived_returns_only_archived(sandbox: HubSpotSandbox, companies:
     victim = companies.basic_api.get_page(limit=1).results[0].id
     companies.basic_api.archive(victim)
     live = companies.basic_api.get_page(limit=100)
-    archived = companies.basic_api.get_page(limit=100, archived=True)
+    # The spec types archived as a boolean: "true", not the client's "True" for a bool.
+    archived = companies.basic_api.get_page(limit=100, archived="true")
     assert victim not in {r.id for r in live.results}
     assert [r.id for r in archived.results] == [victim]
     assert archived.results[0].archived is True
     assert api_error(companies.basic_api.get_by_id, victim).status == 404
+
+
+@pytest.mark.parametrize("spelling", [True, False, "True", "FALSE", "1"])
+def test_query_booleans_other_than_true_and_false_are_400(companies: Any, spelling: Any) -> None:
+    # hubspot-api-client sends a Python bool as "True" / "False"; a server that
+    # validates against the spec refuses it, so the connector never sends one.
+    exc = api_error(companies.basic_api.get_page, limit=1, archived=spelling)
+    assert exc.status == 400
+    body = body_of(exc)
+    assert body["category"] == "VALIDATION_ERROR" and "archived" in body["message"]
+    assert companies.basic_api.get_page(limit=1, archived="false").results
 
 
 # Get -------------------------------------------------------------------

@@ -94,8 +94,10 @@ def test_create_is_201_and_then_writable(sandbox: HubSpotSandbox, props: Any) ->
     )
     assert before.status == 400
     _with_group(props)
-    created, status, _ = props.core_api.create_with_http_info("companies", SEGMENT)
+    created, status, headers = props.core_api.create_with_http_info("companies", SEGMENT)
     assert status == 201
+    # The spec gives a 201 a Location header: the new property's URL.
+    assert headers["Location"] == f"{sandbox.base_url}/crm/v3/properties/companies/segsync_segment"
     assert created.name == "segsync_segment"
     assert created.group_name == "segmentation"
     assert [o.value for o in created.options] == ["Enterprise SaaS", "Mid-Market"]
@@ -201,13 +203,15 @@ def test_update_errors(props: Any) -> None:
     assert bad.status == 400
 
 
-def test_groups(props: Any) -> None:
+def test_groups(sandbox: HubSpotSandbox, props: Any) -> None:
     names = {g.name for g in props.groups_api.get_all("companies").results}
     assert "companyinformation" in names and "segmentation" not in names
-    created, status, _ = props.groups_api.create_with_http_info(
+    created, status, headers = props.groups_api.create_with_http_info(
         "companies", {"name": "segmentation", "label": "Segmentation", "displayOrder": 3}
     )
     assert status == 201
+    location = f"{sandbox.base_url}/crm/v3/properties/companies/groups/segmentation"
+    assert headers["Location"] == location
     assert (created.name, created.label, created.archived) == (
         "segmentation",
         "Segmentation",
@@ -226,3 +230,9 @@ def test_groups(props: Any) -> None:
 def test_group_update_missing_is_404(props: Any) -> None:
     exc = api_error(props.groups_api.update, "companies", "nope", {"label": "x"})
     assert exc.status == 404
+
+
+def test_archived_properties_take_a_spec_boolean(props: Any) -> None:
+    assert props.core_api.get_all("companies", archived="false").results
+    assert props.core_api.get_all("companies", archived="true").results == []
+    assert api_error(props.core_api.get_all, "companies", archived=False).status == 400

@@ -284,6 +284,9 @@ def test_search_sees_writes(world: Any) -> None:
             "not a valid number",
         ),
         ({"sorts": [{"propertyName": "name"}, {"propertyName": "domain"}]}, "sorts"),
+        # Only the object form is documented: a bare name is refused, not guessed at.
+        ({"sorts": ["hs_lastmodifieddate"]}, "Invalid sort"),
+        ({"sorts": [{"propertyName": "name", "direction": "ascending"}]}, "direction"),
         ({"after": "abc"}, "paging cursor"),
     ],
 )
