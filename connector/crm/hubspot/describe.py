@@ -15,7 +15,8 @@ def read_properties(session: HubSpotSession, object_type: str) -> dict[str, Any]
         "read properties",
         session.properties.get_all_with_http_info,
         object_type,
-        archived=False,
+        # No ``archived``: false is the default, and the client would send a
+        # bool as Python spells it ("False"), which the spec does not allow.
     )
     return {p.name: p for p in result.results}
 

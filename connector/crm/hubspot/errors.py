@@ -27,6 +27,33 @@ from connector.errors import (
     SegsyncError,
 )
 
+# Statuses HubSpot documents as "wait, then try again", besides 429 and 5xx.
+_RETRY_STATUSES = frozenset({423, 477})
+
+
+class RequestRefused(FatalSyncError):
+    """HubSpot refused a request as a whole (a 4xx other than 401, 403, 429).
+
+    Fatal unless the caller knows better: a batch write refused with 400
+    ``VALIDATION_ERROR`` is a bad value in one of its inputs, which
+    :mod:`.write` isolates by splitting the batch.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        category: str,
+        reason: str,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.reason = reason
+        self.details = details or []
+
 
 def translate(exc: Exception, what: str, base_url: str = "HubSpot") -> SegsyncError:
     """``exc``, raised while doing ``what`` against ``base_url``, as a segsync error."""
@@ -35,17 +62,20 @@ def translate(exc: Exception, what: str, base_url: str = "HubSpot") -> SegsyncEr
         body = _body(exc)
         message = body.get("message") or str(getattr(exc, "reason", "")) or "no message"
         if status == 429:
-            headers = getattr(exc, "headers", None) or {}
-            after = headers.get("Retry-After") if hasattr(headers, "get") else None
             policy = body.get("policyName", "")
             if policy == "DAILY":
                 return FatalSyncError(f"HubSpot {what}: the portal's daily API limit is spent")
             return RetriableError(
                 f"HubSpot {what}: rate limited ({policy or 'RATE_LIMIT'})",
-                retry_after=float(after) if after else None,
+                retry_after=_retry_after(exc),
             )
-        if status >= 500:
-            return RetriableError(f"HubSpot {what}: HTTP {status}: {message}")
+        if status >= 500 or status in _RETRY_STATUSES:
+            # 423: a record lock (HubSpot asks for a pause of 2 s or more);
+            # 477: the portal is moving between data centers, Retry-After says
+            # for how long. Both pass, like a 5xx.
+            return RetriableError(
+                f"HubSpot {what}: HTTP {status}: {message}", retry_after=_retry_after(exc)
+            )
         if status == 401:
             return CrmAccessError(
                 f"HubSpot {what}: the access token was refused ({body.get('category', status)}); "
@@ -56,7 +86,17 @@ def translate(exc: Exception, what: str, base_url: str = "HubSpot") -> SegsyncEr
                 f"HubSpot {what}: missing scope or permission: {message}; give the private "
                 "app the scopes the README lists"
             )
-        return FatalSyncError(f"HubSpot {what}: HTTP {status}: {message}")
+        return RequestRefused(
+            f"HubSpot {what}: HTTP {status}: {message}",
+            status=status,
+            category=str(body.get("category") or ""),
+            reason=str(message),
+            details=[
+                {"message": str(d.get("message") or ""), "code": str(d.get("code") or "")}
+                for d in body.get("errors") or []
+                if isinstance(d, dict)
+            ],
+        )
     if isinstance(exc, urllib3.exceptions.SSLError):
         return CrmAccessError(
             f"HubSpot {what}: TLS verification of {base_url} failed ({transport_reason(exc)}); "
@@ -70,6 +110,16 @@ def translate(exc: Exception, what: str, base_url: str = "HubSpot") -> SegsyncEr
     if isinstance(exc, SegsyncError):
         return exc
     return FatalSyncError(f"HubSpot {what}: {type(exc).__name__}: {exc}")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The Retry-After header in seconds, when the response had a usable one."""
+    headers = getattr(exc, "headers", None) or {}
+    after = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(after) if after else None
+    except ValueError:  # an HTTP date: the policy's own back-off will do
+        return None
 
 
 def _body(exc: Exception) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def fetch(
             "batch read",
             session.batch[object_type].read_with_http_info,
             request,
-            archived=False,
+            # No ``archived``: see list_pages.
         )
         items.extend(result.results or [])
     return records(session, items, parent_fields) if items else []
@@ -116,11 +116,9 @@ def list_pages(
     """Every live record of ``object_type``, one list page (raw SDK objects) at a time."""
     after: str | None = None
     while True:
-        kwargs: dict[str, Any] = {
-            "limit": HS_LIST_PAGE,
-            "properties": properties,
-            "archived": False,
-        }
+        # ``archived`` is left out: false is its default, and the client
+        # would send a Python bool as "False" where the spec wants "false".
+        kwargs: dict[str, Any] = {"limit": HS_LIST_PAGE, "properties": properties}
         if after is not None:
             kwargs["after"] = after
         page = session.call("list", session.basic[object_type].get_page_with_http_info, **kwargs)

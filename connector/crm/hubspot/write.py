@@ -1,15 +1,22 @@
-"""Writing output properties: batch updates of 100, in parallel, retried per record.
+"""Writing output properties: batch updates of 100, in parallel, one outcome per record.
 
-A batch update answers for the whole batch, with the records that failed
-listed in its errors. Records that failed for a passing reason (a conflict, a
-lock, a rate limit) are sent again, alone of their batch, with the retry
-policy's backoff; the others get their outcome at once.
+Every input carries an ``objectWriteTraceId`` (its record id), which asks
+HubSpot to judge each input on its own: the valid ones are applied and each
+refused one comes back in a 207 with its trace id, so the refusal lands on
+its record with HubSpot's reason. Without trace ids HubSpot refuses a whole
+batch with 400 when any one input holds a bad value; should that happen
+anyway, the batch is split in halves until the bad records stand alone
+(:class:`_Isolator`), so their batch-mates still land. Records that failed
+for a passing reason (a conflict, a lock, a rate limit) are sent again, alone
+of their batch, with the retry policy's backoff.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from hubspot.crm.companies.models import (
     BatchInputSimplePublicObjectBatchInput,
@@ -17,6 +24,7 @@ from hubspot.crm.companies.models import (
 )
 
 from connector.crm.base import RecordUpdate, WriteOutcome, parse_stamp
+from connector.crm.hubspot.errors import RequestRefused
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import to_wire
 from connector.crm.limits import HS_BATCH
@@ -24,6 +32,11 @@ from connector.crm.limits import HS_BATCH
 # Batch error categories (and statuses) that name a passing condition.
 _RETRIABLE_CATEGORIES = frozenset({"CONFLICT", "LOCKED", "RATE_LIMITS"})
 _RETRIABLE_STATUSES = frozenset({"409", "423", "429"})
+# How many bad records one batch's split may isolate before it gives up
+# (each costs at most two calls per halving: about 14 for a batch of 100).
+_ISOLATE_RECORDS = 3
+
+Failures = dict[str, WriteOutcome]
 
 
 def write(
@@ -44,6 +57,11 @@ def write_chunk(session: HubSpotSession) -> int:
     return HS_BATCH * session.settings.max_concurrency * 2
 
 
+def split_budget(size: int) -> int:
+    """The most extra calls isolating bad records in a refused batch of ``size`` may make."""
+    return 2 * max(1, math.ceil(math.log2(max(size, 2)))) * _ISOLATE_RECORDS
+
+
 def _write_batch(
     session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdate]
 ) -> list[WriteOutcome]:
@@ -52,7 +70,7 @@ def _write_batch(
     pending = list(batch)
     done: dict[str, WriteOutcome] = {}
     for attempt in range(1, retry.attempts + 1):
-        failures = _send(session, object_type, pending)
+        failures = _Isolator(session, object_type, len(pending)).write(pending)
         retry_ids = {i for i, o in failures.items() if o.retriable}
         for update in pending:
             if update.id not in retry_ids or attempt == retry.attempts:
@@ -64,14 +82,87 @@ def _write_batch(
     return [done[u.id] for u in batch]
 
 
-def _send(
-    session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdate]
-) -> dict[str, WriteOutcome]:
+class _Isolator:
+    """Sends one batch; if HubSpot refuses it whole for a bad value, finds the bad records.
+
+    A refused batch is halved: a half that is accepted is done, a refused
+    half is halved again, down to single records, which fail with HubSpot's
+    own reason. When the first half is accepted the refusal must lie in the
+    second, which is then split without being sent whole again. Each bad
+    record costs at most two calls per halving (log2 of the batch size);
+    past :func:`split_budget` extra calls the records still in doubt fail
+    with the batch's reason and are tried again on the next run. Every call
+    goes through the session, so the split is paced like any other write.
+    """
+
+    def __init__(self, session: HubSpotSession, object_type: str, size: int) -> None:
+        self._session = session
+        self._object_type = object_type
+        self._budget = split_budget(size)
+
+    def write(self, batch: Sequence[RecordUpdate]) -> Failures:
+        """The records of ``batch`` that failed, by id; the rest were applied."""
+        sent = self._send(batch)
+        if isinstance(sent, RequestRefused):
+            return self._isolate(batch, sent, confirmed=True)
+        return sent
+
+    def _send(self, batch: Sequence[RecordUpdate]) -> Failures | RequestRefused:
+        """One batch update: its per-record failures, or the refusal of the whole."""
+        try:
+            return _send(self._session, self._object_type, batch)
+        except RequestRefused as refused:
+            if refused.status != 400 or refused.category != "VALIDATION_ERROR":
+                raise
+            return refused
+
+    def _isolate(
+        self, batch: Sequence[RecordUpdate], refused: RequestRefused, *, confirmed: bool
+    ) -> Failures:
+        """``batch`` holds at least one bad record (seen refused if ``confirmed``)."""
+        if len(batch) == 1 and not confirmed and self._budget > 0:
+            # Inferred, never sent alone: hear HubSpot's reason for this record.
+            self._budget -= 1
+            sent = self._send(batch)
+            if not isinstance(sent, RequestRefused):
+                return sent
+            refused = sent
+        if len(batch) == 1 or self._budget <= 0:
+            return {u.id: _refused_outcome(u.id, refused, alone=len(batch) == 1) for u in batch}
+        half = len(batch) // 2
+        first, second = batch[:half], batch[half:]
+        self._budget -= 1
+        sent = self._send(first)
+        if not isinstance(sent, RequestRefused):
+            return {**sent, **self._isolate(second, refused, confirmed=False)}
+        failures = self._isolate(first, sent, confirmed=True)
+        if self._budget <= 0:
+            return {**failures, **self._isolate(second, refused, confirmed=False)}
+        self._budget -= 1
+        rest = self._send(second)
+        if isinstance(rest, RequestRefused):
+            return {**failures, **self._isolate(second, rest, confirmed=True)}
+        return {**failures, **rest}
+
+
+def _refused_outcome(record_id: str, refused: RequestRefused, *, alone: bool) -> WriteOutcome:
+    """A record's failure taken from a whole-batch refusal."""
+    code, reason = _reason(refused.category, refused.reason, refused.details)
+    if not alone:
+        reason = f"batch refused, record not isolated: {reason}"
+    return WriteOutcome(record_id, False, code, reason)
+
+
+def _send(session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdate]) -> Failures:
     """One batch update call; each record's outcome by id (those it failed, and its results)."""
     request = BatchInputSimplePublicObjectBatchInput(
         inputs=[
             SimplePublicObjectBatchInput(
-                id=u.id, properties={k: to_wire(v) for k, v in u.fields.items()}
+                id=u.id,
+                properties={k: to_wire(v) for k, v in u.fields.items()},
+                # The record id is unique in the batch: the error for this
+                # input comes back tagged with it.
+                object_write_trace_id=u.id,
             )
             for u in batch
         ]
@@ -81,7 +172,8 @@ def _send(
         session.batch[object_type].update_with_http_info,
         request,
     )
-    failures: dict[str, WriteOutcome] = {}
+    in_batch = {u.id for u in batch}
+    failures: Failures = {}
     for item in getattr(result, "results", None) or []:
         # updatedAt is the record's new hs_lastmodifieddate: kept so the next
         # incremental pull knows this version for our own write (an echo).
@@ -96,8 +188,32 @@ def _send(
             category in _RETRIABLE_CATEGORIES
             or str(getattr(error, "status", "")) in _RETRIABLE_STATUSES
         )
-        for record_id in context.get("ids", []) or context.get("id", []):
-            failures[str(record_id)] = WriteOutcome(
-                str(record_id), False, category, error.message or "", retriable
-            )
+        details = [_detail(d) for d in getattr(error, "errors", None) or []]
+        code, reason = _reason(category, error.message or "", details)
+        ids = context.get("objectWriteTraceId") or context.get("ids") or context.get("id") or []
+        for record_id in ids:
+            if str(record_id) in in_batch:
+                failures[str(record_id)] = WriteOutcome(
+                    str(record_id), False, code, reason, retriable
+                )
     return failures
+
+
+def _detail(detail: Any) -> dict[str, str]:
+    """An SDK ``ErrorDetail`` as the two fields a reason needs."""
+    return {"message": str(detail.message or ""), "code": str(detail.code or "")}
+
+
+def _reason(category: str, message: str, details: Sequence[dict[str, str]]) -> tuple[str, str]:
+    """The code and message to record: the per-property details when HubSpot gives them.
+
+    ``Property values were not valid: [...]`` embeds its problems as JSON;
+    the details say the same in words (``Tier 9 was not one of the allowed
+    options``) with a code (``INVALID_OPTION``) worth more than the category.
+    """
+    said = [d for d in details if d.get("message")]
+    if not said:
+        return category, message
+    codes = {d["code"] for d in said if d.get("code")}
+    code = codes.pop() if len(codes) == 1 else category
+    return code, "; ".join(d["message"] for d in said)
