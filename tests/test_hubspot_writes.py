@@ -143,3 +143,42 @@ def test_the_search_walk_never_skips_when_ties_come_back_in_any_order() -> None:
         assert len(set(pulled)) == len(pulled) == portal.count("companies") == 10_280
         searches = [e for e in sandbox.app.log.entries() if e.kind == "search"]
         assert all(e.status == 200 for e in searches)
+
+
+def test_an_association_id_that_is_not_a_number_fails_only_its_contact() -> None:
+    portal = Portal(requests_per_10s=100_000, search_per_second=100_000)
+    companies = portal.load_companies({"name": f"c{i}"} for i in range(3))
+    contacts = [
+        portal.add_contact({"email": f"p{i}@example.com"}, company_id=companies[i])
+        for i in range(3)
+    ]
+    portal.create_property(
+        "contacts",
+        {
+            "name": "segsync_tier",
+            "label": "Tier",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+        },
+    )
+    with start_hubspot(portal=portal) as sandbox:
+        sandbox.app.malformed_associations = {contacts[1]}
+        adapter = _adapter(sandbox)
+        pulled = {
+            r.id: r for page in adapter.pull("contact", ["email"], None, ["name"]) for r in page
+        }
+        assert set(pulled) == set(contacts)  # the read went on: no traceback
+        assert dict(pulled[contacts[0]].parent or {}).get("name") == "c0"
+        assert pulled[contacts[1]].parent is None
+        updates = [RecordUpdate(c, {"segsync_tier": "Tier 1"}) for c in contacts]
+        outcomes = adapter.write("contact", updates)
+        failed = [o for o in outcomes if not o.ok]
+        assert [(o.id, o.code) for o in failed] == [(contacts[1], "INVALID_ASSOCIATION")]
+        assert f"{companies[1]}-legacy" in failed[0].message
+        assert portal.get("contacts", contacts[1])["properties"].get("segsync_tier") is None
+        # Once HubSpot names the company by its id again, the retry lands.
+        sandbox.app.malformed_associations = set()
+        (again,) = adapter.fetch("contact", [contacts[1]], ["email"], ["name"])
+        assert dict(again.parent or {}).get("name") == "c1"
+        assert all(o.ok for o in adapter.write("contact", [updates[1]]))

@@ -219,6 +219,9 @@ class HubSpotApp(SandboxApp):
         (a bad value refuses the whole batch with 400): the case a client must
         survive should HubSpot ever do so."""
         self._scripted: deque[tuple[int, float | None]] = deque()
+        self.malformed_associations: set[str] = set()
+        """Record ids whose associations name their targets by an id that is not a
+        number (the v4 spec types ``toObjectId`` as a string)."""
         self._register()
 
     # Routes ------------------------------------------------------------
@@ -771,11 +774,17 @@ class HubSpotApp(SandboxApp):
             raise ValidationError(f"No associations between {pair[0]} and {pair[1]}")
         return pair
 
-    def _targets(self, from_type: str, to_type: str, ids: list[str]) -> Iterator[JsonObj]:
+    def _targets(
+        self, from_type: str, to_type: str, ids: list[str], source: str
+    ) -> Iterator[JsonObj]:
         types = self._association_types(from_type, to_type)
         for target in ids:
             # v4 answers toObjectId as a JSON number; the client's model turns it into str.
-            yield {"toObjectId": int(target), "associationTypes": [dict(t) for t in types]}
+            to: int | str = int(target)
+            if source in self.malformed_associations:
+                # The spec types toObjectId as a string: nothing promises digits.
+                to = f"{target}-legacy"
+            yield {"toObjectId": to, "associationTypes": [dict(t) for t in types]}
 
     def list_associations(
         self, request: Request, from_type: str, record_id: str, to_type: str
@@ -790,7 +799,7 @@ class HubSpotApp(SandboxApp):
         ids = self.portal.associated(src, record_id, dst) or []
         page = ids[after : after + limit]
         request.records = [record_id]
-        body: JsonObj = {"results": list(self._targets(src, dst, page))}
+        body: JsonObj = {"results": list(self._targets(src, dst, page, record_id))}
         if after + limit < len(ids):
             nxt = str(after + limit)
             params = [("limit", str(limit)), ("after", nxt)]
@@ -834,7 +843,7 @@ class HubSpotApp(SandboxApp):
                     }
                 )
                 continue
-            to = list(self._targets(src, dst, ids[offset : offset + size]))
+            to = list(self._targets(src, dst, ids[offset : offset + size], item))
             result: JsonObj = {"from": {"id": item}, "to": to}
             if offset + size < len(ids):
                 # The link is deprecated in the docs; only ``after`` is meant to be used.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hubspot.crm.associations.v4.models import (
     BatchInputPublicFetchAssociationsBatchRequest,
@@ -36,6 +37,7 @@ def primary_companies(session: HubSpotSession, contact_ids: Sequence[str]) -> di
             request,
         )
         for row in result.results or []:
+            contact = str(row._from.id)
             links = list(row.to or [])
             if not links:
                 continue
@@ -44,8 +46,20 @@ def primary_companies(session: HubSpotSession, contact_ids: Sequence[str]) -> di
                 for link in links
                 if any(t.type_id == PRIMARY_COMPANY_TYPE for t in link.association_types or [])
             ]
-            chosen = min(primary or links, key=lambda link: int(link.to_object_id))
-            company_of[str(row._from.id)] = str(chosen.to_object_id)
+            candidates = primary or links
+            odd = sorted(str(link.to_object_id) for link in candidates if not _is_id(link))
+            if odd:
+                # The spec types toObjectId as a string; a record id is a number.
+                # Which company is the contact's cannot be told: its outputs are
+                # not written until it can (see HubSpotSession.unwritable).
+                session.unwritable["contacts", contact] = (
+                    "INVALID_ASSOCIATION",
+                    f"its company association names {', '.join(odd)}, not a HubSpot record id",
+                )
+                continue
+            session.unwritable.pop(("contacts", contact), None)
+            chosen = min(candidates, key=lambda link: int(link.to_object_id))
+            company_of[contact] = str(chosen.to_object_id)
     return company_of
 
 
@@ -76,3 +90,8 @@ def company_contacts(session: HubSpotSession, company_ids: Sequence[str]) -> lis
             if following is not None and following.after:
                 todo.append((str(row._from.id), str(following.after)))
     return sorted(contacts, key=lambda i: (len(i), i))
+
+
+def _is_id(link: Any) -> bool:
+    """Whether an association's target is named by a record id (digits only)."""
+    return str(link.to_object_id).isdigit()

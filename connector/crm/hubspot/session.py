@@ -53,6 +53,11 @@ class HubSpotSession:
         )
         self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
         self._calls = 0
+        self.unwritable: dict[tuple[str, str], tuple[str, str]] = {}
+        """(object type, record id) → (code, reason): read, but what to write for it cannot be
+        known (an association that names no record id). Its writes fail with
+        this reason, so the record is listed and tried again, until a read
+        finds it sound."""
         self._count_lock = threading.Lock()
         self._timeout = settings.timeout_seconds
         # API objects are built once: each attribute access builds a new pool.

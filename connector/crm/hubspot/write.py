@@ -43,13 +43,20 @@ def write(
     session: HubSpotSession, object_type: str, updates: Sequence[RecordUpdate]
 ) -> list[WriteOutcome]:
     """Batch updates of 100, in parallel up to the connection's concurrency."""
+    requested = updates
+    outcomes: dict[str, WriteOutcome] = {}
+    unwritable = dict(session.unwritable)
+    for update in updates:
+        known = unwritable.get((object_type, update.id))
+        if known is not None:
+            outcomes[update.id] = WriteOutcome(update.id, False, *known)
+    updates = [u for u in updates if u.id not in outcomes]
     batches = [updates[i : i + HS_BATCH] for i in range(0, len(updates), HS_BATCH)]
     workers = max(1, min(session.settings.max_concurrency, len(batches)))
-    outcomes: dict[str, WriteOutcome] = {}
     with ThreadPoolExecutor(workers, thread_name_prefix="hubspot-write") as pool:
         for result in pool.map(lambda b: _write_batch(session, object_type, b), batches):
             outcomes.update((o.id, o) for o in result)
-    return [outcomes[u.id] for u in updates]
+    return [outcomes[u.id] for u in requested]
 
 
 def write_chunk(session: HubSpotSession) -> int:
