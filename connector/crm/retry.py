@@ -1,11 +1,11 @@
 """The one retry policy, used around every adapter call.
 
 The SDKs' own retries are turned off, so this is the only place a call is
-repeated: :class:`~connector.errors.RetriableError` (429, 5xx, timeouts,
-UNABLE_TO_LOCK_ROW) is retried with exponential back-off and full jitter,
-never sooner than the server's Retry-After when it sends one. Everything else
-propagates at once. ``sleep`` is a seam: the service passes one that its
-shutdown event cuts short.
+repeated: :class:`~connector.errors.RetriableError` (429, 5xx, HubSpot's 423
+and 477, timeouts, UNABLE_TO_LOCK_ROW) is retried with exponential back-off
+and full jitter, never sooner than the server's Retry-After when it sends
+one. Everything else propagates at once. ``sleep`` is a seam: the service
+passes one that its shutdown event cuts short.
 """
 
 from __future__ import annotations
