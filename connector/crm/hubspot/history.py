@@ -43,7 +43,8 @@ def set_by_person(
             "batch read history",
             session.batch[object_type].read_with_http_info,
             request,
-            archived=False,
+            # No ``archived``: false is the default, and the client would send
+            # a Python bool as "False" (docs/crm-apis.md#hubspot-strict).
         )
         for item in result.results or []:
             record_id = str(item.id)
