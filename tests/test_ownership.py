@@ -269,6 +269,10 @@ def test_the_guard_counts_every_output_field(
     """An adopted City as the reason output: rewriting it everywhere is a mass change."""
     mapping = _mapping(tmp_path, ('reason = "segsync_reason"', 'reason = "city"'))
     _with(hs_config, mapping, adopt={"account": ["city"]})
+    # The seeded cities were typed by people (the CRM's history says so): under
+    # "respect" they are kept as overrides. Overwriting is what would rewrite them.
+    text = hs_config.read_text()
+    hs_config.write_text(text.replace("[sync]\n", '[sync]\noverride_policy = "overwrite"\n', 1))
     assert _invoke("validate", "--config", str(hs_config)).exit_code == 0
     assert _invoke("provision", "--config", str(hs_config), "--crm", "hubspot").exit_code == 0
     portal = fresh_sandboxes.hubspot.portal
