@@ -159,13 +159,14 @@ def test_contact_runs_skip_echoes_before_their_parent_lookups(crm: Crm) -> None:
     crm.app.log.clear()
     second = crm.sync("contact")
     assert second.summary.counts.read == 0 and second.written == 0
-    kinds = [e.kind for e in crm.requests()]
+    # Answered calls only: a 429 from the shared sandbox's rate limit is retried.
+    kinds = [e.kind for e in crm.requests() if e.status != 429]
     # No association or company reads for records nobody touched since our write.
     assert not [k for k in kinds if k.startswith("assoc") or k == "batch.read"], kinds
     if crm.crm == "hubspot":
-        assert second.echoes == contacts and second.api_calls == -(-contacts // 200)
+        assert second.echoes == contacts and kinds.count("search") == -(-contacts // 200)
     else:
-        assert second.api_calls <= 2
+        assert kinds.count("query") <= 1
 
 
 def _other_tier(crm: Crm, current: Any) -> str:
