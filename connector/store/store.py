@@ -537,39 +537,32 @@ class Store:
 
     # -- record state ----------------------------------------------------
 
+    def _column_by_id(
+        self, connection: str, object: str, ids: Sequence[str], column: sa.Column[Any]
+    ) -> dict[str, Any]:
+        """Record id → ``column``'s value, for those of ``ids`` where it is not null."""
+        found: dict[str, Any] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(record_state.c.record_id, column).where(
+                    record_state.c.connection == connection,
+                    record_state.c.object == object,
+                    record_state.c.record_id.in_(chunk),
+                    column.is_not(None),
+                )
+                for record_id, value in conn.execute(query):
+                    found[str(record_id)] = value
+        return found
+
     def last_written(
         self, connection: str, object: str, ids: Sequence[str]
     ) -> dict[str, Mapping[str, Any]]:
         """Record id → the values last written, for those of ``ids`` ever written."""
-        found: dict[str, Mapping[str, Any]] = {}
-        column = record_state.c.last_written
-        with self._engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(ids))):
-                query = sa.select(record_state.c.record_id, column).where(
-                    record_state.c.connection == connection,
-                    record_state.c.object == object,
-                    record_state.c.record_id.in_(chunk),
-                    column.is_not(None),
-                )
-                for row in conn.execute(query):
-                    found[str(row.record_id)] = row.last_written
-        return found
+        return self._column_by_id(connection, object, ids, record_state.c.last_written)
 
     def echo_stamps(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, datetime]:
         """Record id → the stamp segsync's own last write gave it, for those of ``ids`` known."""
-        found: dict[str, datetime] = {}
-        column = record_state.c.echo_stamp
-        with self._engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(ids))):
-                query = sa.select(record_state.c.record_id, column).where(
-                    record_state.c.connection == connection,
-                    record_state.c.object == object,
-                    record_state.c.record_id.in_(chunk),
-                    column.is_not(None),
-                )
-                for row in conn.execute(query):
-                    found[str(row.record_id)] = row.echo_stamp
-        return found
+        return self._column_by_id(connection, object, ids, record_state.c.echo_stamp)
 
     def pending(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, Pending]:
         """Record id → hysteresis state, for those of ``ids`` that have one."""
@@ -603,19 +596,7 @@ class Store:
 
     def due(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, datetime]:
         """Record id → its stored ``due_at``, for those of ``ids`` that have one."""
-        found: dict[str, datetime] = {}
-        column = record_state.c.due_at
-        with self._engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(ids))):
-                query = sa.select(record_state.c.record_id, column).where(
-                    record_state.c.connection == connection,
-                    record_state.c.object == object,
-                    record_state.c.record_id.in_(chunk),
-                    column.is_not(None),
-                )
-                for row in conn.execute(query):
-                    found[str(row.record_id)] = row.due_at
-        return found
+        return self._column_by_id(connection, object, ids, record_state.c.due_at)
 
     def due_ids(self, connection: str, object: str, now: datetime) -> list[str]:
         """Ids of records whose ``due_at`` is at or before ``now``: time has changed them."""
