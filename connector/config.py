@@ -363,6 +363,9 @@ class SyncSettings(_Model):
     retry_attempts: int = Field(6, ge=1, le=100)
     retry_initial_wait_seconds: float = Field(0.5, gt=0, le=3_600)
     retry_max_wait_seconds: float = Field(60.0, gt=0, le=_DAY)
+    #: Re-read each write chunk's records right before writing it and skip those
+    #: a person (or anything but segsync) changed since the plan.
+    recheck_before_write: bool = True
 
     @model_validator(mode="after")
     def _waits_in_order(self) -> SyncSettings:

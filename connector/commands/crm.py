@@ -268,6 +268,7 @@ def _result_document(result: RunResult) -> dict[str, Any]:
         "overrides": c.overrides,
         "locked": c.locked,
         "held": c.held,
+        "changed_since_plan": result.changed_since_plan,
         "echoes_skipped": result.echoes,
         "history_asked": result.audited,
         "api_calls": result.api_calls,
@@ -301,6 +302,9 @@ def _result_document(result: RunResult) -> dict[str, Any]:
             {"id": f.record_id, "code": f.code, "message": f.message}
             for f in result.sample_failures
         ],
+        "sample_changed_since_plan": [
+            {"id": record_id, "why": why} for record_id, why in result.sample_changed
+        ],
         "message": result.message or None,
     }
 
@@ -325,6 +329,11 @@ def _render_result(console: Console, result: RunResult) -> None:
         f"read {c.read:,} · changed {c.changed:,} · written {result.written:,} · "
         f"failed {result.failed:,} · overrides kept {c.overrides:,} · locked {c.locked:,}"
         + (f" · held {c.held:,}" if c.held else "")
+        + (
+            f" · changed since plan {result.changed_since_plan:,} (not written)"
+            if result.changed_since_plan
+            else ""
+        )
     )
     console.print(
         f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,})"
@@ -348,6 +357,10 @@ def _render_result(console: Console, result: RunResult) -> None:
                 f"{ch.field}: {_plain(ch.old)!s} → {_plain(ch.new)!s}" for ch in w.changes
             )
             console.print(f"    {w.record_id}: {moves}", soft_wrap=True)
+    for record_id, why in result.sample_changed:
+        console.print(
+            f"  changed since plan: {record_id} ({why}); kept as it is, planned again next run"
+        )
     for o in result.sample_overrides:
         origin = (
             "set by a person per the CRM's history"

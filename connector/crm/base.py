@@ -110,6 +110,21 @@ class FieldSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Current:
+    """A record as it stands right before a write: its stamp, some fields, who changed it last.
+
+    ``own``: the CRM says segsync's own integration user made the last change
+    (Salesforce ``LastModifiedById``); ``False`` where the CRM does not say
+    (HubSpot: the runner compares the stamp with the one our write returned).
+    """
+
+    id: str
+    stamp: datetime
+    fields: Mapping[str, Any]
+    own: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RecordUpdate:
     """The output fields to write on one record (Python values; the adapter formats them)."""
 
@@ -268,6 +283,17 @@ class CrmAdapter(Protocol):
         mobile apps; Salesforce field history by a user other than the
         integration user). Records with none are left out; so is everything
         when the CRM keeps no audit trail of those fields.
+        """
+        ...
+
+    def current(
+        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, Current]:
+        """The records ``ids`` as they stand now: stamp and ``fields`` (deleted ones left out).
+
+        The re-read right before a write chunk (``sync.recheck_before_write``):
+        as few calls as the CRM allows (a SOQL ``Id IN`` query per ~500 ids, a
+        HubSpot batch read per 100), no parent lookups.
         """
         ...
 

@@ -59,7 +59,8 @@ class Metrics:
         )
         self.records = Counter(
             "segsync_records",
-            "Records handled by runs: read, changed (planned), written, failed.",
+            "Records handled by runs: read, changed (planned), written, failed, "
+            "changed_since_plan (held back: edited in the CRM between pull and write).",
             ["connection", "crm", "object", "outcome"],
             registry=r,
         )
@@ -136,6 +137,7 @@ class Metrics:
             ("changed", c.changed),
             ("written", c.written),
             ("failed", c.failed),
+            ("changed_since_plan", c.changed_since_plan),
         ):
             self.records.labels(*labels, outcome).inc(value)
         self.api_calls.labels(row.connection, row.crm).inc(row.api_calls)

@@ -36,6 +36,8 @@ class RunCounts:
     overrides: int = 0
     locked: int = 0
     held: int = 0
+    changed_since_plan: int = 0
+    """Planned writes held back: changed in the CRM between the pull and the write."""
 
 
 @dataclass(frozen=True, slots=True)

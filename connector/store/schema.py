@@ -143,6 +143,8 @@ runs = sa.Table(
     sa.Column("overrides", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("locked", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("held", sa.Integer(), nullable=False, server_default="0"),
+    # Planned writes held back because the record changed between pull and write.
+    sa.Column("changed_since_plan", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls_minimum", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("message", sa.Text(), nullable=True),

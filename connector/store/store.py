@@ -67,7 +67,17 @@ _MIGRATION_LOCK_KEY = 0x7365677379_6E63
 _MIGRATE_LOCK = threading.Lock()
 _IMMEDIATE = "segsync_sqlite_immediate"
 
-_COUNT_COLUMNS = ("read", "changed", "written", "failed", "skipped", "overrides", "locked", "held")
+_COUNT_COLUMNS = (
+    "read",
+    "changed",
+    "written",
+    "failed",
+    "skipped",
+    "overrides",
+    "locked",
+    "held",
+    "changed_since_plan",
+)
 
 
 def _now() -> datetime:

@@ -56,6 +56,7 @@ from connector.sync.planner import (
     Write,
     plan_record,
 )
+from connector.sync.recheck import Recheck, Seen
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 
@@ -73,8 +74,9 @@ INHERITABLE_KEYS = ("segment", "tier")
 UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
-Planned = tuple[str, tuple[datetime | None] | None]
-"""What a planned record carries to the spool: its reason, and its new due date if changed."""
+Planned = tuple[str, tuple[datetime | None] | None, Seen]
+"""What a planned record carries to the spool: its reason, its new due date if changed,
+and what the plan saw of it (for the re-read before the write, ``sync/recheck.py``)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,13 @@ class RunResult:
     """Records whose output values the CRM's audit trail was asked about (sync/audit.py)."""
     audit_persons: int = 0
     """Of those, records with a value a person set by that audit trail."""
+    changed_since_plan: int = 0
+    """Planned writes held back: the re-read before the write found the record
+    changed since the plan (a person's edit, a lock set); re-planned next run."""
+    sample_changed: list[tuple[str, str]] = field(default_factory=list)
+    """Some of those: (record id, what moved)."""
+    recheck_calls: int = 0
+    """API calls the re-reads before writing took."""
 
     @property
     def counts(self) -> RunCounts:
@@ -134,6 +143,7 @@ class RunResult:
             overrides=c.overrides,
             locked=c.locked,
             held=c.held,
+            changed_since_plan=self.changed_since_plan,
         )
 
 
@@ -294,6 +304,7 @@ class Runner:
             self._settings, [outputs["tier"]] if "tier" in outputs else []
         )
         inherited = _inherited_fields(engine, crm)
+        recheck_fields = _recheck_fields(engine, crm)
         if audit is not None:
             audit.bind(adapter, obj, policy)
         builder = PlanBuilder(keep=self._sample)
@@ -318,10 +329,10 @@ class Runner:
                 yield page, False
 
         def decide(planned: list[tuple[PlanInput, Planned]]) -> None:
-            for item, (reason, changed_due) in planned:
+            for item, (reason, changed_due, seen) in planned:
                 decision = plan_record(item, policy, hysteresis, now)
                 builder.add(decision)
-                self._spool(spool, decision, reason, changed_due)
+                self._spool(spool, decision, reason, changed_due, seen)
 
         read = unreadable_locks = 0
         for page, pulled in pages():
@@ -369,7 +380,8 @@ class Runner:
                 )
                 due = assignment.due_at
                 changed_due = None if stored_due.get(record.id) == due else (due,)
-                planned.append((item, (assignment.reason, changed_due)))
+                seen: Seen = (record.stamp, {f: record.fields.get(f) for f in recheck_fields})
+                planned.append((item, (assignment.reason, changed_due, seen)))
             decide(audit.hold(planned) if audit is not None else planned)
             read += len(page)
             self._progress("plan", read)
@@ -482,7 +494,11 @@ class Runner:
 
     @staticmethod
     def _spool(
-        spool: IO[bytes], decision: Decision, reason: str, due: tuple[datetime | None] | None
+        spool: IO[bytes],
+        decision: Decision,
+        reason: str,
+        due: tuple[datetime | None] | None,
+        seen: Seen | None = None,
     ) -> None:
         """Keep what phase 2 needs, as plain picklable data: writes and state-only updates.
 
@@ -501,6 +517,7 @@ class Runner:
                 reason,
                 pending,
                 due,
+                seen,
             )
         elif decision.adopt is not None or decision.pending_changed:
             adopt = dict(decision.adopt) if decision.adopt is not None else None
@@ -521,7 +538,14 @@ class Runner:
         done = 0
         inherited = set(_inherited_fields(engine, adapter.crm))
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
+        recheck = (
+            Recheck(adapter, store, conn, obj, _recheck_fields(engine, adapter.crm), self._sample)
+            if self._settings.recheck_before_write
+            else None
+        )
         for chunk in self._chunks(spool, size):
+            if recheck is not None:
+                chunk = _without_stale(chunk, recheck, result)
             writes = [entry for entry in chunk if entry[0] == "write"]
             updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
             outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
@@ -547,7 +571,7 @@ class Runner:
                     if new_due is not None:
                         due[record_id] = new_due[0]
                     continue
-                _, record_id, _fields, changes, baseline, reason, state, new_due = entry
+                _, record_id, _fields, changes, baseline, reason, state, new_due, _seen = entry
                 outcome = outcomes.get(record_id)
                 if outcome is not None and outcome.ok:
                     written.append(WrittenRecord(record_id, baseline, outcome.stamp))
@@ -667,6 +691,33 @@ def _inherited_changed(
     if last is None:
         return False
     return any(f in last and not same_value(record.fields.get(f), last[f]) for f in fields)
+
+
+def _recheck_fields(engine: Engine, crm: str) -> list[str]:
+    """The fields re-read before a write: every output field and the lock field."""
+    lock = engine.lock_field(crm)
+    return list(dict.fromkeys([*engine.output_fields(crm).values(), *([lock] if lock else [])]))
+
+
+def _without_stale(
+    chunk: list[tuple[Any, ...]], recheck: Recheck, result: RunResult
+) -> list[tuple[Any, ...]]:
+    """``chunk`` without the writes of records changed since the plan (re-read now).
+
+    Their other entries go too (state, due date): the next run plans them afresh.
+    """
+    seen = {entry[1]: entry[8] for entry in chunk if entry[0] == "write" and entry[8] is not None}
+    before = recheck.held
+    stale = recheck.stale(seen)
+    result.changed_since_plan = recheck.held
+    result.recheck_calls = recheck.calls
+    result.sample_changed = list(recheck.sample)
+    if recheck.held > before:
+        log.info(
+            "%d planned writes held back: changed in the CRM since the plan",
+            recheck.held - before,
+        )
+    return [entry for entry in chunk if entry[0] == "changed" or entry[1] not in stale]
 
 
 def _spool_gone(spool: IO[bytes], ids: Iterable[str]) -> None:

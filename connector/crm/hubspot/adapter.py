@@ -17,6 +17,7 @@ from typing import Any, Literal
 from connector.config import HubSpotConnection
 from connector.crm.base import (
     CrmRecord,
+    Current,
     EchoTest,
     FieldSpec,
     ObjectName,
@@ -108,6 +109,17 @@ class HubSpotAdapter:
     ) -> dict[str, frozenset[str]]:
         """The values a person set, by property history (batch reads of 50 with history)."""
         return history_set_by_person(self._session, OBJECT_TYPES[obj], current)
+
+    def current(
+        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, Current]:
+        """``ids`` as they stand now: batch reads of 100 (``updatedAt`` and ``fields``).
+
+        HubSpot does not say who changed a record last: ``own`` stays false
+        and the runner compares ``updatedAt`` with the stamp our write returned.
+        """
+        records = fetch_records(self._session, OBJECT_TYPES[obj], ids, fields)
+        return {r.id: Current(r.id, r.stamp, dict(r.fields)) for r in records}
 
     def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         """Batch updates of 100, in parallel up to the connection's concurrency."""

@@ -23,6 +23,7 @@ from typing import Any
 from connector.config import SalesforceConnection
 from connector.crm.base import (
     CrmRecord,
+    Current,
     EchoTest,
     FieldSpec,
     ObjectName,
@@ -143,6 +144,12 @@ class SalesforceAdapter:
     ) -> dict[str, frozenset[str]]:
         """The values a user other than the integration user set, by field history."""
         return self._history.set_by_person(obj, current)
+
+    def current(
+        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, Current]:
+        """``ids`` as they stand now (``SystemModstamp``, ``fields``, edited last by us?)."""
+        return self._puller.current(obj, ids, fields)
 
     def write_chunk(self, total: int) -> int:
         """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""
