@@ -252,9 +252,17 @@ def test_an_account_tier_change_reaches_its_contacts_without_a_full_sync(
     propagated = world.sync("contact")
     assert not propagated.full and propagated.status == "succeeded"
     if world.crm == "hubspot":
+        # Reads while planning: up to the re-read right before the write (sync/recheck.py).
+        planning = []
+        for e in world.app.log.entries(mark):
+            if e.kind == "batch.update":
+                break
+            planning.append(e)
+        recheck = planning.pop()
+        assert recheck.kind == "batch.read" and sorted(recheck.records) == sorted(children[target])
         read_by_id = [
             i
-            for e in world.app.log.entries(mark)
+            for e in planning
             if e.kind == "batch.read" and "/contacts/" in e.path
             for i in e.records
         ]
