@@ -377,6 +377,19 @@ class SyncSettings(_Model):
         return self
 
 
+class ParityMatch(_Model):
+    """A field on each side that names the same company or person (the last identity key)."""
+
+    salesforce: str = Field(min_length=1, max_length=200)
+    hubspot: str = Field(min_length=1, max_length=200)
+
+
+class ParitySettings(_Model):
+    """``segsync parity``: how records of the two CRMs are matched."""
+
+    match_on: dict[Literal["account", "contact"], ParityMatch] = Field(default_factory=dict)
+
+
 class JobSettings(_Model):
     """One scheduled job: a connection and an object, on an interval or a cron line."""
 
@@ -423,6 +436,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     sync: SyncSettings = Field(default_factory=lambda: SyncSettings())
     service: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
+    parity: ParitySettings = Field(default_factory=lambda: ParitySettings())
 
     @classmethod
     def settings_customise_sources(

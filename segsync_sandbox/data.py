@@ -13,7 +13,15 @@ several forms, countries as "USA" / "U.S." / "United States", stray
 whitespace, blanks). The converters turn them into each CRM's raw record
 format: Salesforce rows with Salesforce field names and JSON types, HubSpot
 property maps with every value a string. The same company gets the same
-domain in both CRMs, which is how the two are matched.
+domain in both CRMs; about 70 % of HubSpot companies and contacts also carry
+the Salesforce id that HubSpot's Salesforce integration stores on a record it
+synced (``salesforceaccountid``, ``salesforcecontactid``). Both are how the two
+are matched (``segsync parity``).
+
+The two CRMs hold the same values, except where they realistically differ (a
+Salesforce ``Technology`` label on a company HubSpot files under
+``INFORMATION_TECHNOLOGY_AND_SERVICES``) and at :data:`SEEDED_DIFFERENCES`,
+a known list of deliberate differences a test can look for.
 """
 
 from __future__ import annotations
@@ -42,6 +50,25 @@ loading the companies in index order gives each exactly this id (the launcher
 checks it). HubSpot contact ids are assigned by the portal in load order;
 contacts are matched across CRMs by email, not id.
 """
+
+SEEDED_DIFFERENCES: dict[int, tuple[str, str, str]] = {
+    16: ("hubspot", "industry", "INTERNET"),
+    51: ("hubspot", "industry", "INTERNET"),
+    72: ("hubspot", "industry", "INTERNET"),
+    35: ("salesforce", "Industry", "Software Development"),
+    44: ("salesforce", "Industry", "Software Development"),
+}
+"""Deliberate cross-CRM differences: company index → (CRM, field, the value that CRM holds).
+
+Every one is a software company whose other CRM says so; each value is one
+the shipped account mapping has no synonym for, so it reads as ``Other``
+there and the company's segment or tier differs between the CRMs (in every
+dataset of 100 or more companies). ``segsync parity`` must find exactly
+these (plus the natural differences) and name the synonym that removes them.
+"""
+
+SYNCED_SHARE = 179
+"""Out of 256: the share of records HubSpot's Salesforce integration has linked (about 70 %)."""
 
 SENIORITIES = ("Executive", "VP", "Director", "Manager", "Individual Contributor")
 """Values of the Salesforce ``Seniority__c`` picklist and the HubSpot ``seniority`` enumeration."""
@@ -319,6 +346,8 @@ class Company:
     intent_score: int | None
     last_activity: dt.datetime | None
     created_at: dt.datetime
+    synced: bool = False
+    """HubSpot's Salesforce integration linked the two (the company holds the account id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +365,8 @@ class Contact:
     lead_source: str | None
     last_activity: dt.datetime | None
     created_at: dt.datetime
+    synced: bool = False
+    """HubSpot's Salesforce integration linked the two (the contact holds the contact id)."""
 
 
 # ---------------------------------------------------------------------------
@@ -645,6 +676,7 @@ def _company(
         intent,
         activity,
         created,
+        d[27] & 0xFF < SYNCED_SHARE,
     )
 
 
@@ -734,6 +766,7 @@ def _contacts_of(
             lead_source,
             activity,
             created,
+            d[11] & 0xFF < SYNCED_SHARE,
         )
 
 
@@ -791,7 +824,7 @@ def _hs_number(value: float) -> str:
 
 def salesforce_account_row(c: Company) -> dict[str, Any]:
     """The company as a Salesforce Account record (API field names, JSON types, None = blank)."""
-    return {
+    row: dict[str, Any] = {
         "Id": salesforce_account_id(c.index),
         "Name": c.name,
         "Website": c.website,
@@ -809,6 +842,14 @@ def salesforce_account_row(c: Company) -> dict[str, Any]:
         "Intent_Score__c": float(c.intent_score) if c.intent_score is not None else None,
         "Segsync_Lock__c": False,
     }
+    _seed_difference(c.index, "salesforce", row)
+    return row
+
+
+def _seed_difference(index: int, crm: str, record: dict[str, Any]) -> None:
+    seeded = SEEDED_DIFFERENCES.get(index)
+    if seeded is not None and seeded[0] == crm:
+        record[seeded[1]] = seeded[2]
 
 
 def salesforce_contact_row(ct: Contact) -> dict[str, Any]:
@@ -853,6 +894,9 @@ def hubspot_company_props(c: Company) -> dict[str, str]:
     props.update({k: v for k, v in optional.items() if v is not None})
     if not props["tech_stack"]:
         del props["tech_stack"]
+    if c.synced:
+        props["salesforceaccountid"] = salesforce_account_id(c.index)
+    _seed_difference(c.index, "hubspot", props)
     return props
 
 
@@ -872,4 +916,6 @@ def hubspot_contact_props(ct: Contact) -> dict[str, str]:
         "notes_last_updated": None if ct.last_activity is None else _hs_datetime(ct.last_activity),
     }
     props.update({k: v for k, v in optional.items() if v is not None})
+    if ct.synced:
+        props["salesforcecontactid"] = salesforce_contact_id(ct.number)
     return props

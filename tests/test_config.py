@@ -69,6 +69,7 @@ def test_example_documents_every_setting() -> None:
                 "sync",
                 "service",
                 "jobs",
+                "parity",
             }:
                 missing.add(f"{model.__name__}.{key}")
     assert not missing, f"config.example.toml does not document: {sorted(missing)}"

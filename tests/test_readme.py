@@ -11,6 +11,7 @@ from connector.cli import cli
 from connector.config import (
     HubSpotConnection,
     JobSettings,
+    ParitySettings,
     SalesforceConnection,
     ServiceSettings,
     StoreSettings,
@@ -38,6 +39,7 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "sync": SyncSettings,
         "service": ServiceSettings,
         "jobs": JobSettings,
+        "parity": ParitySettings,
     }
     missing = [
         f"{prefix}.{name}"

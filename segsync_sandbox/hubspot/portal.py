@@ -36,6 +36,7 @@ from segsync_sandbox.hubspot.schema import (
     DEFAULT_GROUPS,
     DEFAULT_RETURNED,
     FIELD_TYPES_BY_TYPE,
+    LOADED_READ_ONLY,
     MAX_OPTIONS,
     NAME_PATTERN,
     OBJECT_ALIASES,
@@ -535,11 +536,12 @@ class Portal:
         return default if ms is None else ms
 
     def _add(self, object_type: str, props: Mapping[str, Any], now: int) -> str:
-        created = props.get("createdate")
-        writable = {k: v for k, v in props.items() if k != "createdate"}
+        # Values HubSpot itself or an integration sets (read-only through the
+        # API) come with the loaded data, as they would from the integration.
+        given = {k: str(v) for k, v in props.items() if k in LOADED_READ_ONLY and v}
+        writable = {k: v for k, v in props.items() if k not in LOADED_READ_ONLY}
         values = self.validate(object_type, writable)
-        if created:
-            values["createdate"] = str(created)
+        values.update(given)
         return self._insert(object_type, values, now)
 
     def add_company(self, props: Mapping[str, Any]) -> str:

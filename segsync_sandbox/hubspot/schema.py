@@ -146,6 +146,10 @@ DEFAULT_RETURNED = {
 }
 """Properties a read returns when it names none."""
 
+LOADED_READ_ONLY = frozenset({"createdate", "salesforceaccountid", "salesforcecontactid"})
+"""Read-only properties a loaded dataset may set: HubSpot's own creation date and
+the ids HubSpot's Salesforce integration stores on the records it synced."""
+
 SEARCHABLE_BY_QUERY = {
     "companies": ("name", "domain", "phone", "website"),
     "contacts": ("firstname", "lastname", "email", "phone", "company"),
@@ -268,6 +272,11 @@ def default_properties(object_type: str) -> list[JsonObj]:
                 g,
                 options=options_for(INDUSTRY_OPTIONS),
             ),
+            # Set by HubSpot's Salesforce integration on a company it synced
+            # with an account (the account's 18-character id); read-only.
+            make_property(
+                "salesforceaccountid", "Salesforce Account ID", "string", "text", g, read_only=True
+            ),
             make_property("numberofemployees", "Number of Employees", "number", "number", g),
             make_property("annualrevenue", "Annual Revenue", "number", "number", g),
             make_property(
@@ -301,6 +310,10 @@ def default_properties(object_type: str) -> list[JsonObj]:
         ),
         make_property(
             "associatedcompanyid", "Primary Associated Company ID", "number", "number", g
+        ),
+        # Set by HubSpot's Salesforce integration on a contact it synced; read-only.
+        make_property(
+            "salesforcecontactid", "Salesforce Contact ID", "string", "text", g, read_only=True
         ),
         make_property(
             "seniority",

@@ -18,6 +18,7 @@ from segsync_sandbox.data import (
     COUNTRIES,
     INDUSTRIES,
     REFERENCE,
+    SEEDED_DIFFERENCES,
     SENIORITIES,
     TECH_STACK,
     Company,
@@ -300,7 +301,11 @@ def test_salesforce_account_row_types(sample: list[Company]) -> None:
         assert row["NumberOfEmployees"] is None or type(row["NumberOfEmployees"]) is int
         assert row["AnnualRevenue"] is None or type(row["AnnualRevenue"]) is float
         assert row["Intent_Score__c"] is None or type(row["Intent_Score__c"]) is float
-        assert row["Industry"] == c.industry_label
+        seeded = SEEDED_DIFFERENCES.get(c.index)
+        if seeded and seeded[0] == "salesforce":
+            assert row[seeded[1]] == seeded[2]
+        else:
+            assert row["Industry"] == c.industry_label
         assert row["BillingCountry"] == c.country_label
         if row["LastActivityDate"] is not None:
             assert dt.date.fromisoformat(row["LastActivityDate"]) == c.last_activity.date()  # type: ignore[union-attr]
@@ -333,11 +338,22 @@ def test_hubspot_props_are_strings_and_valid_options(sample: list[Company]) -> N
             assert int(props["numberofemployees"]) == c.employees
         if c.annual_revenue is not None:
             assert float(props["annualrevenue"]) == c.annual_revenue
+        seeded = SEEDED_DIFFERENCES.get(c.index)
+        if seeded and seeded[0] == "hubspot":
+            assert props[seeded[1]] == seeded[2]
+        elif c.industry is not None:
+            assert props["industry"] == c.industry
+        # HubSpot's Salesforce integration linked about 70 % of the companies.
+        assert props.get("salesforceaccountid") == (
+            salesforce_account_id(c.index) if c.synced else None
+        )
         if c.last_activity is not None:
             parsed = dt.datetime.fromisoformat(props["notes_last_updated"].replace("Z", "+00:00"))
             assert parsed == c.last_activity
         else:
             assert "notes_last_updated" not in props
+    share = sum(c.synced for c in sample[:500]) / 500
+    assert 0.6 < share < 0.8
 
 
 def test_hubspot_contact_props(people: list[Contact]) -> None:
