@@ -273,13 +273,13 @@ def _causes(engine: Engine, disagreements: Sequence[Disagreement]) -> list[Cause
             # Nothing of its own differs: a contact inherits from accounts that disagree.
             cause = found.get(("(account)",))
             if cause is None:
-                text = (
+                note = (
                     "the records' accounts disagree on the inherited values: "
                     "the account causes fix these too"
                 )
                 file = Path(engine.path).name
                 cause = Cause(
-                    "(account)", [], None, [], None, Suggestion("inherited", text, file, "")
+                    "(account)", [], None, [], None, Suggestion("inherited", note, file, "")
                 )
                 found[("(account)",)] = cause
             cause.records.append((d.salesforce_id, d.hubspot_id))
