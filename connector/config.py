@@ -390,6 +390,20 @@ class ParitySettings(_Model):
     match_on: dict[Literal["account", "contact"], ParityMatch] = Field(default_factory=dict)
 
 
+class NativeSettings(_Model):
+    """Native lists ``segsync provision`` keeps in each CRM (one per segment and per tier)."""
+
+    hubspot_lists: bool = True
+    salesforce_list_views: bool = True
+    # "AllInternalUsers", "None" (only the integration user sees them), or one
+    # group or role by developer name: "Group:Sales_Reps", "Role:AE",
+    # "RoleAndSubordinates:VP_Sales".
+    list_view_shared_to: str = Field(
+        "AllInternalUsers",
+        pattern=r"^(AllInternalUsers|None|(Group|Role|RoleAndSubordinates):[A-Za-z][A-Za-z0-9_]{0,79})$",
+    )
+
+
 class JobSettings(_Model):
     """One scheduled job: a connection and an object, on an interval or a cron line."""
 
@@ -437,6 +451,9 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=lambda: SyncSettings())
     service: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
     parity: ParitySettings = Field(default_factory=lambda: ParitySettings())
+
+
+    native: NativeSettings = Field(default_factory=lambda: NativeSettings())
 
     @classmethod
     def settings_customise_sources(

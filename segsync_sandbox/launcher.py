@@ -195,6 +195,8 @@ class Sandboxes:
         # reloads in place.
         self.salesforce.reset(Org.load(path / "salesforce"))
         self.hubspot.portal.load(path / "hubspot")
+        # Lists are not part of a snapshot: a restored portal has none.
+        self.hubspot.app.lists.reset()
         self.reset_faults()
 
     def reset_faults(self) -> None:

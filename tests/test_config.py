@@ -11,6 +11,7 @@ from connector import templates
 from connector.config import (
     HubSpotConnection,
     JobSettings,
+    NativeSettings,
     SalesforceConnection,
     Settings,
     load_settings,
@@ -59,6 +60,7 @@ def test_example_documents_every_setting() -> None:
         SalesforceConnection,
         HubSpotConnection,
         JobSettings,
+        NativeSettings,
     ]
     missing = set()
     for model in models:
@@ -70,6 +72,7 @@ def test_example_documents_every_setting() -> None:
                 "service",
                 "jobs",
                 "parity",
+                "native",
             }:
                 missing.add(f"{model.__name__}.{key}")
     assert not missing, f"config.example.toml does not document: {sorted(missing)}"

@@ -12,6 +12,7 @@ from connector.config import (
     HubSpotConnection,
     JobSettings,
     ParitySettings,
+    NativeSettings,
     SalesforceConnection,
     ServiceSettings,
     StoreSettings,
@@ -40,6 +41,7 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "service": ServiceSettings,
         "jobs": JobSettings,
         "parity": ParitySettings,
+        "native": NativeSettings,
     }
     missing = [
         f"{prefix}.{name}"

@@ -33,6 +33,8 @@ from connector.config import (
 )
 from connector.crm.base import (
     CrmAdapter,
+    NativeAction,
+    NativeLists,
     ObjectName,
     OutputField,
     ProvisionAction,
@@ -59,6 +61,7 @@ from connector.errors import (
 from connector.mapping import load_mapping
 from connector.store.store import Store, parse_url
 from connector.sync.guard import MassChangeError
+from connector.sync.native import native_views
 from connector.sync.ownership import judge, mapping_problems, refusal_message
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner, RunResult
@@ -556,6 +559,7 @@ def provision(
     are added; values no longer defined are reported and kept.
     """
     rows: list[dict[str, str]] = []
+    native_rows: list[dict[str, str]] = []
     problems = 0
     with open_context(config_file, crm=crm, connections=connections) as ctx:
         for name, adapter in ctx.adapters.items():
@@ -575,6 +579,13 @@ def provision(
                     dry_run,
                 )
                 problems += len(report.problems)
+                if not report.problems:
+                    native_rows.extend(
+                        {"connection": name, "crm": adapter.crm, **_native_row(a)}
+                        for a in provision_native(
+                            ctx, adapter, engine, parent, object_name, dry_run
+                        )
+                    )
                 rows.extend(
                     {
                         "connection": name,
@@ -587,7 +598,9 @@ def provision(
                     for a in report.actions
                 )
     if fmt == "json":
-        click.echo(json.dumps({"dry_run": dry_run, "actions": rows}, indent=2))
+        click.echo(
+            json.dumps({"dry_run": dry_run, "actions": rows, "native": native_rows}, indent=2)
+        )
     else:
         table = Table(
             title="Provisioning" + (" (dry run: nothing changed)" if dry_run else ""),
@@ -606,8 +619,53 @@ def provision(
                 style=style,
             )
         _console().print(table)
+        if native_rows:
+            _console().print(_native_table(native_rows, dry_run))
     if problems:
         sys.exit(1)
+
+
+def provision_native(
+    ctx: Context,
+    adapter: CrmAdapter,
+    engine: Engine,
+    parent: Engine | None,
+    obj: ObjectName,
+    dry_run: bool,
+) -> list[NativeAction]:
+    """Reconcile the native lists of one object, when ``[native]`` asks for them in this CRM."""
+    native = ctx.settings.native
+    wanted = native.hubspot_lists if adapter.crm == "hubspot" else native.salesforce_list_views
+    if not wanted or not isinstance(adapter, NativeLists):
+        return []
+    views = native_views(engine, adapter.crm, obj, parent)
+    return adapter.provision_native(obj, views, dry_run, shared_to=native.list_view_shared_to)
+
+
+def _native_row(action: NativeAction) -> dict[str, str]:
+    return {
+        "object": action.object,
+        "name": action.name,
+        "action": action.action,
+        "detail": action.detail,
+        "id": action.id,
+    }
+
+
+def _native_table(rows: Sequence[dict[str, str]], dry_run: bool) -> Table:
+    """HubSpot lists and Salesforce list views: created, updated, retired, or edited by a person."""
+    table = Table(
+        title="Native lists" + (" (dry run: nothing changed)" if dry_run else ""),
+        title_justify="left",
+    )
+    for column in ("connection", "object", "name", "action", "detail"):
+        table.add_column(column)
+    for row in rows:
+        style = "yellow" if row["action"] == "edited" else None
+        table.add_row(
+            row["connection"], row["object"], row["name"], row["action"], row["detail"], style=style
+        )
+    return table
 
 
 def provision_object(

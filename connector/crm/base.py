@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # "[Errno 111] Connection refused", "[Errno -2] Name or service not known"
 _ERRNO_TEXT = re.compile(r"\[Errno [^\]]*\] ([^()\[\]]+)")
@@ -198,6 +198,50 @@ class OutputField:
     help: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NativeView:
+    """A native list segsync keeps in a CRM: the records whose output ``field`` is ``value``.
+
+    A HubSpot dynamic list (segment) or a Salesforce list view, one per
+    segment and per tier a definition can assign. ``folder`` names the
+    definition (HubSpot puts its lists in a folder of that name);
+    ``columns`` are the output fields a seller sees beside the name and
+    owner (Salesforce list views).
+    """
+
+    object: ObjectName
+    kind: Literal["segment", "tier"]
+    value: str
+    field: str
+    folder: str
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NativeAction:
+    """One native object provisioning made, would make, or left alone.
+
+    ``edited``: the object carries segsync's name but a person changed what
+    it selects; it is reported and never overwritten or retired.
+    """
+
+    object: str
+    name: str
+    action: Literal["create", "update", "ok", "retire", "edited", "missing_access"]
+    detail: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSummary:
+    """A native list as the CRM reports it: its name, id and how many records it holds."""
+
+    object: str
+    name: str
+    id: str
+    members: int
+
+
 EchoTest = Callable[[Sequence[CrmRecord]], set[str]]
 """Given a page of pulled records, the ids that are echoes of segsync's own writes."""
 
@@ -325,4 +369,28 @@ class CrmAdapter(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class NativeLists(Protocol):
+    """An adapter that keeps native lists in its CRM (``segsync provision``, the demo)."""
+
+    def provision_native(
+        self,
+        obj: ObjectName,
+        views: Sequence[NativeView],
+        dry_run: bool,
+        *,
+        shared_to: str = "AllInternalUsers",
+    ) -> list[NativeAction]:
+        """Create, update or retire the native lists of ``obj`` so they match ``views``.
+
+        HubSpot dynamic lists, Salesforce list views (shared with ``shared_to``).
+        Never overwrites or retires one a person edited: reports it as ``edited``.
+        """
+        ...
+
+    def read_native(self, obj: ObjectName, views: Sequence[NativeView]) -> list[NativeSummary]:
+        """The native lists of ``views`` that exist, read back with their member counts."""
         ...

@@ -28,6 +28,7 @@ from segsync_sandbox.hubspot.errors import (
     PropertyValuesError,
     ValidationError,
 )
+from segsync_sandbox.hubspot.lists import HubSpotLists
 from segsync_sandbox.hubspot.portal import PRIVATE_APP, Portal, object_type_of
 from segsync_sandbox.hubspot.ratelimit import RateLimiter
 from segsync_sandbox.hubspot.schema import ALWAYS_RETURNED, format_ms
@@ -222,6 +223,8 @@ class HubSpotApp(SandboxApp):
         self.malformed_associations: set[str] = set()
         """Record ids whose associations name their targets by an id that is not a
         number (the v4 spec types ``toObjectId`` as a string)."""
+        self.lists = HubSpotLists(portal)
+        """The Lists API (segments) and its folders."""
         self._register()
 
     # Routes ------------------------------------------------------------
@@ -264,6 +267,8 @@ class HubSpotApp(SandboxApp):
             r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/read",
             self.batch_read_associations,
         )
+        for method, pattern, handler in self.lists.routes():
+            self._add(method, pattern, handler)
 
     # Hooks -------------------------------------------------------------
     @staticmethod
@@ -323,7 +328,12 @@ class HubSpotApp(SandboxApp):
 
     @staticmethod
     def _is_search(request: Request) -> bool:
-        return request.method == "POST" and request.path.endswith("/search")
+        # CRM object search has its own per-second limit; list search does not.
+        return (
+            request.method == "POST"
+            and request.path.endswith("/search")
+            and not request.path.startswith("/crm/v3/lists")
+        )
 
     def _rate_limited(self, policy: str, retry_after: float) -> Response:
         names = {

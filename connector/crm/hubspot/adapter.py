@@ -20,6 +20,9 @@ from connector.crm.base import (
     Current,
     EchoTest,
     FieldSpec,
+    NativeAction,
+    NativeSummary,
+    NativeView,
     ObjectName,
     OutputField,
     ProvisionReport,
@@ -28,6 +31,7 @@ from connector.crm.base import (
 )
 from connector.crm.hubspot.describe import describe as describe_properties
 from connector.crm.hubspot.history import set_by_person as history_set_by_person
+from connector.crm.hubspot.native import provision_lists, read_lists
 from connector.crm.hubspot.provision import provision as provision_object
 from connector.crm.hubspot.pull import children as children_records
 from connector.crm.hubspot.pull import fetch as fetch_records
@@ -138,6 +142,21 @@ class HubSpotAdapter:
     ) -> ProvisionReport:
         """Create the Segmentation group and missing properties; extend enumerations."""
         return provision_object(self._session, obj, OBJECT_TYPES[obj], outputs, inputs, dry_run)
+
+    def provision_native(
+        self,
+        obj: ObjectName,
+        views: Sequence[NativeView],
+        dry_run: bool,
+        *,
+        shared_to: str = "AllInternalUsers",
+    ) -> list[NativeAction]:
+        """One dynamic list per view, in the definition's folder (``shared_to``: unused here)."""
+        return provision_lists(self._session, obj, OBJECT_TYPES[obj], views, dry_run)
+
+    def read_native(self, obj: ObjectName, views: Sequence[NativeView]) -> list[NativeSummary]:
+        """The lists of ``views`` that exist, with their member counts (memberships API)."""
+        return read_lists(self._session, obj, OBJECT_TYPES[obj], views)
 
     def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
         """Read pages (list, or search when incremental) plus batch updates.
