@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from segsync_sandbox.common import BadJson, HttpError, Request, Response, SandboxApp
-from segsync_sandbox.salesforce import bulk, metadata, permissions, soql
+from segsync_sandbox.salesforce import bulk, listviews, metadata, permissions, soql
 from segsync_sandbox.salesforce.auth import OAuthEndpoint, OAuthSettings, TokenStore
 from segsync_sandbox.salesforce.org import (
     ORG_ID,
@@ -235,6 +235,11 @@ class SalesforceApp(SandboxApp):
         self._error_seq = itertools.count()
         self.open_prefixes: list[str] = []
         self.error_styles: list[tuple[str, Callable[[int, str, str], Response]]] = []
+        #: List views (Metadata API ``ListView`` and REST); None without extensions.
+        self.listviews: listviews.ListViews | None = None
+        if register_extensions:
+            # Before the record routes, which would read "listviews" as a record id.
+            self.listviews = listviews.register(self)
         self._register_core()
         if register_extensions:
             bulk.register(self)

@@ -101,6 +101,9 @@ _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 SaveComponents = Callable[[SalesforceHost, str, Sequence[ET.Element], Request], Response]
 ReadComponents = Callable[[SalesforceHost, Sequence[str], Request], Response]
 COMPONENT_TYPES: dict[str, tuple[SaveComponents, ReadComponents]] = {}
+DeleteComponents = Callable[[SalesforceHost, Sequence[str], Request], Response]
+#: Types ``deleteMetadata`` serves (``listviews`` adds ListView); fields are never deleted.
+DELETE_TYPES: dict[str, DeleteComponents] = {}
 
 
 def _supported() -> tuple[str, ...]:
@@ -108,7 +111,13 @@ def _supported() -> tuple[str, ...]:
     return ("CustomField", *COMPONENT_TYPES)
 
 
-_OPERATIONS = ("createMetadata", "readMetadata", "updateMetadata", "upsertMetadata")
+_OPERATIONS = (
+    "createMetadata",
+    "readMetadata",
+    "updateMetadata",
+    "upsertMetadata",
+    "deleteMetadata",
+)
 
 
 # ---------------------------------------------------------------------------
@@ -705,6 +714,8 @@ class MetadataService:
             with self._lock:
                 if call.operation == "readMetadata":
                     return self._read(call.payload, request)
+                if call.operation == "deleteMetadata":
+                    return self._delete(call.payload, request)
                 return self._save(call.operation, call.payload, request)
         except SoapFault as fault:
             return fault_response(fault)
@@ -762,6 +773,21 @@ class MetadataService:
                         )
             results.append(_save_result_xml(defn.full_name, errors, created if upsert else None))
         return _xml_response(f"<{operation}Response>{''.join(results)}</{operation}Response>")
+
+    def _delete(self, payload: ET.Element, request: Request) -> Response:
+        kind = (_child_text(payload, "type") or "").strip()
+        names = [(e.text or "").strip() for e in payload.findall(_q("fullNames"))]
+        if len(names) > MAX_COMPONENTS:
+            raise SoapFault(
+                "LIMIT_EXCEEDED",
+                f"Exceeded max size limit of {MAX_COMPONENTS} with request size {len(names)}",
+            )
+        if kind not in DELETE_TYPES:
+            raise SoapFault(
+                "INVALID_TYPE",
+                f"The sandbox's deleteMetadata handles {', '.join(DELETE_TYPES)} only, not {kind}",
+            )
+        return DELETE_TYPES[kind](self.app, names, request)
 
     def _read(self, payload: ET.Element, request: Request) -> Response:
         kind = (_child_text(payload, "type") or "").strip()
