@@ -452,7 +452,6 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=lambda: ServiceSettings())
     parity: ParitySettings = Field(default_factory=lambda: ParitySettings())
 
-
     native: NativeSettings = Field(default_factory=lambda: NativeSettings())
 
     @classmethod

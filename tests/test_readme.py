@@ -11,8 +11,8 @@ from connector.cli import cli
 from connector.config import (
     HubSpotConnection,
     JobSettings,
-    ParitySettings,
     NativeSettings,
+    ParitySettings,
     SalesforceConnection,
     ServiceSettings,
     StoreSettings,
