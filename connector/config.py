@@ -366,6 +366,8 @@ class SyncSettings(_Model):
     #: Re-read each write chunk's records right before writing it and skip those
     #: a person (or anything but segsync) changed since the plan.
     recheck_before_write: bool = True
+    # How long a job's holder keeps it without renewing (connector/store/leases.py).
+    lease_seconds: float = Field(90.0, ge=5, le=3_600)
 
     @model_validator(mode="after")
     def _waits_in_order(self) -> SyncSettings:

@@ -35,6 +35,7 @@ EXIT_RUN_FAILED = 1
 EXIT_USER = 2
 EXIT_STORE = 3
 EXIT_CRM = 4
+EXIT_BUSY = 5
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
@@ -42,6 +43,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USER: "a command-line, configuration or mapping problem: fix the file or the option",
     EXIT_STORE: "the state store cannot be used: unreachable, driver missing, permission, corrupt",
     EXIT_CRM: "a CRM cannot be used: unreachable, TLS failure, credentials or access refused",
+    EXIT_BUSY: "a job is running in another process (segsync sync or segsync run holds it)",
 }
 
 # ``scheme://user:password@host``: the password is what lies between the

@@ -183,13 +183,24 @@ def test_runs_are_recorded_and_listed_newest_first(store: Store, clock: Clock) -
 
 
 def test_a_run_left_running_is_marked_interrupted(store: Store, clock: Clock) -> None:
+    # Only a run that holds the job's claim may conclude that a `running`
+    # row of its job is a dead process's (the claim would not be free otherwise).
     dead = store.start_run("sf", "salesforce", "account", "v1", full=False)
     other = store.start_run("sf", "salesforce", "contact", "v1", full=False)
     clock.tick()
-    store.start_run("sf", "salesforce", "account", "v1", full=False)
+    store.start_run("sf", "salesforce", "account", "v1", full=False, claimed=True)
     dead_row, other_row = store.run(dead), store.run(other)
     assert dead_row is not None and dead_row.status == "interrupted"
+    assert dead_row.message == "the process stopped before the run finished"
     assert other_row is not None and other_row.status == "running"
+
+
+def test_a_run_without_the_claim_never_marks_another_run(store: Store, clock: Clock) -> None:
+    live = store.start_run("sf", "salesforce", "account", "v1", full=False)
+    clock.tick()
+    store.start_run("sf", "salesforce", "account", "v1", full=False)
+    row = store.run(live)
+    assert row is not None and row.status == "running" and row.finished_at is None
 
 
 def test_finish_run_rejects_bad_status_and_unknown_run(store: Store) -> None:

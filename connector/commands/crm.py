@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from connector.crm.base import (
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
 from connector.errors import (
+    EXIT_BUSY,
     EXIT_CRM,
     EXIT_OK,
     EXIT_RUN_FAILED,
@@ -59,6 +60,8 @@ from connector.errors import (
     redact_url,
 )
 from connector.mapping import load_mapping
+from connector.store.leases import Busy, JobClaims, Lease, claim_order
+from connector.store.locks import locks_for
 from connector.store.store import Store, parse_url
 from connector.sync.guard import MassChangeError
 from connector.sync.native import native_views
@@ -392,6 +395,15 @@ def _render_result(console: Console, result: RunResult) -> None:
     "--dry-run", is_flag=True, help="Write nothing; print the plan and what it would cost."
 )
 @click.option("--force", is_flag=True, help="Go ahead even when the mass-change guard would stop.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0, 86_400),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When a job runs in another process, wait up to this long for it (0: do not wait).",
+)
 @NOW
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @FORMAT
@@ -403,6 +415,7 @@ def sync(
     full: bool,
     dry_run: bool,
     force: bool,
+    wait_seconds: float,
     now: datetime | None,
     verbose: bool,
     fmt: str,
@@ -419,7 +432,10 @@ def sync(
     by the mass-change guard or left records failed (see `segsync errors`),
     2 for a configuration or mapping problem, 3 when the state store cannot be
     used, 4 when a CRM cannot be reached or refuses the credentials (the first
-    of 2, 3, 4 that any job ended with).
+    of 2, 3, 4 that any job ended with), 5 when a job was running in another
+    process (another `segsync sync`, or `segsync run`): each job runs in one
+    process at a time; --wait SECONDS waits for it. A contact job waits for an
+    account run of its connection in progress elsewhere, however long.
     """
     if now is not None and not dry_run:
         # A write stamped with a made-up time would confuse the watermark,
@@ -439,6 +455,7 @@ def sync(
     with (
         open_context(config_file, crm=crm, connections=connections) as ctx,
         _progress(interactive) as progress,
+        _claims(ctx, dry_run) as claims,
     ):
         for job in ctx.jobs(crm, obj):
             name = f"{job.connection} {job.engine.object}s"
@@ -454,7 +471,13 @@ def sync(
             # CRM) is reported and the next job still runs: one bad org must
             # not keep the others stale.
             try:
-                result = runner.run(job, full=full, dry_run=dry_run, force=force)
+                with _claim(claims, job, wait_seconds) as lease:
+                    if isinstance(lease, Busy):
+                        outcome.status, outcome.message = "busy", str(lease)
+                        outcome.code = EXIT_BUSY
+                        outcomes.append(outcome)
+                        continue
+                    result = runner.run(job, full=full, dry_run=dry_run, force=force, lease=lease)
             except MassChangeError as exc:
                 outcome.status, outcome.message = "aborted", str(exc)
             except UserError as exc:
@@ -500,10 +523,50 @@ def sync(
     sys.exit(_sync_exit_status(outcomes, results))
 
 
+@contextmanager
+def _claims(ctx: Context, dry_run: bool) -> Iterator[JobClaims | None]:
+    """The job claims of this ``sync`` (none for a dry run: it writes nothing)."""
+    if dry_run:
+        yield None
+        return
+    claims = JobClaims(
+        ctx.store.engine,
+        locks_for(ctx.store.engine),
+        lease_seconds=ctx.settings.sync.lease_seconds,
+        purpose="segsync sync",
+    )
+    try:
+        yield claims
+    finally:
+        claims.close()
+
+
+def _claim(
+    claims: JobClaims | None, job: Job, wait_seconds: float
+) -> AbstractContextManager[Lease | Busy | None]:
+    """Claim ``job``'s lock and lease (a contact job: its connection's accounts' first).
+
+    The job itself waits up to ``--wait``; a contact job waits for an account
+    run of its connection in progress elsewhere however long it takes, so
+    contacts never read half-computed accounts. The account claim is held
+    through the contact run.
+    """
+    if claims is None:
+        return nullcontext(None)
+    key, after = claim_order(job.connection, job.engine.object)
+    return claims.wait(
+        key, after=after, seconds=wait_seconds, after_forever=True, on_wait=_tell_waiting
+    )
+
+
+def _tell_waiting(busy: Busy) -> None:
+    click.echo(f"waiting: {busy}", err=True)
+
+
 def _sync_exit_status(outcomes: Sequence[JobOutcome], results: Sequence[RunResult]) -> int:
-    """The environment's problem first (config, store, CRM), else 1 for any run not clean."""
+    """The environment's problem first (config, store, CRM), then a busy job, else 1."""
     codes = {o.code for o in outcomes if o.status != "succeeded"}
-    for code in (EXIT_USER, EXIT_STORE, EXIT_CRM):
+    for code in (EXIT_USER, EXIT_STORE, EXIT_CRM, EXIT_BUSY):
         if code in codes:
             return code
     if codes or any(r.status != "succeeded" for r in results):
@@ -516,7 +579,8 @@ class JobOutcome:
     """How one job of ``segsync sync`` ended: a run's status, or why it did not finish.
 
     ``status`` is the run's (``succeeded``, ``partial``), ``aborted`` (the
-    guard), ``failed``, or ``config`` (a problem in the config or a secret file).
+    guard), ``failed``, ``config`` (a problem in the config or a secret file),
+    or ``busy`` (the job runs in another process).
     """
 
     connection: str

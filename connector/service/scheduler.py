@@ -13,7 +13,8 @@ Scheduling rules:
   (standard crontab lines, Sunday = 0 or 7) only on their schedule.
 - ``coalesce=True`` (missed ticks run once), ``max_instances=1``,
   ``misfire_grace_time = service.misfire_grace_seconds``.
-- A job runs only while it holds its job lock (:mod:`connector.service.locks`),
+- A job runs only while it holds its claim (:mod:`connector.store.leases`:
+  the job lock plus a lease; a contact job also holds its accounts'),
   and only if no run of it started since the tick it belongs to: with
   several replicas each tick fires everywhere, one replica runs it, the
   others skip (``locked`` while it runs, ``done`` after).
@@ -56,7 +57,8 @@ from connector.service.alerts import (
     recovered_text,
 )
 from connector.service.http import Metrics
-from connector.service.locks import JobLocks
+from connector.store.leases import Busy, JobClaims, Lease, claim_order, job_key
+from connector.store.locks import JobLocks
 from connector.store.records import RunRow
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError
@@ -88,11 +90,6 @@ class ShutdownRequested(Interrupted):
     The runner records the run as ended (see the service's report on the
     ``aborted`` status); the next run re-plans from the unchanged watermark.
     """
-
-
-def job_key(connection: str, object: str) -> str:
-    """The name of a connection × object job: ``<connection>.<object>``."""
-    return f"{connection}.{object}"
 
 
 def timezone_of(settings: ServiceSettings) -> tzinfo:
@@ -253,8 +250,22 @@ class ServiceContext:
     alerted: dict[str, str] = field(default_factory=dict)
     """Job key → what it was last alerted for (cleared, with a note, when it recovers)."""
     _connection_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _claims: JobClaims | None = None
     _inflight: int = 0
     _idle: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def claims(self) -> JobClaims:
+        """The job claims of this process: its locks plus leases in the store."""
+        with self._idle:
+            if self._claims is None:
+                self._claims = JobClaims(
+                    self.store.engine,
+                    self.locks,
+                    lease_seconds=self.settings.sync.lease_seconds,
+                    purpose="segsync run",
+                )
+            return self._claims
 
     def connection_lock(self, connection: str) -> threading.Lock:
         """The in-process lock that serializes the jobs of one connection."""
@@ -386,9 +397,11 @@ def _guarded(
             ctx.metrics.skips.labels(connection, object, "stopping").inc()
             return "skipped:stopping"
     try:
-        with ctx.locks.hold(key) as held:
-            if not held:
-                log.debug("job %s is running on another replica; skipped", key, extra=extra)
+        key, after = claim_order(connection, object)
+        with ctx.claims.claim(key, after=after) as lease:
+            if isinstance(lease, Busy):
+                # A contact job also skips while its accounts run elsewhere.
+                log.debug("job %s skipped: %s", key, lease, extra=extra)
                 ctx.metrics.skips.labels(connection, object, "locked").inc()
                 return "skipped:locked"
             now = ctx.clock()
@@ -403,19 +416,24 @@ def _guarded(
                 ctx.metrics.skips.labels(connection, object, "stopping").inc()
                 return "skipped:stopping"
             full = full or ctx.full_due(plan, now)
-            return _run(ctx, plan, full, latest[0].id if latest else 0, extra)
+            return _run(ctx, plan, full, latest[0].id if latest else 0, extra, lease)
     finally:
         serial.release()
 
 
 def _run(
-    ctx: ServiceContext, plan: JobPlan, full: bool, before: int, extra: dict[str, str]
+    ctx: ServiceContext,
+    plan: JobPlan,
+    full: bool,
+    before: int,
+    extra: dict[str, str],
+    lease: Lease | None = None,
 ) -> Outcome:
     key = plan.key
     mass_change: MassChangeError | None = None
     stopped = False
     try:
-        ctx.runner.run(ctx.job(plan.connection, plan.object), full=full)
+        ctx.runner.run(ctx.job(plan.connection, plan.object), full=full, lease=lease)
     except MassChangeError as exc:
         mass_change = exc
         log.warning("job %s stopped by the mass-change guard: %s", key, exc, extra=extra)

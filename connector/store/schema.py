@@ -245,3 +245,19 @@ owned_fields = sa.Table(
     sa.Column("field", sa.String(KEY), primary_key=True),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
 )
+
+#: Who holds each job (``<connection>.<object>``) and until when: the lease
+#: behind the job lock (connector/store/leases.py). ``token`` grows by one at
+#: every acquisition, so a holder that lost the lease (stopped, then resumed)
+#: sees a newer token and writes nothing more. ``mode`` says how it was taken:
+#: ``lock`` with the job lock, ``steal`` from a holder whose lease expired.
+job_leases = sa.Table(
+    "job_leases",
+    metadata,
+    sa.Column("job", sa.String(KEY), primary_key=True),
+    sa.Column("holder", sa.String(KEY), nullable=False),
+    sa.Column("token", sa.BigInteger(), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)

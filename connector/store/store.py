@@ -390,29 +390,28 @@ class Store:
     # -- runs ------------------------------------------------------------
 
     def start_run(
-        self, connection: str, crm: str, object: str, mapping_version: str, *, full: bool
+        self,
+        connection: str,
+        crm: str,
+        object: str,
+        mapping_version: str,
+        *,
+        full: bool,
+        claimed: bool = False,
     ) -> int:
         """Record a run as started and return its id.
 
-        A run of the same connection and object still marked ``running`` is
-        from a process that died (one process holds a job at a time): it is
-        marked ``interrupted``.
+        ``claimed``: the caller holds the job's claim (its lock and lease,
+        :mod:`connector.store.leases`). Then a run of the same connection and
+        object still marked ``running`` cannot be live: its process either
+        died (which freed the lock) or lost its lease to us (and writes
+        nothing more), so it is marked ``interrupted``. Without the claim
+        nothing else is touched: that row may be another process's live run.
         """
         now = self._clock()
         with self._engine.begin() as conn:
-            conn.execute(
-                sa.update(runs)
-                .where(
-                    runs.c.connection == connection,
-                    runs.c.object == object,
-                    runs.c.status == "running",
-                )
-                .values(
-                    status="interrupted",
-                    finished_at=now,
-                    message="the process stopped before the run finished",
-                )
-            )
+            if claimed:
+                self._interrupt_running(conn, connection, object, now)
             result = conn.execute(
                 sa.insert(runs).values(
                     connection=connection,
@@ -428,6 +427,22 @@ class Store:
             if key is None:
                 raise StoreError("the database returned no id for the new run")
             return int(key[0])
+
+    @staticmethod
+    def _interrupt_running(conn: Connection, connection: str, object: str, now: datetime) -> None:
+        conn.execute(
+            sa.update(runs)
+            .where(
+                runs.c.connection == connection,
+                runs.c.object == object,
+                runs.c.status == "running",
+            )
+            .values(
+                status="interrupted",
+                finished_at=now,
+                message="the process stopped before the run finished",
+            )
+        )
 
     def finish_run(
         self,

@@ -38,6 +38,7 @@ from connector.crm.ids import well_formed_id
 from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
+from connector.store.leases import Fence
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
 from connector.sync.audit import AuditTrail
@@ -169,9 +170,22 @@ class Runner:
 
     # -- the cycle -------------------------------------------------------
     def run(
-        self, job: Job, *, full: bool = False, dry_run: bool = False, force: bool = False
+        self,
+        job: Job,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        force: bool = False,
+        lease: Fence | None = None,
     ) -> RunResult:
-        """Run one cycle; raises a SegsyncError subclass when the run cannot finish."""
+        """Run one cycle; raises a SegsyncError subclass when the run cannot finish.
+
+        ``lease``: the job's claim (connector/store/leases.py), held by the
+        caller for the whole run. It is fenced before every write chunk, so a
+        process that lost its job (stopped past its lease) writes nothing
+        more; and only with it may the run mark a run left ``running``
+        ``interrupted`` (see :meth:`Store.start_run`).
+        """
         started = time.monotonic()
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -187,7 +201,9 @@ class Runner:
         calls_before = adapter.api_calls
         context = {"crm": crm, "object": obj, "connection": conn}
         if not dry_run:
-            result.run_id = store.start_run(conn, crm, obj, engine.version, full=full)
+            result.run_id = store.start_run(
+                conn, crm, obj, engine.version, full=full, claimed=lease is not None
+            )
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         marks = self._changed_parents(job)
@@ -223,7 +239,7 @@ class Runner:
                 )
                 if not dry_run:
                     spool.seek(0)
-                    self._execute(job, result, spool)
+                    self._execute(job, result, spool, lease)
                     self._clear_changed_parents(job, marks)
                     if watermark is not None:
                         store.advance_watermark(conn, obj, watermark)
@@ -529,7 +545,9 @@ class Runner:
         pickle.dump(entry, spool, protocol=pickle.HIGHEST_PROTOCOL)
 
     # -- phase 2: execute ------------------------------------------------
-    def _execute(self, job: Job, result: RunResult, spool: IO[bytes]) -> None:
+    def _execute(
+        self, job: Job, result: RunResult, spool: IO[bytes], lease: Fence | None = None
+    ) -> None:
         engine, adapter, store = job.engine, job.adapter, self._store
         obj, conn = cast(ObjectName, engine.object), job.connection
         run_id = result.run_id
@@ -548,6 +566,8 @@ class Runner:
                 chunk = _without_stale(chunk, recheck, result)
             writes = [entry for entry in chunk if entry[0] == "write"]
             updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
+            if lease is not None and updates:
+                lease.fence()  # still this process's job? (LeaseLost ends the run)
             outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []

@@ -1,0 +1,418 @@
+"""Job claims: one run per job, on every process, with a lease and a fencing token.
+
+A job (``<connection>.<object>``) is claimed before it runs, by ``segsync
+run`` and ``segsync sync`` alike. A claim is two things:
+
+1. **The job lock** (:mod:`connector.store.locks`): a PostgreSQL session
+   advisory lock, a ``flock`` next to a SQLite file, or an in-process lock.
+   A process that dies loses it at once (its session or file closes).
+2. **The lease**, a row of ``job_leases``: holder (``segsync run
+   <pid>@<host>``), since when, until when (``expires_at``) and a fencing
+   token that grows by one at every acquisition. A heartbeat thread renews
+   it every third of ``sync.lease_seconds``.
+
+The lock alone cannot tell a *stopped* holder (SIGSTOP, a long GC pause, a
+frozen VM) from a busy one: a stopped process keeps its session and its
+file open. The lease can: a stopped holder renews nothing, so its lease
+expires, and then another process takes the job over **without** the lock
+(mode ``steal``, token + 1). When the stopped holder resumes, its next
+:meth:`Lease.fence` (the runner calls it before every write chunk) finds the
+lease expired by its own clock or the token moved on, and raises
+:class:`LeaseLost`: the run ends ``aborted`` and writes nothing more.
+
+Who may take a job:
+
+- the lock is free: take it, then the lease (a live lease of a holder that
+  had the lock is a dead process's: the lock would not be free otherwise;
+  a live lease taken by ``steal`` is a running process's, so the job is busy);
+- the lock is held and the lease live (or missing: the holder is between its
+  lock and its lease): busy;
+- the lock is held and the lease expired: steal.
+
+Every change is a compare-and-set on the token, so two processes racing for
+one expired lease cannot both win. Times are the processes' clocks (UTC):
+replicas need synchronized clocks (NTP), and a lease far longer than any
+expected skew (the minimum, 10 s, is many times NTP's usual error).
+
+What fencing cannot do: a check passes, then the process stops for longer
+than the lease *before* its write request leaves; the write then lands after
+the takeover. The CRMs offer no conditional write that could carry a token,
+so this window (one chunk, between the check and the request) remains; it is
+as small as a check right before the request can make it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from connector.errors import Interrupted
+from connector.store.locks import JobLocks
+from connector.store.schema import job_leases
+
+log = logging.getLogger("segsync.locks")
+
+
+class LeaseLost(Interrupted):
+    """The process no longer holds its job: it must write nothing more."""
+
+
+class Fence(Protocol):
+    """What the runner checks before each write chunk."""
+
+    def fence(self) -> None:
+        """Raise :class:`LeaseLost` unless the job is still this process's."""
+        ...
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a job, as the lease row says."""
+
+    job: str
+    name: str
+    since: datetime
+    expires_at: datetime
+    token: int
+    mode: str
+
+    def __str__(self) -> str:
+        since = self.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{self.name} since {since}"
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A claim that failed: the job runs elsewhere (``holder`` None: not known yet)."""
+
+    job: str
+    holder: Holder | None
+
+    def __str__(self) -> str:
+        who = f"held by {self.holder}" if self.holder else "its holder is just starting"
+        return f"job {self.job} is running in another process ({who})"
+
+
+def job_key(connection: str, object: str) -> str:
+    """The name of a connection × object job: ``<connection>.<object>``."""
+    return f"{connection}.{object}"
+
+
+def claim_order(connection: str, object: str) -> tuple[str, list[str]]:
+    """A job's key and the keys claimed (and held) before it: contacts hold their accounts.
+
+    A contact run reads its accounts' segment and tier: while it runs, no
+    account run of the connection may change them, on any process.
+    """
+    after = [job_key(connection, "account")] if object == "contact" else []
+    return job_key(connection, object), after
+
+
+def holder_name(purpose: str) -> str:
+    """``<purpose> <pid>@<host>``: who a lease row names."""
+    return f"{purpose} {os.getpid()}@{socket.gethostname()}"[:255]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Lease:
+    """A held job: its token, renewed by a heartbeat thread until released."""
+
+    def __init__(
+        self,
+        claims: JobClaims,
+        job: str,
+        token: int,
+        *,
+        mode: str,
+        parents: Sequence[Lease] = (),
+    ) -> None:
+        self.job = job
+        self.token = token
+        self.mode = mode
+        self._claims = claims
+        self._parents = list(parents)
+        self._lost: str | None = None
+        # Monotonic: a clock jump does not extend a lease; a stop does end it.
+        self._valid_until = time.monotonic() + claims.seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._heartbeat, name=f"segsync-lease-{job}", daemon=True
+        )
+        self._thread.start()
+
+    # -- the heartbeat ------------------------------------------------------
+    def _heartbeat(self) -> None:
+        interval = self._claims.seconds / 3
+        while not self._stop.wait(interval):
+            if self._lost is not None:
+                return
+            try:
+                self.renew()
+            except sa.exc.SQLAlchemyError as exc:  # the store hiccupped: try again
+                log.warning("renewing the lease of %s failed: %s", self.job, exc)
+            except LeaseLost:
+                return
+
+    def renew(self) -> None:
+        """Push the lease's expiry on; :class:`LeaseLost` when the token moved on."""
+        started = time.monotonic()
+        if started > self._valid_until:
+            self._lose(self._expired_text())
+        renewed = self._claims._renew(self.job, self.token)
+        if not renewed:
+            self._lose(self._taken_text())
+        self._valid_until = started + self._claims.seconds
+
+    def _lose(self, reason: str) -> None:
+        if self._lost is None:
+            self._lost = reason
+            log.warning("%s", reason, extra={"job": self.job})
+        raise LeaseLost(reason)
+
+    def _expired_text(self) -> str:
+        return (
+            f"job {self.job}: this process lost its lease (not renewed for more than "
+            f"{self._claims.seconds:g} s: the process was stopped or the store unreachable); "
+            "it writes nothing more"
+        )
+
+    def _taken_text(self) -> str:
+        holder = self._claims.holder(self.job)
+        by = f" by {holder}" if holder is not None else ""
+        return (
+            f"job {self.job}: another process took the job over{by}; this run writes nothing more"
+        )
+
+    # -- the fence ----------------------------------------------------------
+    def fence(self) -> None:
+        """Raise :class:`LeaseLost` unless this process still holds the job (and its parents).
+
+        Two checks: the lease is unexpired by this process's monotonic clock
+        (a stopped process finds out the moment it resumes, before any call),
+        and the store still has this lease's token (one small read).
+        """
+        for parent in self._parents:
+            parent.fence()
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+        if time.monotonic() > self._valid_until:
+            self._lose(self._expired_text())
+        if self._claims._token(self.job) != self.token:
+            self._lose(self._taken_text())
+
+    def release(self) -> None:
+        """Stop the heartbeat and end the lease (if it is still this process's)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._lost is None:
+            try:
+                self._claims._release(self.job, self.token)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("releasing the lease of %s failed: %s", self.job, exc)
+
+
+class JobClaims:
+    """Claims jobs for one process: the job locks plus leases in the store's ``job_leases``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        locks: JobLocks,
+        *,
+        lease_seconds: float,
+        purpose: str,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._engine = engine
+        self.locks = locks
+        self.seconds = float(lease_seconds)
+        self.name = holder_name(purpose)
+        self._clock = clock
+
+    # -- claiming -------------------------------------------------------------
+    @contextlib.contextmanager
+    def claim(self, job: str, *, after: Sequence[str] = ()) -> Iterator[Lease | Busy]:
+        """Claim ``job`` for the block (claiming the jobs ``after`` first, held too).
+
+        Yields the :class:`Lease` (its ``fence`` also checks those of
+        ``after``), or :class:`Busy` naming the first job held elsewhere.
+        Never waits: see :meth:`wait`.
+        """
+        with contextlib.ExitStack() as stack:
+            parents: list[Lease] = []
+            for key in [*after, job]:
+                got = stack.enter_context(self._claim_one(key, parents))
+                if isinstance(got, Busy):
+                    yield got
+                    return
+                parents.append(got)
+            yield parents[-1]
+
+    def wait(
+        self,
+        job: str,
+        *,
+        after: Sequence[str] = (),
+        seconds: float | None,
+        after_forever: bool = False,
+        poll: float = 1.0,
+        on_wait: Callable[[Busy], None] | None = None,
+    ) -> contextlib.AbstractContextManager[Lease | Busy]:
+        """Like :meth:`claim`, retrying every ``poll`` s for up to ``seconds`` (None: forever).
+
+        ``after_forever``: while one of ``after`` is what is busy, keep
+        waiting past ``seconds`` (the command line's contacts wait for an
+        account run however long it takes). ``on_wait`` hears each new holder.
+        """
+        deadline = None if seconds is None else time.monotonic() + seconds
+        told: set[tuple[str, int | None]] = set()
+        while True:
+            context = self.claim(job, after=after)
+            got = context.__enter__()
+            if isinstance(got, Lease):
+                return _Entered(context, got)
+            context.__exit__(None, None, None)
+            patient = after_forever and got.job != job
+            if not patient and deadline is not None and time.monotonic() >= deadline:
+                return contextlib.nullcontext(got)
+            seen = (got.job, got.holder.token if got.holder else None)
+            if on_wait is not None and seen not in told:
+                on_wait(got)
+                told.add(seen)
+            pause = poll
+            if not patient and deadline is not None:
+                pause = max(0.0, min(poll, deadline - time.monotonic()))
+            time.sleep(pause)
+
+    @contextlib.contextmanager
+    def _claim_one(self, job: str, parents: Sequence[Lease]) -> Iterator[Lease | Busy]:
+        with self.locks.hold(job) as locked:
+            lease = self._take(job, locked, parents)
+            if isinstance(lease, Busy):
+                yield lease
+                return
+            try:
+                yield lease
+            finally:
+                lease.release()
+
+    def _take(self, job: str, locked: bool, parents: Sequence[Lease]) -> Lease | Busy:
+        now = self._clock()
+        row = self.holder(job)
+        live = row is not None and row.expires_at > now
+        if locked:
+            if live and row is not None and row.mode == "steal" and row.name != self.name:
+                # Taken over from a stopped holder (which still has the lock
+                # or just let it go): the taker is alive and running.
+                return Busy(job, row)
+            mode: Literal["lock", "steal"] = "lock"
+        else:
+            if row is None or live:
+                return Busy(job, row)
+            mode = "steal"
+        token = self._swap(job, row, mode, now)
+        if token is None:  # another process won the race for it
+            return Busy(job, self.holder(job))
+        if mode == "steal" and row is not None:
+            log.warning(
+                "job %s taken over from %s: its lease expired at %s (stopped or hung)",
+                job,
+                row.name,
+                row.expires_at.isoformat(),
+                extra={"job": job},
+            )
+        return Lease(self, job, token, mode=mode, parents=parents)
+
+    # -- the lease rows -------------------------------------------------------
+    def holder(self, job: str) -> Holder | None:
+        """The lease row of ``job`` (expired or not), None when it never ran."""
+        query = sa.select(job_leases).where(job_leases.c.job == job)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Holder(
+            job, row.holder, row.acquired_at, row.expires_at, int(row.token), str(row.mode)
+        )
+
+    def _swap(
+        self, job: str, seen: Holder | None, mode: Literal["lock", "steal"], now: datetime
+    ) -> int | None:
+        """Take the lease if its token is still ``seen``'s; the new token, else None."""
+        values = {
+            "holder": self.name,
+            "mode": mode,
+            "acquired_at": now,
+            "expires_at": now + timedelta(seconds=self.seconds),
+        }
+        try:
+            with self._engine.begin() as conn:
+                if seen is None:
+                    conn.execute(sa.insert(job_leases).values(job=job, token=1, **values))
+                    return 1
+                done = conn.execute(
+                    sa.update(job_leases)
+                    .where(job_leases.c.job == job, job_leases.c.token == seen.token)
+                    .values(token=seen.token + 1, **values)
+                )
+                return seen.token + 1 if done.rowcount == 1 else None
+        except sa.exc.IntegrityError:
+            return None
+
+    def _renew(self, job: str, token: int) -> bool:
+        now = self._clock()
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(job_leases)
+                .where(job_leases.c.job == job, job_leases.c.token == token)
+                .values(expires_at=now + timedelta(seconds=self.seconds))
+            )
+        return done.rowcount == 1
+
+    def _token(self, job: str) -> int | None:
+        query = sa.select(job_leases.c.token).where(job_leases.c.job == job)
+        with self._engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else int(value)
+
+    def _release(self, job: str, token: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(job_leases)
+                .where(job_leases.c.job == job, job_leases.c.token == token)
+                .values(expires_at=self._clock())
+            )
+
+    def close(self) -> None:
+        """Release the job locks' resources (leases end with their blocks)."""
+        self.locks.close()
+
+
+class _Entered(contextlib.AbstractContextManager[Lease | Busy]):
+    """A claim context already entered by :meth:`JobClaims.wait`."""
+
+    def __init__(
+        self, context: contextlib.AbstractContextManager[Lease | Busy], got: Lease
+    ) -> None:
+        self._context = context
+        self._got = got
+
+    def __enter__(self) -> Lease | Busy:
+        return self._got
+
+    def __exit__(self, *exc: object) -> None:
+        self._context.__exit__(*exc)  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""Two overlapping `segsync sync` processes on one job: one runs, the other says who holds it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from connector.cli import cli
+from connector.errors import EXIT_BUSY
+from connector.store.schema import transitions
+from connector.store.store import Store
+from segsync_sandbox.launcher import Sandboxes, start_sandboxes
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNTS = 400
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def crm() -> Iterator[Sandboxes]:
+    with start_sandboxes(accounts=ACCOUNTS, contacts_per_account=0, seed=17) as running:
+        yield running
+
+
+def _sync(config: Path, *extra: str) -> subprocess.Popen[str]:
+    command = ["sync", "--config", str(config), "--crm", "hubspot", "--object", "account"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "connector", *command, *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path: Path) -> None:
+    snapshot = crm.snapshot(tmp_path / "snapshot")
+    config = crm.write_config(tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 's.db'}")
+    app = crm.hubspot.app
+    try:
+        provisioned = CliRunner().invoke(
+            cli, ["provision", "--config", str(config), "--crm", "hubspot"], catch_exceptions=False
+        )
+        assert provisioned.exit_code == 0, provisioned.output
+        app.log.clear()
+        first = _sync(config)
+        deadline = time.monotonic() + 60
+        while not any(e.kind == "batch.update" for e in app.log.entries()):
+            assert time.monotonic() < deadline, "the first sync never started writing"
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.01)
+
+        # Hold the first run mid-write (every call now takes 15 s) while a
+        # second run of the same job starts: refused before any CRM call.
+        app.faults.update(latency_ms=15_000)
+        second = _sync(config)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == EXIT_BUSY, (out, err)
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1, err
+        assert "job hubspot.account is running in another process" in lines[0]
+        assert f"held by segsync sync {first.pid}@" in lines[0] and " since " in lines[0]
+        assert first.poll() is None, "the refused run stopped the first one"
+
+        # A third one waits for it, then finds nothing left to write.
+        third = _sync(config, "--wait", "120")
+        first_out, first_err = first.communicate(timeout=120)
+        assert first.returncode == 0, (first_out, first_err)
+        app.faults.update(latency_ms=0)
+        out, err = third.communicate(timeout=120)
+        assert third.returncode == 0, (out, err)
+        assert "waiting: job hubspot.account is running in another process" in err
+        entries = app.log.entries()
+    finally:
+        app.faults.update(latency_ms=0)
+        crm.restore(snapshot)
+
+    # Every record was written once (request log), and the ledger has one row per change.
+    writes = Counter(
+        record_id
+        for e in entries
+        if e.kind == "batch.update" and e.status in (200, 207)
+        for record_id in e.records
+    )
+    assert writes and max(writes.values()) == 1, writes.most_common(3)
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        with store.engine.connect() as conn:
+            repeated = conn.execute(
+                sa.select(transitions.c.record_id, transitions.c.field, sa.func.count())
+                .group_by(transitions.c.record_id, transitions.c.field)
+                .having(sa.func.count() > 1)
+            ).all()
+        assert repeated == []
+        runs = store.runs(10, object="account")
+        # Two runs recorded (the refused one never started); the first finished
+        # as itself, never marked interrupted by the others.
+        assert [r.status for r in runs] == ["succeeded", "succeeded"]
+        assert runs[1].counts.written == len(writes) and runs[0].counts.written == 0
+    finally:
+        store.close()
