@@ -46,6 +46,7 @@ def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path:
     snapshot = crm.snapshot(tmp_path / "snapshot")
     config = crm.write_config(tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 's.db'}")
     app = crm.hubspot.app
+    first = second = third = None
     try:
         provisioned = CliRunner().invoke(
             cli, ["provision", "--config", str(config), "--crm", "hubspot"], catch_exceptions=False
@@ -59,9 +60,9 @@ def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path:
             assert first.poll() is None, first.communicate()
             time.sleep(0.01)
 
-        # Hold the first run mid-write (every call now takes 15 s) while a
+        # Hold the first run mid-write (every call now takes 30 s) while a
         # second run of the same job starts: refused before any CRM call.
-        app.faults.update(latency_ms=15_000)
+        app.faults.update(latency_ms=30_000)
         second = _sync(config)
         out, err = second.communicate(timeout=60)
         assert second.returncode == EXIT_BUSY, (out, err)
@@ -72,16 +73,34 @@ def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path:
         assert first.poll() is None, "the refused run stopped the first one"
 
         # A third one waits for it, then finds nothing left to write.
-        third = _sync(config, "--wait", "120")
+        waits = tmp_path / "third.err"
+        with waits.open("w") as stderr:
+            third = subprocess.Popen(
+                [
+                    sys.executable,
+                    *("-m", "connector", "sync", "--config", str(config)),
+                    *("--crm", "hubspot", "--object", "account", "--wait", "180"),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        deadline = time.monotonic() + 60
+        while "waiting: job hubspot.account is running in another process" not in waits.read_text():
+            assert time.monotonic() < deadline and third.poll() is None, waits.read_text()
+            time.sleep(0.05)
+        assert first.poll() is None
+        app.faults.update(latency_ms=0)
         first_out, first_err = first.communicate(timeout=120)
         assert first.returncode == 0, (first_out, first_err)
-        app.faults.update(latency_ms=0)
-        out, err = third.communicate(timeout=120)
-        assert third.returncode == 0, (out, err)
-        assert "waiting: job hubspot.account is running in another process" in err
+        assert third.wait(timeout=120) == 0, waits.read_text()
         entries = app.log.entries()
     finally:
         app.faults.update(latency_ms=0)
+        for process in (p for p in (first, second, third) if p is not None):
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
         crm.restore(snapshot)
 
     # Every record was written once (request log), and the ledger has one row per change.
