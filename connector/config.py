@@ -204,10 +204,16 @@ class _Secrets(_Model):
             ) from None
 
 
+#: The objects a mapping and a job can name; ``lead`` is Salesforce's only.
+ObjectKey = Literal["account", "contact", "lead"]
+#: Why a HubSpot connection has no ``lead`` (said wherever the config names one).
+HUBSPOT_NO_LEADS = (
+    "'lead' is a Salesforce object: HubSpot has no leads, and its contacts at every "
+    "lifecycle stage are synced as object 'contact'"
+)
+
 #: Output fields an operator hands to segsync per object: ``{account = [...], contact = [...]}``.
-AdoptedFields = dict[
-    Literal["account", "contact"], list[Annotated[str, Field(min_length=1, max_length=255)]]
-]
+AdoptedFields = dict[ObjectKey, list[Annotated[str, Field(min_length=1, max_length=255)]]]
 
 
 class _Transport(_Secrets):
@@ -329,6 +335,13 @@ class HubSpotConnection(_Transport):
         """The API base URL (every call carries the bearer token)."""
         return {"base_url": self.base_url}
 
+    @field_validator("adopt_fields")
+    @classmethod
+    def _no_leads(cls, value: AdoptedFields) -> AdoptedFields:
+        if "lead" in value:
+            raise ValueError(HUBSPOT_NO_LEADS)
+        return value
+
 
 Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discriminator="crm")]
 
@@ -410,7 +423,7 @@ class JobSettings(_Model):
     """One scheduled job: a connection and an object, on an interval or a cron line."""
 
     connection: str
-    object: Literal["account", "contact"]
+    object: ObjectKey
     interval_minutes: float | None = Field(None, gt=0, le=_DAY * 366 / 60)
     cron: str | None = Field(None, max_length=200)
     full_every_hours: float | None = Field(None, gt=0, le=24 * 366 * 10)
@@ -478,6 +491,10 @@ class Settings(BaseSettings):
                 known = ", ".join(sorted(self.connections)) or "none defined"
                 raise ValueError(
                     f"service.jobs: connection {job.connection!r} is not defined (known: {known})"
+                )
+            if job.object == "lead" and self.connections[job.connection].crm == "hubspot":
+                raise ValueError(
+                    f"service.jobs: connection {job.connection!r} is HubSpot: {HUBSPOT_NO_LEADS}"
                 )
         return self
 

@@ -58,7 +58,8 @@ def _print_text(console: Console, sandboxes: Sandboxes, config_out: Path | None)
                 (
                     "Salesforce",
                     f"{dataset.salesforce_accounts:,} accounts, "
-                    f"{dataset.salesforce_contacts:,} contacts",
+                    f"{dataset.salesforce_contacts:,} contacts, "
+                    f"{dataset.salesforce_leads:,} leads",
                 ),
                 (
                     "HubSpot",

@@ -369,6 +369,30 @@ class Contact:
     """HubSpot's Salesforce integration linked the two (the contact holds the contact id)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """One logical Salesforce lead: a person and the company they typed in.
+
+    Lead companies are companies of the dataset past the accounts (index
+    ``accounts + number``), so a lead's firmographics are as messy as an
+    account's; its title is typed in several forms (``VP Sales``, ``v.p. sales``,
+    ``Vice President, Sales``). ``converted`` leads are read-only in Salesforce.
+    """
+
+    number: int
+    company: Company
+    first_name: str
+    last_name: str
+    email: str | None
+    title: str | None
+    lead_source: str | None
+    status: str
+    rating: str | None
+    converted: bool
+    last_activity: dt.datetime | None
+    created_at: dt.datetime
+
+
 # ---------------------------------------------------------------------------
 # Ids
 # ---------------------------------------------------------------------------
@@ -417,6 +441,11 @@ def salesforce_account_id(index: int) -> str:
 def salesforce_contact_id(number: int) -> str:
     """The Salesforce Contact id of contact ``number``."""
     return salesforce_id("003", number + 1)
+
+
+def salesforce_lead_id(number: int) -> str:
+    """The Salesforce Lead id of lead ``number``."""
+    return salesforce_id("00Q", number + 1)
 
 
 def hubspot_company_id(index: int) -> str:
@@ -805,6 +834,86 @@ def contacts_of(
     return _contacts_of(c, _contact_hashers(seed), per_company, _utc(reference))
 
 
+# How people type a title into a web form: abbreviations spelled out or
+# shortened, commas, "of", odd case and spaces (the persona rules must cope).
+_TITLE_FORMS: tuple[tuple[str, str], ...] = (
+    ("VP of ", "Vice President of "),
+    ("VP ", "V.P. "),
+    ("VP ", "Vice President, "),
+    ("SVP ", "Senior Vice President "),
+    ("Sr. ", "Senior "),
+    ("Director of ", "Dir. "),
+    ("Director, ", "Director of "),
+    ("Manager", "Mgr"),
+    ("Engineer", "Eng."),
+    ("Representative", "Rep"),
+    ("Chief Executive Officer", "CEO"),
+)
+LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Not Converted")
+_RATINGS = ("Hot", "Warm", "Cold")
+
+
+def _mess_title(title: str, u: int) -> str:
+    roll = u & 0xF
+    if roll < 5:
+        for plain, typed in _TITLE_FORMS:
+            if plain in title:
+                title = title.replace(plain, typed, 1)
+                break
+    style = (u >> 4) & 0xF
+    if style < 3:
+        return title.lower()
+    if style == 3:
+        return title.upper()
+    if style == 4:
+        return f"  {title} "
+    return title
+
+
+def leads(
+    seed: int, accounts: int, n: int, *, reference: dt.datetime = REFERENCE
+) -> Iterator[Lead]:
+    """Leads ``0 … n - 1`` of the dataset ``seed`` whose first ``accounts`` companies are accounts.
+
+    About one lead in sixteen is converted (read-only in Salesforce).
+    """
+    reference = _utc(reference)
+    key = _hasher(seed, b"lead")
+    for number, c in enumerate(companies(seed, accounts + n, start=accounts, reference=reference)):
+        d = _draws(key, number)
+        first = _FIRST_NAMES[d[0] % _N_FIRST]
+        last = _LAST_NAMES[d[1] % _N_LAST]
+        email = None
+        if d[2] & 0xFF >= _BLANK:
+            email = f"{first}.{last}".lower().replace("'", "").replace(" ", "") + f"@{c.domain}"
+        title = None
+        if d[3] & 0xFF >= _BLANK:
+            table = _TITLE_TABLES[0 if (c.employees or 0) < 50 else 1]
+            title = _mess_title(TITLES[table[d[4] >> 6]][0], d[5])
+        source = None if d[6] & 0xFF < _BLANK else LEAD_SOURCES[(d[6] >> 8) % _N_SOURCES]
+        converted = d[7] & 0xF == 0
+        status = "Closed - Converted" if converted else LEAD_STATUSES[d[8] % len(LEAD_STATUSES)]
+        rating = None if d[9] & 0xFF < 64 else _RATINGS[(d[9] >> 8) % 3]
+        created = reference - dt.timedelta(1 + d[10] % 400, d[11])
+        activity = None
+        if d[12] & 0xFF >= 80:
+            activity = max(created, reference - dt.timedelta(d[13] % 120, d[14] + 1))
+        yield Lead(
+            number,
+            c,
+            first,
+            last,
+            email,
+            title,
+            source,
+            status,
+            rating,
+            converted,
+            activity,
+            created,
+        )
+
+
 # ---------------------------------------------------------------------------
 # CRM formats
 # ---------------------------------------------------------------------------
@@ -919,3 +1028,32 @@ def hubspot_contact_props(ct: Contact) -> dict[str, str]:
     if ct.synced:
         props["salesforcecontactid"] = salesforce_contact_id(ct.number)
     return props
+
+
+def salesforce_lead_row(ld: Lead) -> dict[str, Any]:
+    """The lead as a Salesforce Lead record: firmographics in the lead's own Company fields."""
+    c = ld.company
+    return {
+        "Id": salesforce_lead_id(ld.number),
+        "FirstName": ld.first_name,
+        "LastName": ld.last_name,
+        "Email": ld.email,
+        "Title": ld.title,
+        "Company": c.name,
+        "Website": c.website,
+        "Industry": c.industry_label,
+        "NumberOfEmployees": c.employees,
+        "AnnualRevenue": c.annual_revenue,
+        "Country": c.country_label,
+        "State": c.state,
+        "City": c.city,
+        "Phone": c.phone,
+        "LeadSource": ld.lead_source,
+        "Status": ld.status,
+        "Rating": ld.rating,
+        "IsConverted": ld.converted,
+        "ConvertedDate": ld.created_at.date().isoformat() if ld.converted else None,
+        "LastActivityDate": ld.last_activity.date().isoformat() if ld.last_activity else None,
+        "CreatedDate": _sf_datetime(ld.created_at),
+        "Segsync_Lock__c": False,
+    }

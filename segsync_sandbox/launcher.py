@@ -64,6 +64,7 @@ class DatasetInfo:
     salesforce_contacts: int
     hubspot_companies: int
     hubspot_contacts: int
+    salesforce_leads: int = 0
 
 
 @dataclass
@@ -303,6 +304,11 @@ def _split_limits(limits: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return sf, hs
 
 
+def lead_count(accounts: int) -> int:
+    """How many Salesforce leads a dataset of ``accounts`` companies has (one per four)."""
+    return accounts // 4
+
+
 def load_dataset(
     org: Org,
     portal: Portal,
@@ -325,6 +331,13 @@ def load_dataset(
     org.load_contacts(
         data.salesforce_contact_row(c)
         for c in data.contacts(seed, accounts, contacts_per_account, reference=reference)
+    )
+    org.load_records(
+        "Lead",
+        (
+            data.salesforce_lead_row(lead)
+            for lead in data.leads(seed, accounts, lead_count(accounts), reference=reference)
+        ),
     )
     ids = portal.load_companies(
         data.hubspot_company_props(c) for c in data.companies(seed, accounts, reference=reference)
@@ -437,6 +450,7 @@ def start_sandboxes(
         salesforce_contacts=org.count("Contact"),
         hubspot_companies=portal.count("companies"),
         hubspot_contacts=portal.count("contacts"),
+        salesforce_leads=org.count("Lead"),
     )
     sandboxes = Sandboxes(
         salesforce=salesforce,

@@ -17,6 +17,7 @@ PROJECT_FILES = {
     "config.toml",
     "mappings/accounts.toml",
     "mappings/contacts.toml",
+    "mappings/leads.toml",
     ".gitignore",
 }
 
@@ -41,6 +42,7 @@ def test_init_writes_a_project_that_validates_from_anywhere(
     assert _files(project) == PROJECT_FILES
     assert (project / "mappings" / "accounts.toml").read_bytes() == templates.ACCOUNTS.read_bytes()
     assert (project / "mappings" / "contacts.toml").read_bytes() == templates.CONTACTS.read_bytes()
+    assert (project / "mappings" / "leads.toml").read_bytes() == templates.LEADS.read_bytes()
     config = project / "config.toml"
     assert config.read_bytes() == templates.CONFIG_EXAMPLE.read_bytes()
     # Private from the start: inline secrets would go here.
@@ -73,7 +75,7 @@ def test_init_defaults_to_the_current_directory(
     assert _files(tmp_path) == PROJECT_FILES
     checked = _invoke("validate")  # ./mappings, as init laid it out
     assert checked.exit_code == 0, checked.output
-    assert checked.stdout.count("ok  ") == 2
+    assert checked.stdout.count("ok  ") == 3  # accounts, contacts, leads
 
 
 def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def test_the_wheel_ships_what_a_user_needs(wheel: Path) -> None:
         "connector/templates/config.example.toml",
         "connector/templates/mappings/accounts.toml",
         "connector/templates/mappings/contacts.toml",
+        "connector/templates/mappings/leads.toml",
         "connector/templates/gitignore",
         "connector/samples/salesforce_accounts.csv",
         "connector/samples/hubspot_companies.jsonl",

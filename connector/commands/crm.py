@@ -39,6 +39,7 @@ from connector.crm.base import (
     OutputField,
     ProvisionAction,
     ProvisionReport,
+    objects_of,
 )
 from connector.crm.retry import RetryPolicy
 from connector.engine import Engine, compile_mapping
@@ -93,10 +94,10 @@ _CONNECTION = click.option(
 _OBJECT = click.option(
     "--object",
     "obj",
-    type=click.Choice(["account", "contact", "all"]),
+    type=click.Choice(["account", "contact", "lead", "all"]),
     default="all",
     show_default=True,
-    help="Only this object.",
+    help="Only this object (lead: Salesforce connections, with a lead mapping).",
 )
 
 
@@ -110,12 +111,12 @@ class Context:
     adapters: dict[str, CrmAdapter]
 
     def jobs(self, crm: str, obj: str) -> list[Job]:
-        """The jobs to run: every selected connection × object, accounts first."""
+        """The jobs to run: every selected connection × object it has, accounts first."""
         jobs = []
         for name, adapter in self.adapters.items():
             if crm not in ("all", adapter.crm):
                 continue
-            for object_name in ("account", "contact"):
+            for object_name in objects_of(adapter.crm):
                 engine = self.engines.get(object_name)
                 if engine is None or obj not in ("all", object_name):
                     continue
@@ -627,8 +628,7 @@ def provision(
     problems = 0
     with open_context(config_file, crm=crm, connections=connections) as ctx:
         for name, adapter in ctx.adapters.items():
-            objects: tuple[ObjectName, ...] = ("account", "contact")
-            for object_name in objects:
+            for object_name in objects_of(adapter.crm):
                 engine = ctx.engines.get(object_name)
                 if engine is None:
                     continue
@@ -793,9 +793,11 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
         errors = store.open_errors()
         marks = {
             (name, obj): store.watermark(name, obj)
-            for name in settings.connections
-            for obj in ("account", "contact")
+            for name, connection in settings.connections.items()
+            for obj in objects_of(connection.crm)
         }
+        # Leads are opt-in (a lead mapping in sync.mappings): listed once they have run.
+        marks = {k: w for k, w in marks.items() if k[1] != "lead" or w is not None}
     finally:
         store.close()
     if fmt == "json":

@@ -1,7 +1,7 @@
 """``segsync init [DIR]``: a ready-to-edit project from the templates shipped in the package.
 
 It writes ``config.toml`` (the commented example with every setting),
-``mappings/accounts.toml`` and ``mappings/contacts.toml`` (the shipped
+``mappings/accounts.toml``, ``mappings/contacts.toml``, ``mappings/leads.toml`` (the shipped
 definitions, which the config names relative to itself) and a ``.gitignore``
 that keeps the state store and secrets out of version control; with
 ``--samples``, the bundled sample exports too. It refuses to overwrite an
@@ -24,6 +24,7 @@ _FILES: tuple[tuple[Path, str, str, int], ...] = (
     (templates.CONFIG_EXAMPLE, "config.toml", "every setting, commented: fill in your CRMs", 0o600),
     (templates.ACCOUNTS, "mappings/accounts.toml", "account segments, scores and tiers", 0o644),
     (templates.CONTACTS, "mappings/contacts.toml", "contact personas; the account's tier", 0o644),
+    (templates.LEADS, "mappings/leads.toml", "Salesforce lead segments, tiers, personas", 0o644),
     (templates.GITIGNORE, ".gitignore", "keeps the state store and secrets out of git", 0o644),
 )
 
@@ -61,7 +62,7 @@ def _write(source: Path, target: Path, mode: int) -> None:
 def init(directory: Path, force: bool, samples: bool) -> None:
     """Write a ready-to-edit project to DIRECTORY (default: here).
 
-    config.toml, mappings/accounts.toml, mappings/contacts.toml and a
+    config.toml, mappings/accounts.toml, mappings/contacts.toml, mappings/leads.toml and a
     .gitignore; nothing is overwritten without --force.
     """
     files = project_files(samples)

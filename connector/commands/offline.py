@@ -58,6 +58,7 @@ from connector.crm.ids import link_key
 from connector.engine import Assignment, Engine, compile_mapping
 from connector.errors import EXIT_USER, MappingError, Problem, UserError
 from connector.mapping import load_mapping
+from connector.mapping.models import OBJECT_CRMS
 from connector.sync.ownership import mapping_problems
 
 #: Where ``validate`` looks when no mapping file is named and no config lists any.
@@ -88,8 +89,23 @@ def _now(value: datetime | None) -> datetime:
     return value if value is not None else datetime.now(UTC).replace(microsecond=0)
 
 
-def _load_engine(path: Path) -> Engine:
-    return compile_mapping(load_mapping(path))
+def _load_engine(path: Path, crm: str | None = None) -> Engine:
+    """The compiled mapping; with ``crm``, refused when that CRM has no such object."""
+    engine = compile_mapping(load_mapping(path))
+    crms = OBJECT_CRMS.get(engine.object)
+    if crm is not None and crms is not None and crm not in crms:
+        raise UserError(
+            [
+                Problem(
+                    str(path),
+                    "object",
+                    f"a {engine.object} is a {' and '.join(c.title() for c in crms)} object: "
+                    f"--crm {crm} has none "
+                    "(HubSpot contacts at every lifecycle stage use the contact mapping)",
+                )
+            ]
+        )
+    return engine
 
 
 def _stderr_is_terminal() -> bool:
@@ -603,7 +619,7 @@ def preview(
     the export, and unreadable rows (skipped, with their line numbers).
     For contacts, --accounts gives each contact its account's segment and tier.
     """
-    engine = _load_engine(mapping_file)
+    engine = _load_engine(mapping_file, crm)
     at = _now(now)
     progress = fmt == "text" and _stderr_is_terminal()
     parents = _load_parents(
@@ -735,7 +751,7 @@ def explain(
     Salesforce ids may be given in their 15- or 18-character form. For a
     contact, --accounts looks its account up so inherited values show.
     """
-    engine = _load_engine(mapping_file)
+    engine = _load_engine(mapping_file, crm)
     accounts = _account_engine(engine, mapping_file, accounts_file, accounts_mapping)
     at = _now(now)
     wanted = wanted.strip()
@@ -864,7 +880,7 @@ def diff(
     engines: list[Engine] = []
     for path in (before_file, after_file):
         try:
-            engines.append(_load_engine(path))
+            engines.append(_load_engine(path, crm))
         except MappingError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -6,8 +6,9 @@ helpers they share are plain functions. The core (planner, runner) never
 imports an SDK: it sees :class:`CrmRecord` pages going in and
 :class:`WriteOutcome` lists coming out.
 
-Objects are named the segsync way, ``"account"`` and ``"contact"``; the
-adapter maps them to ``Account`` / ``companies`` and ``Contact`` / ``contacts``.
+Objects are named the segsync way, ``"account"``, ``"contact"`` and
+``"lead"``; the adapter maps them to ``Account`` / ``companies``,
+``Contact`` / ``contacts`` and ``Lead`` (Salesforce only: :data:`CRM_OBJECTS`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,20 @@ from typing import Any, Literal, Protocol, runtime_checkable
 _ERRNO_TEXT = re.compile(r"\[Errno [^\]]*\] ([^()\[\]]+)")
 
 Crm = Literal["salesforce", "hubspot"]
-ObjectName = Literal["account", "contact"]
+ObjectName = Literal["account", "contact", "lead"]
+
+#: The mapped objects each CRM has, in the order a cycle runs them (accounts
+#: first: contacts inherit from them). Salesforce leads have no HubSpot
+#: counterpart: a HubSpot contact at any lifecycle stage is a contact.
+CRM_OBJECTS: dict[str, tuple[ObjectName, ...]] = {
+    "salesforce": ("account", "contact", "lead"),
+    "hubspot": ("account", "contact"),
+}
+
+
+def objects_of(crm: str) -> tuple[ObjectName, ...]:
+    """The mapped objects of ``crm`` (none for an unknown CRM)."""
+    return CRM_OBJECTS.get(crm, ())
 
 
 def transport_reason(exc: BaseException) -> str:

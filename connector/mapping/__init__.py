@@ -7,7 +7,7 @@ TOML location, what was expected, and a suggestion for typos).
 
 The language in one screen (``mappings/accounts.toml`` teaches it in full)::
 
-    object = "account" | "contact"     version = "2026-11-a"     lock = "<boolean attr>"
+    object = "account" | "contact" | "lead"     version = "2026-11-a"     lock = "<boolean attr>"
     inherit = ["segment", "tier"]      # contacts: taken from the parent account
 
     [attributes.<name>]   type, salesforce, hubspot, synonyms, values, unknown, blank

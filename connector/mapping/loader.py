@@ -22,7 +22,9 @@ from connector.errors import MappingError, Problem
 from connector.mapping.models import (
     ATTR_TYPES,
     CRMS,
+    OBJECT_CRMS,
     OBJECTS,
+    PERSON_OBJECTS,
     AllOf,
     AnyOf,
     AttributeDef,
@@ -293,11 +295,17 @@ class _Builder:
             default_allowed=not has_matrix,
             missing_hint="add [[tiers]] rules ending with a default, or a [tier_matrix]",
         )
-        if self.object == "contact":
-            personas = self._rules("personas", "persona", kinds=("attr", "segment"), required=True)
+        if self.object in PERSON_OBJECTS:
+            # A contact always has a persona; a lead may do without one.
+            personas = self._rules(
+                "personas",
+                "persona",
+                kinds=("attr", "segment"),
+                required=self.object == "contact" or "personas" in data,
+            )
         else:
             if "personas" in data:
-                c.add("personas", "personas are only for contacts (object = 'contact')")
+                c.add("personas", "personas are only for people (object = 'contact' or 'lead')")
             personas = ()
         lock = self._lock()
         outputs = self._outputs()
@@ -367,7 +375,9 @@ class _Builder:
         atype = cast(AttrType, type_)
         sources: dict[str, str] = {}
         for crm in CRMS:
-            if crm in table:
+            if crm in table and crm not in OBJECT_CRMS.get(self.object, CRMS):
+                c.add(_key(loc, crm), self._only_in(crm))
+            elif crm in table:
                 field = c.string(_key(loc, crm), table[crm], f"the {crm} source field")
                 if field is not None:
                     sources[crm] = field.strip()
@@ -1048,6 +1058,15 @@ class _Builder:
 
     # --- contacts, lock, outputs ---------------------------------------------------------
 
+    def _only_in(self, crm: str) -> str:
+        """Why ``crm`` has no place in this object's mapping (a lead is Salesforce's)."""
+        names = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
+        crms = " and ".join(names[c] for c in OBJECT_CRMS.get(self.object, CRMS))
+        return (
+            f"a {self.object} is a {crms} object: {names[crm]} has none (its contacts at every "
+            "lifecycle stage are covered by the contact mapping); remove this key"
+        )
+
     def _inherit(self) -> frozenset[str]:
         c = self.c
         raw = self.data.get("inherit")
@@ -1119,6 +1138,9 @@ class _Builder:
             if crm not in CRMS:
                 c.add(loc, f"unknown CRM {crm!r} (expected: {', '.join(CRMS)})", suggest(crm, CRMS))
                 continue
+            if crm not in OBJECT_CRMS.get(self.object, CRMS):
+                c.add(loc, self._only_in(crm))
+                continue
             st = c.table(loc, spec, f"outputs.{crm}")
             if st is None:
                 continue
@@ -1155,8 +1177,8 @@ class _Builder:
                         suggest(logical, allowed),
                     )
                     continue
-                elif logical == "persona" and self.object != "contact":
-                    c.add(kloc, "persona is only an output for contacts")
+                elif logical == "persona" and self.object not in PERSON_OBJECTS:
+                    c.add(kloc, "persona is only an output for contacts and leads")
                     continue
                 field = c.string(kloc, value, "an output field")
                 if field is None:

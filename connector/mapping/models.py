@@ -27,7 +27,12 @@ ATTR_TYPES: tuple[AttrType, ...] = (
     "enum",
 )
 CRMS: tuple[str, ...] = ("salesforce", "hubspot")
-OBJECTS: tuple[str, ...] = ("account", "contact")
+OBJECTS: tuple[str, ...] = ("account", "contact", "lead")
+#: Objects only one CRM has: a lead is Salesforce's (HubSpot contacts at every
+#: lifecycle stage are contacts), so a lead mapping names no HubSpot field.
+OBJECT_CRMS: dict[str, tuple[str, ...]] = {"lead": ("salesforce",)}
+#: Objects that get a persona (people: contacts and leads).
+PERSON_OBJECTS: tuple[str, ...] = ("contact", "lead")
 
 #: Logical output keys besides ``score.<name>``.
 OUTPUT_KEYS: tuple[str, ...] = ("segment", "tier", "persona", "reason", "version", "updated_at")
@@ -177,7 +182,7 @@ class MappingDef:
 
     Attributes:
         path: the file it was loaded from.
-        object: ``"account"`` or ``"contact"``.
+        object: ``"account"``, ``"contact"`` or ``"lead"`` (Salesforce only).
         version: stamped on every assignment.
         description: free text.
         attributes: name → definition, in file order.
@@ -185,7 +190,7 @@ class MappingDef:
         scores: name → definition, in file order.
         tiers: ordered tier rules (with a matrix, these are overrides tried first).
         tier_matrix: the optional fit × intent style matrix.
-        personas: ordered persona rules (contacts only); last is the default.
+        personas: ordered persona rules (contacts and leads); last is the default.
         inherit: which of ``segment`` / ``tier`` a contact takes from its account.
         lock: name of the boolean attribute that pins a record, if any.
         outputs: CRM → logical key (``segment``, ``score.fit`` …) → CRM field.
@@ -230,7 +235,7 @@ class MappingDef:
 
     @property
     def persona_names(self) -> tuple[str, ...]:
-        """Persona names in rule order (empty for accounts)."""
+        """Persona names in rule order (empty for accounts, and leads without personas)."""
         return tuple(p.name for p in self.personas)
 
 

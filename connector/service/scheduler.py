@@ -349,7 +349,7 @@ def run_job(connection: str, object: str, full: bool = False, check_tick: bool =
 
     Args:
         connection: the connection's name in the config.
-        object: ``account`` or ``contact``.
+        object: ``account``, ``contact`` or ``lead``.
         full: pull every record (a full run is also forced by ``full_every_hours``).
         check_tick: skip when a run of this job already started since its
             latest tick (on any replica); ``segsync run --once`` passes False.

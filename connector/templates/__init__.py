@@ -26,8 +26,15 @@ ACCOUNTS = DIR / "mappings" / "accounts.toml"
 CONTACTS = DIR / "mappings" / "contacts.toml"
 """The shipped contact definition (personas, and the account's segment and tier inherited)."""
 
+LEADS = DIR / "mappings" / "leads.toml"
+"""The shipped Salesforce lead definition (segment and tier from the lead's own company
+fields, persona from the title); opt-in: list it in ``sync.mappings``."""
+
 MAPPINGS = (ACCOUNTS, CONTACTS)
-"""The shipped definitions, one per object: the default of ``sync.mappings``."""
+"""The built-in definitions a config without ``sync.mappings`` uses: accounts and contacts.
+
+Leads are opt-in (:data:`LEADS` in ``sync.mappings``): provisioning them creates
+fields on the org's Lead object, which an admin should ask for."""
 
 SAMPLES = DIR.parent / "samples"
 """Small synthetic exports of both CRMs, for trying ``preview``, ``explain`` and ``diff``."""

@@ -1,4 +1,4 @@
-"""The sandbox org: schema and records of Account and Contact, in memory, thread-safe.
+"""The sandbox org: schema and records of Account, Contact and Lead, in memory, thread-safe.
 
 Everything the REST, Bulk and Metadata surfaces of the sandbox do goes through
 :class:`Org`, so validation, modification stamps and soft deletes behave the same
@@ -47,7 +47,11 @@ USERNAME = "integration@segsync.sandbox"
 UI_USER_ID = "0055i000000RepsAAA"
 """A sales rep: the user behind the direct (non-API) write path, i.e. edits in the UI."""
 UI_USERNAME = "rep@segsync.sandbox"
-HISTORY_OBJECTS = {"Account": "AccountHistory", "Contact": "ContactHistory"}
+HISTORY_OBJECTS = {
+    "Account": "AccountHistory",
+    "Contact": "ContactHistory",
+    "Lead": "LeadHistory",
+}
 """Field history: the object that records tracked changes of each object, by parent."""
 MAX_TRACKED_FIELDS = 20
 """Fields with history tracking per object (Salesforce's limit)."""
@@ -55,11 +59,13 @@ MAX_TRACKED_FIELDS = 20
 KEY_PREFIXES = {
     "Account": "001",
     "Contact": "003",
+    "Lead": "00Q",
     "User": "005",
     "PermissionSet": "0PS",
     "PermissionSetAssignment": "0Pa",
     "AccountHistory": "017",
     "ContactHistory": "017",
+    "LeadHistory": "017",
 }
 _PREFIX_TO_SOBJECT = {v: k for k, v in KEY_PREFIXES.items()}
 
@@ -554,6 +560,96 @@ def _lock() -> FieldDef:
     )
 
 
+LEAD_STATUS_VALUES = (
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+)
+LEAD_SOURCE_VALUES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
+
+
+def _lead() -> list[FieldDef]:
+    """Lead: a person and the company they named, before qualification (standard fields)."""
+
+    def ro(name: str, ftype: str, label: str, **kw: Any) -> FieldDef:
+        return FieldDef(name, ftype, label, updateable=False, createable=False, **kw)
+
+    return [
+        *_system_fields()[:2],
+        FieldDef("LastName", "string", "Last Name", length=80, nillable=False),
+        FieldDef("FirstName", "string", "First Name", length=40),
+        FieldDef(
+            "Name",
+            "string",
+            "Full Name",
+            length=121,
+            updateable=False,
+            createable=False,
+            nillable=False,
+            name_field=True,
+        ),
+        FieldDef("Title", "string", "Title", length=128),
+        FieldDef("Company", "string", "Company", length=255, nillable=False),
+        FieldDef("Street", "textarea", "Street", length=255),
+        FieldDef("City", "string", "City", length=40),
+        FieldDef("State", "string", "State/Province", length=80),
+        FieldDef("PostalCode", "string", "Zip/Postal Code", length=20),
+        FieldDef("Country", "string", "Country", length=80),
+        FieldDef("Phone", "phone", "Phone", length=40),
+        FieldDef("Email", "email", "Email", length=80),
+        FieldDef("Website", "url", "Website", length=255),
+        _description("Description"),
+        FieldDef(
+            "LeadSource",
+            "picklist",
+            "Lead Source",
+            length=255,
+            picklist_values=_pl(*LEAD_SOURCE_VALUES),
+        ),
+        FieldDef(
+            "Status",
+            "picklist",
+            "Status",
+            length=255,
+            nillable=False,
+            picklist_values=_pl(*LEAD_STATUS_VALUES, default="Open - Not Contacted"),
+        ),
+        FieldDef(
+            "Industry", "picklist", "Industry", length=255, picklist_values=_pl(*INDUSTRY_VALUES)
+        ),
+        FieldDef(
+            "Rating", "picklist", "Rating", length=255, picklist_values=_pl("Hot", "Warm", "Cold")
+        ),
+        FieldDef("AnnualRevenue", "currency", "Annual Revenue", precision=18, scale=0),
+        FieldDef("NumberOfEmployees", "int", "Employees", digits=8),
+        _owner(),
+        # Set by lead conversion only, never by an update (the platform's own).
+        ro("IsConverted", "boolean", "Converted", nillable=False, default_value=False),
+        ro("ConvertedDate", "date", "Converted Date"),
+        ro(
+            "ConvertedAccountId",
+            "reference",
+            "Converted Account ID",
+            length=18,
+            reference_to=("Account",),
+            relationship_name="ConvertedAccount",
+        ),
+        ro(
+            "ConvertedContactId",
+            "reference",
+            "Converted Contact ID",
+            length=18,
+            reference_to=("Contact",),
+            relationship_name="ConvertedContact",
+        ),
+        *_audit(),
+        *_system_fields()[2:],
+        _last_activity(),
+        _lock(),
+    ]
+
+
 INDUSTRY_VALUES = (
     "Agriculture",
     "Apparel",
@@ -705,6 +801,7 @@ def default_schema() -> dict[str, list[FieldDef]]:
         ),
         _lock(),
     ]
+    lead = _lead()
     user = [
         *_system_fields()[:1],
         FieldDef("Username", "string", "Username", length=80, nillable=False),
@@ -775,22 +872,26 @@ def default_schema() -> dict[str, list[FieldDef]]:
     return {
         "Account": account,
         "Contact": contact,
+        "Lead": lead,
         "User": user,
         "PermissionSet": permission_set,
         "PermissionSetAssignment": assignment,
         "AccountHistory": _history("Account"),
         "ContactHistory": _history("Contact"),
+        "LeadHistory": _history("Lead"),
     }
 
 
 OBJECT_LABELS = {
     "Account": ("Account", "Accounts"),
     "Contact": ("Contact", "Contacts"),
+    "Lead": ("Lead", "Leads"),
     "User": ("User", "Users"),
     "PermissionSet": ("Permission Set", "Permission Sets"),
     "PermissionSetAssignment": ("Permission Set Assignment", "Permission Set Assignments"),
     "AccountHistory": ("Account History", "Account History"),
     "ContactHistory": ("Contact History", "Contact History"),
+    "LeadHistory": ("Lead History", "Lead History"),
 }
 
 
@@ -841,6 +942,7 @@ class Org:
         self._next_number: dict[str, int] = {s: 1 for s in self._fields}
         # Both history objects share the 017 key prefix: keep their ids apart.
         self._next_number["ContactHistory"] = 36**8
+        self._next_number["LeadHistory"] = 2 * 36**8
         self._last_stamp_ms = 0
         self._api_used = 0
         self._journal = threading.local()
@@ -1164,7 +1266,7 @@ class Org:
                 f"fullName {spec.full_name} does not belong to {sobject}",
                 ["fullName"],
             )
-        if target not in ("Account", "Contact"):
+        if target not in HISTORY_OBJECTS:
             raise SchemaError(
                 "INVALID_CROSS_REFERENCE_KEY",
                 f"In field: fullName - no CustomObject named {target} found",
@@ -1438,7 +1540,7 @@ class Org:
             record.setdefault("LastModifiedById", USER_ID)
         for name, default in self._boolean_defaults(sobject) if defaults is None else defaults:
             record.setdefault(name, default)
-        if sobject == "Contact":
+        if sobject in ("Contact", "Lead"):
             record["Name"] = _full_name(record)
         return record
 
@@ -1535,6 +1637,10 @@ class Org:
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
         if self._records[sobject][resolved].get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
+        if sobject == "Lead" and self._records[sobject][resolved].get("IsConverted"):
+            # A converted lead is read-only: the API refuses any update of it
+            # with this code and message (docs/crm-apis.md, "Leads").
+            raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         return resolved
 
     def validate(
@@ -1783,7 +1889,7 @@ class Org:
                 new.pop(key, None)
             else:
                 new[key] = value
-        if sobject == "Contact":
+        if sobject in ("Contact", "Lead"):
             new["Name"] = _full_name(new)
         new["LastModifiedDate"] = stamp
         new["SystemModstamp"] = stamp
@@ -1903,6 +2009,23 @@ class Org:
                 for _, name, resolved, values in staged:
                     self._apply(name, resolved, values, stamp, user)
         return results
+
+    def convert_lead(self, record_id: str, *, user: str = UI_USER_ID) -> str:
+        """Convert a lead as a rep does in the UI (``convertLead``): it becomes read-only.
+
+        Sets ``IsConverted``, ``Status`` = "Closed - Converted" and ``ConvertedDate``;
+        every later update of it answers ``CANNOT_UPDATE_CONVERTED_LEAD``. No account
+        or contact is created (the sandbox leaves the converted-to ids blank).
+        """
+        with self._lock:
+            resolved = self.check_id("Lead", record_id)
+            values = {
+                "IsConverted": True,
+                "Status": "Closed - Converted",
+                "ConvertedDate": self.now().date().isoformat(),
+            }
+            self._apply("Lead", resolved, values, self._stamp(), user)
+            return resolved
 
     def delete(self, sobject: str, record_id: str, *, user: str = UI_USER_ID) -> str:
         """Soft-delete a record (IsDeleted, kept for queryAll and getDeleted); returns its id."""

@@ -17,7 +17,12 @@ from typing import Any
 from connector.crm.base import CrmRecord, ObjectName, RecordUpdate, parse_stamp
 from connector.errors import FatalSyncError
 
-SOBJECTS: dict[str, str] = {"account": "Account", "contact": "Contact"}
+SOBJECTS: dict[str, str] = {"account": "Account", "contact": "Contact", "lead": "Lead"}
+#: What every query of an object keeps to. A converted lead is read-only in
+#: Salesforce (an update answers CANNOT_UPDATE_CONVERTED_LEAD) and lives on as
+#: the contact it became: segsync never reads, plans or writes one
+#: (docs/crm-apis.md, "Leads").
+SCOPES: dict[str, str] = {"Lead": "IsConverted = false"}
 STAMP = "SystemModstamp"
 EDITED_BY = "LastModifiedById"
 EDITED_AT = "LastModifiedDate"
@@ -60,8 +65,16 @@ def columns(
 
 
 def soql(selected: Sequence[str], sobject: str, where: str, order: bool = True) -> str:
-    """A query template: identifiers are checked names; values go through format_soql."""
+    """A query template: identifiers are checked names; values go through format_soql.
+
+    The object's scope (:data:`SCOPES`: no converted leads) joins every condition.
+    """
     text = f"SELECT {', '.join(selected)} FROM {sobject}"
+    scope = SCOPES.get(sobject)
+    if scope and where:
+        where = f"{scope} AND ({where})"
+    elif scope:
+        where = scope
     if where:
         text += f" WHERE {where}"
     if order:
