@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from segsync_sandbox import data
+from segsync_sandbox.launcher import lead_count
+
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = 120
 
@@ -57,11 +60,16 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     first = _rows(full.split("1. Full sync", 1)[1])
     assert set(first) == {
         (crm, obj) for crm in ("salesforce", "hubspot") for obj in ("account", "contact")
-    }
+    } | {("salesforce", "lead")}
     for (_, obj), (read, changed, written, failed, calls, minimum) in first.items():
         assert failed == 0 and written == changed and calls >= minimum > 0
         if obj == "account":
             assert read == ACCOUNTS and written == ACCOUNTS
+    # Every unconverted lead of the dataset, none of the converted ones.
+    open_leads = sum(
+        1 for lead in data.leads(42, ACCOUNTS, lead_count(ACCOUNTS)) if not lead.converted
+    )
+    assert first[("salesforce", "lead")][0] == first[("salesforce", "lead")][2] == open_leads
 
     # 2. The incremental sync picked up exactly the five edits in each CRM.
     second = _rows(incremental)
@@ -77,6 +85,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
             totals["salesforce"] += int(cells[1].replace(",", ""))
             totals["hubspot"] += int(cells[2].replace(",", ""))
     assert totals == {"salesforce": ACCOUNTS, "hubspot": ACCOUNTS}
+    # Salesforce leads read back by tier (two columns): every unconverted lead has one.
+    lead_tiers = 0
+    for line in landed.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line)]
+        if len(cells) == 2 and cells[0].startswith("Tier "):
+            lead_tiers += int(cells[1].replace(",", ""))
+    assert lead_tiers == open_leads
+    assert "lead personas: Economic Buyer" in landed
     # The edited accounts (4,200 employees, software) now read back as Enterprise SaaS.
     edited = re.findall(r"^  (\S+) .*: (.+) / (Tier \d)$", landed, flags=re.MULTILINE)
     assert len(edited) == 4

@@ -114,6 +114,7 @@ def test_init_with_samples_lets_preview_run_offline(tmp_path: Path) -> None:
         "samples/hubspot_companies.jsonl",
         "samples/salesforce_accounts.csv",
         "samples/salesforce_contacts.jsonl",
+        "samples/salesforce_leads.csv",
     }
     preview = _invoke(
         "preview",

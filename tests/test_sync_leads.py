@@ -23,6 +23,7 @@ from connector.commands.crm import Context, open_context
 from connector.crm.base import RecordUpdate
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes, lead_count
+from segsync_sandbox.salesforce.org import UI_USER_ID
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 OUTPUTS = (
@@ -273,3 +274,63 @@ def test_sync_object_lead_runs_only_salesforce_lead_jobs(
     ]
     history = _json(_invoke("history", "--config", str(config), "--format", "json", "--limit", "5"))
     assert history and all(h["record"].startswith("00Q") for h in history)
+
+
+def test_lead_writes_never_run_the_assignment_rules(
+    fresh_sandboxes: Sandboxes, config: Path, ctx: Context
+) -> None:
+    """The REST API re-routes every lead it updates unless told not to: segsync tells it."""
+    org = fresh_sandboxes.salesforce.org
+    _json(_invoke("provision", "--config", str(config), "--crm", "salesforce", "--format", "json"))
+    open_ = [i for i, r in _leads(fresh_sandboxes).items() if not r.get("IsConverted")]
+    client = fresh_sandboxes.salesforce.client()
+    org.assignment_rules["Lead"] = UI_USER_ID  # an active rule: every lead to one rep
+    try:
+        # The sandbox is as strict as the API: without the header, the rule runs.
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Lead"}, "id": open_[0], "Title": "CFO"}],
+        }
+        client.restful("composite/sobjects", method="PATCH", json=body)
+        assert org.get("Lead", open_[0])["OwnerId"] == UI_USER_ID  # type: ignore[index]
+        owners = {i: org.get("Lead", i)["OwnerId"] for i in open_}  # type: ignore[index]
+        result = _sync(ctx, Clock())
+        assert result.written == len(open_)
+        assert {i: org.get("Lead", i)["OwnerId"] for i in open_} == owners  # type: ignore[index]
+        assert all(org.get("Lead", i)["Segsync_Tier__c"] for i in open_)  # type: ignore[index]
+    finally:
+        org.assignment_rules.clear()
+
+
+def test_the_service_runs_a_lead_job(fresh_sandboxes: Sandboxes, tmp_path: Path) -> None:
+    config = lead_config(
+        fresh_sandboxes,
+        tmp_path,
+        "\n[service]\nport = 0\n\n"
+        '[[service.jobs]]\nconnection = "salesforce"\nobject = "lead"\ninterval_minutes = 5\n',
+    )
+    _json(_invoke("provision", "--config", str(config), "--crm", "salesforce", "--format", "json"))
+    done = CliRunner().invoke(cli, ["run", "--once", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    runs = _json(_invoke("status", "--config", str(config), "--format", "json"))["runs"]
+    assert [(r["connection"], r["object"], r["status"]) for r in runs] == [
+        ("salesforce", "lead", "succeeded")
+    ]
+    leads = _leads(fresh_sandboxes)
+    open_ = [r for r in leads.values() if not r.get("IsConverted")]
+    assert runs[0]["written"] == len(open_) and all(r.get("Segsync_Tier__c") for r in open_)
+
+
+def test_lead_list_views_leave_converted_leads_out(sandboxes: Sandboxes) -> None:
+    """A filtered lead list view never shows a converted lead (Salesforce's rule)."""
+    from segsync_sandbox.salesforce.listviews import ListView
+
+    views = sandboxes.salesforce.app.listviews
+    assert views is not None
+    view = ListView(
+        "00B000000000001AAA", "Lead", "Open_Leads", "Open leads", "Everything", [], ["FULL_NAME"]
+    )
+    leads = list(sandboxes.salesforce.org.records("Lead"))
+    members = {r["Id"] for r in views.members(view)}
+    assert members == {r["Id"] for r in leads if not r.get("IsConverted")}
+    assert len(members) < len(leads)

@@ -3,7 +3,7 @@
 It starts the local Salesforce and HubSpot sandboxes on one synthetic dataset,
 writes a config pointing at them, and then does exactly what production does,
 through the same code: provision the output fields, run a full sync of
-accounts and contacts in both CRMs, let "someone" edit a few records in each
+accounts and contacts in both CRMs and of Salesforce leads, let "someone" edit a few records in each
 CRM (as in its web UI), and run an incremental sync that picks the edits up.
 At the end it reads back, through each CRM's own API, what landed where: every
 API call the demo makes goes through the adapters, paced and retried exactly
@@ -13,6 +13,7 @@ as a sync's are.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import time
 from collections import Counter
@@ -24,8 +25,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connector import templates
 from connector.commands.crm import Context, open_context
-from connector.crm.base import ObjectName
+from connector.crm.base import objects_of
 from connector.errors import Problem, UserError
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
@@ -66,6 +68,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
     console.print(f"Starting local Salesforce and HubSpot sandboxes with {accounts:,} companies…")
     with start_sandboxes(accounts=accounts, seed=42, save_interval=None) as crms:
         config = crms.write_config(workdir / "config.toml", store_url=f"sqlite:///{store_path}")
+        _with_leads(config)
         info = crms.info()
         console.print(
             f"  Salesforce  {info['salesforce']['instance_url']}  (HTTPS, OAuth client credentials)"
@@ -76,7 +79,8 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
             _provision(console, ctx)
             runner = Runner(ctx.store, ctx.settings.sync)
             console.print(
-                "\n[bold]1. Full sync[/] (every record, both CRMs, accounts then contacts)"
+                "\n[bold]1. Full sync[/] (every record, both CRMs, accounts then contacts; "
+                "Salesforce leads, converted ones left alone)"
             )
             _show(console, [runner.run(job, full=True) for job in ctx.jobs("all", "all")])
             edited = _edit_some(crms)
@@ -136,12 +140,24 @@ def _check_demo_dir(workdir: Path) -> None:
         )
 
 
+def _with_leads(config: Path) -> None:
+    """Name the built-in definitions and the shipped lead one in the demo's config.
+
+    The sandbox config names no mapping (the built-in account and contact
+    definitions); leads are opt-in, and the demo opts in.
+    """
+    mappings = ", ".join(json.dumps(str(p)) for p in (*templates.MAPPINGS, templates.LEADS))
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f"mappings = [{mappings}]\n")
+
+
 def _provision(console: Console, ctx: Context) -> None:
     created = 0
     for adapter in ctx.adapters.values():
-        objects: tuple[ObjectName, ...] = ("account", "contact")
-        for obj in objects:
-            engine = ctx.engines[obj]
+        for obj in objects_of(adapter.crm):
+            engine = ctx.engines.get(obj)
+            if engine is None:
+                continue
             parent = ctx.engines["account"] if obj == "contact" else None
             report = adapter.provision(
                 obj,
@@ -247,6 +263,7 @@ def _landed(console: Console, ctx: Context, edited: dict[str, list[str]]) -> Non
             f"{counts.get('hubspot', Counter())[tier]:,}",
         )
     console.print(table)
+    _landed_leads(console, ctx)
     for adapter in ctx.adapters.values():
         outputs = engine.output_fields(adapter.crm)
         name_field = _NAME_FIELD[adapter.crm]
@@ -264,3 +281,31 @@ def _landed(console: Console, ctx: Context, edited: dict[str, list[str]]) -> Non
             )
     now = datetime.now(UTC).strftime("%H:%M:%S")
     console.print(f"[dim]read at {now} UTC[/]")
+
+
+def _landed_leads(console: Console, ctx: Context) -> None:
+    """Salesforce leads by tier and persona, read back through the API (converted ones left out)."""
+    engine = ctx.engines.get("lead")
+    adapters = [a for a in ctx.adapters.values() if a.crm == "salesforce"]
+    if engine is None or not adapters:
+        return
+    outputs = engine.output_fields("salesforce")
+    tiers: Counter[str] = Counter()
+    personas: Counter[str] = Counter()
+    for page in adapters[0].pull("lead", [outputs["tier"], outputs["persona"]], None):
+        for record in page:
+            tiers[str(record.fields.get(outputs["tier"]) or "(none)")] += 1
+            personas[str(record.fields.get(outputs["persona"]) or "(none)")] += 1
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("lead tier")
+    table.add_column("Salesforce leads", justify="right")
+    for tier in [*engine.tier_names, *sorted(set(tiers) - set(engine.tier_names))]:
+        table.add_row(tier, f"{tiers[tier]:,}")
+    console.print(table)
+    console.print(
+        "  lead personas: "
+        + " · ".join(
+            f"{name} {personas[name]:,}" for name in engine.persona_names if personas[name]
+        ),
+        soft_wrap=True,
+    )

@@ -59,6 +59,7 @@ from connector.engine import Assignment, Engine, compile_mapping
 from connector.errors import EXIT_USER, MappingError, Problem, UserError
 from connector.mapping import load_mapping
 from connector.mapping.models import OBJECT_CRMS
+from connector.mapping.values import parse_boolean
 from connector.sync.ownership import mapping_problems
 
 #: Where ``validate`` looks when no mapping file is named and no config lists any.
@@ -87,6 +88,20 @@ def _now(value: datetime | None) -> datetime:
     """The evaluation time: the one given, else the clock, read once per command."""
     # Whole seconds: the time is shown to people and stamped into reports.
     return value if value is not None else datetime.now(UTC).replace(microsecond=0)
+
+
+#: A field whose truth puts a record outside what sync reads, by (object, CRM):
+#: a converted lead is read-only in Salesforce and never read or written.
+_OUT_OF_SCOPE: dict[tuple[str, str], str] = {("lead", "salesforce"): "IsConverted"}
+
+
+def _out_of_scope(engine: Engine, crm: str, fields: Mapping[str, Any]) -> bool:
+    """Whether sync would leave this exported record out (a converted lead)."""
+    name = _OUT_OF_SCOPE.get((engine.object, crm))
+    if name is None:
+        return False
+    value = next((v for k, v in fields.items() if k.casefold() == name.casefold()), None)
+    return parse_boolean(value) is True
 
 
 def _load_engine(path: Path, crm: str | None = None) -> Engine:
@@ -638,12 +653,15 @@ def preview(
         personas=engine.persona_names,
         scores=engine.score_names,
     )
-    missing_ids = unreadable_locks = 0
+    missing_ids = unreadable_locks = skipped = 0
     with ExportReader(input_file) as reader:
         out = _OutWriter(out_file, engine, lock=lock is not None) if out_file is not None else None
         try:
             for record in _Scan(reader, progress):
                 fields = record.fields
+                if _out_of_scope(engine, crm, fields):
+                    skipped += 1
+                    continue
                 parent = parents.of(record) if parents is not None else None
                 assignment = engine.evaluate(fields, crm, at, parent)
                 rid = record_id(fields, crm)
@@ -670,6 +688,15 @@ def preview(
         if parents is not None:
             notices += parents.notices()
         notices += distribution_notices(dist, min_segment_share)
+        if skipped:
+            notices.append(
+                Notice(
+                    "other",
+                    f"{_plural(skipped, 'converted lead')} left out: read-only in Salesforce, "
+                    "sync never reads or writes them",
+                    _OUT_OF_SCOPE[(engine.object, crm)],
+                )
+            )
         if unreadable_locks:
             notices.append(
                 Notice(
@@ -693,6 +720,7 @@ def preview(
             "input": _input_header(reader, crm),
             **({"accounts": parents.source} if parents is not None else {}),
             "records": f"{dist.total:,} evaluated"
+            + (f", {_plural(skipped, 'converted lead')} left out" if skipped else "")
             + (f", {reader.bad_count:,} unreadable rows skipped" if reader.bad_count else ""),
             "evaluated_at": at.isoformat(),
         }

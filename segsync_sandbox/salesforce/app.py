@@ -618,7 +618,7 @@ class SalesforceApp(SandboxApp):
         request.fields.update(self._written_fields(sobject, body))
         resolved = self._lookup_for_rest(sobject, match.group("id"))
         try:
-            self.org.update(sobject, resolved, body, user=USER_ID)
+            self.org.update(sobject, resolved, body, user=USER_ID, assign=_auto_assign(request))
         except RecordError as exc:
             return Response.json(
                 400,
@@ -911,7 +911,9 @@ class SalesforceApp(SandboxApp):
                 "Please rearrange the data to reduce chunking.",
                 "INVALID_BATCH_REQUEST",
             )
-        results = self.org.update_many(names, items, all_or_none=all_or_none, user=USER_ID)
+        results = self.org.update_many(
+            names, items, all_or_none=all_or_none, user=USER_ID, assign=_auto_assign(request)
+        )
         return Response.json(200, [r.to_json() for r in results])
 
     def _collections_get(self, request: Request, match: re.Match[str]) -> Response:
@@ -1122,3 +1124,13 @@ def _halted(ref: str, message: str | None = None) -> dict[str, Any]:
         "httpStatusCode": 400,
         "referenceId": ref,
     }
+
+
+def _auto_assign(request: Request) -> bool:
+    """Whether a REST write runs the active assignment rules (``Sforce-Auto-Assign``).
+
+    The header defaults to TRUE when absent; FALSE (any case) turns the rules
+    off; an AssignmentRule id applies that rule (here: the active one).
+    """
+    value = request.headers.get("sforce-auto-assign")
+    return value is None or value.strip().lower() != "false"

@@ -90,6 +90,14 @@ STANDARD_COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "CONTACT.EMAIL": ("Email", "Email"),
         "CORE.USERS.ALIAS": ("Owner.Alias", "Contact Owner Alias"),
     },
+    "Lead": {
+        "FULL_NAME": ("Name", "Name"),
+        "LEAD.COMPANY": ("Company", "Company"),
+        "LEAD.TITLE": ("Title", "Title"),
+        "LEAD.EMAIL": ("Email", "Email"),
+        "LEAD.STATUS": ("Status", "Lead Status"),
+        "CORE.USERS.ALIAS": ("Owner.Alias", "Owner Alias"),
+    },
 }
 
 
@@ -471,6 +479,10 @@ class ListViews:
         out = []
         for record in self.app.org.records(view.sobject):
             if view.filter_scope == "Mine" and record.get("OwnerId") != USER_ID:
+                continue
+            if view.sobject == "Lead" and record.get("IsConverted"):
+                # Converted leads show in lead reports and "Recently Viewed",
+                # never in a filtered lead list view (docs/crm-apis.md, "Leads").
                 continue
             if all(_passes(record.get(f), op, v) for f, op, v in view.filters):
                 out.append(record)

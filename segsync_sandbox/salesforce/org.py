@@ -928,6 +928,9 @@ class Org:
         self.deleted_days = deleted_days
         #: Field-level security of the integration user (see :mod:`.access`).
         self.access = FieldAccess()
+        #: Active assignment rules, as the owner each routes a record to, by object
+        #: (``{"Lead": user id}``): applied to API writes that ask for them.
+        self.assignment_rules: dict[str, str] = {}
         #: Daily counters other than API requests (``/limits`` names), used so far.
         self._limits_used: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -1947,7 +1950,13 @@ class Org:
             return resolved, values
 
     def update(
-        self, sobject: str, record_id: str, fields: Mapping[str, Any], *, user: str = UI_USER_ID
+        self,
+        sobject: str,
+        record_id: str,
+        fields: Mapping[str, Any],
+        *,
+        user: str = UI_USER_ID,
+        assign: bool = False,
     ) -> str:
         """Validate and apply one update, stamping LastModifiedDate / SystemModstamp.
 
@@ -1958,8 +1967,19 @@ class Org:
         """
         with self._lock:
             resolved, values = self.prepare_update(sobject, record_id, fields)
-            self._apply(sobject, resolved, values, self._stamp(), user)
+            self._apply(
+                sobject, resolved, self._assigned(sobject, values, assign), self._stamp(), user
+            )
             return resolved
+
+    def _assigned(self, sobject: str, values: dict[str, Any], assign: bool) -> dict[str, Any]:
+        """``values`` plus the owner the object's active assignment rule gives, if applied.
+
+        The REST API runs the active assignment rules on every created or updated
+        lead unless the request says ``Sforce-Auto-Assign: FALSE``.
+        """
+        owner = self.assignment_rules.get(sobject) if assign else None
+        return {**values, "OwnerId": owner} if owner else values
 
     def update_many(
         self,
@@ -1968,6 +1988,7 @@ class Org:
         *,
         all_or_none: bool = False,
         user: str = UI_USER_ID,
+        assign: bool = False,
     ) -> list[SaveResult]:
         """Update several records in one transaction; one SaveResult per item, in order.
 
@@ -2007,7 +2028,7 @@ class Org:
             if staged:
                 stamp = self._stamp()
                 for _, name, resolved, values in staged:
-                    self._apply(name, resolved, values, stamp, user)
+                    self._apply(name, resolved, self._assigned(name, values, assign), stamp, user)
         return results
 
     def convert_lead(self, record_id: str, *, user: str = UI_USER_ID) -> str:

@@ -19,6 +19,12 @@ from connector.crm.salesforce.session import SalesforceSession
 from connector.crm.salesforce.values import to_json
 from connector.errors import FatalSyncError
 
+#: Sent with every write: no assignment rules. Without it the REST API applies
+#: the org's active lead (and account) assignment rules to every record it
+#: updates, so each segsync write would re-route leads a rep already works
+#: (docs/crm-apis.md, "Leads"). Segsync sets fields; routing stays the admin's.
+NO_ASSIGNMENT = {"Sforce-Auto-Assign": "FALSE"}
+
 
 def check_writable(describer: Describer, sobject: str, updates: Sequence[RecordUpdate]) -> None:
     """FatalSyncError unless every field of ``updates`` is updateable for the integration user."""
@@ -103,7 +109,9 @@ class CollectionWriter:
         }
         results = self._session.call(
             f"update {sobject}",
-            lambda c: c.sf.restful("composite/sobjects", method="PATCH", json=body),
+            lambda c: c.sf.restful(
+                "composite/sobjects", method="PATCH", json=body, headers=NO_ASSIGNMENT
+            ),
         )
         if not isinstance(results, list) or len(results) != len(batch):
             raise FatalSyncError(
