@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -399,10 +399,42 @@ class ParityMatch(_Model):
     hubspot: str = Field(min_length=1, max_length=200)
 
 
+CrmName = Literal["salesforce", "hubspot"]
+
+
 class ParitySettings(_Model):
-    """``segsync parity``: how records of the two CRMs are matched."""
+    """``segsync parity`` and the agreement policy: one definition across both CRMs.
+
+    ``source`` (opt-in) makes the sync write the same values to both records
+    of a matched pair: computed from the preferred CRM's record, or
+    (``merge``) from inputs merged attribute by attribute, the first
+    non-blank value in ``merge_order`` (``attribute_order`` overrides it per
+    attribute).
+    """
 
     match_on: dict[Literal["account", "contact"], ParityMatch] = Field(default_factory=dict)
+    source: Literal["salesforce", "hubspot", "merge"] | None = None
+    merge_order: list[CrmName] = Field(
+        default_factory=lambda: cast(list[CrmName], ["salesforce", "hubspot"]),
+        min_length=2,
+        max_length=2,
+    )
+    attribute_order: dict[str, list[CrmName]] = Field(default_factory=dict)
+
+    @field_validator("merge_order")
+    @classmethod
+    def _both_crms(cls, value: list[str]) -> list[str]:
+        if set(value) != {"salesforce", "hubspot"}:
+            raise ValueError('expected both CRMs once each, e.g. ["salesforce", "hubspot"]')
+        return value
+
+    @field_validator("attribute_order")
+    @classmethod
+    def _orders(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, order in value.items():
+            if not order or len(set(order)) != len(order):
+                raise ValueError(f"{name}: expected one or both CRMs, each once")
+        return value
 
 
 class NativeSettings(_Model):
@@ -483,6 +515,30 @@ class Settings(BaseSettings):
         if cls._toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _policy_pairs_two_connections(self) -> Settings:
+        if self.parity.source is not None:
+            for crm in ("salesforce", "hubspot"):
+                names = [n for n, c in self.connections.items() if c.crm == crm]
+                if len(names) != 1:
+                    raise ValueError(
+                        f"parity.source: the agreement policy pairs one salesforce and one "
+                        f"hubspot connection; found {len(names)} of {crm}"
+                        + (f" ({', '.join(names)})" if names else "")
+                    )
+        return self
+
+    def policy_connections(self) -> list[str]:
+        """Under ``[parity] source``, the two connections it pairs (else none)."""
+        if self.parity.source is None:
+            return []
+        return [
+            n
+            for crm in ("salesforce", "hubspot")
+            for n, c in self.connections.items()
+            if c.crm == crm
+        ]
 
     @model_validator(mode="after")
     def _jobs_name_connections(self) -> Settings:

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -64,6 +64,7 @@ from connector.mapping import load_mapping
 from connector.store.leases import Busy, JobClaims, Lease, claim_order
 from connector.store.locks import locks_for
 from connector.store.store import Store, parse_url
+from connector.sync.agreement import agreement_for
 from connector.sync.guard import MassChangeError
 from connector.sync.native import native_views
 from connector.sync.ownership import judge, mapping_problems, refusal_message
@@ -109,6 +110,19 @@ class Context:
     engines: dict[str, Engine]
     store: Store
     adapters: dict[str, CrmAdapter]
+    others: dict[str, CrmAdapter] = field(default_factory=dict)
+    """Adapters opened only for the agreement policy's view of the other CRM."""
+
+    def adapter(self, name: str) -> CrmAdapter:
+        """The adapter of connection ``name``, opened now if the command did not select it."""
+        if name in self.adapters:
+            return self.adapters[name]
+        if name not in self.others:
+            conn = self.settings.connections[name]
+            self.others[name] = make_adapter(
+                name, conn, RetryPolicy.from_settings(self.settings.sync)
+            )
+        return self.others[name]
 
     def jobs(self, crm: str, obj: str) -> list[Job]:
         """The jobs to run: every selected connection × object it has, accounts first."""
@@ -122,7 +136,8 @@ class Context:
                     continue
                 parent = self.engines.get("account") if object_name == "contact" else None
                 adopted = self.settings.connections[name].adopted(object_name)
-                jobs.append(Job(name, adapter, engine, parent, adopted))
+                agreement = agreement_for(self.settings, name, engine, self.adapter)
+                jobs.append(Job(name, adapter, engine, parent, adopted, agreement))
         return jobs
 
 
@@ -214,6 +229,7 @@ def open_context(
     selected = select_connections(settings, config_file, crm=crm, names=connections)
     store = Store.open(settings.store.url)
     adapters: dict[str, CrmAdapter] = {}
+    context: Context | None = None
     try:
         for name, conn in selected.items():
             try:
@@ -225,9 +241,10 @@ def open_context(
                 raise ConfigError(
                     [Problem(str(config_path(config_file)), f"connections.{name}", str(exc))]
                 ) from None
-        yield Context(settings, engines, store, adapters)
+        context = Context(settings, engines, store, adapters)
+        yield context
     finally:
-        for adapter in adapters.values():
+        for adapter in [*adapters.values(), *(context.others.values() if context else [])]:
             adapter.close()
         store.close()
 

@@ -17,39 +17,17 @@ from typing import Any
 
 import click
 
-from connector.analysis.identity import (
-    Identity,
-    Keys,
-    match_records,
-    normalize_domain,
-    normalize_email,
-    normalize_text,
-)
 from connector.analysis.parity import Pair, Parity, cause_line, compare, display
 from connector.commands.crm import load_engines, make_adapter, select_connections
 from connector.commands.exports import ExportReader, id_fields, parent_id
 from connector.commands.options import NOW
 from connector.config import ParityMatch, Settings, config_path, load_settings, warn_insecure
 from connector.crm.base import CrmAdapter, ObjectName
-from connector.crm.ids import link_key, salesforce_id18
+from connector.crm.ids import link_key
 from connector.crm.retry import RetryPolicy
 from connector.engine import Assignment, Engine
 from connector.errors import ConfigError, Problem, UserError
-
-#: The fields, besides a mapping's inputs, that identify a record in each CRM.
-IDENTITY_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "account": {
-        "salesforce": ("Website",),
-        "hubspot": ("domain", "website", "salesforceaccountid"),
-    },
-    "contact": {
-        "salesforce": ("Email", "AccountId"),
-        "hubspot": ("email", "salesforcecontactid", "associatedcompanyid"),
-    },
-}
-
-#: The HubSpot property where HubSpot's Salesforce integration keeps the Salesforce id.
-INTEGRATION_ID = {"account": "salesforceaccountid", "contact": "salesforcecontactid"}
+from connector.sync.identity import identify, read_all, readable_fields
 
 _SHOWN = 25  # disagreements and unmatched records listed in text (json and html list all)
 
@@ -59,48 +37,6 @@ class _Side:
     """One CRM's records of one object: id → raw fields."""
 
     records: dict[str, Mapping[str, Any]]
-
-
-def _keys(
-    obj: str, crm: str, records: Mapping[str, Mapping[str, Any]], match: ParityMatch | None
-) -> list[Keys]:
-    out = []
-    attribute_field = getattr(match, crm) if match is not None else None
-    for record_id, fields in records.items():
-        integration: str | None
-        if crm == "salesforce":
-            integration = record_id
-            domain = normalize_domain(fields.get("Website")) if obj == "account" else None
-            email = normalize_email(fields.get("Email")) if obj == "contact" else None
-        else:
-            stored = fields.get(INTEGRATION_ID[obj])
-            integration = salesforce_id18(str(stored)) if stored else None
-            domain = (
-                normalize_domain(fields.get("domain")) or normalize_domain(fields.get("website"))
-                if obj == "account"
-                else None
-            )
-            email = normalize_email(fields.get("email")) if obj == "contact" else None
-        attribute = normalize_text(fields.get(attribute_field)) if attribute_field else None
-        out.append(Keys(record_id, integration, domain, email, attribute))
-    return out
-
-
-def identify(
-    obj: str,
-    salesforce: Mapping[str, Mapping[str, Any]],
-    hubspot: Mapping[str, Mapping[str, Any]],
-    match: ParityMatch | None,
-) -> Identity:
-    """Match one object's records of the two CRMs (keys built here, matching pure)."""
-    methods = ["integration_id", "domain" if obj == "account" else "email"]
-    if match is not None:
-        methods.append("attribute")
-    return match_records(
-        _keys(obj, "salesforce", salesforce, match),
-        _keys(obj, "hubspot", hubspot, match),
-        methods,
-    )
 
 
 def _parents(
@@ -214,30 +150,8 @@ def _from_exports(
 def _pull_all(
     adapter: CrmAdapter, obj: ObjectName, engine: Engine, match: ParityMatch | None
 ) -> _Side:
-    crm = adapter.crm
-    wanted = [*engine.input_fields(crm), *IDENTITY_FIELDS[obj][crm]]
-    if match is not None:
-        wanted.append(getattr(match, crm))
-    names = list(dict.fromkeys(wanted))
-    specs = adapter.describe(obj, names)
-    if match is not None and not specs[getattr(match, crm)].exists:
-        raise ConfigError(
-            [
-                Problem(
-                    "parity.match_on",
-                    f"{obj}.{crm}",
-                    f"{crm} has no field {getattr(match, crm)!r} on {obj}s",
-                )
-            ]
-        )
-    # The integration's id and the like exist only where the integration is
-    # installed: a field the CRM does not have is simply not read.
-    fields = [name for name in names if specs[name].exists]
-    records: dict[str, Mapping[str, Any]] = {}
-    for page in adapter.pull(obj, fields, None):
-        for record in page:
-            records[link_key(record.id, crm) or record.id] = record.fields
-    return _Side(records)
+    fields = readable_fields(adapter, obj, engine.input_fields(adapter.crm), match)
+    return _Side(dict(read_all(adapter, obj, fields)))
 
 
 def _live(

@@ -133,7 +133,9 @@ class Service:
         store = Store.open(settings.store.url)
         adapters: dict[str, CrmAdapter] = {}
         try:
-            for name in dict.fromkeys(p.connection for p in plans.values()):
+            # The agreement policy reads the other CRM too, scheduled or not.
+            wanted = [*(p.connection for p in plans.values()), *settings.policy_connections()]
+            for name in dict.fromkeys(wanted):
                 try:
                     adapters[name] = self._adapter_factory(name, settings.connections[name], retry)
                 except SegsyncError as exc:

@@ -61,6 +61,7 @@ from connector.store.leases import Busy, JobClaims, Lease, claim_order, job_key
 from connector.store.locks import JobLocks
 from connector.store.records import RunRow
 from connector.store.store import Store
+from connector.sync.agreement import agreement_for
 from connector.sync.guard import MassChangeError
 from connector.sync.runner import Job, Runner
 
@@ -303,7 +304,8 @@ class ServiceContext:
             )
         parent = self.engines.get("account") if object == "contact" else None
         adopted = self.settings.connections[connection].adopted(object)
-        return Job(connection, self.adapters[connection], engine, parent, adopted)
+        agreement = agreement_for(self.settings, connection, engine, self.adapters.__getitem__)
+        return Job(connection, self.adapters[connection], engine, parent, adopted, agreement)
 
     def tick_of(self, plan: JobPlan, now: datetime) -> datetime | None:
         """The latest scheduled instant at or before ``now`` of any of the job's triggers."""

@@ -41,6 +41,7 @@ from connector.state import Candidate, Pending, Watermark
 from connector.store.leases import Fence
 from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
 from connector.store.store import Store
+from connector.sync.agreement import Agreement, with_note
 from connector.sync.audit import AuditTrail
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
@@ -93,6 +94,8 @@ class Job:
     engine: Engine
     parent_engine: Engine | None = None
     adopted: frozenset[str] = frozenset()
+    agreement: Agreement | None = None
+    """The agreement policy's view of the other CRM (``[parity] source``), if set."""
 
 
 @dataclass
@@ -329,7 +332,10 @@ class Runner:
         # A full pull reads every record anyway; an incremental one also
         # fetches the records time has changed (their due_at has passed).
         due_ids = [] if previous is None else self._due_ids(conn, crm, obj, now)
-        wanted = sorted(set(retry_ids).union(due_ids))
+        # Under an agreement policy, also the records whose counterpart in the
+        # other CRM changed (connector/sync/agreement.py).
+        agreed = job.agreement.prepare(since) if job.agreement is not None else []
+        wanted = sorted(set(retry_ids).union(due_ids, agreed))
         extra = adapter.fetch(obj, wanted, fields, list(parent_keys.values())) if wanted else []
         seen_extra = {r.id for r in extra}
         _spool_gone(spool, [i for i in due_ids if i not in seen_extra])
@@ -369,6 +375,7 @@ class Runner:
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
             stored_due = store.due(conn, obj, ids)
+            decided = job.agreement.resolve(page) if job.agreement is not None else {}
             planned: list[tuple[PlanInput, Planned]] = []
             for record in page:
                 if inherited and _inherited_changed(record, inherited, last.get(record.id)):
@@ -379,7 +386,12 @@ class Runner:
                 lock_state = engine.lock_reading(record.fields, crm)
                 unreadable_locks += lock_state.unreadable
                 parent = self._parent(record, parent_keys)
-                assignment = engine.assign(record.fields, crm, now, parent)
+                agreed_input = decided.get(record.id)
+                if agreed_input is None:
+                    assignment = engine.assign(record.fields, crm, now, parent)
+                else:
+                    assignment = engine.assign(agreed_input.fields, agreed_input.crm, now, parent)
+                    assignment = with_note(assignment, agreed_input.note)
                 desired = assignment.outputs(crm, now)
                 for name in score_fields:
                     # Score fields are provisioned as whole numbers: a fraction
