@@ -175,6 +175,10 @@ def test_installed_from_the_wheel_it_runs_anywhere(wheel: Path, tmp_path: Path) 
             }
             assert all(r["status"] == "succeeded" for r in runs)
             assert [r["read"] for r in runs if r["object"] == "account"] == [30, 30]
+            # Parity of the two sandboxes, matched and compared by the installed package.
+            out = _ok(_run([segsync, "parity", "--config", config, *JSON], cwd=elsewhere))
+            accounts = {o["object"]: o for o in json.loads(out)["objects"]}["account"]
+            assert accounts["compared"] == accounts["matched"] > 20
             # The store is next to the config it belongs to.
             assert (work / "sbx" / "segsync.db").is_file()
             assert not (elsewhere / "segsync.db").exists()
