@@ -59,12 +59,14 @@ def _print_text(console: Console, sandboxes: Sandboxes, config_out: Path | None)
                     "Salesforce",
                     f"{dataset.salesforce_accounts:,} accounts, "
                     f"{dataset.salesforce_contacts:,} contacts, "
-                    f"{dataset.salesforce_leads:,} leads",
+                    f"{dataset.salesforce_leads:,} leads, "
+                    f"{dataset.salesforce_opportunities:,} opportunities",
                 ),
                 (
                     "HubSpot",
                     f"{dataset.hubspot_companies:,} companies, "
-                    f"{dataset.hubspot_contacts:,} contacts",
+                    f"{dataset.hubspot_contacts:,} contacts, "
+                    f"{dataset.hubspot_deals:,} deals",
                 ),
             ]
             + ([("saved to", str(sandboxes.data_dir))] if sandboxes.data_dir else [])

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segsync_sandbox import data
+from segsync_sandbox import data, deals
 from segsync_sandbox.common import Faults
 from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 from segsync_sandbox.salesforce import Org, SalesforceSandbox, start_salesforce
@@ -65,6 +65,8 @@ class DatasetInfo:
     hubspot_companies: int
     hubspot_contacts: int
     salesforce_leads: int = 0
+    salesforce_opportunities: int = 0
+    hubspot_deals: int = 0
 
 
 @dataclass
@@ -354,6 +356,18 @@ def load_dataset(
         data.hubspot_contact_props(c)
         for c in data.contacts(seed, accounts, contacts_per_account, reference=reference)
     )
+    # Deals: the same logical deals in both CRMs (segsync_sandbox.deals).
+    org.load_records(
+        "Opportunity",
+        (
+            deals.salesforce_opportunity_row(d)
+            for d in deals.deals(seed, accounts, reference=reference)
+        ),
+    )
+    portal.load_deals(
+        (deals.hubspot_deal_props(d), deals.hubspot_deal_company(d))
+        for d in deals.deals(seed, accounts, reference=reference)
+    )
 
 
 def start_sandboxes(
@@ -451,6 +465,8 @@ def start_sandboxes(
         hubspot_companies=portal.count("companies"),
         hubspot_contacts=portal.count("contacts"),
         salesforce_leads=org.count("Lead"),
+        salesforce_opportunities=org.count("Opportunity"),
+        hubspot_deals=portal.count("deals"),
     )
     sandboxes = Sandboxes(
         salesforce=salesforce,

@@ -50,9 +50,11 @@ _PROPS = r"/crm/v3/properties/(?P<type>[^/]+)"
 _ASSOCIATION_TYPES = {
     ("contacts", "companies"): (1, 279),
     ("companies", "contacts"): (2, 280),
+    ("deals", "companies"): (5, 341),
+    ("companies", "deals"): (6, 342),
 }
-_SINGULAR = {"companies": "company", "contacts": "contact"}
-_UPPER = {"companies": "COMPANY", "contacts": "CONTACT"}
+_SINGULAR = {"companies": "company", "contacts": "contact", "deals": "deal"}
+_UPPER = {"companies": "COMPANY", "contacts": "CONTACT", "deals": "DEAL"}
 
 _AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
@@ -257,6 +259,15 @@ class HubSpotApp(SandboxApp):
         self._add("POST", _PROPS, self.create_property)
         self._add("GET", _PROPS + r"/(?P<name>[^/]+)", self.get_property)
         self._add("PATCH", _PROPS + r"/(?P<name>[^/]+)", self.update_property)
+        self._add("GET", r"/crm/v3/pipelines/(?P<type>[^/]+)", self.list_pipelines)
+        self._add(
+            "GET", r"/crm/v3/pipelines/(?P<type>[^/]+)/(?P<pipeline_id>[^/]+)", self.get_pipeline
+        )
+        self._add(
+            "DELETE",
+            r"/crm/v3/pipelines/(?P<type>[^/]+)/(?P<pipeline_id>[^/]+)",
+            self.delete_pipeline,
+        )
         self._add(
             "GET",
             r"/crm/v4/objects/(?P<from_type>[^/]+)/(?P<record_id>[^/]+)/associations/(?P<to_type>[^/]+)",
@@ -486,6 +497,8 @@ class HubSpotApp(SandboxApp):
         props: dict[str, Any] = body["properties"]
         if object_type == "companies":
             new_id = self.portal.add_company(props)
+        elif object_type == "deals":
+            new_id = self.portal.add_deal(props)
         else:
             new_id = self.portal.add_contact(props)
         request.records = [new_id]
@@ -769,6 +782,41 @@ class HubSpotApp(SandboxApp):
         if not isinstance(body, dict):
             raise ValidationError("The request body must be a JSON object")
         return Response.json(200, self.portal.update_group(object_type_of(type), name, body))
+
+    # Pipelines ---------------------------------------------------------
+    @staticmethod
+    def _deals_only(type: str) -> None:
+        if object_type_of(type) != "deals":
+            # Companies and contacts have no pipelines (tickets do; the sandbox has none).
+            raise ValidationError(f"Pipelines are not supported for object type {type}")
+
+    def list_pipelines(self, request: Request, type: str) -> Response:
+        """``GET /crm/v3/pipelines/{objectType}``: every pipeline with its stages, no paging."""
+        self._deals_only(type)
+        request.kind = "pipelines.list"
+        return Response.json(200, {"results": self.portal.pipeline_list()})
+
+    def get_pipeline(self, request: Request, type: str, pipeline_id: str) -> Response:
+        """``GET /crm/v3/pipelines/{objectType}/{pipelineId}``; 404 for a deleted one."""
+        self._deals_only(type)
+        request.kind = "pipelines.get"
+        found = self.portal.pipeline(pipeline_id)
+        if found is None:
+            raise ObjectNotFound(f"Unable to find pipeline {pipeline_id}")
+        return Response.json(200, found)
+
+    def delete_pipeline(self, request: Request, type: str, pipeline_id: str) -> Response:
+        """``DELETE /crm/v3/pipelines/{objectType}/{pipelineId}`` → 204.
+
+        ``validateReferencesBeforeDelete`` defaults to false (the spec), so the
+        deals in the pipeline keep its id and stage ids: a reader meets
+        pipelines the API no longer knows.
+        """
+        self._deals_only(type)
+        request.kind = "pipelines.delete"
+        if not self.portal.delete_pipeline(pipeline_id):
+            raise ObjectNotFound(f"Unable to find pipeline {pipeline_id}")
+        return Response(204, b"")
 
     # Associations ------------------------------------------------------
     def _association_types(self, from_type: str, to_type: str) -> list[JsonObj]:

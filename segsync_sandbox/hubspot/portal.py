@@ -43,6 +43,7 @@ from segsync_sandbox.hubspot.schema import (
     OBJECT_TYPES,
     PROPERTY_TYPES,
     coerce_value,
+    default_pipelines,
     default_properties,
     format_ms,
     make_property,
@@ -52,7 +53,7 @@ from segsync_sandbox.hubspot.schema import (
 
 JsonObj = dict[str, Any]
 
-FIRST_IDS = {"companies": 10_000_000_001, "contacts": 20_000_000_001}
+FIRST_IDS = {"companies": 10_000_000_001, "contacts": 20_000_000_001, "deals": 30_000_000_001}
 """The id the first record of each type gets (then +1 each)."""
 
 
@@ -244,6 +245,11 @@ class Portal:
         self._active: dict[str, list[int]] = {t: [] for t in OBJECT_TYPES}
         self._archived: dict[str, list[int]] = {t: [] for t in OBJECT_TYPES}
         self._company_contacts: dict[str, list[str]] = {}
+        #: Deal → its company (the v4 deal-to-company association), and back.
+        self._deal_company: dict[str, str] = {}
+        self._company_deals: dict[str, list[str]] = {}
+        #: Deal pipelines as the pipelines API serves them (deleted ones are absent).
+        self.pipelines: dict[str, JsonObj] = default_pipelines()
         self._properties: dict[str, dict[str, JsonObj]] = {}
         self._option_sets: dict[tuple[str, str], tuple[JsonObj, frozenset[str]]] = {}
         self._groups: dict[str, dict[str, JsonObj]] = {}
@@ -565,6 +571,35 @@ class Portal:
         """Create many contacts; a row's ``associatedcompanyid`` links its company."""
         return self._load("contacts", rows)
 
+    def load_deals(self, rows: Iterable[tuple[Mapping[str, str], str | None]]) -> list[str]:
+        """Import deals, each with the company it is associated with (or None); their ids.
+
+        Values are stored as given, unvalidated, as an import from another
+        system leaves them: a stage or pipeline that no longer exists, an
+        amount typed as ``"$12,500"``.
+        """
+        ids: list[str] = []
+        with self._lock:
+            now = self.next_stamp()
+            for props, company in rows:
+                deal_id = self._insert("deals", dict(props), now)
+                if company is not None:
+                    self._link_deal(deal_id, company)
+                ids.append(deal_id)
+        return ids
+
+    def add_deal(self, props: Mapping[str, Any], company_id: str | None = None) -> str:
+        """Create a deal (validated), associated with ``company_id`` when given."""
+        with self._lock:
+            deal_id = self._add("deals", props, self.next_stamp())
+            if company_id is not None:
+                self._link_deal(deal_id, company_id)
+            return deal_id
+
+    def _link_deal(self, deal_id: str, company_id: str) -> None:
+        self._deal_company[deal_id] = company_id
+        self._company_deals.setdefault(company_id, []).append(deal_id)
+
     def _load(self, object_type: str, rows: Iterable[Mapping[str, Any]]) -> list[str]:
         ids: list[str] = []
         with self._lock:
@@ -758,6 +793,26 @@ class Portal:
         with self._lock:
             return len(self._active[object_type])
 
+    # Pipelines ---------------------------------------------------------
+    def pipeline_list(self) -> list[JsonObj]:
+        """The deal pipelines with their stages (copies)."""
+        with self._lock:
+            return copy.deepcopy(list(self.pipelines.values()))
+
+    def pipeline(self, pipeline_id: str) -> JsonObj | None:
+        """One deal pipeline (a copy), None when there is none (or it was deleted)."""
+        with self._lock:
+            found = self.pipelines.get(pipeline_id)
+            return None if found is None else copy.deepcopy(found)
+
+    def delete_pipeline(self, pipeline_id: str) -> bool:
+        """Delete a pipeline, leaving its deals as they are; False if there was none."""
+        with self._lock:
+            if self.pipelines.pop(pipeline_id, None) is None:
+                return False
+            self.version += 1
+            return True
+
     # Associations ------------------------------------------------------
     def associated(self, from_type: str, record_id: str, to_type: str) -> list[str] | None:
         """Ids associated with a record (None if the record does not exist)."""
@@ -768,6 +823,13 @@ class Portal:
             if from_type == "contacts" and to_type == "companies":
                 company = record.props.get("associatedcompanyid")
                 return [company] if company and self.exists("companies", company) else []
+            if from_type == "deals" and to_type == "companies":
+                company = self._deal_company.get(record.id)
+                return [company] if company and self.exists("companies", company) else []
+            if from_type == "companies" and to_type == "deals":
+                return [
+                    d for d in self._company_deals.get(record.id, []) if self.exists("deals", d)
+                ]
             if from_type == "companies" and to_type == "contacts":
                 return [
                     c
@@ -795,6 +857,8 @@ class Portal:
                 "last_stamp": self._last_stamp,
                 "properties": {t: list(self._properties[t].values()) for t in OBJECT_TYPES},
                 "groups": {t: list(self._groups[t].values()) for t in OBJECT_TYPES},
+                "deal_companies": self._deal_company,
+                "pipelines": self.pipelines,
             }
             tmp = path / "portal.json.tmp"
             tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -810,18 +874,40 @@ class Portal:
         path = Path(directory)
         meta = json.loads((path / "portal.json").read_text(encoding="utf-8"))
         with self._lock:
-            self._next_id = {t: int(meta["next_id"][t]) for t in OBJECT_TYPES}
+            # A portal saved before deals existed loads with none.
+            self._next_id = {t: int(meta["next_id"].get(t, FIRST_IDS[t])) for t in OBJECT_TYPES}
             self._last_stamp = int(meta["last_stamp"])
             self._properties = {
-                t: {p["name"]: p for p in meta["properties"][t]} for t in OBJECT_TYPES
+                t: {p["name"]: p for p in meta["properties"].get(t) or default_properties(t)}
+                for t in OBJECT_TYPES
             }
-            self._groups = {t: {g["name"]: g for g in meta["groups"][t]} for t in OBJECT_TYPES}
+            self._groups = {
+                t: {
+                    g["name"]: g
+                    for g in meta["groups"].get(t)
+                    or [
+                        {"name": n, "label": label, "displayOrder": i, "archived": False}
+                        for i, (n, label) in enumerate(DEFAULT_GROUPS[t])
+                    ]
+                }
+                for t in OBJECT_TYPES
+            }
+            self.pipelines = dict(meta.get("pipelines") or default_pipelines())
+            self._deal_company = {}
+            self._company_deals = {}
+            for deal_id, company_id in (meta.get("deal_companies") or {}).items():
+                self._link_deal(str(deal_id), str(company_id))
             self._company_contacts = {}
             for object_type in OBJECT_TYPES:
                 records: dict[str, Record] = {}
                 active: list[int] = []
                 archived: list[int] = []
                 file = path / f"{object_type}.jsonl"
+                if not file.is_file():
+                    self._records[object_type] = {}
+                    self._active[object_type] = []
+                    self._archived[object_type] = []
+                    continue
                 with file.open(encoding="utf-8") as lines:
                     for line in lines:
                         if not line.strip():

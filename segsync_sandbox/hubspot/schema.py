@@ -18,10 +18,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from segsync_sandbox.data import SENIORITIES, TECH_STACK
+from segsync_sandbox.deals import PIPELINES
 
 JsonObj = dict[str, Any]
 
-OBJECT_TYPES = ("companies", "contacts")
+OBJECT_TYPES = ("companies", "contacts", "deals")
 """Object types the sandbox serves."""
 
 OBJECT_ALIASES = {
@@ -31,6 +32,9 @@ OBJECT_ALIASES = {
     "contacts": "contacts",
     "contact": "contacts",
     "0-1": "contacts",
+    "deals": "deals",
+    "deal": "deals",
+    "0-3": "deals",
 }
 """Every spelling HubSpot accepts for an object type in a path."""
 
@@ -130,6 +134,7 @@ TECH_STACK_OPTIONS = TECH_STACK
 ALWAYS_RETURNED = {
     "companies": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     "contacts": ("createdate", "lastmodifieddate", "hs_object_id"),
+    "deals": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
 }
 """Properties every read returns, whatever was asked for."""
 
@@ -143,6 +148,16 @@ DEFAULT_RETURNED = {
         "lastmodifieddate",
         "lastname",
     ),
+    "deals": (
+        "amount",
+        "closedate",
+        "createdate",
+        "dealname",
+        "dealstage",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "pipeline",
+    ),
 }
 """Properties a read returns when it names none."""
 
@@ -153,12 +168,14 @@ the ids HubSpot's Salesforce integration stores on the records it synced."""
 SEARCHABLE_BY_QUERY = {
     "companies": ("name", "domain", "phone", "website"),
     "contacts": ("firstname", "lastname", "email", "phone", "company"),
+    "deals": ("dealname",),
 }
 """Properties the free-text ``query`` of a search looks at."""
 
 DEFAULT_GROUPS = {
     "companies": (("companyinformation", "Company information"), ("segsync_inputs", "Inputs")),
     "contacts": (("contactinformation", "Contact information"), ("segsync_inputs", "Inputs")),
+    "deals": (("dealinformation", "Deal information"), ("segsync_inputs", "Inputs")),
 }
 """Property groups of a fresh portal."""
 
@@ -228,6 +245,8 @@ def make_property(
 
 def default_properties(object_type: str) -> list[JsonObj]:
     """The properties of a fresh portal (HubSpot-defined plus the customer's input fields)."""
+    if object_type == "deals":
+        return _deal_properties()
     g = "companyinformation" if object_type == "companies" else "contactinformation"
     common = [
         make_property("createdate", "Create Date", "datetime", "date", g, read_only=True),
@@ -325,6 +344,80 @@ def default_properties(object_type: str) -> list[JsonObj]:
             hubspot_defined=False,
         ),
     ]
+
+
+def _deal_properties() -> list[JsonObj]:
+    """Deal properties as HubSpot defines them.
+
+    ``dealstage`` and ``pipeline`` options are stage and pipeline ids; whether
+    a stage is closed or won lives in the pipelines API, not in the deal.
+    """
+    g = "dealinformation"
+    stages = [s for _, (_, listed) in PIPELINES.items() for s in listed]
+    return [
+        make_property("createdate", "Create Date", "datetime", "date", g, read_only=True),
+        make_property(
+            "hs_lastmodifieddate", "Last Modified Date", "datetime", "date", g, read_only=True
+        ),
+        make_property("hs_object_id", "Record ID", "number", "number", g, read_only=True),
+        make_property("dealname", "Deal Name", "string", "text", g),
+        make_property("amount", "Amount", "number", "number", g),
+        make_property("closedate", "Close Date", "datetime", "date", g),
+        make_property(
+            "pipeline",
+            "Pipeline",
+            "enumeration",
+            "select",
+            g,
+            options=options_for(PIPELINES, {k: v[0] for k, v in PIPELINES.items()}),
+        ),
+        make_property(
+            "dealstage",
+            "Deal Stage",
+            "enumeration",
+            "radio",
+            g,
+            options=options_for([s[0] for s in stages], {s[0]: s[1] for s in stages}),
+        ),
+        make_property("closed_lost_reason", "Closed Lost Reason", "string", "textarea", g),
+    ]
+
+
+def default_pipelines() -> dict[str, JsonObj]:
+    """The deal pipelines of the sandbox portal, as ``/crm/v3/pipelines/deals`` serves them.
+
+    Stage ``metadata`` values are strings, as HubSpot sends them: ``isClosed``
+    ``"true"`` / ``"false"`` and ``probability`` from ``"0.0"`` to ``"1.0"``
+    (1.0 is won). The default pipeline's stages carry HubSpot's fixed ids.
+    """
+    stamp = "2024-01-15T09:00:00Z"
+    out: dict[str, JsonObj] = {}
+    for order, (pipeline_id, (label, stages)) in enumerate(PIPELINES.items()):
+        out[pipeline_id] = {
+            "id": pipeline_id,
+            "label": label,
+            "displayOrder": order,
+            "createdAt": "1970-01-01T00:00:00Z" if pipeline_id == "default" else stamp,
+            "updatedAt": stamp,
+            "archived": False,
+            "stages": [
+                {
+                    "id": stage_id,
+                    "label": stage_label,
+                    "displayOrder": i,
+                    "metadata": {
+                        "isClosed": "true" if closed else "false",
+                        "probability": repr(float(probability)),
+                    },
+                    "createdAt": "1970-01-01T00:00:00Z" if pipeline_id == "default" else stamp,
+                    "updatedAt": stamp,
+                    "archived": False,
+                    "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                }
+                for i, (stage_id, stage_label, probability, closed) in enumerate(stages)
+            ],
+        }
+    return out
 
 
 # Values ------------------------------------------------------------------

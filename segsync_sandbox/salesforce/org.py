@@ -31,6 +31,7 @@ from typing import Any
 
 from segsync_sandbox.common import FaultState
 from segsync_sandbox.data import SENIORITIES, TECH_STACK
+from segsync_sandbox.deals import LOSS_REASONS, SALESFORCE_STAGES
 from segsync_sandbox.salesforce.access import (
     MAX_PERMISSION_SET_LABEL,
     MAX_PERMISSION_SET_NAME,
@@ -60,6 +61,7 @@ KEY_PREFIXES = {
     "Account": "001",
     "Contact": "003",
     "Lead": "00Q",
+    "Opportunity": "006",
     "User": "005",
     "PermissionSet": "0PS",
     "PermissionSetAssignment": "0Pa",
@@ -802,6 +804,51 @@ def default_schema() -> dict[str, list[FieldDef]]:
         _lock(),
     ]
     lead = _lead()
+    opportunity = [
+        *_system_fields()[:2],
+        FieldDef(
+            "AccountId",
+            "reference",
+            "Account ID",
+            length=18,
+            reference_to=("Account",),
+            relationship_name="Account",
+        ),
+        FieldDef("Name", "string", "Name", length=120, nillable=False, name_field=True),
+        FieldDef(
+            "StageName",
+            "picklist",
+            "Stage",
+            length=255,
+            nillable=False,
+            picklist_values=_pl(*(name for name, _, _, _ in SALESFORCE_STAGES)),
+        ),
+        FieldDef("Amount", "currency", "Amount", precision=18, scale=2),
+        FieldDef("Probability", "percent", "Probability (%)", precision=3, scale=0),
+        FieldDef("CloseDate", "date", "Close Date", nillable=False),
+        FieldDef(
+            "Type",
+            "picklist",
+            "Opportunity Type",
+            length=255,
+            picklist_values=_pl("Existing Business", "New Business"),
+        ),
+        # Set by the platform from the stage (OpportunityStage): read-only.
+        FieldDef("IsClosed", "boolean", "Closed", updateable=False, createable=False),
+        FieldDef("IsWon", "boolean", "Won", updateable=False, createable=False),
+        _description("Description"),
+        _owner(),
+        *_audit(),
+        *_system_fields()[2:],
+        FieldDef(
+            "Loss_Reason__c",
+            "picklist",
+            "Loss Reason",
+            length=255,
+            custom=True,
+            picklist_values=_pl(*LOSS_REASONS),
+        ),
+    ]
     user = [
         *_system_fields()[:1],
         FieldDef("Username", "string", "Username", length=80, nillable=False),
@@ -873,6 +920,7 @@ def default_schema() -> dict[str, list[FieldDef]]:
         "Account": account,
         "Contact": contact,
         "Lead": lead,
+        "Opportunity": opportunity,
         "User": user,
         "PermissionSet": permission_set,
         "PermissionSetAssignment": assignment,
@@ -886,6 +934,7 @@ OBJECT_LABELS = {
     "Account": ("Account", "Accounts"),
     "Contact": ("Contact", "Contacts"),
     "Lead": ("Lead", "Leads"),
+    "Opportunity": ("Opportunity", "Opportunities"),
     "User": ("User", "Users"),
     "PermissionSet": ("Permission Set", "Permission Sets"),
     "PermissionSetAssignment": ("Permission Set Assignment", "Permission Set Assignments"),
@@ -1036,19 +1085,23 @@ class Org:
         label, plural = OBJECT_LABELS.get(sobject, (sobject, sobject + "s"))
         base = f"/services/data/v{self.api_version}/sobjects/{sobject}"
         fields = [f.to_describe() for f in self.visible_fields(sobject)]
-        child = []
+        child: list[dict[str, Any]] = []
         if sobject == "Account":
-            child.append(
+            child.extend(
                 {
                     "cascadeDelete": False,
-                    "childSObject": "Contact",
+                    "childSObject": child_sobject,
                     "deprecatedAndHidden": False,
                     "field": "AccountId",
                     "junctionIdListNames": [],
                     "junctionReferenceTo": [],
-                    "relationshipName": "Contacts",
+                    "relationshipName": relationship,
                     "restrictedDelete": False,
                 }
+                for child_sobject, relationship in (
+                    ("Contact", "Contacts"),
+                    ("Opportunity", "Opportunities"),
+                )
             )
         return {
             **self._object_summary(sobject),
@@ -1894,6 +1947,11 @@ class Org:
                 new[key] = value
         if sobject in ("Contact", "Lead"):
             new["Name"] = _full_name(new)
+        if sobject == "Opportunity" and "StageName" in values:
+            # The platform derives IsClosed / IsWon from the stage's OpportunityStage row.
+            stage = _STAGES.get(str(new.get("StageName")))
+            if stage is not None:
+                new["IsClosed"], new["IsWon"] = stage
         new["LastModifiedDate"] = stamp
         new["SystemModstamp"] = stamp
         if "LastModifiedById" in self._fields[sobject]:
@@ -2228,6 +2286,8 @@ class Org:
                             table[row["Id"]] = row
         return org
 
+
+_STAGES = {name: (closed, won) for name, _, closed, won in SALESFORCE_STAGES}
 
 _HISTORY_TYPES = {
     "picklist": "DynamicEnum",

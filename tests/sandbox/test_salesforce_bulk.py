@@ -352,7 +352,7 @@ def test_ingest_job_validation(sandbox: SalesforceSandbox) -> None:
     def create(**body: Any) -> requests.Response:
         return http.post(url, json={"contentType": "CSV", **body})
 
-    assert create(object="Opportunity", operation="update").status_code == 400
+    assert create(object="Campaign", operation="update").status_code == 400
     assert create(object="Account", operation="merge").status_code == 400
     assert create(object="Account", operation="update", lineEnding="CR").status_code == 400
     job = create(object="Account", operation="update").json()

@@ -259,7 +259,7 @@ def test_save_results_report_each_component(sandbox: SalesforceSandbox, mdapi: A
         good,
         mdapi.CustomField(fullName=f"Account.{too_long}", label="Long", type="Text", length=10),
         mdapi.CustomField(fullName="Account.No_Length__c", label="No Length", type="Text"),
-        mdapi.CustomField(fullName="Opportunity.X__c", label="X", type="Text", length=10),
+        mdapi.CustomField(fullName="Campaign.X__c", label="X", type="Text", length=10),
         mdapi.CustomField(fullName="Account.No_Label__c", type="DateTime"),
         mdapi.CustomField(fullName="Account.Flag__c", label="Flag", type="Checkbox"),
     ]
@@ -270,7 +270,7 @@ def test_save_results_report_each_component(sandbox: SalesforceSandbox, mdapi: A
     message = str(failed.value)
     assert f"Account.{too_long}: (FIELD_INTEGRITY_EXCEPTION" in message
     assert "Account.No_Length__c: (FIELD_INTEGRITY_EXCEPTION" in message
-    assert "Opportunity.X__c: (INVALID_CROSS_REFERENCE_KEY" in message
+    assert "Campaign.X__c: (INVALID_CROSS_REFERENCE_KEY" in message
     assert "Account.No_Label__c: (REQUIRED_FIELD_MISSING" in message
     assert "Account.Flag__c: (FIELD_INTEGRITY_EXCEPTION" in message
     assert "Account.Good__c" not in message

@@ -138,7 +138,7 @@ def test_describe_shows_custom_fields_once_created(
 
 def test_describe_unknown_object_is_404(sf: Salesforce) -> None:
     with pytest.raises(SalesforceResourceNotFound) as info:
-        sf.Opportunity.describe()
+        sf.Campaign.describe()
     assert error_of(info.value)["errorCode"] == "NOT_FOUND"
 
 
@@ -264,7 +264,7 @@ def test_count_query(sf_sandbox: SalesforceSandbox, sf: Salesforce, add_accounts
     [
         ("SELECT Id FROM", "MALFORMED_QUERY"),
         ("SELECT Id, Nope__c FROM Account", "INVALID_FIELD"),
-        ("SELECT Id FROM Opportunity", "INVALID_TYPE"),
+        ("SELECT Id FROM Campaign", "INVALID_TYPE"),
     ],
 )
 def test_query_errors(sf: Salesforce, soql: str, code: str) -> None:
