@@ -69,3 +69,41 @@ class Pending:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "candidates", MappingProxyType(dict(self.candidates)))
+
+
+@dataclass(frozen=True, slots=True)
+class DealRecord:
+    """One deal as the analyses need it, in the same terms for both CRMs.
+
+    ``is_closed`` / ``is_won`` come from the record (Salesforce ``IsClosed`` /
+    ``IsWon``) or from the stage's metadata in the pipelines API (HubSpot).
+    ``amount`` is None when blank or not a number; ``closed_at`` is the close
+    date of a closed deal (a planned one for an open deal, as the CRM holds it).
+    """
+
+    id: str
+    account_id: str
+    pipeline: str | None
+    stage: str | None
+    is_closed: bool
+    is_won: bool
+    amount: float | None
+    created_at: datetime
+    closed_at: datetime | None
+    lost_reason: str | None
+    stamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DealProblem:
+    """A deal row that could not be read as it should (reported, never fatal).
+
+    ``kept``: the deal is still stored (an amount that is not a number: the
+    deal counts, without an amount); otherwise it is skipped (no account, an
+    unknown stage, a deleted pipeline: it cannot be attributed or judged).
+    """
+
+    id: str
+    code: str
+    message: str
+    kept: bool = False

@@ -185,7 +185,7 @@ def sandbox(
         try:
             if config_out is not None:
                 try:
-                    sandboxes.write_config(config_out)
+                    sandboxes.write_config(config_out, deals=True)
                 except OSError as exc:
                     raise click.ClickException(f"cannot write {config_out}: {exc}") from None
             if output_format == "json":

@@ -106,7 +106,7 @@ class Sandboxes:
             "hubspot": {"base_url": hs.base_url, "access_token": hs.access_token},
         }
 
-    def config_text(self, *, store_url: str | None = None) -> str:
+    def config_text(self, *, store_url: str | None = None, deals: bool = False) -> str:
         """A complete connector config (``connector.config`` format) pointing at both sandboxes.
 
         The config names no mapping, so segsync uses its built-in definitions,
@@ -116,6 +116,8 @@ class Sandboxes:
         Args:
             store_url: the state store; default a SQLite file in the data
                 directory, or ``segsync.db`` next to the config without one.
+            deals: let ``segsync sync`` read the deals too (``[sync] deals``);
+                ``segsync sandbox`` and the demo turn it on.
 
         """
         sf, limits = self.salesforce, self.hubspot.portal.limits
@@ -157,15 +159,19 @@ class Sandboxes:
             "# No mappings listed: segsync uses the definitions built into it. To try",
             "# your own, name them here, relative to this file:",
             '# mappings = ["mappings/accounts.toml", "mappings/contacts.toml"]',
+            "# Read the sandboxes' deals too (read-only), for `segsync outcomes`.",
+            f"deals = {'true' if deals else 'false'}",
             "",
         ]
         return "\n".join(lines)
 
-    def write_config(self, path: str | Path, *, store_url: str | None = None) -> Path:
+    def write_config(
+        self, path: str | Path, *, store_url: str | None = None, deals: bool = False
+    ) -> Path:
         """Write :meth:`config_text` to ``path`` (created private: it holds secrets)."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = self.config_text(store_url=store_url)
+        text = self.config_text(store_url=store_url, deals=deals)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)

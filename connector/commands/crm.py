@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connector.commands import deal_jobs
 from connector.commands.options import FORMAT, NOW
 from connector.config import (
     HubSpotConnection,
@@ -65,6 +66,7 @@ from connector.store.leases import Busy, JobClaims, Lease, claim_order
 from connector.store.locks import locks_for
 from connector.store.store import Store, parse_url
 from connector.sync.agreement import agreement_for
+from connector.sync.deals import DealSyncResult
 from connector.sync.guard import MassChangeError
 from connector.sync.native import native_views
 from connector.sync.ownership import judge, mapping_problems, refusal_message
@@ -95,10 +97,11 @@ _CONNECTION = click.option(
 _OBJECT = click.option(
     "--object",
     "obj",
-    type=click.Choice(["account", "contact", "lead", "all"]),
+    type=click.Choice(["account", "contact", "lead", "deal", "all"]),
     default="all",
     show_default=True,
-    help="Only this object (lead: Salesforce connections, with a lead mapping).",
+    help="Only this object (lead: Salesforce connections, with a lead mapping; "
+    "deal: read the deals, for `segsync outcomes`).",
 )
 
 
@@ -510,12 +513,25 @@ def sync(
             finally:
                 progress.remove_task(task)
             outcomes.append(outcome)
+        deal_runs: list[DealSyncResult] = []
+        if deal_jobs.wanted(ctx.settings.sync, obj, dry_run):
+            for name, crm_name, deal_result, message, code in deal_jobs.run_deal_jobs(
+                ctx.adapters, ctx.store, ctx.settings.sync, crm, full=full
+            ):
+                outcome = JobOutcome(name, crm_name, "deal", message=message, code=code)
+                if deal_result is not None:
+                    # Unreadable deals are reported in the run, not a failure of it.
+                    outcome.status, outcome.message = deal_result.status, ""
+                outcomes.append(outcome)
+                if deal_result is not None:
+                    deal_runs.append(deal_result)
     failures = [o for o in outcomes if o.status not in ("succeeded",)]
     if fmt == "json":
         click.echo(
             json.dumps(
                 {
-                    "runs": [_result_document(r) for r in results],
+                    "runs": [_result_document(r) for r in results]
+                    + [deal_jobs.document(r) for r in deal_runs],
                     "jobs": [o.document() for o in outcomes],
                     "error": "; ".join(o.line() for o in failures if o.message) or None,
                     "now": now.isoformat() if now is not None else None,
@@ -529,6 +545,10 @@ def sync(
             console.print(f"As of {now.isoformat()} (--now): what a run then would change.")
         for result in results:
             _render_result(console, result)
+        for deal_result in deal_runs:
+            deal_jobs.render(
+                console, deal_result, _job_name(deal_result.connection, deal_result.crm, "deal")
+            )
         if len(outcomes) > 1 or failures:
             console.print("[bold]Jobs:[/]")
             for o in outcomes:

@@ -67,7 +67,9 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
     console.rule("[bold]segsync demo")
     console.print(f"Starting local Salesforce and HubSpot sandboxes with {accounts:,} companies…")
     with start_sandboxes(accounts=accounts, seed=42, save_interval=None) as crms:
-        config = crms.write_config(workdir / "config.toml", store_url=f"sqlite:///{store_path}")
+        config = crms.write_config(
+            workdir / "config.toml", store_url=f"sqlite:///{store_path}", deals=True
+        )
         _with_leads(config)
         info = crms.info()
         console.print(

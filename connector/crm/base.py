@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from connector.state import DealProblem, DealRecord
+
 # "[Errno 111] Connection refused", "[Errno -2] Name or service not known"
 _ERRNO_TEXT = re.compile(r"\[Errno [^\]]*\] ([^()\[\]]+)")
 
@@ -407,4 +409,47 @@ class NativeLists(Protocol):
 
     def read_native(self, obj: ObjectName, views: Sequence[NativeView]) -> list[NativeSummary]:
         """The native lists of ``views`` that exist, read back with their member counts."""
+
+
+# -- deals (read-only) ------------------------------------------------------
+# The deal values live in connector.state: the store keeps them and the
+# analyses read them, and neither may import the adapters.
+
+
+@dataclass(frozen=True, slots=True)
+class DealPage:
+    """One page of a deal pull: the deals read, the problems met, and every id and stamp seen.
+
+    ``seen`` lists ``(id, stamp)`` of every row on the page, readable or not,
+    so the watermark moves past bad rows too.
+    """
+
+    deals: tuple[DealRecord, ...]
+    problems: tuple[DealProblem, ...]
+    seen: tuple[tuple[str, datetime], ...]
+
+
+class DealSource(Protocol):
+    """What the deal sync needs from a CRM: incremental, read-only pulls of its deals."""
+
+    @property
+    def crm(self) -> Crm:
+        """Which CRM this is."""
+        ...
+
+    @property
+    def api_calls(self) -> int:
+        """API calls made so far."""
+        ...
+
+    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+        """Pages of deals modified at or after ``since`` (all when None).
+
+        Incremental pulls (``since`` given) come in ascending stamp order, so
+        the watermark can follow each page; a full pull may come in any order.
+        """
+        ...
+
+    def deal_minimum_calls(self, read: int, *, incremental: bool) -> int:
+        """The fewest API calls that could read ``read`` deals with their accounts."""
         ...

@@ -261,3 +261,24 @@ job_leases = sa.Table(
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+#: Deals read from the CRM (read-only; segsync never writes one), as far as
+#: the outcome analyses need them. Rows that cannot be judged are not kept.
+deals = sa.Table(
+    "deals",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("id", sa.String(KEY), primary_key=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.String(KEY), nullable=False),
+    sa.Column("pipeline", sa.String(KEY), nullable=True),
+    sa.Column("stage", sa.String(KEY), nullable=True),
+    sa.Column("is_closed", sa.Boolean(), nullable=False),
+    sa.Column("is_won", sa.Boolean(), nullable=False),
+    sa.Column("amount", sa.Float(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.Column("lost_reason", sa.Text(), nullable=True),
+    sa.Column("modstamp", UTCDateTime(), nullable=False),
+    sa.Index(None, "connection", "account_id"),
+)

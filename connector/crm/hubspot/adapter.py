@@ -18,6 +18,7 @@ from connector.config import HubSpotConnection
 from connector.crm.base import (
     CrmRecord,
     Current,
+    DealPage,
     EchoTest,
     FieldSpec,
     NativeAction,
@@ -29,6 +30,8 @@ from connector.crm.base import (
     RecordUpdate,
     WriteOutcome,
 )
+from connector.crm.hubspot.deals import DealPuller
+from connector.crm.hubspot.deals import minimum_calls as deal_minimum_calls
 from connector.crm.hubspot.describe import describe as describe_properties
 from connector.crm.hubspot.history import set_by_person as history_set_by_person
 from connector.crm.hubspot.native import provision_lists, read_lists
@@ -166,6 +169,14 @@ class HubSpotAdapter:
         """
         page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
         return -(-read // page) + -(-changed // HS_BATCH)
+
+    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+        """Pages of deals (read-only) modified at or after ``since``; see :mod:`.deals`."""
+        return DealPuller(self._session).pull(since)
+
+    def deal_minimum_calls(self, read: int, *, incremental: bool) -> int:
+        """Pipelines, pages and association reads: the floor of a deal pull."""
+        return deal_minimum_calls(read, incremental=incremental)
 
     def close(self) -> None:
         """Nothing to release: urllib3 pools close with the process."""

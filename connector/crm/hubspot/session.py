@@ -62,9 +62,18 @@ class HubSpotSession:
         self._timeout = settings.timeout_seconds
         # API objects are built once: each attribute access builds a new pool.
         crm = self.client.crm
-        self.basic = {"companies": crm.companies.basic_api, "contacts": crm.contacts.basic_api}
+        self.basic = {
+            "companies": crm.companies.basic_api,
+            "contacts": crm.contacts.basic_api,
+            "deals": crm.deals.basic_api,
+        }
         self.batch = {"companies": crm.companies.batch_api, "contacts": crm.contacts.batch_api}
-        self.search = {"companies": crm.companies.search_api, "contacts": crm.contacts.search_api}
+        self.search = {
+            "companies": crm.companies.search_api,
+            "contacts": crm.contacts.search_api,
+            "deals": crm.deals.search_api,
+        }
+        self.pipelines = crm.pipelines.pipelines_api
         self.properties = crm.properties.core_api
         self.groups = crm.properties.groups_api
         self.associations = crm.associations.v4.batch_api

@@ -24,6 +24,7 @@ from connector.config import SalesforceConnection
 from connector.crm.base import (
     CrmRecord,
     Current,
+    DealPage,
     EchoTest,
     FieldSpec,
     ObjectName,
@@ -35,6 +36,8 @@ from connector.crm.base import (
 from connector.crm.limits import SF_COLLECTION_BATCH, SF_QUERY_PAGE, DailyBudget
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce.bulk import BULK_WRITE_CHUNK, Bulk
+from connector.crm.salesforce.deals import DealPuller
+from connector.crm.salesforce.deals import minimum_calls as deal_minimum_calls
 from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.history import FieldHistory
 from connector.crm.salesforce.provision import Provisioner
@@ -75,6 +78,7 @@ class SalesforceAdapter:
         self._writer = CollectionWriter(self._session)
         self._provisioner = Provisioner(self._session, self._describer)
         self._history = FieldHistory(self._session)
+        self._deals = DealPuller(self._session, self._describer)
 
     def __repr__(self) -> str:
         return (
@@ -194,6 +198,14 @@ class SalesforceAdapter:
     def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
         """Query pages plus collection calls: the REST floor of one run."""
         return math.ceil(read / SF_QUERY_PAGE) + math.ceil(changed / SF_COLLECTION_BATCH)
+
+    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+        """Pages of opportunities (read-only) modified at or after ``since``; see :mod:`.deals`."""
+        return self._deals.pull(since)
+
+    def deal_minimum_calls(self, read: int, *, incremental: bool) -> int:
+        """Query pages: the REST floor of a deal pull."""
+        return deal_minimum_calls(read)
 
     def close(self) -> None:
         """Stop the write threads and close every HTTP session this adapter opened."""

@@ -1,0 +1,211 @@
+"""HubSpot deals, read-only: pulls as :class:`~connector.crm.base.DealRecord`.
+
+A deal holds its pipeline and stage ids only; whether a stage is closed, and
+won, is in the pipelines API (``GET /crm/v3/pipelines/deals``: a stage's
+``metadata.isClosed`` and ``metadata.probability``, 1.0 for won, both sent
+as strings), read once per pull. Its company comes from the v4 associations
+(deal → company, 1,000 deals a batch read; the one labelled primary wins, else
+the lowest id). Full pulls walk the list endpoint (100 a page), incremental
+ones the search windows of :mod:`.search`.
+
+Rows that cannot be judged are reported, never fatal (``DealProblem``): no
+company, a stage its pipeline does not have, a pipeline the API no longer
+lists (deleted with its deals left in it). An amount that is not a number
+(``"$12,500"`` from an old import) keeps the deal, without an amount.
+
+Segsync never writes a deal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from hubspot.crm.associations.v4.models import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
+
+from connector.crm.base import DealPage, parse_stamp
+from connector.crm.hubspot.pull import list_pages, regroup
+from connector.crm.hubspot.search import search_since
+from connector.crm.hubspot.session import HubSpotSession
+from connector.crm.hubspot.values import STAMP
+from connector.crm.limits import HS_ASSOC_BATCH, HS_LIST_PAGE, HS_SEARCH_PAGE
+from connector.state import DealProblem, DealRecord
+
+OBJECT_TYPE = "deals"
+PROPERTIES = (
+    "amount",
+    "closed_lost_reason",
+    "closedate",
+    "createdate",
+    "dealstage",
+    "pipeline",
+    STAMP,
+)
+PRIMARY_COMPANY_TYPE = 5
+"""HubSpot's association type from a deal to its primary company."""
+
+Stages = dict[tuple[str, str], tuple[bool, bool]]
+"""(pipeline id, stage id) → (closed, won)."""
+
+
+def stages_of(pipelines: Sequence[Any]) -> Stages:
+    """Closed / won of every stage of the pipelines API's answer.
+
+    A stage is closed when ``metadata.isClosed`` is ``"true"``, and won when it
+    is closed with ``metadata.probability`` 1.0 (HubSpot's definition of a
+    closed-won stage).
+    """
+    out: Stages = {}
+    for pipeline in pipelines:
+        for stage in pipeline.stages or []:
+            meta = stage.metadata or {}
+            closed = str(meta.get("isClosed", "")).lower() == "true"
+            try:
+                probability = float(meta.get("probability", "nan"))
+            except ValueError:
+                probability = float("nan")
+            out[str(pipeline.id), str(stage.id)] = (closed, closed and probability == 1.0)
+    return out
+
+
+def _amount(text: Any) -> tuple[float | None, bool]:
+    if text is None or str(text).strip() == "":
+        return None, True
+    try:
+        return float(str(text)), True
+    except ValueError:
+        return None, False
+
+
+def deal(
+    record_id: str, props: Mapping[str, Any], company: str | None, stages: Stages
+) -> tuple[DealRecord | None, DealProblem | None]:
+    """One deal's properties as a deal record and/or the problem met reading it."""
+    stamp = parse_stamp(props.get(STAMP))
+    if company is None:
+        return None, DealProblem(
+            record_id,
+            "NO_ACCOUNT",
+            "the deal is associated with no company: it cannot be attributed",
+        )
+    pipeline, stage = str(props.get("pipeline") or ""), str(props.get("dealstage") or "")
+    if pipeline and not any(p == pipeline for p, _ in stages):
+        return None, DealProblem(
+            record_id,
+            "DELETED_PIPELINE",
+            f"pipeline {pipeline!r} is not in the pipelines API (deleted?): won or lost "
+            "cannot be told",
+        )
+    judged = stages.get((pipeline, stage))
+    if judged is None:
+        return None, DealProblem(
+            record_id,
+            "UNKNOWN_STAGE",
+            f"stage {stage!r} is not a stage of pipeline {pipeline!r}: won or lost cannot be told",
+        )
+    amount, readable = _amount(props.get("amount"))
+    closed, won = judged
+    closes = props.get("closedate")
+    lost = props.get("closed_lost_reason") if closed and not won else None
+    record = DealRecord(
+        id=record_id,
+        account_id=company,
+        pipeline=pipeline or None,
+        stage=stage or None,
+        is_closed=closed,
+        is_won=won,
+        amount=amount,
+        created_at=parse_stamp(props.get("createdate")),
+        closed_at=parse_stamp(closes) if closes else None,
+        lost_reason=str(lost) if lost else None,
+        stamp=stamp,
+    )
+    problem = None
+    if not readable:
+        problem = DealProblem(
+            record_id,
+            "AMOUNT_NOT_A_NUMBER",
+            f"amount {props.get('amount')!r} is not a number: the deal counts without an amount",
+            kept=True,
+        )
+    return record, problem
+
+
+def companies_of(session: HubSpotSession, deal_ids: Sequence[str]) -> dict[str, str]:
+    """Deal id → its company (primary, else the lowest id), for deals that have one."""
+    out: dict[str, str] = {}
+    for start in range(0, len(deal_ids), HS_ASSOC_BATCH):
+        chunk = deal_ids[start : start + HS_ASSOC_BATCH]
+        request = BatchInputPublicFetchAssociationsBatchRequest(
+            inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
+        )
+        result = session.call(
+            "read deal associations",
+            session.associations.get_page_with_http_info,
+            OBJECT_TYPE,
+            "companies",
+            request,
+        )
+        for row in result.results or []:
+            links = [link for link in row.to or [] if str(link.to_object_id).isdigit()]
+            primary = [
+                link
+                for link in links
+                if any(t.type_id == PRIMARY_COMPANY_TYPE for t in link.association_types or [])
+            ]
+            if primary or links:
+                chosen = min(primary or links, key=lambda link: int(link.to_object_id))
+                out[str(row._from.id)] = str(chosen.to_object_id)
+    return out
+
+
+class DealPuller:
+    """Reads one portal's deals."""
+
+    def __init__(self, session: HubSpotSession) -> None:
+        self._session = session
+
+    def stages(self) -> Stages:
+        """Every pipeline stage's closed / won (one call)."""
+        answer = self._session.call(
+            "read deal pipelines", self._session.pipelines.get_all_with_http_info, OBJECT_TYPE
+        )
+        return stages_of(list(answer.results or []))
+
+    def pull(self, since: datetime | None) -> Iterator[DealPage]:
+        """Pages of deals modified at or after ``since`` (all when None)."""
+        stages = self.stages()
+        properties = list(PROPERTIES)
+        pages = (
+            list_pages(self._session, OBJECT_TYPE, properties)
+            if since is None
+            else search_since(self._session, OBJECT_TYPE, properties, since)
+        )
+        # One association read takes 1,000 deals: gather that many first.
+        for raw in regroup(pages, HS_ASSOC_BATCH):
+            if not raw:
+                continue
+            company_of = companies_of(self._session, [str(item.id) for item in raw])
+            deals: list[DealRecord] = []
+            problems: list[DealProblem] = []
+            seen: list[tuple[str, datetime]] = []
+            for item in raw:
+                record_id = str(item.id)
+                props = item.properties or {}
+                seen.append((record_id, parse_stamp(props.get(STAMP) or item.updated_at)))
+                record, problem = deal(record_id, props, company_of.get(record_id), stages)
+                if record is not None:
+                    deals.append(record)
+                if problem is not None:
+                    problems.append(problem)
+            yield DealPage(tuple(deals), tuple(problems), tuple(seen))
+
+
+def minimum_calls(read: int, *, incremental: bool) -> int:
+    """Pipelines, pages and association reads: the floor of reading ``read`` deals."""
+    page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
+    return 1 + max(1, -(-read // page)) + -(-read // HS_ASSOC_BATCH)

@@ -1,0 +1,159 @@
+"""Opportunities, read-only: incremental SOQL pulls as :class:`~connector.crm.base.DealRecord`.
+
+One query, ordered by ``SystemModstamp, Id`` with an inclusive ``>=`` on the
+watermark, its REST pages of up to 2,000 records followed through
+``nextRecordsUrl``. ``IsClosed`` / ``IsWon`` are read from the record (the
+platform sets them from the stage's ``OpportunityStage`` row), so a stage
+name retired from the picklist is still judged right. The loss reason is not
+a standard field: ``Loss_Reason__c`` is read when the org has it (one cached
+describe of Opportunity per adapter).
+
+Segsync never writes an Opportunity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import Any
+
+from simple_salesforce.format import format_soql
+
+from connector.crm.base import DealPage, parse_stamp
+from connector.crm.limits import SF_QUERY_PAGE
+from connector.crm.salesforce.describe import Describer
+from connector.crm.salesforce.session import Client, SalesforceSession
+from connector.state import DealProblem, DealRecord
+
+SOBJECT = "Opportunity"
+COLUMNS = (
+    "Id",
+    "AccountId",
+    "StageName",
+    "IsClosed",
+    "IsWon",
+    "Amount",
+    "CloseDate",
+    "CreatedDate",
+    "Type",
+    "SystemModstamp",
+)
+LOSS_REASON = "Loss_Reason__c"
+"""The custom field many orgs keep the loss reason in; read when it exists."""
+
+
+def _query_more(client: Client, url: str) -> Any:
+    return client.sf.query_more(url, identifier_is_url=True)
+
+
+def _date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    day = date.fromisoformat(str(value)[:10])
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _amount(value: Any) -> tuple[float | None, bool]:
+    """The amount as a number, and whether the value was readable (blank is)."""
+    if value is None or value == "":
+        return None, True
+    if isinstance(value, bool):
+        return None, False
+    if isinstance(value, int | float):
+        return float(value), True
+    try:
+        return float(str(value)), True
+    except ValueError:
+        return None, False
+
+
+def opportunity(row: Mapping[str, Any], loss_field: str | None) -> DealRecord | DealProblem:
+    """One Opportunity row as a deal, or the problem that keeps it out."""
+    deal_id = str(row["Id"])
+    account = row.get("AccountId")
+    if not account:
+        return DealProblem(
+            deal_id, "NO_ACCOUNT", "the opportunity has no AccountId: it cannot be attributed"
+        )
+    amount, readable = _amount(row.get("Amount"))
+    closed = bool(row.get("IsClosed"))
+    lost = row.get(loss_field) if loss_field and closed and not row.get("IsWon") else None
+    deal = DealRecord(
+        id=deal_id,
+        account_id=str(account),
+        pipeline=str(row["Type"]) if row.get("Type") else None,
+        stage=str(row["StageName"]) if row.get("StageName") else None,
+        is_closed=closed,
+        is_won=closed and bool(row.get("IsWon")),
+        amount=amount,
+        created_at=parse_stamp(row.get("CreatedDate")),
+        closed_at=_date(row.get("CloseDate")),
+        lost_reason=str(lost) if lost else None,
+        stamp=parse_stamp(row.get("SystemModstamp")),
+    )
+    if not readable:
+        return DealProblem(
+            deal_id, "AMOUNT_NOT_A_NUMBER", f"Amount {row.get('Amount')!r} is not a number"
+        )
+    return deal
+
+
+class DealPuller:
+    """Reads one org's opportunities."""
+
+    def __init__(self, session: SalesforceSession, describer: Describer) -> None:
+        self._session = session
+        self._describer = describer
+
+    def _columns(self) -> tuple[list[str], str | None]:
+        fields = self._describer.fields(SOBJECT)
+        loss = next((name for name in fields if name.lower() == LOSS_REASON.lower()), None)
+        return [*COLUMNS, *([loss] if loss else [])], loss
+
+    def pull(self, since: datetime | None) -> Iterator[DealPage]:
+        """Pages of opportunities with ``SystemModstamp >= since`` (all when None), oldest first."""
+        columns, loss = self._columns()
+        text = f"SELECT {', '.join(columns)} FROM {SOBJECT}"
+        if since is not None:
+            since = parse_stamp(since)
+            query = format_soql(
+                text + " WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id", since
+            )
+        else:
+            query = text + " ORDER BY SystemModstamp, Id"
+        call = self._session.call
+        result = call("query opportunities", lambda c: c.sf.query(query))
+        while True:
+            rows = list(result.get("records") or [])
+            deals: list[DealRecord] = []
+            problems: list[DealProblem] = []
+            seen: list[tuple[str, datetime]] = []
+            for row in rows:
+                stamp = parse_stamp(row.get("SystemModstamp"))
+                # format_soql drops sub-second precision: the query may return a
+                # few rows from just before the watermark.
+                if since is not None and stamp < since:
+                    continue
+                seen.append((str(row["Id"]), stamp))
+                read = opportunity(row, loss)
+                if isinstance(read, DealProblem):
+                    problems.append(read)
+                    if read.code == "AMOUNT_NOT_A_NUMBER":
+                        kept = opportunity({**row, "Amount": None}, loss)
+                        if isinstance(kept, DealRecord):
+                            deals.append(kept)
+                            problems[-1] = DealProblem(read.id, read.code, read.message, kept=True)
+                else:
+                    deals.append(read)
+            if seen:
+                yield DealPage(tuple(deals), tuple(problems), tuple(seen))
+            next_url = result.get("nextRecordsUrl")
+            if result.get("done", True) or not next_url:
+                return
+            result = call("query more opportunities", partial(_query_more, url=str(next_url)))
+
+
+def minimum_calls(read: int) -> int:
+    """Query pages: the REST floor of reading ``read`` opportunities (one call when quiet)."""
+    return max(1, -(-read // SF_QUERY_PAGE))

@@ -1,0 +1,145 @@
+"""One deal sync: pull a connection's deals incrementally and keep them in the store.
+
+Deals are read-only: nothing is evaluated or written to the CRM. The cycle is
+the first and last steps of an account run: pull from the watermark
+(inclusive, boundary ids de-duplicated, with the configured look-back), record
+each page in one transaction (:class:`~connector.store.deals.DealStore`), and
+advance the watermark after it. An incremental pull comes in stamp order, so
+the watermark follows each page; a full pull (the list endpoint, in id
+order) moves it once, at the end. A crash re-reads from the old watermark:
+upserts make a repeat harmless.
+
+A deal that cannot be judged (no account, an unknown stage, a deleted
+pipeline) is reported and skipped; an amount that is not a number keeps the
+deal without an amount. Either way the page lands and the run goes on; the
+run's message counts them by kind and its sample lists the first few.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import cast
+
+from connector.crm.base import DealSource
+from connector.errors import SegsyncError
+from connector.state import DealProblem
+from connector.store.deals import DEAL_OBJECT, DealStore
+from connector.store.records import RunCounts, RunStatus
+from connector.store.store import Store
+from connector.sync.watermark import WatermarkTracker, needs_full, query_start
+
+log = logging.getLogger("segsync.sync")
+
+DEALS_VERSION = "deals-1"
+"""Stands in for a mapping version in the deal watermark: a change of what is
+stored bumps it, and the next deal sync is full."""
+
+SAMPLE = 20
+"""Problems kept in the result to show (all of them are in the store's errors)."""
+
+
+@dataclass
+class DealSyncResult:
+    """What a deal sync did."""
+
+    connection: str
+    crm: str
+    full: bool
+    run_id: int | None = None
+    status: str = "running"
+    read: int = 0
+    stored: int = 0
+    skipped: int = 0
+    problems: int = 0
+    sample_problems: list[DealProblem] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)
+    """Problems by code."""
+    api_calls: int = 0
+    minimum_calls: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    object: str = DEAL_OBJECT
+
+
+def sync_deals(
+    source: DealSource,
+    store: Store,
+    connection: str,
+    *,
+    full: bool = False,
+    lookback: timedelta = timedelta(seconds=300),
+) -> DealSyncResult:
+    """Pull and keep the deals of one connection; see the module docstring."""
+    started = time.monotonic()
+    calls_before = source.api_calls
+    previous = store.watermark(connection, DEAL_OBJECT)
+    full = full or needs_full(previous, DEALS_VERSION)
+    since = None if full else query_start(previous, lookback)
+    tracker = WatermarkTracker(None if full else previous, DEALS_VERSION)
+    result = DealSyncResult(connection, source.crm, full)
+    result.run_id = store.start_run(connection, source.crm, DEAL_OBJECT, DEALS_VERSION, full=full)
+    deals = DealStore(store)
+    try:
+        for page in source.pull_deals(since):
+            new = {i for i, stamp in page.seen if tracker.see(i, stamp)}
+            kept = [d for d in page.deals if d.id in new]
+            problems = [p for p in page.problems if p.id in new]
+            deals.record(connection, source.crm, kept, problems)
+            result.read += len(new)
+            result.stored += len(kept)
+            result.skipped += sum(1 for p in problems if not p.kept)
+            result.problems += len(problems)
+            room = SAMPLE - len(result.sample_problems)
+            result.sample_problems.extend(problems[: max(0, room)])
+            result.kinds.update(p.code for p in problems)
+            mark = tracker.watermark()
+            if not full and mark is not None:
+                store.advance_watermark(connection, DEAL_OBJECT, mark)
+        mark = tracker.watermark()
+        if full and mark is not None:
+            store.advance_watermark(connection, DEAL_OBJECT, mark)
+    except SegsyncError as exc:
+        result.status, result.message = "failed", str(exc)
+        _finish(store, source, result, calls_before, started, since is not None)
+        raise
+    # Unreadable deals are the CRM's data, not a failure of the run: nothing
+    # is written to a deal, so there is nothing to retry. They are reported.
+    result.status = "succeeded"
+    if result.problems:
+        kinds = result.kinds
+        result.message = f"{result.problems:,} deal(s) not read as they should: " + ", ".join(
+            f"{code} {count:,}" for code, count in sorted(kinds.items())
+        )
+    _finish(store, source, result, calls_before, started, since is not None)
+    log.info(
+        "deal sync done",
+        extra={"connection": connection, "crm": source.crm, "read": result.read},
+    )
+    return result
+
+
+def _finish(
+    store: Store,
+    source: DealSource,
+    result: DealSyncResult,
+    calls_before: int,
+    started: float,
+    incremental: bool,
+) -> None:
+    result.api_calls = source.api_calls - calls_before
+    result.minimum_calls = source.deal_minimum_calls(result.read, incremental=incremental)
+    result.seconds = time.monotonic() - started
+    if result.run_id is None:
+        return
+    store.finish_run(
+        result.run_id,
+        cast(RunStatus, result.status),
+        RunCounts(read=result.read, changed=result.stored, skipped=result.skipped),
+        result.api_calls,
+        result.minimum_calls,
+        result.message or None,
+    )
