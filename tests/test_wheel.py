@@ -170,8 +170,11 @@ def test_installed_from_the_wheel_it_runs_anywhere(wheel: Path, tmp_path: Path) 
             assert "Segsync_Tier__c" in out and "segsync_tier" in out
             out = _ok(_run([segsync, "sync", "--config", config, *JSON], cwd=elsewhere))
             runs = json.loads(out)["runs"]
+            # The sandbox's config reads the deals too ([sync] deals = true).
             assert {(r["crm"], r["object"]) for r in runs} == {
-                (crm, obj) for crm in ("salesforce", "hubspot") for obj in ("account", "contact")
+                (crm, obj)
+                for crm in ("salesforce", "hubspot")
+                for obj in ("account", "contact", "deal")
             }
             assert all(r["status"] == "succeeded" for r in runs)
             assert [r["read"] for r in runs if r["object"] == "account"] == [30, 30]
