@@ -33,6 +33,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.crm", "status"),
     ("connector.commands.crm", "history"),
     ("connector.commands.crm", "errors"),
+    ("connector.commands.outcomes", "outcomes"),
     ("connector.commands.parity", "parity"),
     ("connector.service.cli", "run"),
     ("segsync_sandbox.cli", "sandbox"),
