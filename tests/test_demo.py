@@ -55,6 +55,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert provisioned is not None and int(provisioned.group(1)) > 0
     full, rest = out.split("2. Someone edits", 1)
     incremental, landed = rest.split("3. What landed", 1)
+    landed, deals = landed.split("4. Deals, read-only", 1)
 
     # 1. The full sync read and wrote every account in both CRMs, with no failure.
     first = _rows(full.split("1. Full sync", 1)[1])
@@ -97,6 +98,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     edited = re.findall(r"^  (\S+) .*: (.+) / (Tier \d)$", landed, flags=re.MULTILINE)
     assert len(edited) == 4
     assert {segment for _, segment, _ in edited} == {"Enterprise SaaS"}
+
+    # 4. The deals were read in both CRMs, and the demo ends with the outcomes table.
+    assert "salesforce deals (full, succeeded, read-only)" in deals
+    assert "hubspot deals (full, succeeded, read-only)" in deals
+    table = deals.split("Outcomes by tier", 1)[1]
+    tiers = [c.split("│")[0].strip() for c in table.splitlines() if c.strip().startswith("Tier ")]
+    assert tiers == ["Tier 1", "Tier 2", "Tier 3"]
+    assert "Rule lift" in table
 
     # What it leaves behind works: the config and the state store it names.
     config = workdir / "config.toml"

@@ -7,7 +7,8 @@ accounts and contacts in both CRMs and of Salesforce leads, let "someone" edit a
 CRM (as in its web UI), and run an incremental sync that picks the edits up.
 At the end it reads back, through each CRM's own API, what landed where: every
 API call the demo makes goes through the adapters, paced and retried exactly
-as a sync's are.
+as a sync's are. Last, it reads the deals (read-only) and ends with the
+outcomes table: win rate by tier with its intervals, and the rule lift.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from connector import templates
+from connector.commands import deal_jobs
 from connector.commands.crm import Context, open_context
-from connector.crm.base import objects_of
+from connector.commands.outcomes import report_documents
+from connector.commands.outcomes_render import render_text
+from connector.crm.base import DealSource, objects_of
 from connector.errors import Problem, UserError
+from connector.sync.deals import sync_deals
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
@@ -92,6 +98,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
             )
             _show(console, [runner.run(job) for job in ctx.jobs("all", "account")])
             _landed(console, ctx, edited)
+            _outcomes(console, ctx)
         elapsed = time.monotonic() - started
         console.print(f"\n[bold]Where things live[/]  (finished in {elapsed:.0f} s)")
         console.print(f"  state store   {store_path}  (runs, watermarks, ledger, errors)")
@@ -116,6 +123,24 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+
+
+def _outcomes(console: Console, ctx: Context) -> None:
+    """Step 3: read the deals (read-only) and end with the outcomes table."""
+    console.print(
+        "\n[bold]4. Deals, read-only[/] (Opportunities and HubSpot deals), then how the tiers "
+        "perform: `segsync outcomes`"
+    )
+    for name, adapter in ctx.adapters.items():
+        result = sync_deals(cast(DealSource, adapter), ctx.store, name, full=True)
+        deal_jobs.render(console, result, f"{name} deals")
+    name = "salesforce" if "salesforce" in ctx.adapters else next(iter(ctx.adapters))
+    engine = ctx.engines["account"]
+    docs = report_documents(
+        ctx.store, name, ctx.adapters[name], engine, "tier", "quarter", datetime.now(UTC)
+    )
+    console.print()
+    render_text(console, docs[0])
 
 
 def _check_demo_dir(workdir: Path) -> None:
