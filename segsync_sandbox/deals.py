@@ -297,6 +297,14 @@ def hubspot_deal_props(deal: Deal) -> dict[str, str]:
     return props
 
 
+def hubspot_stage_history(deal: Deal) -> list[tuple[str, dt.datetime]]:
+    """The ``dealstage`` values the deal went through, oldest first, with when it entered each."""
+    if deal.defect in ("unknown_stage", "deleted_pipeline"):
+        return [(hubspot_stage(deal), deal.created_at)]
+    stages = PIPELINES[RENEWALS_PIPELINE if deal.renewal else SALES_PIPELINE][1]
+    return [(stages[index][0], at) for index, at in deal.history]
+
+
 def hubspot_deal_company(deal: Deal) -> str | None:
     """The company the HubSpot deal is associated with (None: no association)."""
     return None if deal.defect == "no_account" else hubspot_company_id(deal.company_index)

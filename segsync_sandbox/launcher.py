@@ -370,10 +370,18 @@ def load_dataset(
             for d in deals.deals(seed, accounts, reference=reference)
         ),
     )
-    portal.load_deals(
-        (deals.hubspot_deal_props(d), deals.hubspot_deal_company(d))
-        for d in deals.deals(seed, accounts, reference=reference)
+    seeded = list(deals.deals(seed, accounts, reference=reference))
+    deal_ids = portal.load_deals(
+        (deals.hubspot_deal_props(d), deals.hubspot_deal_company(d)) for d in seeded
     )
+    # Stage histories: each deal's moves through its pipeline, as property history shows them.
+    for deal_id, d in zip(deal_ids, seeded, strict=True):
+        portal.import_history(
+            "deals",
+            deal_id,
+            "dealstage",
+            [(stage, int(at.timestamp() * 1000)) for stage, at in deals.hubspot_stage_history(d)],
+        )
 
 
 def start_sandboxes(

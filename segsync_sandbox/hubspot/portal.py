@@ -588,6 +588,24 @@ class Portal:
                 ids.append(deal_id)
         return ids
 
+    def import_history(
+        self,
+        object_type: str,
+        record_id: str,
+        name: str,
+        values: Sequence[tuple[str | None, int]],
+    ) -> None:
+        """Set a property's history to ``values`` ((value, epoch ms), oldest first), as imported.
+
+        The last value must be the property's current one; property history
+        then shows the record's past (a deal's stage moves) as HubSpot does.
+        """
+        with self._lock:
+            record = self._record(object_type, record_id)
+            if values and values[-1][0] != record.props.get(name):
+                raise ValueError(f"the last value of {name}'s history must be its current value")
+            record.history[name] = [(v, ms, IMPORTED) for v, ms in reversed(values)][:HISTORY_DEPTH]
+
     def add_deal(self, props: Mapping[str, Any], company_id: str | None = None) -> str:
         """Create a deal (validated), associated with ``company_id`` when given."""
         with self._lock:

@@ -195,3 +195,22 @@ def test_deals_survive_a_save_and_a_portal_saved_before_deals_loads(tmp_path: Pa
     old = Portal.from_dir(tmp_path / "hs")
     assert old.count("deals") == 0 and old.pipeline(deals.SALES_PIPELINE) is not None
     assert "dealstage" in {p["name"] for p in old.properties("deals")}
+
+
+def test_hubspot_deals_carry_their_stage_history(sandboxes: Sandboxes) -> None:
+    hs = sandboxes.hubspot.client()
+    seeded = list(deals.deals(sandboxes.dataset.seed, sandboxes.dataset.accounts))
+    closed = next(
+        i for i, d in enumerate(seeded) if d.is_won and not d.defect and len(d.history) > 2
+    )
+    deal_id = sandboxes.hubspot.portal.snapshot("deals")[closed].id
+    got = hs.crm.deals.basic_api.get_by_id(
+        deal_id, properties=["dealstage"], properties_with_history=["dealstage"]
+    )
+    history = got.properties_with_history["dealstage"]
+    # Newest first, the current stage on top, one entry per stage the deal entered.
+    assert [h.value for h in history] == [
+        s for s, _ in reversed(deals.hubspot_stage_history(seeded[closed]))
+    ]
+    assert history[0].value == got.properties["dealstage"] == "closedwon"
+    assert [h.timestamp for h in history] == sorted((h.timestamp for h in history), reverse=True)
