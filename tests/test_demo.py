@@ -55,7 +55,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert provisioned is not None and int(provisioned.group(1)) > 0
     full, rest = out.split("2. Someone edits", 1)
     incremental, landed = rest.split("3. What landed", 1)
-    landed, deals = landed.split("4. Deals, read-only", 1)
+    landed, lists = landed.split("4. Native lists", 1)
+    lists, deals = lists.split("5. Deals, read-only", 1)
 
     # 1. The full sync read and wrote every account in both CRMs, with no failure.
     first = _rows(full.split("1. Full sync", 1)[1])
@@ -99,7 +100,24 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert len(edited) == 4
     assert {segment for _, segment, _ in edited} == {"Enterprise SaaS"}
 
-    # 4. The deals were read in both CRMs, and the demo ends with the outcomes table.
+    # 4. The lists provisioning made hold, read back through each CRM, every account once
+    # among the tier lists and once among the segment lists.
+    assert re.search(r"and (\d+) native lists", out) is not None
+    members = {("Tier", 0): 0, ("Tier", 1): 0, ("Segment", 0): 0, ("Segment", 1): 0}
+    for line in lists.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line)]
+        kind = cells[0].split(":", 1)[0]
+        if len(cells) == 3 and kind in ("Tier", "Segment"):
+            for i in (0, 1):
+                members[(kind, i)] += int(cells[1 + i].replace(",", ""))
+    assert set(members.values()) == {ACCOUNTS}, members
+    # Contacts' and leads' lists too; the lead tier views hold every unconverted lead.
+    assert re.search(r"hubspot: also \d+ contact lists", lists) is not None
+    lead_lists = re.search(r"salesforce: also .*?(\d+) lead lists \(([\d,]+) leads", lists)
+    assert lead_lists is not None and int(lead_lists.group(1)) > 0
+    assert int(lead_lists.group(2).replace(",", "")) == open_leads
+
+    # 5. The deals were read in both CRMs, and the demo ends with the outcomes table.
     assert "salesforce deals (full, succeeded, read-only)" in deals
     assert "hubspot deals (full, succeeded, read-only)" in deals
     table = deals.split("Outcomes by tier", 1)[1]

@@ -2,10 +2,13 @@
 
 It starts the local Salesforce and HubSpot sandboxes on one synthetic dataset,
 writes a config pointing at them, and then does exactly what production does,
-through the same code: provision the output fields, run a full sync of
-accounts and contacts in both CRMs and of Salesforce leads, let "someone" edit a few records in each
+through the same code: provision the output fields and the native lists
+(HubSpot dynamic lists, Salesforce list views), run a full sync of
+accounts and contacts in both CRMs and of Salesforce leads, let "someone"
+edit a few records in each
 CRM (as in its web UI), and run an incremental sync that picks the edits up.
-At the end it reads back, through each CRM's own API, what landed where: every
+At the end it reads back, through each CRM's own API, what landed where (the
+lists with their member counts included): every
 API call the demo makes goes through the adapters, paced and retried exactly
 as a sync's are. Last, it reads the deals (read-only) and ends with the
 outcomes table: win rate by tier with its intervals, and the rule lift.
@@ -29,12 +32,13 @@ from rich.table import Table
 
 from connector import templates
 from connector.commands import deal_jobs
-from connector.commands.crm import Context, open_context
+from connector.commands.crm import Context, open_context, provision_native
 from connector.commands.outcomes import report_documents
 from connector.commands.outcomes_render import render_text
-from connector.crm.base import DealSource, objects_of
+from connector.crm.base import DealSource, NativeLists, NativeSummary, objects_of
 from connector.errors import Problem, UserError
 from connector.sync.deals import sync_deals
+from connector.sync.native import native_views
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
@@ -98,6 +102,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
             )
             _show(console, [runner.run(job) for job in ctx.jobs("all", "account")])
             _landed(console, ctx, edited)
+            _lists(console, ctx)
             _outcomes(console, ctx)
         elapsed = time.monotonic() - started
         console.print(f"\n[bold]Where things live[/]  (finished in {elapsed:.0f} s)")
@@ -128,7 +133,7 @@ def demo(accounts: int, workdir: Path, keep: bool) -> None:
 def _outcomes(console: Console, ctx: Context) -> None:
     """Step 3: read the deals (read-only) and end with the outcomes table."""
     console.print(
-        "\n[bold]4. Deals, read-only[/] (Opportunities and HubSpot deals), then how the tiers "
+        "\n[bold]5. Deals, read-only[/] (Opportunities and HubSpot deals), then how the tiers "
         "perform: `segsync outcomes`"
     )
     for name, adapter in ctx.adapters.items():
@@ -179,7 +184,7 @@ def _with_leads(config: Path) -> None:
 
 
 def _provision(console: Console, ctx: Context) -> None:
-    created = 0
+    created = lists = 0
     for adapter in ctx.adapters.values():
         for obj in objects_of(adapter.crm):
             engine = ctx.engines.get(obj)
@@ -197,9 +202,12 @@ def _provision(console: Console, ctx: Context) -> None:
                 console.print(
                     f"  [red]{adapter.crm} {problem.object} {problem.field}: {problem.detail}[/]"
                 )
+            native = provision_native(ctx, adapter, engine, parent, obj, False)
+            lists += sum(1 for a in native if a.action == "create" and a.detail != "list folder")
     console.print(
         f"\nProvisioned {created} output fields "
-        "(Salesforce Metadata API; HubSpot properties in a 'Segmentation' group)."
+        "(Salesforce Metadata API; HubSpot properties in a 'Segmentation' group) "
+        f"and {lists} native lists (Salesforce list views, HubSpot dynamic lists)."
     )
 
 
@@ -336,3 +344,53 @@ def _landed_leads(console: Console, ctx: Context) -> None:
         ),
         soft_wrap=True,
     )
+
+
+def _lists(console: Console, ctx: Context) -> None:
+    """The lists provisioning made, with their member counts, read back through each CRM's API.
+
+    Salesforce counts what each list view's own query selects; HubSpot pages
+    through each dynamic list's memberships.
+    """
+    console.print(
+        "\n[bold]4. Native lists in the CRMs[/] (members read back through their APIs: "
+        "Salesforce list views on Account, HubSpot company segments)"
+    )
+    found: dict[str, dict[tuple[str, str], NativeSummary]] = {}
+    others: dict[str, list[str]] = {}
+    for adapter in ctx.adapters.values():
+        if not isinstance(adapter, NativeLists):
+            continue
+        for obj in objects_of(adapter.crm):
+            engine = ctx.engines.get(obj)
+            if engine is None:
+                continue
+            parent = ctx.engines["account"] if obj == "contact" else None
+            summaries = adapter.read_native(obj, native_views(engine, adapter.crm, obj, parent))
+            if obj == "account":
+                found[adapter.crm] = {(s.kind, s.value): s for s in summaries}
+            else:
+                members = sum(s.members for s in summaries if s.kind == "tier")
+                others.setdefault(adapter.crm, []).append(
+                    f"{len(summaries)} {obj} lists ({members:,} {obj}s across the tiers)"
+                )
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("list")
+    table.add_column("Salesforce accounts", justify="right")
+    table.add_column("HubSpot companies", justify="right")
+    keys = list(dict.fromkeys(k for crm in found.values() for k in crm))
+    for kind, value in keys:
+        cells = [
+            f"{found[crm][(kind, value)].members:,}" if (kind, value) in found.get(crm, {}) else "—"
+            for crm in ("salesforce", "hubspot")
+        ]
+        table.add_row(f"{kind.title()}: {value}", *cells)
+    console.print(table)
+    for crm, lines in others.items():
+        console.print(f"  {crm}: also {', '.join(lines)}", soft_wrap=True)
+    example = found.get("salesforce", {}).get(("tier", "Tier 1"))
+    if example is not None:
+        console.print(f"  e.g. Salesforce list view {example.name} (id {example.id})")
+    example = found.get("hubspot", {}).get(("tier", "Tier 1"))
+    if example is not None:
+        console.print(f"  e.g. HubSpot list '{example.name}' (id {example.id})")

@@ -250,12 +250,17 @@ class NativeAction:
 
 @dataclass(frozen=True, slots=True)
 class NativeSummary:
-    """A native list as the CRM reports it: its name, id and how many records it holds."""
+    """A native list as the CRM reports it: its name, id and how many records it holds.
+
+    ``kind`` and ``value`` repeat the view's (``tier``, ``Tier 1``).
+    """
 
     object: str
     name: str
     id: str
     members: int
+    kind: str = ""
+    value: str = ""
 
 
 EchoTest = Callable[[Sequence[CrmRecord]], set[str]]

@@ -230,7 +230,8 @@ class ListViews:
         shared: dict[str, list[str]] = {}
         node = elem.find(_q("sharedTo"))
         if node is not None:
-            if (_child_text(node, "allInternalUsers") or "").strip():
+            # The element's presence shares the view (its text is empty in Salesforce's files).
+            if node.find(_q("allInternalUsers")) is not None:
                 shared["allInternalUsers"] = ["true"]
             for kind in SHARED_KINDS:
                 names = [(n.text or "").strip() for n in node.findall(_q(kind))]

@@ -328,7 +328,8 @@ def read_lists(
         if found is None:
             continue
         list_id = str(found["listId"])
-        out.append(NativeSummary(obj, name, list_id, sum(1 for _ in api.member_ids(list_id))))
+        members = sum(1 for _ in api.member_ids(list_id))
+        out.append(NativeSummary(obj, name, list_id, members, view.kind, view.value))
     return out
 
 

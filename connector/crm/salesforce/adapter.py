@@ -27,6 +27,9 @@ from connector.crm.base import (
     DealPage,
     EchoTest,
     FieldSpec,
+    NativeAction,
+    NativeSummary,
+    NativeView,
     ObjectName,
     OutputField,
     ProvisionReport,
@@ -40,6 +43,7 @@ from connector.crm.salesforce.deals import DealPuller
 from connector.crm.salesforce.deals import minimum_calls as deal_minimum_calls
 from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.history import FieldHistory
+from connector.crm.salesforce.native import provision_list_views, read_list_views
 from connector.crm.salesforce.provision import Provisioner
 from connector.crm.salesforce.pull import Puller
 from connector.crm.salesforce.session import SalesforceSession
@@ -180,6 +184,21 @@ class SalesforceAdapter:
         else:
             outcomes = self._writer.write(sobject, self._parents.order(sobject, updates))
         return [outcomes[u.id] for u in updates]
+
+    def provision_native(
+        self,
+        obj: ObjectName,
+        views: Sequence[NativeView],
+        dry_run: bool,
+        *,
+        shared_to: str = "AllInternalUsers",
+    ) -> list[NativeAction]:
+        """One list view per view (Metadata API ``ListView``), shared with ``shared_to``."""
+        return provision_list_views(self._session, obj, views, dry_run, shared_to)
+
+    def read_native(self, obj: ObjectName, views: Sequence[NativeView]) -> list[NativeSummary]:
+        """The list views of ``views`` that exist, with how many records each selects."""
+        return read_list_views(self._session, obj, views)
 
     def provision(
         self,
