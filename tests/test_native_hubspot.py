@@ -213,3 +213,30 @@ def test_a_new_segment_adds_its_lists_and_a_removed_one_retires(
     client = hs.hubspot.client()
     for list_id in retired.values():
         client.crm.lists.lists_api.restore(list_id)  # HubSpot keeps a deleted list restorable
+
+
+def test_the_native_section_turns_lists_off(hs: Sandboxes, tmp_path: Path) -> None:
+    config = _config(hs, tmp_path, _mappings(tmp_path))
+    with config.open("a", encoding="utf-8") as out:
+        out.write("\n[native]\nhubspot_lists = false\nsalesforce_list_views = false\n")
+    result = _invoke("provision", "--config", str(config), "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["native"] == [] and document["actions"]
+    kinds = {e.kind for e in hs.hubspot.app.log.entries()} | {
+        e.kind for e in hs.salesforce.app.log.entries()
+    }
+    assert not {k for k in kinds if k.startswith(("list", "listview"))}
+    assert "metadata.createMetadata" in kinds  # the fields were provisioned
+    written = {f for e in hs.salesforce.app.log.entries() for f in e.fields}
+    views = {f for f in written if f.startswith(("Account.", "Contact.")) and "__" not in f}
+    assert not views, views
+
+
+def test_a_bad_shared_to_is_one_line_naming_the_key(hs: Sandboxes, tmp_path: Path) -> None:
+    config = _config(hs, tmp_path, _mappings(tmp_path))
+    with config.open("a", encoding="utf-8") as out:
+        out.write('\n[native]\nlist_view_shared_to = "Everyone"\n')
+    result = _invoke("provision", "--config", str(config), "--dry-run")
+    assert result.exit_code == 2
+    assert "list_view_shared_to" in result.output and "Traceback" not in result.output

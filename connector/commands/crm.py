@@ -54,6 +54,7 @@ from connector.errors import (
     ConfigError,
     CrmAccessError,
     CrmUnreachable,
+    FatalSyncError,
     MappingError,
     Problem,
     SegsyncError,
@@ -681,11 +682,10 @@ def provision(
                 )
                 problems += len(report.problems)
                 if not report.problems:
+                    native = provision_native(ctx, adapter, engine, parent, object_name, dry_run)
+                    problems += sum(1 for a in native if a.action == "missing_access")
                     native_rows.extend(
-                        {"connection": name, "crm": adapter.crm, **_native_row(a)}
-                        for a in provision_native(
-                            ctx, adapter, engine, parent, object_name, dry_run
-                        )
+                        {"connection": name, "crm": adapter.crm, **_native_row(a)} for a in native
                     )
                 rows.extend(
                     {
@@ -740,7 +740,15 @@ def provision_native(
     if not wanted or not isinstance(adapter, NativeLists):
         return []
     views = native_views(engine, adapter.crm, obj, parent)
-    return adapter.provision_native(obj, views, dry_run, shared_to=native.list_view_shared_to)
+    try:
+        return adapter.provision_native(obj, views, dry_run, shared_to=native.list_view_shared_to)
+    except (CrmAccessError, CrmUnreachable):
+        raise
+    except FatalSyncError as exc:
+        # The fields are provisioned; a CRM that refuses lists (a missing scope
+        # or permission) is reported like a field segsync may not write.
+        what = "lists" if adapter.crm == "hubspot" else "list views"
+        return [NativeAction(obj, f"native {what}", "missing_access", str(exc))]
 
 
 def _native_row(action: NativeAction) -> dict[str, str]:
@@ -762,7 +770,7 @@ def _native_table(rows: Sequence[dict[str, str]], dry_run: bool) -> Table:
     for column in ("connection", "object", "name", "action", "detail"):
         table.add_column(column)
     for row in rows:
-        style = "yellow" if row["action"] == "edited" else None
+        style = {"edited": "yellow", "missing_access": "red"}.get(row["action"])
         table.add_row(
             row["connection"], row["object"], row["name"], row["action"], row["detail"], style=style
         )

@@ -273,15 +273,8 @@ class ListViews:
             ]
         return []
 
-    def save(
-        self,
-        app: SalesforceHost,
-        operation: str,
-        components: Sequence[ET.Element],
-        request: Request,
-    ) -> Response:
+    def save(self, operation: str, components: Sequence[ET.Element], request: Request) -> Response:
         """Serve createMetadata, updateMetadata and upsertMetadata of ListView components."""
-        del app
         results = []
         with self._lock:
             views = self.views()
@@ -317,9 +310,8 @@ class ListViews:
                 results.append(_save_result_xml(full_name, errors, created if upsert else None))
         return _xml_response(f"<{operation}Response>{''.join(results)}</{operation}Response>")
 
-    def read(self, app: SalesforceHost, names: Sequence[str], request: Request) -> Response:
+    def read(self, names: Sequence[str], request: Request) -> Response:
         """Serve readMetadata of ListView components (an empty record for a missing one)."""
-        del app
         request.fields.update(names)
         with self._lock:
             views = self.views()
@@ -328,9 +320,8 @@ class ListViews:
             f"<readMetadataResponse><result>{records}</result></readMetadataResponse>"
         )
 
-    def delete(self, app: SalesforceHost, names: Sequence[str], request: Request) -> Response:
+    def delete(self, names: Sequence[str], request: Request) -> Response:
         """Serve deleteMetadata of ListView components."""
-        del app
         results = []
         with self._lock:
             views = self.views()
@@ -617,11 +608,31 @@ def _view_xml(view: ListView | None) -> str:
     )
 
 
+# Every running app's list views: the Metadata API's registry of component types is
+# one per process, and several sandboxes (each its own org) can share a process.
+_BY_APP: WeakKeyDictionary[Any, ListViews] = WeakKeyDictionary()
+
+
+def _save(
+    app: SalesforceHost, operation: str, components: Sequence[ET.Element], request: Request
+) -> Response:
+    return _BY_APP[app].save(operation, components, request)
+
+
+def _read(app: SalesforceHost, names: Sequence[str], request: Request) -> Response:
+    return _BY_APP[app].read(names, request)
+
+
+def _delete(app: SalesforceHost, names: Sequence[str], request: Request) -> Response:
+    return _BY_APP[app].delete(names, request)
+
+
 def register(app: SalesforceHost) -> ListViews:
     """Serve ListView metadata and the REST list-view endpoints (register before record routes)."""
     views = ListViews(app)
-    COMPONENT_TYPES["ListView"] = (views.save, views.read)
-    DELETE_TYPES["ListView"] = views.delete
+    _BY_APP[app] = views
+    COMPONENT_TYPES["ListView"] = (_save, _read)
+    DELETE_TYPES["ListView"] = _delete
     base = r"/sobjects/(?P<sobject>\w+)/listviews"
     app.rest("GET", base + r"/?", views.index)
     app.rest("GET", base + r"/(?P<id>00B\w+)/describe/?", views.describe)
