@@ -33,7 +33,7 @@ def _provision(config: Path, *extra: str) -> dict[str, Any]:
         "provision", "--config", str(config), "--crm", "hubspot", "--format", "json", *extra
     )
     assert result.exit_code == 0, result.output
-    document: dict[str, Any] = json.loads(result.output)
+    document: dict[str, Any] = json.loads(result.stdout)
     return document
 
 
@@ -221,7 +221,7 @@ def test_the_native_section_turns_lists_off(hs: Sandboxes, tmp_path: Path) -> No
         out.write("\n[native]\nhubspot_lists = false\nsalesforce_list_views = false\n")
     result = _invoke("provision", "--config", str(config), "--format", "json")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["native"] == [] and document["actions"]
     kinds = {e.kind for e in hs.hubspot.app.log.entries()} | {
         e.kind for e in hs.salesforce.app.log.entries()

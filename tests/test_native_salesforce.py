@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from test_native_hubspot import _config, _mappings
+from test_sync_leads import lead_config
 
 from connector.cli import cli
 from segsync_sandbox.launcher import Sandboxes
@@ -37,7 +38,7 @@ def _provision(config: Path, *extra: str) -> dict[str, Any]:
         "provision", "--config", str(config), "--crm", "salesforce", "--format", "json", *extra
     )
     assert result.exit_code == 0, result.output
-    document: dict[str, Any] = json.loads(result.output)
+    document: dict[str, Any] = json.loads(result.stdout)
     return document
 
 
@@ -155,3 +156,31 @@ def test_a_new_segment_adds_its_list_views_and_nothing_else(
         "Contact.Segsync_Segment_Giants",
     ]
     assert {e.kind for e in writes} == {"metadata.createMetadata"}
+
+
+def test_lead_list_views_leave_converted_leads_out(
+    fresh_sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    config = lead_config(fresh_sandboxes, tmp_path)
+    rows = _provision(config)["native"]
+    views = {r["name"]: r["id"] for r in rows if r["object"] == "lead"}
+    assert "Lead.Segsync_Tier_Tier_1" in views and all(views.values())
+    sync = _invoke("sync", "--config", str(config), "--object", "lead", "--format", "json")
+    assert sync.exit_code == 0, sync.output
+    sandbox = fresh_sandboxes.salesforce
+    listviews = sandbox.app.listviews
+    assert listviews is not None
+    meta = listviews.views()["lead.segsync_tier_tier_1"]
+    assert meta.columns[:3] == ["FULL_NAME", "LEAD.COMPANY", "CORE.USERS.ALIAS"]
+    sf = sandbox.client()
+    shown = 0
+    for name, view_id in views.items():
+        field, _, value = listviews.views()[name.lower()].filters[0]
+        expected = {
+            r["Id"]
+            for r in sandbox.org.records("Lead")
+            if r.get(field) == value and not r.get("IsConverted")
+        }
+        assert _results(sf, "Lead", view_id) == expected, name
+        shown += len(expected)
+    assert shown > 0

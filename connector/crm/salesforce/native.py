@@ -11,13 +11,13 @@ audience (all internal users by default).
 segsync finds its views by developer name (``Segsync_…``, through REST
 ``GET /sobjects/{type}/listviews``) and reads their metadata. A view that is
 exactly segsync's is left alone; one whose only differences are the filter's
-field (the output was renamed) or its sharing (the config changed) is
-updated; any other difference is a person's edit: reported, never
+field or a custom column's (the output was renamed) or its sharing (the
+config changed) is updated; any other difference is a person's edit: reported, never
 overwritten. A view for a value the definition dropped is deleted unless a
 person edited its filters. Member counts come from the view's own query
 (``…/listviews/{id}/describe``) as a SOQL ``COUNT()``.
 
-Objects are one row in :data:`STANDARD_COLUMNS` (Lead comes as one more).
+Objects are one row each in :data:`STANDARD_COLUMNS` (Account, Contact, Lead).
 See docs/crm-apis.md#salesforce-list-views.
 """
 
@@ -41,6 +41,7 @@ NAME_MAX = 40
 STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
     "Account": ("ACCOUNT.NAME", "CORE.USERS.ALIAS"),
     "Contact": ("FULL_NAME", "ACCOUNT.NAME", "CORE.USERS.ALIAS"),
+    "Lead": ("FULL_NAME", "LEAD.COMPANY", "CORE.USERS.ALIAS"),
 }
 
 Definition = tuple[str, str, tuple[tuple[str, str, str], ...], tuple[str, ...], tuple[str, ...]]
@@ -111,6 +112,17 @@ def _definition(meta: Any) -> Definition:
 def _wanted(view: NativeView, sobject: str) -> Definition:
     columns = (*STANDARD_COLUMNS.get(sobject, ()), *view.columns)
     return (label(view), "Everything", ((view.field, "equals", view.value),), columns, ("",))
+
+
+def _same_columns(have: Sequence[str], want: Sequence[str]) -> bool:
+    """Whether ``have`` are segsync's columns, custom fields possibly renamed since.
+
+    A renamed output changes its column's API name; anything else (a column
+    added, removed, moved, or a standard one swapped) is a person's edit.
+    """
+    return len(have) == len(want) and all(
+        h == w or (h.endswith("__c") and w.endswith("__c")) for h, w in zip(have, want, strict=True)
+    )
 
 
 def _segsync_value(meta: Any) -> str | None:
@@ -240,9 +252,21 @@ def provision_list_views(
         same_sharing = _sharing_key(getattr(meta, "sharedTo", None)) == sharing
         if have == want and same_sharing:
             actions.append(NativeAction(obj, full_name, "ok", "", view_id))
-        elif _segsync_value(meta) == view.value and (have[0], have[3]) == (want[0], want[3]):
+        elif (
+            _segsync_value(meta) == view.value
+            and have[0] == want[0]
+            and _same_columns(have[3], want[3])
+        ):
             update.append((full_name, view))
-            what = "filter field" if have[2] != want[2] else "sharing"
+            what = ", ".join(
+                part
+                for part, differs in (
+                    ("filter field", have[2] != want[2]),
+                    ("columns", have[3] != want[3]),
+                    ("sharing", not same_sharing),
+                )
+                if differs
+            )
             actions.append(NativeAction(obj, full_name, "update", what, view_id))
         else:
             actions.append(
