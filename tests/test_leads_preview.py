@@ -81,3 +81,47 @@ def test_messy_lead_export_preview_matches_the_golden_set(tmp_path: Path) -> Non
     assert [b["line"] for b in doc["bad_rows"]["listed"]] == [14]
     notices = " ".join(n["message"] for n in doc["warnings"])
     assert "1 converted lead left out" in notices
+
+
+def test_explain_and_diff_read_the_messy_lead_export(tmp_path: Path) -> None:
+    base = ["--crm", "salesforce", "--now", "2026-11-15", "--format", "json"]
+    # The 15-character id, as the address bar shows it.
+    explained = CliRunner().invoke(
+        cli,
+        [
+            "explain",
+            "-m",
+            str(templates.LEADS),
+            "-i",
+            str(SAMPLE),
+            "--id",
+            "00Q000000000005",
+            *base,
+        ],
+    )
+    assert explained.exit_code == 0, explained.output
+    doc = json.loads(explained.stdout)
+    assert doc["id"] == "00Q000000000005EAA" and doc["object"] == "lead"
+    got = doc["explanation"]["assignment"]
+    assert (got["segment"], got["tier"], got["persona"]) == ("SMB", "Tier 1", "Economic Buyer")
+    assert got["scores"] == {"fit": 30, "engagement": 60}
+
+    # SMB from under 100 people to under 50: only the 80-person lead moves.
+    after = tmp_path / "leads.toml"
+    after.write_text(
+        templates.LEADS.read_text()
+        .replace(
+            'when = { attr = "employees", lt = 100 }', 'when = { attr = "employees", lt = 50 }'
+        )
+        .replace('version = "2026-11-a"', 'version = "2026-11-b"')
+    )
+    moved = CliRunner().invoke(
+        cli,
+        ["diff", "--before", str(templates.LEADS), "--after", str(after), "-i", str(SAMPLE), *base],
+    )
+    assert moved.exit_code == 0, moved.output
+    report = json.loads(moved.stdout)
+    text = json.dumps(report)
+    assert "00Q000000000005EAA" in text
+    assert "00Q00000000000FEAA" not in text  # the converted lead is left out
+    assert "1 converted lead left out" in text

@@ -334,3 +334,25 @@ def test_lead_list_views_leave_converted_leads_out(sandboxes: Sandboxes) -> None
     members = {r["Id"] for r in views.members(view)}
     assert members == {r["Id"] for r in leads if not r.get("IsConverted")}
     assert len(members) < len(leads)
+
+
+def test_a_tier_a_rep_set_on_a_lead_is_kept_by_its_field_history(
+    fresh_sandboxes: Sandboxes, config: Path, ctx: Context
+) -> None:
+    """A first sync (no memory in the store) asks LeadHistory who set a value."""
+    org = fresh_sandboxes.salesforce.org
+    _json(_invoke("provision", "--config", str(config), "--crm", "salesforce", "--format", "json"))
+    engine = ctx.engines["lead"]
+    target = next(
+        i
+        for i, r in _leads(fresh_sandboxes).items()
+        if not r.get("IsConverted") and engine.evaluate(r, "salesforce", NOW).tier != "Tier 1"
+    )
+    org.update("Lead", target, {"Segsync_Tier__c": "Tier 1"})  # a rep, in the UI
+    assert org.field("Lead", "Segsync_Tier__c").track_history  # type: ignore[union-attr]
+    result = _sync(ctx, Clock())
+    assert result.status == "succeeded", result.message
+    assert result.summary.counts.overrides >= 1
+    kept = [o for o in result.sample_overrides if o.record_id == target]
+    assert kept and kept[0].from_audit_trail and kept[0].action == "kept"
+    assert org.get("Lead", target)["Segsync_Tier__c"] == "Tier 1"  # type: ignore[index]

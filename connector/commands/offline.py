@@ -104,6 +104,20 @@ def _out_of_scope(engine: Engine, crm: str, fields: Mapping[str, Any]) -> bool:
     return parse_boolean(value) is True
 
 
+def _converted_notice(engine: Engine, crm: str, skipped: int) -> list[Notice]:
+    """The warning that ``skipped`` records were left out as sync leaves them out."""
+    if not skipped:
+        return []
+    return [
+        Notice(
+            "other",
+            f"{_plural(skipped, 'converted lead')} left out: read-only in Salesforce, "
+            "sync never reads or writes them",
+            _OUT_OF_SCOPE[(engine.object, crm)],
+        )
+    ]
+
+
 def _load_engine(path: Path, crm: str | None = None) -> Engine:
     """The compiled mapping; with ``crm``, refused when that CRM has no such object."""
     engine = compile_mapping(load_mapping(path))
@@ -688,15 +702,7 @@ def preview(
         if parents is not None:
             notices += parents.notices()
         notices += distribution_notices(dist, min_segment_share)
-        if skipped:
-            notices.append(
-                Notice(
-                    "other",
-                    f"{_plural(skipped, 'converted lead')} left out: read-only in Salesforce, "
-                    "sync never reads or writes them",
-                    _OUT_OF_SCOPE[(engine.object, crm)],
-                )
-            )
+        notices += _converted_notice(engine, crm, skipped)
         if unreadable_locks:
             notices.append(
                 Notice(
@@ -945,8 +951,12 @@ def diff(
         },
         sample_limit=samples,
     )
+    skipped = 0
     with ExportReader(input_file) as reader:
         for record in _Scan(reader, progress):
+            if _out_of_scope(after, crm, record.fields):
+                skipped += 1
+                continue
             parent = parents.of(record) if parents is not None else None
             old = before.evaluate(record.fields, crm, at, parent)
             new = after.evaluate(record.fields, crm, at, parent)
@@ -962,6 +972,7 @@ def diff(
         notices += _inherit_notice(after, parents)
         if parents is not None:
             notices += parents.notices()
+        notices += _converted_notice(after, crm, skipped)
         input_header = _input_header(reader, crm)
         bad_rows, bad_total = reader.bad_rows, reader.bad_count
     notices += diff_notices(transitions, before.version, after.version)
