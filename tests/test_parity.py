@@ -201,6 +201,21 @@ def test_from_exports_gives_the_live_answer(
     assert [c["summary"] for c in offline["causes"]] == [c["summary"] for c in live["causes"]]
 
 
+def test_from_exports_needs_no_config(
+    config: Path, tmp_path: Path, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sf, hs, _ = _exports(sandboxes.dataset, tmp_path)
+    with_config = _object(_parity(config, "--from-exports", str(sf), str(hs)), "account")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("SEGSYNC_CONFIG", raising=False)
+    result = _invoke("parity", "--now", NOW, "--format", "json", "--from-exports", str(sf), str(hs))
+    assert result.exit_code == 0, result.output
+    alone = _object(json.loads(result.output), "account")
+    assert alone["disagreements"] == with_config["disagreements"]
+
+
 def test_ambiguous_and_unmatched_are_reported(
     config: Path, tmp_path: Path, sandboxes: Sandboxes
 ) -> None:

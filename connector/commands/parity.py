@@ -517,7 +517,11 @@ def parity(
     output, the attributes behind each disagreement, and the synonym or rule
     change that would remove each cause.
     """
-    settings = load_settings(config_file)
+    if exports and config_file is None and not config_path(None).is_file():
+        # Two exports need no connection: without a config, the built-in definitions.
+        settings = Settings()
+    else:
+        settings = load_settings(config_file)
     engines = load_engines(settings.sync.mappings)
     instant = now or datetime.now(UTC)
     if exports:
