@@ -85,6 +85,29 @@ class Transition:
     to_value: str | None
     reason: str
     mapping_version: str
+    run_id: int | None = None
+    """The run that wrote the change, when not the run recording it (a write a
+    crashed run made, adopted by the next one: see :class:`WriteIntent`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteIntent:
+    """A write about to be sent, recorded before it is: who sends it and the changes it makes.
+
+    Kept from just before a chunk is written until its outcome is recorded
+    (the same transaction that records the outcome removes it). One left
+    behind means the process died with the write in flight: the next run
+    reads the record again, and if the CRM holds the intended values, the
+    ledger gets the intent's transitions, attributed to the run that wrote them.
+
+    ``changes`` are (field, old, new) in the ledger's text spelling.
+    """
+
+    record_id: str
+    run_id: int
+    changes: tuple[tuple[str, str | None, str | None], ...]
+    reason: str
+    mapping_version: str
 
 
 @dataclass(frozen=True, slots=True)

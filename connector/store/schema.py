@@ -234,6 +234,23 @@ errors = sa.Table(
     sa.Index(None, "connection", "object", "resolved"),
 )
 
+#: Writes about to be sent (one row per record), recorded before the write and
+#: removed with its recorded outcome: a row left behind is a write a process
+#: died with in flight, whose transitions the next run adopts (see WriteIntent).
+write_intents = sa.Table(
+    "write_intents",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("record_id", sa.String(KEY), primary_key=True),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=False),
+    # [[field, old, new], ...] in the ledger's text spelling.
+    sa.Column("changes", TaggedJSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("mapping_version", sa.String(KEY), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
 #: The output fields segsync provisioned in a CRM (created, or found carrying
 #: its mark): the only fields besides adopted ones that a run may write.
 owned_fields = sa.Table(

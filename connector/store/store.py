@@ -38,6 +38,7 @@ from connector.store.records import (
     RunStatus,
     Transition,
     TransitionRow,
+    WriteIntent,
     WrittenRecord,
 )
 from connector.store.schema import (
@@ -48,6 +49,7 @@ from connector.store.schema import (
     record_state,
     runs,
     watermarks,
+    write_intents,
 )
 from connector.store.schema import transitions as transitions_table
 
@@ -693,6 +695,7 @@ class Store:
         pending: Mapping[str, Pending | None] | None = None,
         due: Mapping[str, datetime | None] | None = None,
         changed: Sequence[str] = (),
+        settled: Sequence[str] = (),
     ) -> None:
         """Record a batch's outcome in ONE transaction: all of it is durable, or none.
 
@@ -712,6 +715,8 @@ class Store:
                 from, so a crash never loses a re-plan that time asked for.
             changed: ids of records of ``object`` whose values their children
                 inherit changed in this batch (see :meth:`changed_parents`).
+            settled: ids whose write intents (:meth:`record_intents`) this
+                outcome settles: removed in the same transaction.
 
         """
         now = self._clock()
@@ -788,11 +793,92 @@ class Store:
                             "to_value": t.to_value,
                             "reason": t.reason,
                             "mapping_version": t.mapping_version,
-                            "run_id": run_id,
+                            "run_id": t.run_id if t.run_id is not None else run_id,
                             "at": now,
                         }
                         for t in transitions
                     ],
+                )
+
+            for chunk in _chunks(list(dict.fromkeys(settled))):
+                conn.execute(
+                    sa.delete(write_intents).where(
+                        write_intents.c.connection == connection,
+                        write_intents.c.object == object,
+                        write_intents.c.record_id.in_(chunk),
+                    )
+                )
+
+    # -- write intents: what a chunk is about to write, before it is sent ----
+    def record_intents(self, connection: str, object: str, intents: Sequence[WriteIntent]) -> None:
+        """Record the writes about to be sent, in one transaction (newer replaces older)."""
+        if not intents:
+            return
+        now = self._clock()
+        rows = [
+            {
+                "connection": connection,
+                "object": object,
+                "record_id": i.record_id,
+                "run_id": i.run_id,
+                "changes": [list(change) for change in i.changes],
+                "reason": i.reason,
+                "mapping_version": i.mapping_version,
+                "recorded_at": now,
+            }
+            for i in {i.record_id: i for i in intents}.values()
+        ]
+        with self._engine.begin() as conn:
+            self._upsert(
+                conn,
+                write_intents,
+                rows,
+                ("run_id", "changes", "reason", "mapping_version", "recorded_at"),
+            )
+
+    def intent_ids(self, connection: str, object: str) -> list[str]:
+        """Ids of records with a write intent left behind (a process died with it in flight)."""
+        query = (
+            sa.select(write_intents.c.record_id)
+            .where(write_intents.c.connection == connection, write_intents.c.object == object)
+            .order_by(write_intents.c.record_id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def intents(self, connection: str, object: str, ids: Sequence[str]) -> dict[str, WriteIntent]:
+        """The write intents of ``ids`` that are recorded, by record id."""
+        out: dict[str, WriteIntent] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(write_intents).where(
+                    write_intents.c.connection == connection,
+                    write_intents.c.object == object,
+                    write_intents.c.record_id.in_(chunk),
+                )
+                for row in conn.execute(query):
+                    out[row.record_id] = WriteIntent(
+                        row.record_id,
+                        int(row.run_id),
+                        tuple((str(f), old, new) for f, old, new in row.changes),
+                        row.reason,
+                        row.mapping_version,
+                    )
+        return out
+
+    def clear_intents(
+        self, connection: str, object: str, ids: Sequence[str], *, before_run: int
+    ) -> None:
+        """Forget the intents of ``ids`` recorded by runs before ``before_run`` (re-planned now)."""
+        with self._engine.begin() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                conn.execute(
+                    sa.delete(write_intents).where(
+                        write_intents.c.connection == connection,
+                        write_intents.c.object == object,
+                        write_intents.c.record_id.in_(chunk),
+                        write_intents.c.run_id < before_run,
+                    )
                 )
 
     def _record_failures(

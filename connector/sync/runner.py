@@ -14,7 +14,10 @@ is known:
    transaction. The watermark advances last, past records whose outcome is
    durable, so a crash at any point re-plans from the old watermark: records
    already written compare equal and are not written again, so at most the
-   chunk in flight is rewritten.
+   chunk in flight is rewritten. Before a chunk is sent its writes are recorded
+   as write intents (settled with the outcome): a record a killed run wrote
+   but never recorded is fetched again by the next run, found holding the
+   planned values, and its ledger rows are recorded under the killed run.
 
 The runner holds no SDK: it drives a :class:`~connector.crm.base.CrmAdapter`.
 """
@@ -39,7 +42,13 @@ from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
 from connector.store.leases import Fence
-from connector.store.records import FailedRecord, RunCounts, Transition, WrittenRecord
+from connector.store.records import (
+    FailedRecord,
+    RunCounts,
+    Transition,
+    WriteIntent,
+    WrittenRecord,
+)
 from connector.store.store import Store
 from connector.sync.agreement import Agreement, with_note
 from connector.sync.audit import AuditTrail
@@ -492,7 +501,8 @@ class Runner:
         """
         store = self._store
         errors = {e.record_id for e in store.open_errors(conn, obj)}
-        wanted = errors | set(store.pending_ids(conn, obj))
+        # Records a crashed run may have written: read again, their writes adopted.
+        wanted = errors | set(store.pending_ids(conn, obj)) | set(store.intent_ids(conn, obj))
         bad = sorted(i for i in wanted if not well_formed_id(crm, i))
         if bad:
             log.warning(
@@ -567,6 +577,8 @@ class Runner:
             raise RuntimeError("execute needs a recorded run")
         done = 0
         inherited = set(_inherited_fields(engine, adapter.crm))
+        # Intents a crashed run left behind: every one of their records was re-planned.
+        leftover = store.intent_ids(conn, obj)
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
         recheck = (
             Recheck(adapter, store, conn, obj, _recheck_fields(engine, adapter.crm), self._sample)
@@ -580,7 +592,11 @@ class Runner:
             updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
             if lease is not None and updates:
                 lease.fence()  # still this process's job? (LeaseLost ends the run)
+            # Recorded before the write: a crash now leaves them for the next run to adopt.
+            store.record_intents(conn, obj, [_intent(e, run_id, engine.version) for e in writes])
             outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
+            adopted = [e[1] for e in chunk if e[0] == "state" and e[2] is not None]
+            crashed = store.intents(conn, obj, adopted) if adopted and leftover else {}
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []
             transitions: list[Transition] = []
@@ -598,6 +614,10 @@ class Runner:
                     _, record_id, adopt, state, state_changed, new_due = entry
                     if adopt is not None:
                         written.append(WrittenRecord(record_id, adopt))
+                        landed = _landed(crashed.get(record_id), adopt)
+                        transitions.extend(landed)
+                        if any(t.field in inherited for t in landed):
+                            changed.append(record_id)
                     if state_changed:
                         pending[record_id] = _pending(state)
                     if new_due is not None:
@@ -632,6 +652,7 @@ class Runner:
                 pending or None,
                 due or None,
                 changed,
+                settled=[e[1] for e in chunk if e[0] in ("write", "state")],
             )
             result.written += len(writes) - len(failed)
             result.failed += len(failed)
@@ -639,6 +660,8 @@ class Runner:
                 result.sample_failures.extend(failed[: self._sample - len(result.sample_failures)])
             done += len(writes)
             self._progress("write", done)
+        if leftover:
+            store.clear_intents(conn, obj, leftover, before_run=run_id)
 
     @staticmethod
     def _chunks(spool: IO[bytes], size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -723,6 +746,39 @@ def _inherited_changed(
     if last is None:
         return False
     return any(f in last and not same_value(record.fields.get(f), last[f]) for f in fields)
+
+
+def _intent(entry: tuple[Any, ...], run_id: int, version: str) -> WriteIntent:
+    """The write intent of a spooled write: its ledger entries, before it is sent."""
+    _, record_id, _fields, changes, _baseline, reason, *_ = entry
+    ledger = [_transition(record_id, FieldChange(*c), reason, version) for c in changes]
+    return WriteIntent(
+        record_id,
+        run_id,
+        tuple((t.field, t.from_value, t.to_value) for t in ledger),
+        reason,
+        version,
+    )
+
+
+def _landed(intent: WriteIntent | None, adopted: Mapping[str, Any]) -> list[Transition]:
+    """The ledger entries of a crashed run's write that the CRM shows landed, else none.
+
+    The record is adopted (the CRM holds what the plan wants, the store does
+    not know it was written): when every change of the intent left behind is
+    what the CRM now holds, that run wrote it, and its transitions are recorded
+    under that run.
+    """
+    if intent is None or not intent.changes:
+        return []
+    if any(as_text(adopted.get(f)) != new for f, _old, new in intent.changes):
+        return []
+    return [
+        Transition(
+            intent.record_id, f, old, new, intent.reason, intent.mapping_version, intent.run_id
+        )
+        for f, old, new in intent.changes
+    ]
 
 
 def _recheck_fields(engine: Engine, crm: str) -> list[str]:
