@@ -103,6 +103,8 @@ class Faults:
     every issued token after that many authenticated calls.
     ``lost_answer_rate`` serves the request, then drops the connection
     without answering: the client cannot tell whether the call took effect.
+    ``lost_answers`` does the same to the next N requests of a kind, by the
+    request log's kind (``{"bulk.ingest.create": 1}``): a test's exact aim.
     """
 
     latency_ms: float = 0.0
@@ -118,6 +120,7 @@ class Faults:
     validation_failures: dict[str, str] = field(default_factory=dict)
     session_expiry_after: int | None = None
     lost_answer_rate: float = 0.0
+    lost_answers: dict[str, int] = field(default_factory=dict)
     seed: int = 0
 
     def to_json(self) -> JsonObj:
@@ -186,8 +189,13 @@ class FaultState:
             return "error"
         return None
 
-    def lose_answer(self) -> bool:
+    def lose_answer(self, kind: str = "") -> bool:
         """Whether to drop the connection after serving this request (its effect stays)."""
+        with self._lock:
+            left = self.faults.lost_answers.get(kind, 0)
+            if left > 0:
+                self.faults.lost_answers[kind] = left - 1
+                return True
         rate = self.faults.lost_answer_rate
         if rate <= 0:
             return False
@@ -350,7 +358,7 @@ class SandboxApp:
             response = exc.response
         except BadJson as exc:
             response = self.error_response(400, f"malformed JSON: {exc}", "JSON_PARSER_ERROR")
-        if not self.is_open(request) and self.faults.lose_answer():
+        if not self.is_open(request) and self.faults.lose_answer(request.kind or ""):
             return None
         return response
 

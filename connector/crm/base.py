@@ -263,6 +263,42 @@ class NativeSummary:
     value: str = ""
 
 
+JobStep = Literal["creating", "created", "uploaded", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobNote:
+    """A bulk write job, noted before each of its steps so a crash can resume it.
+
+    ``marker``: the adapter's own name for the job, chosen before it is
+    created. ``job_id``: the CRM's id, ``None`` while the create's answer is
+    awaited (a crash then leaves a job nobody knows the id of). ``step``: the
+    last step known to have landed. ``since``: when the create was sent (this
+    machine's clock), to find a job whose id was never learned.
+    """
+
+    marker: str
+    job_id: str | None
+    step: JobStep
+    since: datetime
+
+
+class JobJournal(Protocol):
+    """Where an adapter notes its bulk write jobs: durable (the state store), per object."""
+
+    def note(self, note: JobNote) -> None:
+        """Record (or replace) the note of ``note.marker``; durable when this returns."""
+        ...
+
+    def done(self, marker: str) -> None:
+        """Forget a job that has ended (its results were read, or it was aborted)."""
+        ...
+
+    def notes(self) -> list[JobNote]:
+        """Every job noted and not done: what a crashed run left behind."""
+        ...
+
+
 EchoTest = Callable[[Sequence[CrmRecord]], set[str]]
 """Given a page of pulled records, the ids that are echoes of segsync's own writes."""
 
@@ -362,8 +398,28 @@ class CrmAdapter(Protocol):
         """
         ...
 
-    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
-        """Write the updates (batched and retried inside); one outcome per update."""
+    def write(
+        self,
+        obj: ObjectName,
+        updates: Sequence[RecordUpdate],
+        journal: JobJournal | None = None,
+    ) -> list[WriteOutcome]:
+        """Write the updates (batched and retried inside); one outcome per update.
+
+        A bulk job (Salesforce Bulk 2.0) is noted in ``journal`` before each of
+        its steps, so that :meth:`resume` can finish it after a crash.
+        """
+        ...
+
+    def resume(self, obj: ObjectName, journal: JobJournal) -> list[str]:
+        """Finish or abort the bulk jobs a crashed run left in ``journal``; what was done.
+
+        A job whose rows were uploaded is closed (if still Open) and waited
+        for, so the next plan finds its writes landed instead of sending them
+        again; an Open job that may hold no rows, or one whose id was never
+        learned (found by listing the CRM's jobs), is aborted. Nothing to do
+        for a CRM without bulk writes.
+        """
         ...
 
     def write_chunk(self, total: int) -> int:

@@ -251,6 +251,26 @@ write_intents = sa.Table(
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
 )
 
+#: Bulk write jobs (Salesforce Bulk 2.0 ingest) noted before each step: the
+#: job id right after the create and before the upload, so a crash resumes the
+#: job instead of writing its rows again (see connector/crm/salesforce/bulk.py).
+bulk_jobs = sa.Table(
+    "bulk_jobs",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    # The adapter's own name for the job, chosen before the create is sent.
+    sa.Column("marker", sa.String(KEY), primary_key=True),
+    # NULL while the create's answer is awaited.
+    sa.Column("job_id", sa.String(KEY), nullable=True),
+    # The last step known to have landed: creating, created, uploaded, closed.
+    sa.Column("step", sa.String(32), nullable=False),
+    # When the create was sent (to find a job whose id was never learned).
+    sa.Column("since", UTCDateTime(), nullable=False),
+    sa.Column("run_id", BigId, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 #: The output fields segsync provisioned in a CRM (created, or found carrying
 #: its mark): the only fields besides adopted ones that a run may write.
 owned_fields = sa.Table(

@@ -43,6 +43,7 @@ from connector.store.records import (
 )
 from connector.store.schema import (
     KEY,
+    bulk_jobs,
     changed_parents,
     errors,
     owned_fields,
@@ -880,6 +881,56 @@ class Store:
                         write_intents.c.run_id < before_run,
                     )
                 )
+
+    # -- bulk write jobs: noted before each step, resumed after a crash ------
+    def note_job(
+        self,
+        connection: str,
+        object: str,
+        run_id: int,
+        marker: str,
+        job_id: str | None,
+        step: str,
+        since: datetime,
+    ) -> None:
+        """Record (or move on) a bulk job's note; committed when this returns."""
+        row = {
+            "connection": connection,
+            "object": object,
+            "marker": marker,
+            "job_id": job_id,
+            "step": step,
+            "since": since,
+            "run_id": run_id,
+            "updated_at": self._clock(),
+        }
+        with self._engine.begin() as conn:
+            self._upsert(
+                conn, bulk_jobs, [row], ("job_id", "step", "since", "run_id", "updated_at")
+            )
+
+    def job_done(self, connection: str, object: str, marker: str) -> None:
+        """Forget a bulk job that has ended."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(bulk_jobs).where(
+                    bulk_jobs.c.connection == connection,
+                    bulk_jobs.c.object == object,
+                    bulk_jobs.c.marker == marker,
+                )
+            )
+
+    def job_notes(
+        self, connection: str, object: str
+    ) -> list[tuple[str, str | None, str, datetime]]:
+        """The bulk jobs noted and not done: (marker, job id, step, since), oldest first."""
+        query = (
+            sa.select(bulk_jobs.c.marker, bulk_jobs.c.job_id, bulk_jobs.c.step, bulk_jobs.c.since)
+            .where(bulk_jobs.c.connection == connection, bulk_jobs.c.object == object)
+            .order_by(bulk_jobs.c.since, bulk_jobs.c.marker)
+        )
+        with self._engine.connect() as conn:
+            return [(r.marker, r.job_id, r.step, r.since) for r in conn.execute(query)]
 
     def _record_failures(
         self,

@@ -52,6 +52,7 @@ from connector.store.records import (
 from connector.store.store import Store
 from connector.sync.agreement import Agreement, with_note
 from connector.sync.audit import AuditTrail
+from connector.sync.bulkjobs import StoreJournal
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
@@ -223,6 +224,11 @@ class Runner:
         audit = AuditTrail()
         try:
             self._check_owned(job, record=not dry_run)
+            if result.run_id is not None:
+                # Bulk jobs a crashed run left: finished (or aborted) before planning.
+                journal = StoreJournal(store, conn, obj, result.run_id)
+                for line in adapter.resume(obj, journal):
+                    log.warning("%s", line, extra=context)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
                 builder, watermark = self._plan(
                     job,
@@ -579,6 +585,7 @@ class Runner:
         inherited = set(_inherited_fields(engine, adapter.crm))
         # Intents a crashed run left behind: every one of their records was re-planned.
         leftover = store.intent_ids(conn, obj)
+        journal = StoreJournal(store, conn, obj, run_id)
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
         recheck = (
             Recheck(adapter, store, conn, obj, _recheck_fields(engine, adapter.crm), self._sample)
@@ -594,7 +601,7 @@ class Runner:
                 lease.fence()  # still this process's job? (LeaseLost ends the run)
             # Recorded before the write: a crash now leaves them for the next run to adopt.
             store.record_intents(conn, obj, [_intent(e, run_id, engine.version) for e in writes])
-            outcomes = {o.id: o for o in adapter.write(obj, updates)} if updates else {}
+            outcomes = {o.id: o for o in adapter.write(obj, updates, journal)} if updates else {}
             adopted = [e[1] for e in chunk if e[0] == "state" and e[2] is not None]
             crashed = store.intents(conn, obj, adopted) if adopted and leftover else {}
             written: list[WrittenRecord] = []

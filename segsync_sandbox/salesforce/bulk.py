@@ -175,6 +175,10 @@ def _error(status: int, code: str, message: str) -> HttpError:
     return HttpError(Response.json(status, [{"errorCode": code, "message": message}]))
 
 
+#: Jobs per page of "Get Information About All Ingest Jobs" (Salesforce: up to 1,000).
+LIST_PAGE = 1_000
+
+
 def encode_locator(offset: int) -> str:
     """A result locator for a row offset (Salesforce's look like base64 of the offset)."""
     return base64.b64encode(str(offset).encode()).decode().rstrip("=")
@@ -617,13 +621,34 @@ class BulkService:
         return handler
 
     def list_jobs(self, kind: str) -> Callable[[Request, re.Match[str]], Response]:
-        """``GET jobs/{kind}``: every job of that kind (one page)."""
+        """``GET jobs/{kind}``: the jobs of that kind, up to 1,000 a page, in no set order.
+
+        As Salesforce's "Get Information About All Ingest Jobs": ``jobType``
+        filters (``V2Ingest``, ``V2Query``; ``Classic`` jobs: none here), and
+        ``nextRecordsUrl`` carries a ``queryLocator`` while ``done`` is false.
+        """
 
         def handler(request: Request, match: re.Match[str]) -> Response:
-            del match
             request.kind = f"bulk.{kind}.list"
-            records = [j.info(full=False) for j in self.jobs() if j.kind == kind]
-            return Response.json(200, {"done": True, "records": records, "nextRecordsUrl": None})
+            job_type = request.arg("jobType", "") or ""
+            if job_type and job_type not in ("V2Ingest", "V2Query", "Classic", "BigObjectIngest"):
+                raise _error(400, "INVALIDJOBTYPE", f"Invalid jobType: {job_type}")
+            wanted = "V2Query" if kind == "query" else "V2Ingest"
+            jobs = [j for j in self.jobs() if j.kind == kind and job_type in ("", wanted)]
+            locator = request.arg("queryLocator", "") or ""
+            start = decode_locator(locator) if locator else 0
+            page = jobs[start : start + LIST_PAGE]
+            done = start + LIST_PAGE >= len(jobs)
+            next_url = None
+            if not done:
+                query = f"queryLocator={encode_locator(start + LIST_PAGE)}"
+                if job_type:
+                    query += f"&jobType={job_type}"
+                next_url = f"/services/data/v{match.group('version')}/jobs/{kind}?{query}"
+            records = [j.info(full=False) for j in page]
+            return Response.json(
+                200, {"done": done, "records": records, "nextRecordsUrl": next_url}
+            )
 
         return handler
 

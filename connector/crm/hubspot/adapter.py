@@ -21,6 +21,7 @@ from connector.crm.base import (
     DealPage,
     EchoTest,
     FieldSpec,
+    JobJournal,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -128,9 +129,18 @@ class HubSpotAdapter:
         records = fetch_records(self._session, OBJECT_TYPES[obj], ids, fields)
         return {r.id: Current(r.id, r.stamp, dict(r.fields)) for r in records}
 
-    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
-        """Batch updates of 100, in parallel up to the connection's concurrency."""
+    def write(
+        self,
+        obj: ObjectName,
+        updates: Sequence[RecordUpdate],
+        journal: JobJournal | None = None,
+    ) -> list[WriteOutcome]:
+        """Batch updates of 100, in parallel up to the connection's concurrency (no jobs)."""
         return write_updates(self._session, OBJECT_TYPES[obj], updates)
+
+    def resume(self, obj: ObjectName, journal: JobJournal) -> list[str]:
+        """Nothing: HubSpot has no bulk write jobs to resume."""
+        return []
 
     def write_chunk(self, total: int) -> int:
         """Enough batches of 100 to keep every parallel writer busy for a few rounds."""

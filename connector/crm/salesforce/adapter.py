@@ -27,6 +27,7 @@ from connector.crm.base import (
     DealPage,
     EchoTest,
     FieldSpec,
+    JobJournal,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -165,18 +166,24 @@ class SalesforceAdapter:
             return max(self._settings.bulk_write_threshold + 1, BULK_WRITE_CHUNK)
         return SF_COLLECTION_BATCH * self._settings.max_concurrency * 2
 
-    def write(self, obj: ObjectName, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
+    def write(
+        self,
+        obj: ObjectName,
+        updates: Sequence[RecordUpdate],
+        journal: JobJournal | None = None,
+    ) -> list[WriteOutcome]:
         """Write the updates; one outcome per update, in order.
 
         sObject Collections of 200 on up to ``max_concurrency`` threads, or one Bulk
-        API 2.0 ingest job above ``bulk_write_threshold`` updates.
+        API 2.0 ingest job above ``bulk_write_threshold`` updates, noted in
+        ``journal`` before each step (create, upload, close).
         """
         if not updates:
             return []
         sobject = SOBJECTS[obj]
         check_writable(self._describer, sobject, updates)
         if len(updates) > self._settings.bulk_write_threshold:
-            outcomes = self._bulk.ingest(sobject, self._parents.order(sobject, updates))
+            outcomes = self._bulk.ingest(sobject, self._parents.order(sobject, updates), journal)
             # Row locks and rows the job never reached get the REST path, which retries them.
             again = [u for u in updates if u.id not in outcomes or outcomes[u.id].retriable]
             if again:
@@ -199,6 +206,10 @@ class SalesforceAdapter:
     def read_native(self, obj: ObjectName, views: Sequence[NativeView]) -> list[NativeSummary]:
         """The list views of ``views`` that exist, with how many records each selects."""
         return read_list_views(self._session, obj, views)
+
+    def resume(self, obj: ObjectName, journal: JobJournal) -> list[str]:
+        """Finish (close, wait for) or abort the ingest jobs a crashed run left in ``journal``."""
+        return self._bulk.resume(SOBJECTS[obj], journal)
 
     def provision(
         self,

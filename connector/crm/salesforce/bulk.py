@@ -10,6 +10,16 @@ An ingest job is driven step by step (:class:`IngestJob`): create, upload,
 close, each poll and each result read are retried on their own, and once the
 job exists no failure makes another one for the same rows; a step that may
 have landed without an answer reads the job before repeating itself.
+
+Each ingest job is noted in the run's :class:`~connector.crm.base.JobJournal`
+(the state store) before each step: before the create (with no id yet), right
+after it (its id, before the upload), after the upload and after the close.
+A crashed run's notes are resumed by the next run (:meth:`Bulk.resume`)
+before it plans: an uploaded job is closed and waited for, so its writes land
+once; an Open job whose upload is not known to have landed is aborted (it
+wrote nothing); a job whose create was never answered is found by listing
+the org's ingest jobs and aborted. A create retried in the same process
+first looks for the job its lost answer created, and uses it.
 """
 
 from __future__ import annotations
@@ -17,13 +27,24 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import CrmRecord, ObjectName, RecordUpdate, WriteOutcome
+from connector.crm.base import (
+    CrmRecord,
+    JobJournal,
+    JobNote,
+    ObjectName,
+    RecordUpdate,
+    WriteOutcome,
+    parse_stamp,
+)
 from connector.crm.limits import SF_QUERY_PAGE
 from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.errors import LOCK_ERROR, is_expired
@@ -40,7 +61,7 @@ from connector.crm.salesforce.soql import (
     window,
 )
 from connector.crm.salesforce.values import from_cell, to_cell
-from connector.errors import FatalSyncError, RetriableError
+from connector.errors import FatalSyncError, RetriableError, SegsyncError
 
 #: Updates per Bulk 2.0 ingest job when the bulk path is taken.
 BULK_WRITE_CHUNK = 50_000
@@ -54,7 +75,12 @@ OPEN = "Open"
 JOB_COMPLETE = "JobComplete"
 FAILED = "Failed"
 ABORTED = "Aborted"
+UPLOAD_COMPLETE = "UploadComplete"
+IN_PROGRESS = "InProgress"
 _UPDATE = "update"
+#: How far before the noted send time a job whose create was never answered may
+#: carry its ``createdDate`` (the org's clock against this machine's).
+CLOCK_SKEW = timedelta(minutes=10)
 
 T = TypeVar("T")
 
@@ -168,19 +194,69 @@ class Bulk:
             parent = {p: relation.get(p.lower()) for p in parents}
         return finish(values, parent, fields, obj == "contact", self._parents)
 
-    def ingest(self, sobject: str, updates: Sequence[RecordUpdate]) -> dict[str, WriteOutcome]:
+    def ingest(
+        self,
+        sobject: str,
+        updates: Sequence[RecordUpdate],
+        journal: JobJournal | None = None,
+    ) -> dict[str, WriteOutcome]:
         """Update ``updates`` (in this order) through ingest jobs; unprocessed rows are absent.
 
         One job per chunk of :data:`BULK_WRITE_CHUNK` rows, each step (create,
         upload, close, every poll, every result read) retried on its own, so a
-        failure after the job exists never makes a second job for the same rows.
+        failure after the job exists never makes a second job for the same rows;
+        each step noted in ``journal`` first, so a crash never does either.
         """
         outcomes: dict[str, WriteOutcome] = {}
         for start in range(0, len(updates), BULK_WRITE_CHUNK):
             chunk = updates[start : start + BULK_WRITE_CHUNK]
-            job_id = IngestJob(self._session, sobject, self._wait).run(_ingest_csv(chunk))
+            job = IngestJob(self._session, sobject, self._wait, journal)
+            job_id = job.run(_ingest_csv(chunk))
             outcomes.update(self._ingest_results(sobject, job_id))
+            job.forget()
         return outcomes
+
+    def resume(self, sobject: str, journal: JobJournal) -> list[str]:
+        """Finish or abort the ingest jobs a crashed run noted in ``journal``; what was done.
+
+        - no id (the create's answer never came): the org's Open update jobs
+          on ``sobject`` created by the integration user since the note are
+          aborted (they hold no rows: the upload comes after the id is noted);
+        - Open and noted ``created`` (the upload may not have landed): aborted,
+          its rows are planned again;
+        - Open and noted ``uploaded``: closed, then waited for;
+        - UploadComplete or InProgress: waited for, so its rows land once
+          and the next plan finds them written;
+        - ended (JobComplete, Failed, Aborted) or unknown to the org: nothing.
+        """
+        done: list[str] = []
+        for note in journal.notes():
+            job = IngestJob(self._session, sobject, self._wait, journal, note)
+            if note.job_id is None:
+                for found in job.find_open():
+                    IngestJob(self._session, sobject, self._wait, None, found).abort()
+                    done.append(f"aborted ingest job {found.job_id}: its create was never answered")
+                journal.done(note.marker)
+                continue
+            try:
+                state = job.state()
+            except SegsyncError:
+                done.append(f"ingest job {note.job_id} is not readable any more: left alone")
+                journal.done(note.marker)
+                continue
+            if state == OPEN and note.step == "created":
+                job.abort()
+                done.append(f"aborted ingest job {note.job_id}: Open, its upload unknown")
+            elif state in (OPEN, UPLOAD_COMPLETE, IN_PROGRESS):
+                if state == OPEN:
+                    job.close()
+                try:
+                    job.wait(first=False)
+                    done.append(f"finished ingest job {note.job_id} a crashed run left {state}")
+                except FatalSyncError as exc:
+                    done.append(str(exc))
+            journal.done(note.marker)
+        return done
 
     def _ingest_results(self, sobject: str, job_id: str) -> dict[str, WriteOutcome]:
         call = self._session.call
@@ -226,14 +302,36 @@ class IngestJob:
         session: the org's session.
         sobject: the object updated.
         wait: seconds to wait before the first poll and between polls.
+        journal: where each step is noted before it is taken (none: not noted).
+        note: the job as a crashed run noted it (to resume it), else a new job.
 
     """
 
-    def __init__(self, session: SalesforceSession, sobject: str, wait: int) -> None:
+    def __init__(
+        self,
+        session: SalesforceSession,
+        sobject: str,
+        wait: int,
+        journal: JobJournal | None = None,
+        note: JobNote | None = None,
+    ) -> None:
         self._session = session
         self._sobject = sobject
         self._wait = wait
-        self.job_id: str | None = None
+        self._journal = journal
+        self._note = note or JobNote(uuid.uuid4().hex, None, "creating", datetime.now(UTC))
+        self.job_id: str | None = self._note.job_id
+
+    def _noted(self, step: Any) -> None:
+        """Note that the job reached ``step`` (durable before the next step is sent)."""
+        self._note = JobNote(self._note.marker, self.job_id, step, self._note.since)
+        if self._journal is not None:
+            self._journal.note(self._note)
+
+    def forget(self) -> None:
+        """The job has ended and its results are read: drop its note."""
+        if self._journal is not None:
+            self._journal.done(self._note.marker)
 
     def _api(self, client: Client) -> Any:
         # The per-step calls of simple-salesforce's Bulk 2.0 client: its public
@@ -266,13 +364,76 @@ class IngestJob:
         return self._require()
 
     def create(self) -> None:
-        """``POST jobs/ingest``: the job, Open.
+        """``POST jobs/ingest``: the job, Open; its id noted before anything is uploaded.
 
-        A create that got no answer may have left an empty Open job behind; it
-        holds no rows, so it writes nothing, and Salesforce drops it later.
+        A create that got no answer may have made the job anyway: a retry first
+        lists the org's Open jobs of this kind since the first try and uses
+        the one it finds, so no empty Open job is left behind.
         """
-        info = self._step("create job", lambda c: self._api(c).create_job(_UPDATE))
+        self._note = JobNote(self._note.marker, None, "creating", datetime.now(UTC))
+        self._noted("creating")
+        tried = False
+
+        def attempt(client: Client) -> dict[str, Any]:
+            nonlocal tried
+            if tried:
+                found = self.find_open()
+                if found:
+                    return {"id": found[-1].job_id}
+            tried = True
+            return dict(self._api(client).create_job(_UPDATE))
+
+        info = self._step("create job", attempt)
         self.job_id = str(info["id"])
+        self._noted("created")
+
+    def find_open(self) -> list[JobNote]:
+        """Open update jobs on this object by the integration user since the note, oldest first.
+
+        ``GET jobs/ingest?jobType=V2Ingest`` lists the org's Bulk 2.0 ingest
+        jobs (up to 1,000 a page, paged by ``nextRecordsUrl``, in no set
+        order: docs/crm-apis.md); nothing but the object, the operation, the
+        creator, the state and the creation time tells ours apart, so the
+        window starts :data:`CLOCK_SKEW` before the create was sent.
+        """
+        user = self._session.user_id
+        start = self._note.since - CLOCK_SKEW
+        found: list[tuple[datetime, str]] = []
+        path: str | None = "jobs/ingest?jobType=V2Ingest"
+        while path:
+            page: dict[str, Any] = dict(
+                self._step("list jobs", partial(_list_page, path=path)) or {}
+            )
+            for job in page.get("records") or []:
+                created = parse_stamp(job.get("createdDate"))
+                if (
+                    job.get("state") == OPEN
+                    and str(job.get("object", "")).lower() == self._sobject.lower()
+                    and job.get("operation") == _UPDATE
+                    and (user is None or job.get("createdById") == user)
+                    and created >= start
+                ):
+                    found.append((created, str(job["id"])))
+            next_url = page.get("nextRecordsUrl")
+            path = _data_path(str(next_url)) if next_url and not page.get("done", True) else None
+        return [
+            JobNote(self._note.marker, job_id, "created", self._note.since)
+            for _, job_id in sorted(found)
+        ]
+
+    def abort(self) -> None:
+        """``PATCH`` ``Aborted``: an Open job's rows, if any, are never processed."""
+        job_id = self._require()
+        tried = False
+
+        def attempt(client: Client) -> None:
+            nonlocal tried
+            if tried and self.state() != OPEN:
+                return
+            tried = True
+            self._api(client).abort_job(job_id, False)
+
+        self._step("abort job", attempt)
 
     def upload(self, data: str) -> None:
         """``PUT .../batches``, once: a retry first checks the job is still Open."""
@@ -293,6 +454,7 @@ class IngestJob:
                 raise
 
         self._step("upload", attempt)
+        self._noted("uploaded")
 
     def close(self) -> None:
         """``PATCH`` ``UploadComplete``; a retry first reads whether an earlier try closed it."""
@@ -307,12 +469,17 @@ class IngestJob:
             self._api(client).close_job(job_id)
 
         self._step("close job", attempt)
+        self._noted("closed")
 
-    def wait(self) -> None:
-        """Poll until the job ends; every poll retried on its own (the job is never re-made)."""
+    def wait(self, *, first: bool = True) -> None:
+        """Poll until the job ends; every poll retried on its own (the job is never re-made).
+
+        ``first``: wait before the first poll (a job just closed is not done yet).
+        """
         sleep = self._session.retry.sleep
         deadline = time.monotonic() + BULK_JOB_TIMEOUT
-        sleep(self._wait)
+        if first:
+            sleep(self._wait)
         while True:
             info = self.info()
             state = str(info["state"])
@@ -330,6 +497,19 @@ class IngestJob:
                     f"after {BULK_JOB_TIMEOUT // 3600} hours"
                 )
             sleep(self._wait)
+
+
+def _list_page(client: Client, path: str) -> Any:
+    return client.sf.restful(path, method="GET")
+
+
+def _data_path(url: str) -> str:
+    """A ``nextRecordsUrl`` (``/services/data/vXX.X/jobs/ingest?…``) relative to the data URL."""
+    marker = "/services/data/"
+    if marker in url:
+        url = url.split(marker, 1)[1]
+        return url.split("/", 1)[1] if "/" in url else ""
+    return url.lstrip("/")
 
 
 def _is_state_refusal(exc: SalesforceError) -> bool:
