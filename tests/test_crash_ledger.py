@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -112,6 +113,7 @@ def test_every_write_of_a_killed_run_has_exactly_one_ledger_row(
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         app.faults.update(latency_ms=0)
+        _quiet(app)
         killed_writes = {
             record_id
             for e in app.log.entries()
@@ -148,6 +150,13 @@ def _ids(crm: Sandboxes, crm_name: str) -> list[str]:
     if crm_name == "salesforce":
         return [r["Id"] for r in crm.salesforce.org.records("Account")]
     return [r.id for r in crm.hubspot.portal.snapshot("companies")]
+
+
+def _quiet(app: Any) -> None:
+    """Wait until the sandbox has served every request the killed process left in flight."""
+    seen = -1
+    while seen != (seen := len(app.log.entries())):
+        time.sleep(0.3)
 
 
 def _outputs(crm: Sandboxes, crm_name: str) -> dict[tuple[str, str], str | None]:
