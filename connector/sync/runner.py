@@ -227,6 +227,8 @@ class Runner:
             if result.run_id is not None:
                 # Bulk jobs a crashed run left: finished (or aborted) before planning.
                 journal = StoreJournal(store, conn, obj, result.run_id)
+                if lease is not None:
+                    lease.fence()  # resuming a job writes too: still ours?
                 for line in adapter.resume(obj, journal):
                     log.warning("%s", line, extra=context)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
