@@ -28,6 +28,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connector.analysis.lint import LintWarning, lint_mapping
 from connector.commands.exports import (
     CRM_CHOICES,
     ExportReader,
@@ -432,15 +433,24 @@ def _plural(count: int, word: str) -> str:
     default=None,
     help="Also check this config file (and, without MAPPING arguments, the mappings it lists).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat lint warnings (unreachable rules, impossible conditions) as problems: exit 2.",
+)
 @FORMAT
-def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> None:
+def validate(mappings: tuple[Path, ...], config_file: Path | None, strict: bool, fmt: str) -> None:
     """Check mapping files (default: those in ./mappings) and, if given, a config file.
 
     Prints one "ok" line per valid file, or every problem found in every file,
-    and exits with status 2 when there is any. With --format json: one
-    document {"ok", "files", "problems"} on stdout, the same exit status.
+    and exits with status 2 when there is any. A valid definition is also
+    linted: rules no record can reach, conditions that can never hold, caps
+    and tiers the scores cannot reach are printed as warnings (exit 0, or 2
+    with --strict). With --format json: one document {"ok", "files",
+    "problems", "warnings"} on stdout, the same exit status.
     """
     problems: list[Problem] = []
+    warnings: list[LintWarning] = []
     files: list[dict[str, Any]] = []
     paths: Sequence[Path] = mappings
     settings: Settings | None = None
@@ -485,6 +495,8 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
         if unowned:
             problems.extend(unowned)
             continue
+        found = lint_mapping(engine.definition)
+        warnings.extend(found)
         files.append(
             {
                 "path": str(path),
@@ -495,12 +507,14 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
                 "tiers": len(engine.tier_names),
                 "scores": len(engine.score_names),
                 "personas": len(engine.persona_names),
+                "warnings": len(found),
             }
         )
+    failed = bool(problems) or (strict and bool(warnings))
     if fmt == "json":
         _emit_json(
             {
-                "ok": not problems,
+                "ok": not failed,
                 "files": files,
                 "problems": [
                     {
@@ -511,15 +525,24 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, fmt: str) -> 
                     }
                     for p in problems
                 ],
+                "warnings": [
+                    {"file": w.file, "location": w.location, "message": w.message, "kind": w.kind}
+                    for w in warnings
+                ],
             }
         )
-        if problems:
+        if failed:
             sys.exit(EXIT_USER)
         return
     for entry in files:
         click.echo(f"ok  {entry['path']}: {_validate_summary(entry)}")
+    if not strict:
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
     if problems:
         raise UserError(problems)
+    if strict and warnings:
+        raise UserError([Problem(w.file, w.location, f"{w.message} (--strict)") for w in warnings])
 
 
 def _validate_summary(entry: Mapping[str, Any]) -> str:
@@ -535,6 +558,8 @@ def _validate_summary(entry: Mapping[str, Any]) -> str:
     ]
     if entry["personas"]:
         parts.append(_plural(entry["personas"], "persona"))
+    if entry["warnings"]:
+        parts.append(_plural(entry["warnings"], "warning"))
     return ", ".join(parts)
 
 
