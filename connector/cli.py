@@ -35,6 +35,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("connector.commands.crm", "errors"),
     ("connector.commands.outcomes", "outcomes"),
     ("connector.commands.parity", "parity"),
+    ("connector.commands.rollback", "rollback"),
     ("connector.service.cli", "run"),
     ("segsync_sandbox.cli", "sandbox"),
     ("connector.commands.demo", "demo"),

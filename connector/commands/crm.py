@@ -23,6 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from connector.commands import deal_jobs
+from connector.commands.ledger import render_version, version_document
 from connector.commands.options import FORMAT, NOW
 from connector.config import (
     HubSpotConnection,
@@ -896,16 +897,40 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
 @click.command("history")
 @_CONFIG
 @click.option("--record", "record_id", default=None, help="One record's transitions.")
+@click.option(
+    "--mapping-version",
+    "version",
+    default=None,
+    metavar="VERSION",
+    help="The runs of one mapping version and everything it changed (counts per field).",
+)
+@click.option("--records", is_flag=True, help="With --mapping-version: list the records too.")
 @click.option("--limit", default=50, show_default=True)
 @FORMAT
-def history(config_file: Path | None, record_id: str | None, limit: int, fmt: str) -> None:
+def history(
+    config_file: Path | None,
+    record_id: str | None,
+    version: str | None,
+    records: bool,
+    limit: int,
+    fmt: str,
+) -> None:
     """The transition ledger: which records moved segment or tier, when, and why."""
     settings = load_settings(config_file)
     store = Store.open(settings.store.url)
     try:
-        rows = store.history(record_id, limit=limit)
+        if version is not None:
+            doc = version_document(store, version, records, limit)
+        else:
+            rows = store.history(record_id, limit=limit)
     finally:
         store.close()
+    if version is not None:
+        if fmt == "json":
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            render_version(_console(), doc)
+        return
     if fmt == "json":
         click.echo(
             json.dumps(

@@ -483,10 +483,17 @@ class Store:
         return None if row is None else _run_row(row)
 
     def runs(
-        self, limit: int = 20, *, connection: str | None = None, object: str | None = None
+        self,
+        limit: int = 20,
+        *,
+        connection: str | None = None,
+        object: str | None = None,
+        mapping_version: str | None = None,
     ) -> list[RunRow]:
-        """The latest runs, newest first, optionally of one connection and object."""
+        """The latest runs, newest first; optionally of one connection, object, mapping version."""
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if mapping_version is not None:
+            query = query.where(runs.c.mapping_version == mapping_version)
         if connection is not None:
             query = query.where(runs.c.connection == connection)
         if object is not None:
@@ -1070,13 +1077,22 @@ class Store:
     def history(
         self,
         record_id: str | None,
-        limit: int = 50,
+        limit: int | None = 50,
         *,
         connection: str | None = None,
         object: str | None = None,
+        mapping_version: str | None = None,
+        run_id: int | None = None,
     ) -> list[TransitionRow]:
-        """A record's ledger entries (every record's, with ``None``), newest first."""
+        """A record's ledger entries (every record's, with ``None``), newest first.
+
+        ``mapping_version`` keeps the entries a definition made; ``run_id`` one run's.
+        """
         query = sa.select(transitions_table).order_by(transitions_table.c.id.desc()).limit(limit)
+        if mapping_version is not None:
+            query = query.where(transitions_table.c.mapping_version == mapping_version)
+        if run_id is not None:
+            query = query.where(transitions_table.c.run_id == run_id)
         if record_id is not None:
             query = query.where(transitions_table.c.record_id == record_id)
         if connection is not None:
@@ -1100,3 +1116,47 @@ class Store:
                 )
                 for row in conn.execute(query)
             ]
+
+    def transition_counts(
+        self, mapping_version: str
+    ) -> list[tuple[str, str | None, str | None, int]]:
+        """What a definition changed: (field, from, to, records) over its ledger entries."""
+        t = transitions_table
+        query = (
+            sa.select(t.c.field, t.c.from_value, t.c.to_value, sa.func.count().label("n"))
+            .where(t.c.mapping_version == mapping_version)
+            .group_by(t.c.field, t.c.from_value, t.c.to_value)
+            .order_by(t.c.field, sa.func.count().desc(), t.c.from_value, t.c.to_value)
+        )
+        with self._engine.connect() as conn:
+            return [
+                (row.field, row.from_value, row.to_value, int(row.n)) for row in conn.execute(query)
+            ]
+
+    def run_transitions(self, run_id: int) -> list[TransitionRow]:
+        """Every ledger entry of one run, oldest first."""
+        rows = self.history(None, limit=None, run_id=run_id)
+        rows.reverse()
+        return rows
+
+    def later_transitions(
+        self, connection: str, object: str, run_id: int, ids: Sequence[str]
+    ) -> dict[tuple[str, str], int]:
+        """(record, field) → the latest run after ``run_id`` that moved it, for ``ids``."""
+        t = transitions_table
+        found: dict[tuple[str, str], int] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(ids)):
+                query = (
+                    sa.select(t.c.record_id, t.c.field, sa.func.max(t.c.run_id).label("run"))
+                    .where(
+                        t.c.connection == connection,
+                        t.c.object == object,
+                        t.c.run_id > run_id,
+                        t.c.record_id.in_(chunk),
+                    )
+                    .group_by(t.c.record_id, t.c.field)
+                )
+                for row in conn.execute(query):
+                    found[(row.record_id, row.field)] = int(row.run)
+        return found
