@@ -150,8 +150,9 @@ def test_rollback_restores_respects_edits_and_rolls_back_itself(
         for t in by_version["records"]
         if t["field"] == api.segment
     )
-    text = _invoke("history", "--config", config_b, "--mapping-version", VERSION_B)
+    text = _invoke("history", "--config", config_b, "--mapping-version", VERSION_B, "--records")
     assert text.exit_code == 0 and f"→ SMB  {segment_moves:,}" in text.stdout
+    assert f"{sorted(moved)[0]} {api.segment}:" in text.stdout
 
     # A person edits one moved record after the run.
     edited = sorted(moved)[0]
@@ -174,6 +175,10 @@ def test_rollback_restores_respects_edits_and_rolls_back_itself(
             after_b[r["record"]][0 if r["field"] == api.segment else 1],
             want,
         )
+    text = _invoke("rollback", str(run_b), "--config", config_b, "--dry-run")
+    assert text.exit_code == 0, text.output
+    assert f"Would restore {len(moved) - 1:,} records" in text.stdout
+    assert f"{edited} {api.segment}: changed in the CRM since (now {manual})" in text.stdout
     assert api.values()[edited][0] == manual
     assert {i: v for i, v in api.values().items() if i != edited} == {
         i: v for i, v in after_b.items() if i != edited
