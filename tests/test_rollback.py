@@ -320,3 +320,34 @@ def test_plan_rollback_decides_each_record() -> None:
     assert (counts.read, counts.changed, counts.rewritten) == (3, 2, 2)
     forced = plan_rollback(_run(), entries, current, later, force=True)
     assert set(forced.writes) == {"1", "2", "3", "6"} and forced.conflicts.keys() == {"2", "3"}
+
+
+def test_rollback_claims_its_job_like_a_sync(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    from connector.store.leases import JobClaims, Lease, claim_order
+    from connector.store.locks import locks_for
+    from connector.store.records import RunCounts
+    from connector.store.store import Store
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = sandboxes.write_config(tmp_path / "config.toml", store_url=url)
+    store = Store.open(url)
+    try:
+        run_id = store.start_run("hubspot", "hubspot", "account", VERSION_A, full=True)
+        store.finish_run(run_id, "succeeded", RunCounts(), 0, 0)
+        other = JobClaims(
+            store.engine, locks_for(store.engine), lease_seconds=60, purpose="segsync run"
+        )
+        try:
+            with other.claim(claim_order("hubspot", "account")[0]) as lease:
+                assert isinstance(lease, Lease)
+                busy = _invoke("rollback", str(run_id), "--config", config)
+                assert busy.exit_code == 5, busy.output
+                assert "is running in another process (held by segsync run" in busy.output
+                # A dry run writes nothing: it needs no claim.
+                dry = _invoke("rollback", str(run_id), "--config", config, "--dry-run")
+                assert dry.exit_code == 0, dry.output
+                assert "Would restore 0 records" in dry.stdout
+        finally:
+            other.close()
+    finally:
+        store.close()

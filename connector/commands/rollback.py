@@ -15,13 +15,15 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from connector.commands.crm import open_context
+from connector.commands.crm import _claim, _claims, open_context
 from connector.commands.options import FORMAT
 from connector.config import config_path, load_settings
-from connector.errors import EXIT_OK, EXIT_RUN_FAILED, Problem, UserError
+from connector.errors import EXIT_BUSY, EXIT_OK, EXIT_RUN_FAILED, Problem, UserError
+from connector.store.leases import Busy
 from connector.store.records import RunRow
 from connector.store.store import Store
 from connector.sync.rollback import Restore, Rollback, RollbackResult
+from connector.sync.runner import Job
 from connector.sync.values import as_text
 
 #: Records a text rendering lists before "… and N more".
@@ -153,8 +155,24 @@ def _run_of(config_file: Path | None, run_id: int) -> RunRow:
     is_flag=True,
     help="Also restore records changed since the run, and pass the mass-change guard.",
 )
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0, 86_400),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When the job runs in another process, wait up to this long for it (0: do not wait).",
+)
 @FORMAT
-def rollback(run_id: int, config_file: Path | None, dry_run: bool, force: bool, fmt: str) -> None:
+def rollback(
+    run_id: int,
+    config_file: Path | None,
+    dry_run: bool,
+    force: bool,
+    wait_seconds: float,
+    fmt: str,
+) -> None:
     """Undo a run: restore what each record it changed held before it.
 
     Reads each record the run changed (its ledger entries) from the CRM, and
@@ -164,7 +182,8 @@ def rollback(run_id: int, config_file: Path | None, dry_run: bool, force: bool, 
     `segsync history` and `status`; rolling it back returns to the run's values.
 
     Exit status: 0 when done (conflicts are listed, not failures), 1 when the
-    guard stopped it or a record's write failed, 2 for an unknown run.
+    guard stopped it or a record's write failed, 2 for an unknown run, 5 when
+    the job runs in another process (--wait SECONDS waits for it).
     """
     run = _run_of(config_file, run_id)
     with open_context(config_file, connections=[run.connection]) as ctx:
@@ -175,9 +194,15 @@ def rollback(run_id: int, config_file: Path | None, dry_run: bool, force: bool, 
             )
         adapter = ctx.adapters[run.connection]
         adopted = ctx.settings.connections[run.connection].adopted(run.object)
-        result = Rollback(ctx.store, ctx.settings.sync, adapter, engine, adopted=adopted).run(
-            run_id, dry_run=dry_run, force=force
-        )
+        job = Job(run.connection, adapter, engine, adopted=adopted)
+        # One run per job: a rollback claims the job as a sync does (not a dry run).
+        with _claims(ctx, dry_run) as claims, _claim(claims, job, wait_seconds) as lease:
+            if isinstance(lease, Busy):
+                click.secho(f"error: {lease}", fg="red", err=True)
+                sys.exit(EXIT_BUSY)
+            result = Rollback(ctx.store, ctx.settings.sync, adapter, engine, adopted=adopted).run(
+                run_id, dry_run=dry_run, force=force, lease=lease
+            )
     if fmt == "json":
         click.echo(json.dumps(_document(result), indent=2, default=str))
     else:

@@ -34,7 +34,8 @@ from typing import Any, cast
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, ObjectName, RecordUpdate
 from connector.engine import Engine
-from connector.errors import Problem, SegsyncError, UserError
+from connector.errors import Interrupted, Problem, SegsyncError, UserError
+from connector.store.leases import Fence
 from connector.store.records import FailedRecord, RunCounts, RunRow, Transition, WrittenRecord
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError, check_guard
@@ -200,8 +201,19 @@ class Rollback:
         self._adopted = adopted
         self._clock = clock
 
-    def run(self, run_id: int, *, dry_run: bool = False, force: bool = False) -> RollbackResult:
+    def run(
+        self,
+        run_id: int,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        lease: Fence | None = None,
+    ) -> RollbackResult:
         """Plan the rollback of ``run_id`` and, unless ``dry_run``, carry it out.
+
+        ``lease``: the job's claim (connector/store/leases.py), as a sync holds
+        it: checked before each write chunk, so a rollback that lost its job
+        writes nothing more.
 
         Raises:
             UserError: no such run, or it belongs to another connection or object.
@@ -246,15 +258,20 @@ class Rollback:
             result.seconds = time.monotonic() - started
             return result
         result.run_id = store.start_run(
-            run.connection, run.crm, run.object, run.mapping_version, full=False
+            run.connection,
+            run.crm,
+            run.object,
+            run.mapping_version,
+            full=False,
+            claimed=lease is not None,
         )
         result.message = reason_of(run_id)
         try:
             guard()
-            self._execute(run, plan, result)
+            self._execute(run, plan, result, lease)
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
-            aborted = isinstance(exc, MassChangeError)
+            aborted = isinstance(exc, MassChangeError | Interrupted)
             result.status = "aborted" if aborted else "failed"
             result.message = f"{reason_of(run_id)}: {exc}"
             raise
@@ -311,7 +328,9 @@ class Rollback:
                 + " (a rollback writes only the current mapping's output fields)"
             )
 
-    def _execute(self, run: RunRow, plan: RollbackPlan, result: RollbackResult) -> None:
+    def _execute(
+        self, run: RunRow, plan: RollbackPlan, result: RollbackResult, lease: Fence | None
+    ) -> None:
         store, adapter = self._store, self._adapter
         obj = cast(ObjectName, run.object)
         run_id = result.run_id
@@ -331,6 +350,8 @@ class Rollback:
                 RecordUpdate(record_id, {r.field: r.restore for r in restores})
                 for record_id, restores in chunk
             ]
+            if lease is not None:
+                lease.fence()  # still this process's job? (LeaseLost ends the rollback)
             outcomes = {o.id: o for o in adapter.write(obj, updates)}
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []
