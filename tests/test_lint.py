@@ -88,7 +88,7 @@ default = true
 
 
 def test_shipped_definitions_lint_clean() -> None:
-    for path in (templates.ACCOUNTS, templates.CONTACTS):
+    for path in (templates.ACCOUNTS, templates.CONTACTS, templates.LEADS):
         assert lint_mapping(load_mapping(path)) == []
 
 
