@@ -99,7 +99,7 @@ def test_advisory_locks_exclude_sessions_and_die_with_them(pg_engine: sa.Engine)
                         "SELECT a.pid, a.application_name FROM pg_locks l "
                         "JOIN pg_stat_activity a ON a.pid = l.pid "
                         "WHERE l.locktype = 'advisory' AND l.granted "
-                        "AND l.objid = hashtext(:key)::oid"
+                        "AND l.objid = hashtext(current_schema() || '/' || :key)::oid"
                     ),
                     {"key": key},
                 ).one()

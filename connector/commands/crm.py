@@ -298,6 +298,7 @@ def _result_document(result: RunResult) -> dict[str, Any]:
         "locked": c.locked,
         "held": c.held,
         "changed_since_plan": result.changed_since_plan,
+        "deferred": result.deferred,
         "echoes_skipped": result.echoes,
         "history_asked": result.audited,
         "api_calls": result.api_calls,
@@ -358,6 +359,7 @@ def _render_result(console: Console, result: RunResult) -> None:
         f"read {c.read:,} · changed {c.changed:,} · written {result.written:,} · "
         f"failed {result.failed:,} · overrides kept {c.overrides:,} · locked {c.locked:,}"
         + (f" · held {c.held:,}" if c.held else "")
+        + (f" · deferred {result.deferred:,}" if result.deferred else "")
         + (
             f" · changed since plan {result.changed_since_plan:,} (not written)"
             if result.changed_since_plan

@@ -20,14 +20,19 @@ expires, and then another process takes the job over **without** the lock
 lease expired by its own clock or the token moved on, and raises
 :class:`LeaseLost`: the run ends ``aborted`` and writes nothing more.
 
-Who may take a job:
+Who may take a job (the lease row first, then the lock; released the other
+way round, lock first):
 
-- the lock is free: take it, then the lease (a live lease of a holder that
-  had the lock is a dead process's: the lock would not be free otherwise;
-  a live lease taken by ``steal`` is a running process's, so the job is busy);
-- the lock is held and the lease live (or missing: the holder is between its
-  lock and its lease): busy;
-- the lock is held and the lease expired: steal.
+- the lease is expired (or the job never ran): take the lease (token + 1,
+  mode ``pending``, which everyone else reads as busy), then the lock (mode
+  ``lock``); when the lock is held, its holder let its lease expire
+  while keeping its session or file open (stopped, hung): the job is taken
+  over without the lock (mode ``steal``);
+- the lease is live and was taken with the lock: busy, unless the lock is
+  free, which means its holder is gone (a killed process's lock frees at
+  once): taken over at once;
+- the lease is live and was taken by ``steal``: busy (that taker runs
+  without the lock, which the stopped holder may still have).
 
 Every change is a compare-and-set on the token, so two processes racing for
 one expired lease cannot both win. Times are the processes' clocks (UTC):
@@ -149,6 +154,8 @@ class Lease:
         # Monotonic: a clock jump does not extend a lease; a stop does end it.
         self._valid_until = time.monotonic() + claims.seconds
         self._stop = threading.Event()
+        self._renewing = threading.Lock()
+        self._released = False
         self._thread = threading.Thread(
             target=self._heartbeat, name=f"segsync-lease-{job}", daemon=True
         )
@@ -169,13 +176,18 @@ class Lease:
 
     def renew(self) -> None:
         """Push the lease's expiry on; :class:`LeaseLost` when the token moved on."""
-        started = time.monotonic()
-        if started > self._valid_until:
-            self._lose(self._expired_text())
-        renewed = self._claims._renew(self.job, self.token)
-        if not renewed:
-            self._lose(self._taken_text())
-        self._valid_until = started + self._claims.seconds
+        # Never after release: a renewal landing after it would leave a live
+        # lease behind that nobody renews or releases.
+        with self._renewing:
+            if self._released:
+                return
+            started = time.monotonic()
+            if started > self._valid_until:
+                self._lose(self._expired_text())
+            renewed = self._claims._renew(self.job, self.token)
+            if not renewed:
+                self._lose(self._taken_text())
+            self._valid_until = started + self._claims.seconds
 
     def _lose(self, reason: str) -> None:
         if self._lost is None:
@@ -217,6 +229,8 @@ class Lease:
     def release(self) -> None:
         """Stop the heartbeat and end the lease (if it is still this process's)."""
         self._stop.set()
+        with self._renewing:  # waits for a renewal in flight
+            self._released = True
         self._thread.join(timeout=5)
         if self._lost is None:
             try:
@@ -300,42 +314,64 @@ class JobClaims:
 
     @contextlib.contextmanager
     def _claim_one(self, job: str, parents: Sequence[Lease]) -> Iterator[Lease | Busy]:
-        with self.locks.hold(job) as locked:
-            lease = self._take(job, locked, parents)
-            if isinstance(lease, Busy):
-                yield lease
+        """The lease first, then the lock (see the module docstring); released the other way.
+
+        Every step that changes the row is a compare-and-set on the token, so
+        of any number of processes racing for one job exactly one holds its
+        current token; the others answer Busy.
+        """
+        now = self._clock()
+        row = self.holder(job)
+        with contextlib.ExitStack() as lock:
+            if row is not None and row.expires_at > now:
+                # A live lease. Its holder is gone only if it held the job
+                # lock and the lock is free now (its session or file closed).
+                if row.mode != "lock" or not lock.enter_context(self.locks.hold(job)):
+                    yield Busy(job, row)
+                    return
+                token = self._swap(job, row, "lock", now)
+                mode = "lock"
+                if token is not None:
+                    log.info(
+                        "job %s: its holder %s is gone (its lock is free); taken over",
+                        job,
+                        row.name,
+                        extra={"job": job},
+                    )
+            else:
+                # "pending" until the lock is tried: nobody mistakes the
+                # moment between the two for a dead holder.
+                token = self._swap(job, row, "pending", now)
+                mode = "lock"
+                if token is not None and lock.enter_context(self.locks.hold(job)):
+                    if not self._set_mode(job, token, mode):
+                        token = None
+                elif token is not None:
+                    # The lock is held, but its holder let the lease expire:
+                    # stopped or hung. Take the job without the lock.
+                    mode = "steal"
+                    if not self._set_mode(job, token, mode):
+                        token = None
+                    elif row is not None:
+                        log.warning(
+                            "job %s taken over from %s: its lease expired at %s "
+                            "(stopped or hung); it still holds the job lock",
+                            job,
+                            row.name,
+                            row.expires_at.isoformat(),
+                            extra={"job": job},
+                        )
+            if token is None:  # another process won the race for it
+                yield Busy(job, self.holder(job))
                 return
+            lease = Lease(self, job, token, mode=mode, parents=parents)
             try:
                 yield lease
             finally:
+                # The lock first: a successor that finds the lease still live
+                # and the lock free takes over at once (as from a dead holder).
+                lock.close()
                 lease.release()
-
-    def _take(self, job: str, locked: bool, parents: Sequence[Lease]) -> Lease | Busy:
-        now = self._clock()
-        row = self.holder(job)
-        live = row is not None and row.expires_at > now
-        if locked:
-            if live and row is not None and row.mode == "steal" and row.name != self.name:
-                # Taken over from a stopped holder (which still has the lock
-                # or just let it go): the taker is alive and running.
-                return Busy(job, row)
-            mode: Literal["lock", "steal"] = "lock"
-        else:
-            if row is None or live:
-                return Busy(job, row)
-            mode = "steal"
-        token = self._swap(job, row, mode, now)
-        if token is None:  # another process won the race for it
-            return Busy(job, self.holder(job))
-        if mode == "steal" and row is not None:
-            log.warning(
-                "job %s taken over from %s: its lease expired at %s (stopped or hung)",
-                job,
-                row.name,
-                row.expires_at.isoformat(),
-                extra={"job": job},
-            )
-        return Lease(self, job, token, mode=mode, parents=parents)
 
     # -- the lease rows -------------------------------------------------------
     def holder(self, job: str) -> Holder | None:
@@ -350,9 +386,9 @@ class JobClaims:
         )
 
     def _swap(
-        self, job: str, seen: Holder | None, mode: Literal["lock", "steal"], now: datetime
+        self, job: str, seen: Holder | None, mode: Literal["lock", "pending"], now: datetime
     ) -> int | None:
-        """Take the lease if its token is still ``seen``'s; the new token, else None."""
+        """Take the lease if its token and mode are still ``seen``'s; the new token, else None."""
         values = {
             "holder": self.name,
             "mode": mode,
@@ -366,12 +402,25 @@ class JobClaims:
                     return 1
                 done = conn.execute(
                     sa.update(job_leases)
-                    .where(job_leases.c.job == job, job_leases.c.token == seen.token)
+                    .where(
+                        job_leases.c.job == job,
+                        job_leases.c.token == seen.token,
+                        job_leases.c.mode == seen.mode,
+                    )
                     .values(token=seen.token + 1, **values)
                 )
                 return seen.token + 1 if done.rowcount == 1 else None
         except sa.exc.IntegrityError:
             return None
+
+    def _set_mode(self, job: str, token: int, mode: str) -> bool:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(job_leases)
+                .where(job_leases.c.job == job, job_leases.c.token == token)
+                .values(mode=mode)
+            )
+        return done.rowcount == 1
 
     def _renew(self, job: str, token: int) -> bool:
         now = self._clock()

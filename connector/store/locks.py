@@ -3,7 +3,9 @@
 Which lock depends on the state store, because the store is what replicas share:
 
 - **PostgreSQL** (several replicas): a session advisory lock,
-  ``pg_try_advisory_lock(<namespace>, hashtext(<job key>))``, taken on a
+  ``pg_try_advisory_lock(<namespace>, hashtext(<schema>/<job key>))``
+  (advisory locks are database-wide: the store's schema keeps two stores in
+  one database, e.g. two deployments or parallel tests, apart), taken on a
   dedicated connection and held for the whole run. A replica that dies
   releases it with no action from anyone: its connection closes and the
   server drops the session's locks. While it is held the connection's
@@ -47,6 +49,8 @@ log = logging.getLogger("segsync.locks")
 #: The first key of segsync's two-key advisory locks ("SEGS" in ASCII). The
 #: two-key space does not overlap the one-key space of the store's migration lock.
 ADVISORY_NAMESPACE = 0x53454753
+#: The second key: the job key within the store's schema.
+_LOCK_KEY = "hashtext(current_schema() || '/' || :key)"
 
 
 class JobLocks(Protocol):
@@ -144,7 +148,7 @@ class AdvisoryLocks:
         try:
             acquired = bool(
                 conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:ns, hashtext(:key))"),
+                    sa.text("SELECT pg_try_advisory_lock(:ns, " + _LOCK_KEY + ")"),
                     {"ns": ADVISORY_NAMESPACE, "key": key},
                 ).scalar()
             )
@@ -158,7 +162,7 @@ class AdvisoryLocks:
             try:
                 if acquired:
                     conn.execute(
-                        sa.text("SELECT pg_advisory_unlock(:ns, hashtext(:key))"),
+                        sa.text("SELECT pg_advisory_unlock(:ns, " + _LOCK_KEY + ")"),
                         {"ns": ADVISORY_NAMESPACE, "key": key},
                     )
                     conn.execute(sa.text("SELECT set_config('application_name', 'segsync', false)"))

@@ -287,7 +287,8 @@ owned_fields = sa.Table(
 #: behind the job lock (connector/store/leases.py). ``token`` grows by one at
 #: every acquisition, so a holder that lost the lease (stopped, then resumed)
 #: sees a newer token and writes nothing more. ``mode`` says how it was taken:
-#: ``lock`` with the job lock, ``steal`` from a holder whose lease expired.
+#: ``lock`` with the job lock, ``steal`` from a holder whose lease expired,
+#: ``pending`` for the moment between taking the lease and trying the lock.
 job_leases = sa.Table(
     "job_leases",
     metadata,

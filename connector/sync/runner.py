@@ -79,6 +79,13 @@ T = TypeVar("T")
 TRACKED_KEYS = ("segment", "tier", "persona")
 #: The outputs of a parent (account) that a child (contact) mapping can inherit.
 INHERITABLE_KEYS = ("segment", "tier")
+#: The error code that keeps a contact deferred until its account is computed:
+#: an open error, so the next run fetches the contact again by id.
+DEFERRED = "PARENT_NOT_COMPUTED"
+DEFERRED_MESSAGE = (
+    "deferred: its account has no segment and tier yet (no account run has computed it); "
+    "planned again at the next run"
+)
 #: Output keys the mass-change guard ignores: every other output field counts
 #: (segment, tier, persona, scores, reason, and any adopted field mapped to
 #: them). ``version`` changes on every record with each release of the
@@ -136,6 +143,8 @@ class RunResult:
     """Records whose output values the CRM's audit trail was asked about (sync/audit.py)."""
     audit_persons: int = 0
     """Of those, records with a value a person set by that audit trail."""
+    deferred: int = 0
+    """Contacts not planned: their account has no segment and tier yet (see DEFERRED)."""
     changed_since_plan: int = 0
     """Planned writes held back: the re-read before the write found the record
     changed since the plan (a person's edit, a lock set); re-planned next run."""
@@ -242,6 +251,7 @@ class Runner:
                     parents=[] if full else [parent for parent, _ in marks],
                     echoes=echoes,
                     audit=audit,
+                    result=result,
                 )
                 result.summary = builder.summary()
                 plan = builder.build()
@@ -260,6 +270,10 @@ class Runner:
                 if not dry_run:
                     spool.seek(0)
                     self._execute(job, result, spool, lease)
+                    if lease is not None:
+                        # A run with nothing to write checks too: one that
+                        # lost its job leaves the marks and watermark alone.
+                        lease.fence()
                     self._clear_changed_parents(job, marks)
                     if watermark is not None:
                         store.advance_watermark(conn, obj, watermark)
@@ -316,6 +330,7 @@ class Runner:
         parents: Sequence[str] = (),
         echoes: EchoFilter | None = None,
         audit: AuditTrail | None = None,
+        result: RunResult | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -367,13 +382,20 @@ class Runner:
             for page in self._children(job, parents, fields, parent_keys, seen_extra):
                 yield page, False
 
+        # Contacts deferred by an earlier run: their open error closes once planned.
+        was_deferred = (
+            {e.record_id for e in store.open_errors(conn, obj) if e.code == DEFERRED}
+            if parent_keys
+            else set()
+        )
+
         def decide(planned: list[tuple[PlanInput, Planned]]) -> None:
             for item, (reason, changed_due, seen) in planned:
                 decision = plan_record(item, policy, hysteresis, now)
                 builder.add(decision)
                 self._spool(spool, decision, reason, changed_due, seen)
 
-        read = unreadable_locks = 0
+        read = unreadable_locks = deferred = 0
         for page, pulled in pages():
             if pulled:
                 kept, in_page = [], set()
@@ -403,6 +425,15 @@ class Runner:
                 lock_state = engine.lock_reading(record.fields, crm)
                 unreadable_locks += lock_state.unreadable
                 parent = self._parent(record, parent_keys)
+                if parent is None and parent_keys and record.parent is not None:
+                    # It has an account, but one not computed yet (no account
+                    # run reached it): its fallback values would be wrong and,
+                    # written, trip the guard. Not planned; fetched again next run.
+                    deferred += 1
+                    pickle.dump(("deferred", record.id), spool, protocol=pickle.HIGHEST_PROTOCOL)
+                    continue
+                if record.id in was_deferred:
+                    pickle.dump(("undeferred", record.id), spool, protocol=pickle.HIGHEST_PROTOCOL)
                 agreed_input = decided.get(record.id)
                 if agreed_input is None:
                     assignment = engine.assign(record.fields, crm, now, parent)
@@ -438,6 +469,15 @@ class Runner:
                 unreadable_locks,
                 lock,
             )
+        if deferred:
+            log.warning(
+                "%d %ss deferred: their account has no segment and tier yet; "
+                "planned again at the next run (after an account run)",
+                deferred,
+                obj,
+            )
+        if result is not None:
+            result.deferred = deferred
         return builder, tracker.watermark() or previous
 
     # -- propagation: contacts of accounts whose inherited values changed ----
@@ -612,9 +652,17 @@ class Runner:
             pending: dict[str, Pending | None] = {}
             due: dict[str, datetime | None] = {}
             changed: list[str] = []
+            deferred: list[FailedRecord] = []
+            undeferred: list[str] = []
             for entry in chunk:
                 if entry[0] == "changed":
                     changed.append(entry[1])
+                    continue
+                if entry[0] == "deferred":
+                    deferred.append(FailedRecord(entry[1], DEFERRED, DEFERRED_MESSAGE))
+                    continue
+                if entry[0] == "undeferred":
+                    undeferred.append(entry[1])
                     continue
                 if entry[0] == "due":
                     due[entry[1]] = entry[2][0]
@@ -651,12 +699,15 @@ class Runner:
                     code = outcome.code if outcome is not None else "NO_RESULT"
                     message = outcome.message if outcome is not None else "no outcome returned"
                     failed.append(FailedRecord(record_id, code, message))
+            if undeferred:
+                # Before the batch: a write of theirs that fails reopens an error.
+                store.drop_errors(conn, obj, undeferred)
             store.record_batch(
                 run_id,
                 conn,
                 obj,
                 written,
-                failed,
+                [*failed, *deferred],
                 transitions,
                 pending or None,
                 due or None,
