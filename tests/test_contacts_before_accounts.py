@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,35 @@ def test_contacts_before_accounts_are_deferred_then_inherit(
         assert fields.get(contact_out["tier"]) == account[account_out["tier"]], cid
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
         assert not [e for e in store.open_errors(crm, "contact") if e.code == DEFERRED]
+
+
+def test_the_service_defers_contacts_until_an_account_run(
+    fresh_sandboxes: Sandboxes, config: Path, tmp_path: Path
+) -> None:
+    """`segsync run --once` with only the contact job: deferred; with both: inherited."""
+    crm = "hubspot"
+    assert _cli("provision", "--config", str(config), "--crm", crm).exit_code == 0
+    base = config.read_text()
+    job = '[[service.jobs]]\nconnection = "hubspot"\nobject = "{}"\ninterval_minutes = 60\n'
+    contact_out = compile_mapping(load_mapping(templates.CONTACTS)).output_fields(crm)
+    account_out = compile_mapping(load_mapping(templates.ACCOUNTS)).output_fields(crm)
+    command = [sys.executable, "-m", "connector", "run", "--once", "--config", str(config)]
+
+    config.write_text(base + "\n[service]\nport = 0\n" + job.format("contact"))
+    alone = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120, check=False)
+    assert alone.returncode == 0, alone.stderr.decode()
+    contacts = _contacts(fresh_sandboxes, crm)
+    with_account = {cid for cid, (aid, _) in contacts.items() if aid is not None}
+    assert with_account
+    assert all(not contacts[c][1].get(contact_out["tier"]) for c in with_account)
+    assert b"deferred" in alone.stderr
+
+    config.write_text(
+        base + "\n[service]\nport = 0\n" + job.format("contact") + job.format("account")
+    )
+    both = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120, check=False)
+    assert both.returncode == 0, both.stderr.decode()
+    accounts = _accounts(fresh_sandboxes, crm)
+    for cid, (aid, fields) in _contacts(fresh_sandboxes, crm).items():
+        if aid is not None:
+            assert fields.get(contact_out["tier"]) == accounts[aid][account_out["tier"]], cid

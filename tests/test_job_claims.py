@@ -203,3 +203,19 @@ def test_a_dead_holder_s_job_is_taken_at_once(store: Store) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
         claims.close()
+
+
+def test_a_lock_held_without_any_lease_stays_busy(store: Store) -> None:
+    # A holder that never wrote a lease (an older segsync) is never taken over.
+    claims, foreign = _claims(store, "segsync run"), locks_for(store.engine)
+    job = _job()
+    try:
+        with foreign.hold(job) as held:
+            assert held
+            for _ in range(3):
+                with claims.claim(job) as busy:
+                    assert isinstance(busy, Busy) and busy.holder is None
+            assert claims.holder(job) is None
+    finally:
+        claims.close()
+        foreign.close()

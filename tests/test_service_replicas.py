@@ -4,7 +4,7 @@ What must hold, whichever replica runs what: no job ever runs twice at once
 (the run rows' intervals of one job never overlap), no run is stopped by the
 mass-change guard or fails, and in the end every contact carries its
 account's segment and tier. A longer variant of the same scenario:
-``bench/replicas.py``.
+``bench/replicas_bench.py``.
 """
 
 from __future__ import annotations

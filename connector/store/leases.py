@@ -346,13 +346,19 @@ class JobClaims:
                 if token is not None and lock.enter_context(self.locks.hold(job)):
                     if not self._set_mode(job, token, mode):
                         token = None
-                elif token is not None:
+                elif token is not None and row is None:
+                    # The lock is held by a holder that never wrote a lease
+                    # (an older segsync): busy, as it always was.
+                    self._forget(job, token)
+                    yield Busy(job, None)
+                    return
+                elif token is not None and row is not None:
                     # The lock is held, but its holder let the lease expire:
                     # stopped or hung. Take the job without the lock.
                     mode = "steal"
                     if not self._set_mode(job, token, mode):
                         token = None
-                    elif row is not None:
+                    else:
                         log.warning(
                             "job %s taken over from %s: its lease expired at %s "
                             "(stopped or hung); it still holds the job lock",
@@ -412,6 +418,13 @@ class JobClaims:
                 return seen.token + 1 if done.rowcount == 1 else None
         except sa.exc.IntegrityError:
             return None
+
+    def _forget(self, job: str, token: int) -> None:
+        """Remove the row this process just inserted (back to "never ran")."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(job_leases).where(job_leases.c.job == job, job_leases.c.token == token)
+            )
 
     def _set_mode(self, job: str, token: int, mode: str) -> bool:
         with self._engine.begin() as conn:
