@@ -85,7 +85,7 @@ def test_provision_then_sync_hubspot(fresh_sandboxes: Sandboxes, config: Path) -
         _invoke("history", "--config", str(config), "--record", some_company, "--format", "json")
     )
     assert {e["field"] for e in ledger} == {"segsync_segment", "segsync_tier"}
-    assert all(e["from"] is None and e["mapping_version"] == "2026-11-a" for e in ledger)
+    assert all(e["from"] is None and e["mapping_version"] == "2026-11-b" for e in ledger)
 
     assert _json(_invoke("errors", "--config", str(config), "--format", "json")) == []
 

@@ -29,7 +29,7 @@ def contacts() -> Engine:
 
 def test_names_and_fields(accounts: Engine, contacts: Engine) -> None:
     assert accounts.object == "account"
-    assert accounts.version == "2026-11-a"
+    assert accounts.version == "2026-11-b"
     assert accounts.path.endswith("accounts.toml")
     assert accounts.segment_names == (
         "Enterprise SaaS",
@@ -40,7 +40,14 @@ def test_names_and_fields(accounts: Engine, contacts: Engine) -> None:
     )
     assert accounts.tier_names == ("Tier 1", "Tier 2", "Tier 3")
     assert accounts.persona_names == ()
-    assert accounts.score_names == ("fit", "intent")
+    assert accounts.score_names == ("fit", "intent", "value", "engagement")
+    assert accounts.classification_names == {
+        "value": ("Strategic", "Develop", "Re-engage", "Maintain")
+    }
+    assert accounts.output_fields("salesforce")["classification.value"] == "Segsync_Value_Tier__c"
+    assert accounts.output_fields("hubspot")["classification_reason.value"] == (
+        "segsync_value_reason"
+    )
     assert accounts.inherits == frozenset()
     assert set(accounts.input_fields("salesforce")) == {
         "Industry",
@@ -93,11 +100,14 @@ def test_assignment_is_frozen_and_outputs_exactly_the_declared_fields(accounts: 
         a.segment = "x"  # type: ignore[misc]
     # fit: 30 (≥1000) + 20 (industry) + 10 (US) + 20 (Salesforce) + 10 (Snowflake) = 90
     # intent: 50 (≥70) + 30 (≤30 days) + 10 (≤90 days) = 90
+    # value: 30 (≥1000) + 20 (enterprise software) = 50; engagement: 50 + 20 + 30 = 100
     assert (a.segment, a.tier, dict(a.scores)) == (
         "Enterprise SaaS",
         "Tier 1",
-        {"fit": 90, "intent": 90},
+        {"fit": 90, "intent": 90, "value": 50, "engagement": 100},
     )
+    # value × engagement: medium value (30 ≤ 50 < 60) × engaged (≥ 50)
+    assert a.classifications == {"value": "Develop"}
     out = a.outputs("salesforce", NOW)
     assert out == {
         "Segsync_Segment__c": "Enterprise SaaS",
@@ -105,12 +115,18 @@ def test_assignment_is_frozen_and_outputs_exactly_the_declared_fields(accounts: 
         "Segsync_Fit_Score__c": 90,
         "Segsync_Intent_Score__c": 90,
         "Segsync_Reason__c": a.reason,
-        "Segsync_Version__c": "2026-11-a",
+        "Segsync_Value_Tier__c": "Develop",
+        "Segsync_Value_Reason__c": a.classification_reasons["value"],
+        "Segsync_Version__c": "2026-11-b",
         "Segsync_Updated_At__c": NOW,
     }
     assert set(a.outputs("hubspot", NOW)) == set(accounts.output_fields("hubspot").values())
     assert a.reason.startswith("Tier 1 · Enterprise SaaS · fit 90 (employees ≥ 1000 +30, ")
     assert "intent 90 (strong intent +50" in a.reason
+    # the main reason shows only what the tier reads; the classification's reason its scores
+    assert "value" not in a.reason and "engagement" not in a.reason
+    assert a.classification_reasons["value"].startswith("Develop · value 50 (employees ≥ 1000 +30")
+    assert "engagement 100 (active ≤ 30 days +50" in a.classification_reasons["value"]
     assert hash(a) == hash(accounts.evaluate(dict(record), "salesforce", NOW))
 
 

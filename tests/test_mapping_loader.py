@@ -107,8 +107,11 @@ def test_shipped_accounts_shape() -> None:
     m = load_mapping(ACCOUNTS)
     assert m.object == "account"
     assert 3 <= len(m.segments) <= 5
-    assert set(m.scores) == {"fit", "intent"}
+    assert set(m.scores) == {"fit", "intent", "value", "engagement"}
     assert m.tier_matrix is not None
+    value = m.classifications["value"]
+    assert value.matrix is not None and value.matrix.rows.subject == "value"
+    assert value.tier_names == ("Strategic", "Develop", "Re-engage", "Maintain")
     assert m.tier_names == ("Tier 1", "Tier 2", "Tier 3")
     assert m.lock == "locked"
     assert m.outputs["salesforce"] == {
@@ -117,6 +120,8 @@ def test_shipped_accounts_shape() -> None:
         "score.fit": "Segsync_Fit_Score__c",
         "score.intent": "Segsync_Intent_Score__c",
         "reason": "Segsync_Reason__c",
+        "classification.value": "Segsync_Value_Tier__c",
+        "classification_reason.value": "Segsync_Value_Reason__c",
         "version": "Segsync_Version__c",
         "updated_at": "Segsync_Updated_At__c",
     }

@@ -361,6 +361,9 @@ def test_preview_out_writes_every_record(
         "tier",
         "fit_score",
         "intent_score",
+        "value_score",
+        "engagement_score",
+        "value_tier",
         "reason",
         "locked",
     ]
@@ -371,6 +374,7 @@ def test_preview_out_writes_every_record(
         assert line["locked"] == str(accounts_engine.is_locked(row, "salesforce")).lower()
         assert float(line["fit_score"]) == a.scores["fit"]
         assert float(line["intent_score"]) == a.scores["intent"]
+        assert line["value_tier"] == a.classifications["value"]
     assert any(w["kind"] == "missing_ids" for w in doc["warnings"])
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -612,7 +616,7 @@ def raised_smb_threshold(tmp_path: Path) -> Path:
     old = '{ attr = "employees", lt = 100 }'
     assert text.count(old) == 1, "the shipped SMB rule changed; update this test"
     changed = text.replace(old, '{ attr = "employees", lt = 150 }')
-    changed = changed.replace('version = "2026-11-a"', 'version = "2026-11-test"', 1)
+    changed = changed.replace('version = "2026-11-b"', 'version = "2026-11-test"', 1)
     path = tmp_path / "accounts-next.toml"
     path.write_text(changed, encoding="utf-8")
     return path
@@ -663,6 +667,35 @@ def test_diff_text_and_sample_limit(segsync: click.Group, tmp_path: Path) -> Non
     assert "Unchanged" in result.stdout
     shown = [r["Id"] for r in (SF_ROWS[3], SF_ROWS[5]) if r["Id"] in result.stdout]
     assert len(shown) == 1
+
+
+def test_diff_counts_the_moves_of_each_classification(
+    segsync: click.Group, accounts_engine: Engine, tmp_path: Path
+) -> None:
+    # A stricter value × engagement: a medium-value account is never "Develop" any more.
+    text = ACCOUNTS.read_text(encoding="utf-8")
+    old_row = '[ "Develop",   "Develop",   "Re-engage" ],   # medium value'
+    assert old_row in text
+    after = tmp_path / "stricter.toml"
+    new_row = '[ "Develop",   "Maintain",  "Maintain"  ],   # medium value'
+    text = text.replace(old_row, new_row)
+    after.write_text(
+        text.replace('version = "2026-11-b"', 'version = "2026-11-test"'), encoding="utf-8"
+    )
+    after_engine = compile_mapping(load_mapping(after))
+    doc = json_out(run_diff(segsync, tmp_path, after, "--format", "json"))
+    moves = Counter(
+        (
+            accounts_engine.evaluate(r, "salesforce", NOW).classifications["value"],
+            after_engine.evaluate(r, "salesforce", NOW).classifications["value"],
+        )
+        for r in SF_ROWS
+    )
+    value = doc["transitions"]["value"]
+    assert {(m["from"], m["to"]): m["count"] for m in value["matrix"]} == dict(moves)
+    assert value["changed"] == sum(n for (a, b), n in moves.items() if a != b) > 0
+    # the tier is untouched by a classification change
+    assert doc["transitions"]["tier"]["changed"] == 0
 
 
 def test_diff_of_identical_definitions_moves_nothing(segsync: click.Group, tmp_path: Path) -> None:

@@ -211,6 +211,7 @@ def test_provision_records_and_marks_what_it_creates(
         assert store.owned_fields("hubspot", "account") == {
             "segsync_segment", "segsync_tier", "segsync_fit_score", "segsync_intent_score",
             "segsync_reason", "segsync_version", "segsync_updated_at",
+            "segsync_value_tier", "segsync_value_reason",
         }  # fmt: skip
 
 

@@ -253,7 +253,7 @@ def test_ambiguous_and_unmatched_are_reported(
 
 def test_text_and_html_reports(config: Path, tmp_path: Path) -> None:
     text = _invoke("parity", "--config", str(config), "--now", NOW).output
-    assert "Accounts (definition 2026-11-a): " in text
+    assert "Accounts (definition 2026-11-b): " in text
     assert "→ Other in HubSpot: 3 accounts" in text
     assert "→ add 'INTERNET' to synonyms Software in accounts.toml [attributes.industry]" in text
     page = tmp_path / "parity.html"

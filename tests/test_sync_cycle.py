@@ -7,7 +7,9 @@ HTTPS, real hubspot-api-client over HTTP), restored to a fresh state first.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,7 +156,7 @@ def test_full_then_incremental(world: World) -> None:
     accounts = world.records()
     _, some = next(iter(accounts.items()))
     assert some[world.field("reason")] == world.expected(some).reason
-    assert some[world.field("version")] == "2026-11-a"
+    assert some[world.field("version")] == "2026-11-b"
 
     world.clock.tick()
     second = world.sync()
@@ -310,7 +312,7 @@ def test_mapping_change_extends_picklists_and_deletes_nothing(world: World, tmp_
     changed = tmp_path / "accounts.toml"
     changed.write_text(
         text.replace(marker, new_segment + marker).replace(
-            'version = "2026-11-a"', 'version = "2026-11-b"'
+            'version = "2026-11-b"', 'version = "2026-11-c"'
         )
     )
     from connector.engine import compile_mapping
@@ -368,3 +370,52 @@ def test_hysteresis_holds_a_tier_move_until_it_persists(world: World) -> None:
     second = patient.run(job)  # the record is not edited again: its pending state brings it back
     assert second.summary.counts.held == 0
     assert world.records()[target][tier] == "Tier 1"
+
+
+@both
+def test_every_classification_is_provisioned_written_and_guarded(
+    world: World, tmp_path: Path
+) -> None:
+    """The value × engagement tier gets its own picklist and reason field, written each sync."""
+    world.provision()
+    engine = world.engine("account")
+    value, reason = world.field("classification.value"), world.field("classification_reason.value")
+    described = world.adapter.describe("account", [value, reason])
+    assert set(described[value].options) == set(engine.classification_names["value"])
+    first = world.sync()
+    assert first.status == "succeeded"
+    held: Counter[str] = Counter()
+    for record_id, fields in world.records().items():
+        want = world.expected(fields)
+        assert fields[value] == want.classifications["value"], record_id
+        assert fields[reason] == want.classification_reasons["value"], record_id
+        held[fields[value]] += 1
+    assert len(held) >= 2, held  # the sandbox's accounts land in several value tiers
+    # A definition change that moves only the classification is still a mass change.
+    text = templates.ACCOUNTS.read_text(encoding="utf-8")
+    everyone = text.replace('"Strategic"', '"Maintain"').replace('"Develop"', '"Maintain"')
+    everyone = everyone.replace('"Re-engage"', '"Maintain"')
+    changed = tmp_path / "accounts.toml"
+    changed.write_text(everyone.replace('version = "2026-11-b"', 'version = "2026-11-z"'))
+    from connector.engine import compile_mapping
+    from connector.mapping import load_mapping
+
+    (job,) = world.ctx.jobs(world.crm, "account")
+    job = replace(job, engine=compile_mapping(load_mapping(changed)))
+    before = world.records()
+    moving = sum(1 for f in before.values() if f[value] != "Maintain")
+    world.clock.tick()
+    # About a quarter of the sandbox accounts move, all of them only in the classification:
+    # a guard at 10 % must stop the run before any write.
+    assert moving / len(before) > 0.1
+    strict = world.ctx.settings.sync.model_copy(update={"max_change_share": 0.1})
+    guarded = Runner(world.store, strict, clock=world.clock)
+    with pytest.raises(Exception, match="--force"):
+        guarded.run(job)
+    assert world.records() == before
+    forced = world.runner.run(job, force=True)
+    assert forced.status == "succeeded"
+    assert {f[value] for f in world.records().values()} == {"Maintain"}
+    # the tier did not move
+    tier = world.field("tier")
+    assert all(world.records()[i][tier] == before[i][tier] for i in before)

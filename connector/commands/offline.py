@@ -508,6 +508,7 @@ def validate(mappings: tuple[Path, ...], config_file: Path | None, strict: bool,
                 "scores": len(engine.score_names),
                 "personas": len(engine.persona_names),
                 "warnings": len(found),
+                "classifications": list(engine.classification_names),
             }
         )
     failed = bool(problems) or (strict and bool(warnings))
@@ -560,6 +561,9 @@ def _validate_summary(entry: Mapping[str, Any]) -> str:
         parts.append(_plural(entry["personas"], "persona"))
     if entry["warnings"]:
         parts.append(_plural(entry["warnings"], "warning"))
+    if entry.get("classifications"):
+        names = ", ".join(entry["classifications"])
+        parts.append(f"{_plural(len(entry['classifications']), 'classification')} ({names})")
     return ", ".join(parts)
 
 
@@ -583,7 +587,9 @@ class _OutWriter:
         self._scores = engine.score_names
         self._persona = bool(engine.persona_names)
         self._writer = csv.writer(self._file)
+        self._classes = tuple(engine.classification_names)
         header = ["id", "segment", "tier", *(f"{name}_score" for name in self._scores)]
+        header.extend(f"{name}_tier" for name in self._classes)
         if self._persona:
             header.append("persona")
         header.append("reason")
@@ -596,6 +602,7 @@ class _OutWriter:
         """One record's row; ``locked``: a sync would leave the record as it is."""
         row: list[Any] = [record or "", assignment.segment, assignment.tier]
         row.extend(_cell(assignment.scores.get(name)) for name in self._scores)
+        row.extend(assignment.classifications.get(name, "") for name in self._classes)
         if self._persona:
             row.append(assignment.persona or "")
         row.append(assignment.reason)
@@ -884,7 +891,13 @@ def explain(
 
 
 def _values(assignment: Assignment) -> dict[str, str | None]:
-    return {"segment": assignment.segment, "tier": assignment.tier, "persona": assignment.persona}
+    """Segment, tier, persona and each classification's tier, by dimension name."""
+    return {
+        "segment": assignment.segment,
+        "tier": assignment.tier,
+        "persona": assignment.persona,
+        **assignment.classifications,
+    }
 
 
 @click.command("diff")
@@ -962,17 +975,21 @@ def diff(
     dimensions: tuple[str, ...] = ("segment", "tier")
     if before.persona_names or after.persona_names:
         dimensions += ("persona",)
+    # Each classification either definition declares is one more dimension (its name).
+    dimensions += tuple(dict.fromkeys([*before.classification_names, *after.classification_names]))
     transitions = Transitions(
         dimensions=dimensions,
         before_names={
             "segment": before.segment_names,
             "tier": before.tier_names,
             "persona": before.persona_names,
+            **before.classification_names,
         },
         after_names={
             "segment": after.segment_names,
             "tier": after.tier_names,
             "persona": after.persona_names,
+            **after.classification_names,
         },
         sample_limit=samples,
     )

@@ -12,6 +12,7 @@ REASON_LIMIT = 255
 _SEP = " · "
 _ELLIPSIS = "…"
 _NO_OUTPUTS: Mapping[str, Mapping[str, str]] = {}
+_NO_CLASSES: Mapping[str, str] = {}
 
 
 class Scores(dict[str, float | int]):
@@ -62,6 +63,10 @@ class Assignment:
             changes it. Set by :meth:`Engine.assign
             <connector.engine.Engine.assign>` (``evaluate`` leaves it ``None``);
             not part of equality.
+        classifications: classification name → its tier, in definition order
+            (empty when the mapping declares none).
+        classification_reasons: classification name → its one-line reason.
+            Not part of equality (it follows from the decisions).
 
     """
 
@@ -75,6 +80,10 @@ class Assignment:
         default_factory=lambda: _NO_OUTPUTS, compare=False, repr=False, hash=False
     )
     due_at: datetime | None = field(default=None, compare=False, hash=False)
+    classifications: Mapping[str, str] = field(default_factory=lambda: _NO_CLASSES, hash=False)
+    classification_reasons: Mapping[str, str] = field(
+        default_factory=lambda: _NO_CLASSES, compare=False, repr=False, hash=False
+    )
 
     def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
         """CRM field → value for exactly the outputs the mapping declares for ``crm``.
@@ -107,6 +116,11 @@ class Assignment:
                 out[crm_field] = now
             elif key.startswith("score."):
                 out[crm_field] = self.scores.get(key[len("score.") :])
+            elif key.startswith("classification."):
+                out[crm_field] = self.classifications.get(key[len("classification.") :])
+            elif key.startswith("classification_reason."):
+                name = key[len("classification_reason.") :]
+                out[crm_field] = self.classification_reasons.get(name)
         return out
 
 

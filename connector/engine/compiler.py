@@ -36,6 +36,7 @@ from connector.mapping.models import (
     MappingDef,
     NotOf,
     RuleDef,
+    TierMatrix,
 )
 
 #: Distinct assignments remembered per engine (keyed by decisions, not records).
@@ -192,6 +193,17 @@ class Compiler:
             self.rule_bits.append(list(range(bit, bit + len(score.rules))))
             bit += len(score.rules)
         self.intern: dict[tuple[Any, ...], Assignment] = {}
+        # The scores each classification reads (matrix axes, rule tests): its reason shows them.
+        self.class_scores: dict[str, list[str]] = {
+            name: _scores_read(c.tiers, c.matrix, list(mapping.scores))
+            for name, c in mapping.classifications.items()
+        }
+        # Scores only classifications read stay out of the main reason line (their own
+        # reasons show them): adding a classification leaves the main reason unchanged.
+        main_read = set(_scores_read(mapping.tiers, mapping.tier_matrix, list(mapping.scores)))
+        self.class_only_scores = {
+            s for names in self.class_scores.values() for s in names if s not in main_read
+        }
         # Plain dicts (not read-only proxies) so that assignments pickle.
         self.output_spec: Mapping[str, Mapping[str, str]] = {
             crm: dict(spec) for crm, spec in mapping.outputs.items()
@@ -201,7 +213,8 @@ class Compiler:
 
     def build(self, key: tuple[Any, ...]) -> Assignment:
         """Create (and intern) the assignment for one decision key."""
-        segment, tier, mask, persona, inherited = key
+        segment, tier, mask, persona, inherited = key[:5]
+        classes = key[5:]
         scores: dict[str, float | int] = {}
         score_parts: list[tuple[str, float | int, list[str]]] = []
         for score, bits in zip(self.score_list, self.rule_bits, strict=True):
@@ -227,7 +240,13 @@ class Compiler:
             tail.append(f"{which} from account")
         elif self.m.inherit and self.m.object == "contact":
             tail.append("no account")
-        reason = reason_line(head, score_parts, tail)
+        main_parts = [p for p in score_parts if p[0] not in self.class_only_scores]
+        reason = reason_line(head, main_parts, tail)
+        by_score = {part[0]: part for part in score_parts}
+        class_reasons = {
+            name: reason_line([value], [by_score[s] for s in self.class_scores[name]])
+            for name, value in zip(self.m.classifications, classes, strict=True)
+        }
         assignment = Assignment(
             segment=segment,
             tier=tier,
@@ -236,6 +255,8 @@ class Compiler:
             version=self.m.version,
             reason=reason,
             output_spec=self.output_spec,
+            classifications=dict(zip(self.m.classifications, classes, strict=True)),
+            classification_reasons=class_reasons,
         )
         if len(self.intern) < INTERN_LIMIT:
             self.intern[key] = assignment
@@ -519,8 +540,23 @@ class Compiler:
             rules_chain(1, "persona", m.personas, f"persona = {g.const(default_of(m.personas))}")
         else:
             g.emit(1, "persona = None")
+        # further classifications: each decided like the tier, never inherited
+        class_vars = []
+        for i, cdef in enumerate(m.classifications.values()):
+            var = f"c{i}"
+            class_vars.append(var)
+            if cdef.matrix is not None:
+                cells = g.const(cdef.matrix.cells)
+                fallback = (
+                    f"{var} = {cells}[{axis_expr(cdef.matrix.rows)}]"
+                    f"[{axis_expr(cdef.matrix.columns)}]"
+                )
+            else:
+                fallback = f"{var} = {g.const(default_of(cdef.tiers))}"
+            rules_chain(1, var, cdef.tiers, fallback)
         inherited = "parent is not None" if m.inherit else "False"
-        g.emit(1, f"key = (seg, tier, m, persona, {inherited})")
+        extra = "".join(f", {v}" for v in class_vars)
+        g.emit(1, f"key = (seg, tier, m, persona, {inherited}{extra})")
         g.emit(1, "a = INTERN.get(key)")
         g.emit(1, "if a is None:")
         g.emit(2, "a = BUILD(key)")
@@ -546,7 +582,7 @@ class Compiler:
             elif isinstance(cond, NotOf):
                 walk(cond.item)
 
-        for rules in (m.segments, m.tiers, m.personas):
+        for rules in (m.segments, *m.tier_rule_sets(), m.personas):
             for rule in rules:
                 walk(rule.when)
         for score in m.scores.values():
@@ -571,14 +607,39 @@ class Compiler:
             elif isinstance(cond, NotOf):
                 walk(cond.item)
 
-        for rules in (m.segments, m.tiers, m.personas):
+        for rules in (m.segments, *m.tier_rule_sets(), m.personas):
             for rule in rules:
                 walk(rule.when)
         for score in m.scores.values():
             for srule in score.rules:
                 walk(srule.when)
-        if m.tier_matrix is not None:
-            for axis in (m.tier_matrix.rows, m.tier_matrix.columns):
+        for matrix in m.matrices():
+            for axis in (matrix.rows, matrix.columns):
                 if axis.kind == "attr":
                     used.add(axis.subject)
         return used
+
+
+def _scores_read(
+    rules: tuple[RuleDef, ...], matrix: TierMatrix | None, order: list[str]
+) -> list[str]:
+    """The scores a tiering reads (rule tests, matrix axes), in definition order."""
+    read: set[str] = set()
+
+    def walk(cond: Condition | None) -> None:
+        if isinstance(cond, Leaf):
+            if cond.kind == "score":
+                read.add(cond.subject)
+        elif isinstance(cond, AllOf | AnyOf):
+            for c in cond.items:
+                walk(c)
+        elif isinstance(cond, NotOf):
+            walk(cond.item)
+
+    for rule in rules:
+        walk(rule.when)
+    if matrix is not None:
+        for axis in (matrix.rows, matrix.columns):
+            if axis.kind == "score":
+                read.add(axis.subject)
+    return [name for name in order if name in read]

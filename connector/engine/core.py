@@ -79,6 +79,11 @@ class Engine:
         return self._m.tier_names
 
     @property
+    def classification_names(self) -> dict[str, tuple[str, ...]]:
+        """Each further classification's name → its tier names, in definition order."""
+        return {name: c.tier_names for name, c in self._m.classifications.items()}
+
+    @property
     def persona_names(self) -> tuple[str, ...]:
         """Persona names (empty for accounts)."""
         return self._m.persona_names

@@ -97,7 +97,7 @@ def time_tests(mapping: MappingDef) -> dict[str, tuple[int, ...]]:
         elif isinstance(cond, NotOf):
             walk(cond.item)
 
-    for rules in (mapping.segments, mapping.tiers, mapping.personas):
+    for rules in (mapping.segments, *mapping.tier_rule_sets(), mapping.personas):
         for rule in rules:
             walk(rule.when)
     for score in mapping.scores.values():

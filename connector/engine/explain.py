@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,7 +25,16 @@ from connector.engine.compiler import (
     score_total,
     thresholds,
 )
-from connector.mapping.models import AllOf, AnyOf, Axis, Condition, Leaf, MappingDef, RuleDef
+from connector.mapping.models import (
+    AllOf,
+    AnyOf,
+    Axis,
+    Condition,
+    Leaf,
+    MappingDef,
+    RuleDef,
+    TierMatrix,
+)
 from connector.mapping.render import condition_text, leaf_text, literal_text
 
 
@@ -202,6 +211,7 @@ class Explanation:
         persona: how the persona was decided (contacts).
         inherited: which decisions came from the parent account.
         assignment: the result, identical to :meth:`Engine.evaluate`.
+        classifications: how each further classification was decided.
 
     """
 
@@ -217,6 +227,7 @@ class Explanation:
     inherited: frozenset[str]
     assignment: Assignment
     lock: Mapping[str, Any] | None = field(default=None)
+    classifications: Mapping[str, Decision] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of the whole explanation."""
@@ -233,6 +244,8 @@ class Explanation:
                 "persona": a.persona,
                 "version": a.version,
                 "reason": a.reason,
+                "classifications": dict(a.classifications),
+                "classification_reasons": dict(a.classification_reasons),
             },
             "attributes": [t.to_dict() for t in self.attributes],
             "segment": self.segment.to_dict(),
@@ -241,6 +254,7 @@ class Explanation:
             "persona": self.persona.to_dict() if self.persona else None,
             "inherited": sorted(self.inherited),
             "lock": _json(self.lock) if self.lock is not None else None,
+            "classifications": {k: d.to_dict() for k, d in self.classifications.items()},
         }
 
     def render(self) -> str:
@@ -251,6 +265,7 @@ class Explanation:
             f" · at {self.now.isoformat()}",
             f"→ segment {a.segment!r} · tier {a.tier!r}"
             + (f" · persona {a.persona!r}" if a.persona else "")
+            + "".join(f" · {k} {v!r}" for k, v in a.classifications.items())
             + "".join(f" · {k} {number_text(v)}" for k, v in a.scores.items()),
             f"reason: {a.reason}",
             "",
@@ -285,6 +300,12 @@ class Explanation:
                     out.extend(r.test.lines(4))
         out.append("")
         out.extend(_decision_lines("Tier", self.tier))
+        for name, decision in self.classifications.items():
+            out.append("")
+            out.extend(_decision_lines(f"Classification {name}", decision))
+            reason = self.assignment.classification_reasons.get(name)
+            if reason:
+                out.append(f"  reason: {reason}")
         if self.persona is not None:
             out.append("")
             out.extend(_decision_lines("Persona", self.persona))
@@ -464,7 +485,7 @@ def threshold_keys_of(mapping: MappingDef) -> tuple[tuple[str, int], ...]:
         else:
             walk(cond.item)
 
-    for rules in (mapping.segments, mapping.tiers, mapping.personas):
+    for rules in (mapping.segments, *mapping.tier_rule_sets(), mapping.personas):
         for rule in rules:
             walk(rule.when)
     for score in mapping.scores.values():
@@ -538,35 +559,17 @@ def explain_record(
         )
 
     # Tier
-    tier_choice, tier_rules = tracer.rules(mapping.tiers)
-    matrix_info: dict[str, Any] | None = None
-    matrix = mapping.tier_matrix
     if use_parent and "tier" in mapping.inherit and parent is not None:
         inherited.add("tier")
         tier = Decision(parent.tier, "inherited from the parent account")
     else:
-        if tier_choice is None and matrix is not None:
-            rv = _axis_value(matrix.rows, values, tracer.scores)
-            cv = _axis_value(matrix.columns, values, tracer.scores)
-            r, c = _band(matrix.rows, rv), _band(matrix.columns, cv)
-            tier_choice = matrix.cells[r][c]
-            matrix_info = {
-                "row_subject": matrix.rows.subject,
-                "row_value": rv,
-                "row_label": matrix.rows.labels[r],
-                "column_subject": matrix.columns.subject,
-                "column_value": cv,
-                "column_label": matrix.columns.labels[c],
-                "cell": tier_choice,
-            }
-            how = "tier matrix"
-        elif tier_choice == _default_name(mapping.tiers):
-            how = "default"
-        else:
-            how = "first matching rule"
+        tier = _tiering(tracer, values, mapping.tiers, mapping.tier_matrix)
         if "tier" in mapping.inherit:
-            how += " (no parent account)"
-        tier = Decision(tier_choice, how, tier_rules, matrix_info)
+            tier = replace(tier, how=tier.how + " (no parent account)")
+    classifications = {
+        name: _tiering(tracer, values, c.tiers, c.matrix)
+        for name, c in mapping.classifications.items()
+    }
 
     persona: Decision | None = None
     if mapping.personas:
@@ -598,7 +601,39 @@ def explain_record(
         inherited=frozenset(inherited),
         assignment=assignment,
         lock=lock,
+        classifications=classifications,
     )
+
+
+def _tiering(
+    tracer: _Tracer,
+    values: Mapping[str, Any],
+    rules: tuple[RuleDef, ...],
+    matrix: TierMatrix | None,
+) -> Decision:
+    """How one tiering (the tier or a classification) was decided: rules, then matrix or default."""
+    choice, traces = tracer.rules(rules)
+    matrix_info: dict[str, Any] | None = None
+    if choice is None and matrix is not None:
+        rv = _axis_value(matrix.rows, values, tracer.scores)
+        cv = _axis_value(matrix.columns, values, tracer.scores)
+        r, c = _band(matrix.rows, rv), _band(matrix.columns, cv)
+        choice = matrix.cells[r][c]
+        matrix_info = {
+            "row_subject": matrix.rows.subject,
+            "row_value": rv,
+            "row_label": matrix.rows.labels[r],
+            "column_subject": matrix.columns.subject,
+            "column_value": cv,
+            "column_label": matrix.columns.labels[c],
+            "cell": choice,
+        }
+        how = "tier matrix"
+    elif choice == _default_name(rules):
+        how = "default"
+    else:
+        how = "first matching rule"
+    return Decision(choice, how, traces, matrix_info)
 
 
 def _axis_value(axis: Axis, values: Mapping[str, Any], scores: Mapping[str, Any]) -> Any:

@@ -7,7 +7,7 @@ TOML location, what was expected, and a suggestion for typos).
 
 The language in one screen (``mappings/accounts.toml`` teaches it in full)::
 
-    object = "account" | "contact" | "lead"     version = "2026-11-a"     lock = "<boolean attr>"
+    object = "account" | "contact" | "lead"     version = "2026-11-b"     lock = "<boolean attr>"
     inherit = ["segment", "tier"]      # contacts: taken from the parent account
 
     [attributes.<name>]   type, salesforce, hubspot, synonyms, values, unknown, blank
@@ -15,9 +15,11 @@ The language in one screen (``mappings/accounts.toml`` teaches it in full)::
     [scores.<name>]       rules = [{ points, when, label }], cap, floor
     [[tiers]]             name, when | default = true      (ordered; overrides with a matrix)
     [tier_matrix]         rows / columns = { score | attr, at_least = [...], labels }, cells
+    [classifications.<name>]  description; [[….tiers]] rules and / or [….matrix]  (more tierings)
     [[personas]]          name, when | default = true      (contacts)
     [outputs.<crm>]       segment, tier, persona, reason, version, updated_at,
-                          scores = { <name> = "<field>" }
+                          scores = { <name> = "<field>" },
+                          classifications / classification_reasons = { <name> = "<field>" }
 
     when = { attr = "employees", gte = 500 }      { score = "fit", gte = 60 }
            { segment = "SMB" }  { segment = ["A", "B"] }
@@ -42,6 +44,7 @@ from connector.mapping.models import (
     AnyOf,
     AttributeDef,
     Axis,
+    ClassificationDef,
     Condition,
     Leaf,
     MappingDef,
@@ -61,6 +64,7 @@ __all__ = [
     "AnyOf",
     "AttributeDef",
     "Axis",
+    "ClassificationDef",
     "Condition",
     "Leaf",
     "MappingDef",

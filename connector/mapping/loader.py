@@ -30,6 +30,7 @@ from connector.mapping.models import (
     AttributeDef,
     AttrType,
     Axis,
+    ClassificationDef,
     Condition,
     Leaf,
     MappingDef,
@@ -89,6 +90,7 @@ _TOP_KEYS = (
     "scores",
     "tiers",
     "tier_matrix",
+    "classifications",
     "personas",
     "inherit",
     "lock",
@@ -111,6 +113,14 @@ _SCORE_RULE_KEYS = ("points", "when", "label")
 _MATRIX_KEYS = ("rows", "columns", "cells", "description")
 _AXIS_KEYS = ("score", "attr", "at_least", "labels")
 _OUTPUT_KEYS = ("segment", "tier", "persona", "reason", "version", "updated_at", "scores")
+#: Output tables naming one field per classification: logical key prefix.
+_CLASSIFICATION_OUTPUTS = {
+    "classifications": "classification.",
+    "classification_reasons": "classification_reason.",
+}
+_CLASSIFICATION_KEYS = ("description", "tiers", "matrix")
+#: Names a classification may not take: the dimensions every mapping already has.
+_RESERVED_CLASSIFICATIONS = ("segment", "tier", "persona", "score", "reason", "version")
 _COMBINATORS = ("all", "any", "not")
 _SUBJECTS = ("attr", "score", "segment")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -243,6 +253,7 @@ class _Builder:
         self.object = "account"
         self.inherited_segment = False
         self.timezone = "UTC"
+        self.classification_names: list[str] = []
 
     # --- top level -----------------------------------------------------------------------
 
@@ -307,6 +318,7 @@ class _Builder:
             if "personas" in data:
                 c.add("personas", "personas are only for people (object = 'contact' or 'lead')")
             personas = ()
+        classifications = self._classifications()
         lock = self._lock()
         outputs = self._outputs()
 
@@ -327,6 +339,7 @@ class _Builder:
             lock=lock,
             outputs=outputs,
             timezone=self.timezone,
+            classifications=classifications,
         )
 
     # --- attributes ----------------------------------------------------------------------
@@ -788,9 +801,11 @@ class _Builder:
         required: bool,
         default_allowed: bool = True,
         missing_hint: str = "",
+        raw: Any = None,
     ) -> tuple[RuleDef, ...]:
         c = self.c
-        raw = self.data.get(key)
+        if raw is None:
+            raw = self.data.get(key)
         if raw is None:
             if required:
                 hint = missing_hint or f"add [[{key}]] rules, the last one with default = true"
@@ -941,21 +956,69 @@ class _Builder:
             scores[name] = ScoreDef(name, tuple(rules), cap, floor, str(st.get("description", "")))
         return scores
 
+    # --- classifications ------------------------------------------------------------------
+
+    def _classifications(self) -> dict[str, ClassificationDef]:
+        """``[classifications.<name>]``: further tierings, each its own rules and/or matrix."""
+        c = self.c
+        table = c.table("classifications", self.data.get("classifications", {}), "classifications")
+        if table is None:
+            return {}
+        found: dict[str, ClassificationDef] = {}
+        for name, spec in table.items():
+            loc = _key("classifications", name)
+            if not _NAME_RE.match(name):
+                c.add(loc, f"classification name {name!r} must be lowercase letters, digits and _")
+                continue
+            if name in _RESERVED_CLASSIFICATIONS:
+                c.add(
+                    loc,
+                    f"{name!r} is a built-in dimension; name the classification something else "
+                    "(e.g. 'value')",
+                )
+                continue
+            st = c.table(loc, spec, f"classification {name!r}")
+            if st is None:
+                continue
+            c.keys(loc, st, _CLASSIFICATION_KEYS, f"classification {name!r}")
+            has_matrix = "matrix" in st
+            matrix = self._matrix(_key(loc, "matrix"), st["matrix"]) if has_matrix else None
+            tiers: tuple[RuleDef, ...] = ()
+            if "tiers" in st or not has_matrix:
+                tiers = self._rules(
+                    _key(loc, "tiers"),
+                    "tier",
+                    kinds=("attr", "score", "segment"),
+                    required=True,
+                    default_allowed=not has_matrix,
+                    missing_hint=f"add [[{loc}.tiers]] rules ending with a default, "
+                    f"or a [{loc}.matrix]",
+                    raw=st.get("tiers", []) or None,
+                )
+            description = st.get("description", "")
+            if not isinstance(description, str):
+                c.add(_key(loc, "description"), "description must be a string")
+                description = ""
+            found[name] = ClassificationDef(name, tiers, matrix, description)
+        self.classification_names = list(found)
+        return found
+
     # --- tier matrix ---------------------------------------------------------------------
 
-    def _matrix(self) -> TierMatrix | None:
+    def _matrix(self, loc: str = "tier_matrix", raw: Any = None) -> TierMatrix | None:
         c = self.c
-        raw = self.data.get("tier_matrix")
+        if raw is None:
+            raw = self.data.get(loc)
         if raw is None:
             return None
-        table = c.table("tier_matrix", raw, "tier_matrix")
+        table = c.table(loc, raw, loc)
         if table is None:
             return None
-        c.keys("tier_matrix", table, _MATRIX_KEYS, "tier_matrix")
-        rows = self._axis("tier_matrix.rows", table.get("rows"))
-        columns = self._axis("tier_matrix.columns", table.get("columns"))
+        c.keys(loc, table, _MATRIX_KEYS, loc)
+        rows = self._axis(f"{loc}.rows", table.get("rows"))
+        columns = self._axis(f"{loc}.columns", table.get("columns"))
         cells_raw = table.get("cells")
-        cloc = "tier_matrix.cells"
+        cloc = f"{loc}.cells"
         if not isinstance(cells_raw, list) or not cells_raw:
             c.add(cloc, "cells must be an array of rows, each an array of tier names")
             return None
@@ -1156,6 +1219,13 @@ class _Builder:
                         entries.extend(
                             (f"score.{n}", _key(_key(loc, "scores"), n), v) for n, v in sub.items()
                         )
+                elif key in _CLASSIFICATION_OUTPUTS:
+                    sub = c.table(_key(loc, key), value, f"{key} outputs")
+                    prefix = _CLASSIFICATION_OUTPUTS[key]
+                    if sub is not None:
+                        entries.extend(
+                            (f"{prefix}{n}", _key(_key(loc, key), n), v) for n, v in sub.items()
+                        )
                 else:
                     entries.append((key, _key(loc, key), value))
             owner: dict[str, str] = {}
@@ -1169,8 +1239,21 @@ class _Builder:
                             suggest(score, self.score_names),
                         )
                         continue
+                elif logical.startswith(("classification.", "classification_reason.")):
+                    name = logical.partition(".")[2]
+                    if name not in self.classification_names:
+                        c.add(
+                            kloc,
+                            f"output for undefined classification {name!r}",
+                            suggest(name, self.classification_names),
+                        )
+                        continue
                 elif logical not in _OUTPUT_KEYS:
-                    allowed = [*_OUTPUT_KEYS, *(f"score.{s}" for s in self.score_names)]
+                    allowed = [
+                        *_OUTPUT_KEYS,
+                        *_CLASSIFICATION_OUTPUTS,
+                        *(f"score.{s}" for s in self.score_names),
+                    ]
                     c.add(
                         kloc,
                         f"unknown output {logical!r} (expected one of: {', '.join(allowed)})",

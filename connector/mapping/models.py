@@ -177,6 +177,42 @@ class TierMatrix:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassificationDef:
+    """A named tiering beside the main tier (``[classifications.<name>]``).
+
+    It is decided like the main tier, after the segment and the scores:
+    ``tiers`` are ordered rules (first match wins; without a matrix the last
+    is the default), ``matrix`` decides every record no rule matched. Each
+    classification has its own output field, picklist and reason.
+
+    Attributes:
+        name: lowercase name (``value``); the output key is ``classification.<name>``.
+        tiers: ordered rules over attributes, scores and the segment.
+        matrix: the optional matrix deciding the rest.
+        description: free text for people.
+
+    """
+
+    name: str
+    tiers: tuple[RuleDef, ...]
+    matrix: TierMatrix | None = None
+    description: str = ""
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """Its tier names: rule names first, then matrix cells in reading order, de-duplicated."""
+        return _tier_names(self.tiers, self.matrix)
+
+
+def _tier_names(tiers: tuple[RuleDef, ...], matrix: TierMatrix | None) -> tuple[str, ...]:
+    names: list[str] = [t.name for t in tiers]
+    if matrix is not None:
+        for row in matrix.cells:
+            names.extend(row)
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True, slots=True)
 class MappingDef:
     """A whole, validated mapping file: one object's segmentation for both CRMs.
 
@@ -196,6 +232,7 @@ class MappingDef:
         outputs: CRM → logical key (``segment``, ``score.fit`` …) → CRM field.
         timezone: the IANA zone whose calendar days ``date`` attributes and
             day-based tests use (``"UTC"`` unless the file says otherwise).
+        classifications: name → further tierings beside the main tier, in file order.
 
     """
 
@@ -213,6 +250,7 @@ class MappingDef:
     lock: str | None
     outputs: Mapping[str, Mapping[str, str]]
     timezone: str = "UTC"
+    classifications: Mapping[str, ClassificationDef] = field(default_factory=dict)
 
     @property
     def zone(self) -> tzinfo:
@@ -227,11 +265,16 @@ class MappingDef:
     @property
     def tier_names(self) -> tuple[str, ...]:
         """Tier names: rule names first, then matrix cells in reading order, de-duplicated."""
-        names: list[str] = [t.name for t in self.tiers]
-        if self.tier_matrix is not None:
-            for row in self.tier_matrix.cells:
-                names.extend(row)
-        return tuple(dict.fromkeys(names))
+        return _tier_names(self.tiers, self.tier_matrix)
+
+    def tier_rule_sets(self) -> tuple[tuple[RuleDef, ...], ...]:
+        """The main tier rules, then each classification's: every tier rule list there is."""
+        return (self.tiers, *(c.tiers for c in self.classifications.values()))
+
+    def matrices(self) -> tuple[TierMatrix, ...]:
+        """The main tier matrix and each classification's, where declared."""
+        found = [self.tier_matrix, *(c.matrix for c in self.classifications.values())]
+        return tuple(m for m in found if m is not None)
 
     @property
     def persona_names(self) -> tuple[str, ...]:

@@ -52,6 +52,9 @@ def output_specs(engine: Engine, crm: str, parent: Engine | None = None) -> list
     }
     specs: list[OutputField] = []
     for key, name in engine.output_fields(crm).items():
+        if key.startswith(("classification.", "classification_reason.")):
+            specs.append(_classification_spec(engine, key, name))
+            continue
         if key.startswith("score."):
             score = key.removeprefix("score.")
             label = f"{score.replace('_', ' ').title()} Score"
@@ -93,6 +96,32 @@ def output_specs(engine: Engine, crm: str, parent: Engine | None = None) -> list
         else:
             specs.append(OutputField(name, "text", label, description, help=description))
     return specs
+
+
+def _classification_spec(engine: Engine, key: str, name: str) -> OutputField:
+    """A classification's picklist (its tier names) or its reason's long text."""
+    kind, _, which = key.partition(".")
+    title = which.replace("_", " ").title()
+    definition = engine.definition.classifications[which]
+    if kind == "classification_reason":
+        description = f"Why segsync assigned this {which} tier. {MANAGED_MARK}"
+        return OutputField(name, "longtext", f"{title} Reason", description, help=description)
+    lead = (
+        definition.description.rstrip(".") + "."
+        if definition.description
+        else f"The {which} tier segsync assigned."
+    )
+    help_text = _listing(lead, definition.tier_names, _rules(definition.tiers, ()))
+    if definition.matrix is not None:
+        help_text = _clip(help_text + _matrix_help(definition.matrix))
+    return OutputField(
+        name,
+        "picklist",
+        f"{title} Tier",
+        f"{lead} {MANAGED_MARK}",
+        definition.tier_names,
+        help=_marked(help_text),
+    )
 
 
 def _union(first: Sequence[str], second: Sequence[str]) -> tuple[str, ...]:
