@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from connector.analysis.lint import LintWarning, lint_mapping
+from connector.commands.deals_file import DealsFile, read_deals
 from connector.commands.exports import (
     CRM_CHOICES,
     ExportReader,
@@ -226,6 +227,14 @@ _ACCOUNTS = click.option(
     help="Contacts only: an account export of the same CRM, so contacts inherit "
     "their account's segment and tier.",
 )
+_DEALS = click.option(
+    "--deals",
+    "deals_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Accounts only: a deals export (CSV or JSON Lines); rollup attributes are "
+    "computed from each account's deals in it.",
+)
 _ACCOUNTS_MAPPING = click.option(
     "--accounts-mapping",
     "accounts_mapping",
@@ -418,6 +427,45 @@ def _inherit_notice(engine: Engine, parents: _Parents | None) -> list[Notice]:
 
 
 # --------------------------------------------------------------------------- validate
+
+
+def _load_deals(deals_file: Path | None, crm: str) -> DealsFile | None:
+    """The deals export, when given (``--deals``) for a mapping with rollup attributes."""
+    if deals_file is None:
+        return None
+    if not deals_file.is_file():
+        raise UserError([Problem(str(deals_file), "", "file not found (--deals)")])
+    return read_deals(deals_file, crm)
+
+
+def _deal_notices(engines: Sequence[Engine], deals: DealsFile | None) -> list[Notice]:
+    """Rollups without deals, and the deal rows that were skipped or kept without an amount."""
+    notices: list[Notice] = []
+    rollups = sorted({r for e in engines for r in e.rollups})
+    if rollups and deals is None:
+        notices.append(
+            Notice(
+                "other",
+                f"rollup attributes ({', '.join(rollups)}) are blank without the deals: "
+                "pass --deals FILE",
+            )
+        )
+    if deals is not None:
+        for message in deals.problems:
+            notices.append(Notice("other", message))
+        if deals.problem_count > len(deals.problems):
+            more = deals.problem_count - len(deals.problems)
+            notices.append(Notice("other", f"{deals.path}: {more:,} more deal rows reported"))
+    return notices
+
+
+def _with_deals(
+    engine: Engine, fields: Mapping[str, Any], crm: str, at: datetime, deals: DealsFile | None
+) -> Mapping[str, Any]:
+    """The record's fields plus its rollup values (over its deals in the file, or none)."""
+    if not engine.rollups or deals is None:
+        return fields
+    return engine.with_deals(fields, deals.of(link_key(record_id(fields, crm), crm)), at)
 
 
 def _plural(count: int, word: str) -> str:
@@ -650,6 +698,7 @@ def _cell(value: float | int | None) -> str:
 )
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
+@_DEALS
 @NOW
 @click.option(
     "--min-segment-share",
@@ -667,6 +716,7 @@ def preview(
     out_file: Path | None,
     accounts_file: Path | None,
     accounts_mapping: Path | None,
+    deals_file: Path | None,
     now: datetime | None,
     min_segment_share: float,
     fmt: str,
@@ -678,9 +728,11 @@ def preview(
     score statistics, and warnings: segments too small to act on, empty
     segments and tiers, records with no usable input, fields missing from
     the export, and unreadable rows (skipped, with their line numbers).
-    For contacts, --accounts gives each contact its account's segment and tier.
+    For contacts, --accounts gives each contact its account's segment and tier;
+    for accounts, --deals computes rollup attributes from each account's deals.
     """
     engine = _load_engine(mapping_file, crm)
+    deals = _load_deals(deals_file, crm)
     at = _now(now)
     progress = fmt == "text" and _stderr_is_terminal()
     parents = _load_parents(
@@ -709,7 +761,9 @@ def preview(
                     skipped += 1
                     continue
                 parent = parents.of(record) if parents is not None else None
-                assignment = engine.evaluate(fields, crm, at, parent)
+                assignment = engine.evaluate(
+                    _with_deals(engine, fields, crm, at, deals), crm, at, parent
+                )
                 rid = record_id(fields, crm)
                 missing_ids += rid is None
                 dist.add(
@@ -735,6 +789,7 @@ def preview(
             notices += parents.notices()
         notices += distribution_notices(dist, min_segment_share)
         notices += _converted_notice(engine, crm, skipped)
+        notices += _deal_notices([engine], deals)
         if unreadable_locks:
             notices.append(
                 Notice(
@@ -800,6 +855,7 @@ def preview(
 @_CRM
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
+@_DEALS
 @NOW
 @FORMAT
 def explain(
@@ -809,15 +865,18 @@ def explain(
     crm: str,
     accounts_file: Path | None,
     accounts_mapping: Path | None,
+    deals_file: Path | None,
     now: datetime | None,
     fmt: str,
 ) -> None:
     """Explain, step by step, how one record of an export gets its segment, tier and scores.
 
     Salesforce ids may be given in their 15- or 18-character form. For a
-    contact, --accounts looks its account up so inherited values show.
+    contact, --accounts looks its account up so inherited values show; for an
+    account, --deals computes its rollup attributes and lists the deals each used.
     """
     engine = _load_engine(mapping_file, crm)
+    deals = _load_deals(deals_file, crm)
     accounts = _account_engine(engine, mapping_file, accounts_file, accounts_mapping)
     at = _now(now)
     wanted = wanted.strip()
@@ -852,7 +911,10 @@ def explain(
             "tier": parent.tier if parent is not None else None,
             "reason": parent.reason if parent is not None else "",
         }
-    explanation = engine.explain(record.fields, crm, at, parent)
+    own_deals = None
+    if deals is not None and engine.rollups:
+        own_deals = deals.of(link_key(record_id(record.fields, crm), crm))
+    explanation = engine.explain(record.fields, crm, at, parent, own_deals)
     rid = record_id(record.fields, crm)
     if fmt == "json":
         _emit_json(
@@ -926,6 +988,7 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
 )
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
+@_DEALS
 @NOW
 @FORMAT
 def diff(
@@ -936,6 +999,7 @@ def diff(
     samples: int,
     accounts_file: Path | None,
     accounts_mapping: Path | None,
+    deals_file: Path | None,
     now: datetime | None,
     fmt: str,
 ) -> None:
@@ -958,6 +1022,7 @@ def diff(
     if problems:
         raise UserError(problems)
     before, after = engines
+    deals = _load_deals(deals_file, crm)
     if before.object != after.object:
         raise UserError(
             [
@@ -1000,8 +1065,10 @@ def diff(
                 skipped += 1
                 continue
             parent = parents.of(record) if parents is not None else None
-            old = before.evaluate(record.fields, crm, at, parent)
-            new = after.evaluate(record.fields, crm, at, parent)
+            old = before.evaluate(
+                _with_deals(before, record.fields, crm, at, deals), crm, at, parent
+            )
+            new = after.evaluate(_with_deals(after, record.fields, crm, at, deals), crm, at, parent)
             transitions.add(
                 _label(record_id(record.fields, crm), record),
                 _values(old),
@@ -1012,6 +1079,7 @@ def diff(
             )
         notices = _field_notices(after, crm, reader)
         notices += _inherit_notice(after, parents)
+        notices += _deal_notices([before, after], deals)
         if parents is not None:
             notices += parents.notices()
         notices += _converted_notice(after, crm, skipped)

@@ -25,6 +25,7 @@ from typing import Any
 
 from connector.engine.assignment import Assignment, Scores, points_text, reason_line
 from connector.engine.coerce import MISSING, Coercer, make_coercer
+from connector.engine.rollups import rollup_key
 from connector.mapping.models import (
     CRMS,
     AllOf,
@@ -439,7 +440,7 @@ class Compiler:
         for name, attr in m.attributes.items():
             if name not in used:
                 continue
-            source = attr.sources.get(crm)
+            source = rollup_key(name) if attr.rollup is not None else attr.sources.get(crm)
             var = attr_var[name]
             coerce = g.const(self.coercers[name].fast)
             sentinel = _sentinel(attr.type)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -11,6 +11,7 @@ from connector.engine.assignment import Assignment
 from connector.engine.compiler import Compiler, nested_get
 from connector.engine.due import DueFinder
 from connector.engine.explain import Explanation, explain_record
+from connector.engine.rollups import DealLike, rollup_fields, rollup_inputs
 from connector.mapping.models import CRMS, MappingDef
 from connector.mapping.values import is_blank, parse_boolean
 
@@ -200,14 +201,42 @@ class Engine:
         """Whether any test depends on the run time (else no record ever comes due)."""
         return not self._due.timeless
 
+    @property
+    def rollups(self) -> tuple[str, ...]:
+        """The rollup attributes (computed from the account's deals), in file order."""
+        return tuple(self._m.rollups)
+
+    def with_deals(
+        self, fields: Mapping[str, Any], deals: Iterable[DealLike], now: datetime
+    ) -> Mapping[str, Any]:
+        """``fields`` plus the rollup attributes' values over this account's ``deals`` at ``now``.
+
+        Evaluate the result: a rollup attribute reads its value from it like
+        a source field. Without rollups in the mapping, ``fields`` unchanged.
+        Without deals, ``count`` and ``sum`` rollups are 0 and the others blank.
+        """
+        if not self._m.rollups:
+            return fields
+        return {**fields, **rollup_fields(self._m, deals, now)}
+
     def explain(
         self,
         fields: Mapping[str, Any],
         crm: str,
         now: datetime,
         parent: Assignment | None = None,
+        deals: Iterable[DealLike] | None = None,
     ) -> Explanation:
-        """Evaluate one record and trace every step (slow; for people, not for syncs)."""
+        """Evaluate one record and trace every step (slow; for people, not for syncs).
+
+        With ``deals`` (the account's), rollup attributes are computed from
+        them and the explanation lists which deals each one used.
+        """
+        inputs: Mapping[str, tuple[str, ...]] = {}
+        if deals is not None and self._m.rollups:
+            listed = list(deals)
+            fields = self.with_deals(fields, listed, now)
+            inputs = rollup_inputs(self._m, listed, now)
         assignment = self.evaluate(fields, crm, now, parent)
         return explain_record(
             self._m,
@@ -218,6 +247,7 @@ class Engine:
             parent,
             assignment,
             self.lock_reading(fields, crm),
+            inputs,
         )
 
     def source(self) -> str:

@@ -25,6 +25,7 @@ from connector.engine.compiler import (
     score_total,
     thresholds,
 )
+from connector.engine.rollups import rollup_key
 from connector.mapping.models import (
     AllOf,
     AnyOf,
@@ -36,6 +37,9 @@ from connector.mapping.models import (
     TierMatrix,
 )
 from connector.mapping.render import condition_text, leaf_text, literal_text
+
+#: Deal ids an explanation lists per rollup attribute (the JSON form has them all).
+ROLLUP_LISTED = 10
 
 
 def _json(value: Any) -> Any:
@@ -69,10 +73,12 @@ class AttributeTrace:
     raw: Any
     value: Any
     note: str
+    #: For a rollup attribute given deals: the ids of the deals its value came from.
+    deals: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
+        out = {
             "name": self.name,
             "type": self.type,
             "field": self.field,
@@ -80,6 +86,9 @@ class AttributeTrace:
             "value": _json(self.value),
             "note": self.note,
         }
+        if self.deals is not None:
+            out["deals"] = list(self.deals)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +512,7 @@ def explain_record(
     parent: Assignment | None,
     assignment: Assignment,
     lock_reading: tuple[bool, str, bool] = (False, "", False),
+    rollup_inputs: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Explanation:
     """Trace the evaluation of one record; ``assignment`` is the fast path's result.
 
@@ -511,6 +521,21 @@ def explain_record(
     traces: list[AttributeTrace] = []
     values: dict[str, Any] = {}
     for name, attr in mapping.attributes.items():
+        if attr.rollup is not None:
+            raw = fields.get(rollup_key(name))
+            value, note = coercers[name].detailed(raw)
+            used = (rollup_inputs or {}).get(name)
+            if used is not None:
+                listed = ", ".join(used[:ROLLUP_LISTED]) or "none"
+                more = f" and {len(used) - ROLLUP_LISTED} more" if len(used) > ROLLUP_LISTED else ""
+                note = f"from {len(used)} deal{'s' if len(used) != 1 else ''}: {listed}{more}"
+            elif rollup_key(name) not in fields:
+                note = "no deals given (--deals FILE): " + (note or "missing")
+            values[name] = value
+            traces.append(
+                AttributeTrace(name, attr.type, attr.rollup.text(), raw, value, note, used)
+            )
+            continue
         source = attr.sources.get(crm)
         try:
             raw = nested_get(fields, source) if source is not None else None

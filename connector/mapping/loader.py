@@ -35,6 +35,7 @@ from connector.mapping.models import (
     Leaf,
     MappingDef,
     NotOf,
+    RollupDef,
     RuleDef,
     ScoreDef,
     ScoreRule,
@@ -119,6 +120,18 @@ _CLASSIFICATION_OUTPUTS = {
     "classification_reasons": "classification_reason.",
 }
 _CLASSIFICATION_KEYS = ("description", "tiers", "matrix")
+_ROLLUP_MEASURES = ("count", "sum", "max", "min", "latest", "days_since")
+_ROLLUP_KEYS = (*_ROLLUP_MEASURES, "stage", "within_days", "date", "pipeline", "type")
+_ROLLUP_STAGES = ("won", "lost", "open", "closed", "any")
+_ROLLUP_DATES = ("closed", "created")
+_ROLLUP_TYPES: dict[str, AttrType] = {
+    "count": "integer",
+    "sum": "number",
+    "max": "number",
+    "min": "number",
+    "latest": "date",
+    "days_since": "integer",
+}
 #: Names a classification may not take: the dimensions every mapping already has.
 _RESERVED_CLASSIFICATIONS = ("segment", "tier", "persona", "score", "reason", "version")
 _COMBINATORS = ("all", "any", "not")
@@ -373,6 +386,8 @@ class _Builder:
         table = c.table(loc, spec, f"attribute {name!r}")
         if table is None:
             return None
+        if "rollup" in table:
+            return self._rollup_attribute(name, loc, table)
         c.keys(loc, table, _ATTR_KEYS, f"attribute {name!r}")
         type_ = table.get("type")
         if type_ is None:
@@ -955,6 +970,129 @@ class _Builder:
                     rules.append(ScoreRule(points, when, label or condition_text(when)))
             scores[name] = ScoreDef(name, tuple(rules), cap, floor, str(st.get("description", "")))
         return scores
+
+    # --- rollup attributes ---------------------------------------------------------------
+
+    def _rollup_attribute(
+        self, name: str, loc: str, table: Mapping[str, Any]
+    ) -> AttributeDef | None:
+        """``[attributes.<name>] rollup = { sum = "amount", stage = "won", within_days = 365 }``."""
+        c = self.c
+        before = len(c.problems)
+        rloc = _key(loc, "rollup")
+        for key in table:
+            if key not in ("rollup", "type", "description"):
+                c.add(
+                    _key(loc, key),
+                    f"a rollup attribute is computed from the account's deals: {key!r} does not "
+                    "apply (only rollup, type and description)",
+                )
+        if self.object != "account":
+            c.add(rloc, "rollups are computed from an account's deals: only for object = 'account'")
+            return None
+        spec = c.table(rloc, table["rollup"], "a rollup")
+        if spec is None:
+            return None
+        c.keys(rloc, spec, _ROLLUP_KEYS, "a rollup")
+        measures = [m for m in _ROLLUP_MEASURES if m in spec]
+        if len(measures) != 1:
+            found = ", ".join(measures) or "none"
+            c.add(
+                rloc,
+                f"a rollup needs exactly one of {', '.join(_ROLLUP_MEASURES)} (found: {found}), "
+                'e.g. { sum = "amount", stage = "won", within_days = 365 }',
+            )
+            return None
+        measure = measures[0]
+        mloc = _key(rloc, measure)
+        what = spec[measure]
+        if measure == "count":
+            if what != "deals":
+                c.add(mloc, f'count = "deals" is what a rollup counts, not {_show(what)}')
+        elif measure in ("sum", "max", "min"):
+            if what != "amount":
+                c.add(
+                    mloc,
+                    f'{measure} = "amount" is the deal field rollups add up, not {_show(what)}',
+                )
+        elif what not in _ROLLUP_DATES:
+            c.add(
+                mloc,
+                f"{measure} reads a deal date: one of {', '.join(_ROLLUP_DATES)}, "
+                f"not {_show(what)}",
+                suggest(str(what), _ROLLUP_DATES),
+            )
+        stage = spec.get("stage", "any")
+        if stage not in _ROLLUP_STAGES:
+            c.add(
+                _key(rloc, "stage"),
+                f"stage must be one of {', '.join(_ROLLUP_STAGES)}, not {_show(stage)}",
+                suggest(str(stage), _ROLLUP_STAGES),
+            )
+            stage = "any"
+        within = spec.get("within_days")
+        if within is not None:
+            if isinstance(within, bool) or not isinstance(within, int) or within < 1:
+                c.add(
+                    _key(rloc, "within_days"),
+                    f"within_days must be a whole number of days ≥ 1, not {_show(within)}",
+                )
+                within = None
+            elif within > MAX_DAYS:
+                c.add(
+                    _key(rloc, "within_days"),
+                    f"within_days must be at most {MAX_DAYS:,} (a hundred years)",
+                )
+                within = None
+        default_date = (
+            what
+            if measure in ("latest", "days_since")
+            else ("created" if stage == "open" else "closed")
+        )
+        date_of = spec.get("date", default_date)
+        if date_of not in _ROLLUP_DATES:
+            c.add(
+                _key(rloc, "date"),
+                f"date must be one of {', '.join(_ROLLUP_DATES)}, not {_show(date_of)}",
+                suggest(str(date_of), _ROLLUP_DATES),
+            )
+            date_of = default_date
+        filters: dict[str, frozenset[str] | None] = {}
+        for key in ("pipeline", "type"):
+            raw = spec.get(key)
+            if raw is None:
+                filters[key] = None
+            elif isinstance(raw, str) and raw.strip():
+                filters[key] = frozenset({raw.strip().casefold()})
+            elif (
+                isinstance(raw, list) and raw and all(isinstance(v, str) and v.strip() for v in raw)
+            ):
+                filters[key] = frozenset(v.strip().casefold() for v in raw)
+            else:
+                c.add(_key(rloc, key), f"{key} must be a name or an array of names")
+                filters[key] = None
+        inferred = _ROLLUP_TYPES[measure]
+        declared = table.get("type")
+        if declared is not None and declared != inferred:
+            c.add(
+                _key(loc, "type"),
+                f"a {measure} rollup is {inferred}, not {_show(declared)} (leave type out)",
+            )
+        description = table.get("description", "")
+        if not isinstance(description, str):
+            c.add(_key(loc, "description"), "description must be a string")
+            description = ""
+        if len(c.problems) > before:
+            return None
+        rollup = RollupDef(
+            measure=measure,
+            stage=stage,
+            within_days=within,
+            date=date_of,
+            pipelines=filters["pipeline"],
+            types=filters["type"],
+        )
+        return AttributeDef(name, inferred, {}, description=description, rollup=rollup)
 
     # --- classifications ------------------------------------------------------------------
 

@@ -44,6 +44,50 @@ SubjectKind = Literal["attr", "score", "segment"]
 
 
 @dataclass(frozen=True, slots=True)
+class RollupDef:
+    """How a rollup attribute is computed from its account's deals.
+
+    Attributes:
+        measure: ``count`` (deals), ``sum`` / ``max`` / ``min`` (amount),
+            ``latest`` (a date) or ``days_since`` (whole days from that date to the run day).
+        stage: which deals: ``won``, ``lost``, ``open``, ``closed`` (won or lost) or ``any``.
+        within_days: only deals whose ``date`` lies in the last so many days
+            up to the run time; ``None`` for all.
+        date: which deal date the window and ``latest`` / ``days_since`` read:
+            ``closed`` or ``created``.
+        pipelines: only deals in one of these pipelines (case-folded), if given.
+        types: only deals of one of these types (case-folded), if given.
+
+    """
+
+    measure: str
+    stage: str = "any"
+    within_days: int | None = None
+    date: str = "closed"
+    pipelines: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+
+    def text(self) -> str:
+        """``sum of amount · won deals · closed in the last 365 days`` (for explain)."""
+        what = {
+            "count": "count of deals",
+            "sum": "sum of amount",
+            "max": "largest amount",
+            "min": "smallest amount",
+            "latest": f"latest {self.date} date",
+            "days_since": f"days since the latest {self.date} date",
+        }[self.measure]
+        parts = [what, f"{self.stage} deals" if self.stage != "any" else "all deals"]
+        if self.within_days is not None:
+            parts.append(f"{self.date} in the last {self.within_days} days")
+        if self.pipelines is not None:
+            parts.append("pipeline " + " or ".join(sorted(self.pipelines)))
+        if self.types is not None:
+            parts.append("type " + " or ".join(sorted(self.types)))
+        return "rollup: " + " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class AttributeDef:
     """One canonical attribute read from a source field in each CRM.
 
@@ -60,6 +104,8 @@ class AttributeDef:
         blank: the value a blank (or uncoercible) raw value stands for;
             ``None`` means "missing".
         description: free text for people.
+        rollup: set for an attribute computed from the account's deals (it
+            then has no source field in any CRM).
 
     """
 
@@ -71,6 +117,7 @@ class AttributeDef:
     unknown: str | None = None
     blank: Any = None
     description: str = ""
+    rollup: RollupDef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +313,11 @@ class MappingDef:
     def tier_names(self) -> tuple[str, ...]:
         """Tier names: rule names first, then matrix cells in reading order, de-duplicated."""
         return _tier_names(self.tiers, self.tier_matrix)
+
+    @property
+    def rollups(self) -> dict[str, RollupDef]:
+        """Rollup attribute name → how it is computed from the deals, in file order."""
+        return {n: a.rollup for n, a in self.attributes.items() if a.rollup is not None}
 
     def tier_rule_sets(self) -> tuple[tuple[RuleDef, ...], ...]:
         """The main tier rules, then each classification's: every tier rule list there is."""
