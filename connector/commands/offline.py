@@ -28,8 +28,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connector.analysis.backtest import Backtest
 from connector.analysis.lint import LintWarning, lint_mapping
-from connector.commands.deals_file import DealsFile, read_deals
+from connector.commands.deals_file import DealsFile, FileDeal, read_deals
 from connector.commands.exports import (
     CRM_CHOICES,
     ExportReader,
@@ -52,6 +53,7 @@ from connector.commands.report import (
     distribution_notices,
     missing_field_notices,
     preview_document,
+    render_backtest,
     render_diff,
     render_preview,
 )
@@ -989,6 +991,12 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
 @_ACCOUNTS
 @_ACCOUNTS_MAPPING
 @_DEALS
+@click.option(
+    "--outcomes",
+    is_flag=True,
+    help="Accounts only, with --deals: backtest both definitions on the closed deals "
+    "(win rate per tier, won deals in the top tier, ROC AUC of the tier and of each score).",
+)
 @NOW
 @FORMAT
 def diff(
@@ -1000,6 +1008,7 @@ def diff(
     accounts_file: Path | None,
     accounts_mapping: Path | None,
     deals_file: Path | None,
+    outcomes: bool,
     now: datetime | None,
     fmt: str,
 ) -> None:
@@ -1022,6 +1031,14 @@ def diff(
     if problems:
         raise UserError(problems)
     before, after = engines
+    if outcomes and deals_file is None:
+        raise UserError(
+            [Problem(str(after_file), "", "--outcomes backtests on closed deals: add --deals FILE")]
+        )
+    if outcomes and after.object != "account":
+        raise UserError(
+            [Problem(str(after_file), "object", "--outcomes backtests account definitions only")]
+        )
     deals = _load_deals(deals_file, crm)
     if before.object != after.object:
         raise UserError(
@@ -1058,12 +1075,21 @@ def diff(
         },
         sample_limit=samples,
     )
+    backtest = (
+        Backtest(before.version, after.version, before.tier_names, after.tier_names)
+        if outcomes and deals is not None
+        else None
+    )
+    seen_accounts: set[str] = set()
     skipped = 0
     with ExportReader(input_file) as reader:
         for record in _Scan(reader, progress):
             if _out_of_scope(after, crm, record.fields):
                 skipped += 1
                 continue
+            if backtest is not None and deals is not None:
+                _backtest_account(backtest, before, after, record.fields, crm, at, deals)
+                seen_accounts.add(link_key(record_id(record.fields, crm), crm) or "")
             parent = parents.of(record) if parents is not None else None
             old = before.evaluate(
                 _with_deals(before, record.fields, crm, at, deals), crm, at, parent
@@ -1097,7 +1123,11 @@ def diff(
             "crm": crm,
             "evaluated_at": at.isoformat(),
         }
-        _emit_json(diff_document(doc_header, transitions, notices, bad_rows, bad_total))
+        document = diff_document(doc_header, transitions, notices, bad_rows, bad_total)
+        if backtest is not None and deals is not None:
+            _unmatched(backtest, deals, seen_accounts)
+            document["outcomes"] = backtest.to_dict()
+        _emit_json(document)
         return
     header = {
         "before": _mapping_header(before),
@@ -1105,7 +1135,58 @@ def diff(
         "input": input_header,
         "evaluated_at": at.isoformat(),
     }
-    render_diff(_console(), header, transitions, notices, bad_rows[:BAD_ROWS_LISTED], bad_total)
+    console = _console()
+    render_diff(console, header, transitions, notices, bad_rows[:BAD_ROWS_LISTED], bad_total)
+    if backtest is not None and deals is not None:
+        _unmatched(backtest, deals, seen_accounts)
+        render_backtest(console, backtest)
+
+
+def _backtest_account(
+    backtest: Backtest,
+    before: Engine,
+    after: Engine,
+    fields: Mapping[str, Any],
+    crm: str,
+    at: datetime,
+    deals: DealsFile,
+) -> None:
+    """Add the closed deals of one account, its tier and scores under each definition.
+
+    The account's own attributes are read as the export holds them (at
+    ``--now``); rollup attributes are computed as of each deal's creation from
+    the deals that had closed by then, so a deal's outcome never predicts itself.
+    """
+    own = deals.of(link_key(record_id(fields, crm), crm))
+    cached: dict[str, tuple[str, Mapping[str, float | int]]] = {}
+
+    def side(engine: Engine, deal: FileDeal, key: str) -> tuple[str, Mapping[str, float | int]]:
+        if not engine.rollups:
+            if key not in cached:
+                a = engine.evaluate(fields, crm, at)
+                cached[key] = (a.tier, a.scores)
+            return cached[key]
+        prior = [
+            d
+            for d in own
+            if d.is_closed and d.closed_at is not None and d.closed_at < deal.created_at
+        ]
+        a = engine.evaluate(engine.with_deals(fields, prior, deal.created_at), crm, at)
+        return a.tier, a.scores
+
+    for deal in own:
+        if not deal.is_closed:
+            backtest.skip("open")
+            continue
+        backtest.add(deal.is_won, side(before, deal, "before"), side(after, deal, "after"))
+
+
+def _unmatched(backtest: Backtest, deals: DealsFile, seen: set[str]) -> None:
+    """Count the deals whose account is not in the export (once, after the scan)."""
+    for account, listed in deals.by_account.items():
+        if account not in seen:
+            for deal in listed:
+                backtest.skip("no_account" if deal.is_closed else "open")
 
 
 #: The commands this module contributes to ``segsync``, in help order.

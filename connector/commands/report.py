@@ -22,6 +22,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from connector.analysis.backtest import Backtest, wilson
+
 Number = int | float
 NoticeKind = Literal[
     "no_records",
@@ -759,3 +761,55 @@ def render_diff(
         console.print()
     _bad_rows(console, bad_rows, bad_total)
     _notices(console, notices)
+
+
+def _rate_text(won: int, lost: int) -> str:
+    closed = won + lost
+    if not closed:
+        return "–"
+    interval = wilson(won, closed)
+    low, high = interval if interval is not None else (0.0, 0.0)
+    return f"{won / closed:.0%} ({won}/{closed}, {low:.0%}–{high:.0%})"
+
+
+def _auc_text(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def render_backtest(console: Console, backtest: Backtest) -> None:
+    """The backtest of ``diff --outcomes``: win rate per tier, top tier, AUC, before and after."""
+    before, after = backtest.reports()
+    skipped = ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in backtest.skipped.items())
+    console.print(
+        f"\n[bold]Backtest on {backtest.won + backtest.lost:,} closed deals[/] "
+        f"({backtest.won:,} won, {backtest.lost:,} lost"
+        + (f"; left out: {skipped}" if skipped else "")
+        + ")"
+    )
+    table = Table(box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("tier")
+    table.add_column(f"win rate before ({before.version})", justify="right")
+    table.add_column(f"win rate after ({after.version})", justify="right")
+    rows_before = {t.tier: t for t in before.tiers}
+    rows_after = {t.tier: t for t in after.tiers}
+    for name in dict.fromkeys([*rows_before, *rows_after]):
+        b, a = rows_before.get(name), rows_after.get(name)
+        table.add_row(
+            name,
+            _rate_text(b.won, b.lost) if b else "–",
+            _rate_text(a.won, a.lost) if a else "–",
+        )
+    console.print(table)
+    console.print(
+        f"won deals in the top tier: {before.top_tier_won:,} in {before.top_tier!r} before, "
+        f"{after.top_tier_won:,} in {after.top_tier!r} after"
+    )
+    console.print(
+        f"ROC AUC of the tier (won vs lost): {_auc_text(before.auc_tier)} before, "
+        f"{_auc_text(after.auc_tier)} after"
+    )
+    for name in dict.fromkeys([*before.auc_scores, *after.auc_scores]):
+        console.print(
+            f"ROC AUC of score {name}: {_auc_text(before.auc_scores.get(name))} before, "
+            f"{_auc_text(after.auc_scores.get(name))} after"
+        )
