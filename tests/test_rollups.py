@@ -378,3 +378,21 @@ def test_preview_and_explain_compute_rollups_from_a_deals_file(tmp_path: Path) -
     assert missing.exit_code == 2
     assert "nope.csv: file not found (--deals)" in missing.stderr
     assert "Traceback" not in missing.output
+
+
+def test_sync_refuses_a_rollup_mapping_in_one_line(tmp_path: Path) -> None:
+    """Live runs cannot read deals into rollups yet: refused before any connection."""
+    mapping = tmp_path / "accounts.toml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[sync]\nmappings = ["{mapping.as_posix()}"]\n\n'
+        '[connections.hs]\ncrm = "hubspot"\naccess_token = "pat-na1-x"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["sync", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "attributes.won_amount_12m.rollup: rollup attributes are computed from a deals" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output

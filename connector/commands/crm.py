@@ -167,6 +167,17 @@ def load_engines(paths: Sequence[Path]) -> dict[str, Engine]:
             )
             continue
         engines[engine.object] = engine
+        # Live runs do not pass deals to the engine yet: a rollup would read as blank
+        # (or 0) on every account and rewrite tiers wrongly. Refuse it in one line.
+        problems.extend(
+            Problem(
+                str(path),
+                f"attributes.{name}.rollup",
+                "rollup attributes are computed from a deals export only (preview, explain, "
+                "diff --deals FILE); sync, run and parity cannot read deals into them yet",
+            )
+            for name in engine.rollups
+        )
     if problems:
         raise MappingError(problems)
     return engines
