@@ -6,50 +6,19 @@ the win rate of each tier (won ÷ (won + lost), with a 95 % Wilson interval),
 how many won deals land in the top tier, and how well the tiering and each
 score separate won from lost deals (ROC AUC: the chance that a random won
 deal ranks above a random lost one, ties counting half; 0.5 is no better
-than chance).
+than chance). The interval and the AUC are :mod:`connector.analysis.outcomes`'s.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: z for a two-sided 95 % interval.
-Z95 = 1.959963984540054
+from connector.analysis.outcomes import auc, wilson
 
-
-def wilson(won: int, closed: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a win rate; ``None`` with no closed deals."""
-    if closed <= 0:
-        return None
-    p = won / closed
-    denominator = 1 + z * z / closed
-    centre = (p + z * z / (2 * closed)) / denominator
-    half = z * math.sqrt(p * (1 - p) / closed + z * z / (4 * closed * closed)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def auc(scored: Iterable[tuple[float, bool]]) -> float | None:
-    """ROC AUC of ``(score, won)`` pairs (Mann-Whitney, ties half); ``None`` without both kinds."""
-    by_score: dict[float, list[int]] = {}
-    wins = losses = 0
-    for score, won in scored:
-        counts = by_score.setdefault(score, [0, 0])
-        counts[0 if won else 1] += 1
-        wins += won
-        losses += not won
-    if not wins or not losses:
-        return None
-    below = 0  # lost deals with a lower score than the current one
-    total = 0.0
-    for score in sorted(by_score):
-        w, lost = by_score[score]
-        total += w * (below + lost / 2)
-        below += lost
-    return total / (wins * losses)
+__all__ = ["Backtest", "SideReport", "TierRow", "auc", "wilson"]
 
 
 @dataclass(frozen=True, slots=True)
