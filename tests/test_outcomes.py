@@ -68,16 +68,19 @@ def test_hubspot_report_counts_equal_the_crms_deals_and_written_tiers(
     )
     company_of = {r._from.id: r.to[0].to_object_id for r in links.results}
     tiers = {}
+    values = {}
     after = None
     while True:
         page = hs.crm.companies.basic_api.get_page(
-            limit=100, after=after, properties=["segsync_tier"]
+            limit=100, after=after, properties=["segsync_tier", "segsync_value_tier"]
         )
         tiers.update({co.id: co.properties.get("segsync_tier") for co in page.results})
+        values.update({co.id: co.properties.get("segsync_value_tier") for co in page.results})
         if page.paging is None:
             break
         after = page.paging.next.after
     expected: Counter[tuple[str, str]] = Counter()
+    by_value: Counter[tuple[str, str]] = Counter()
     for d in deals:
         judged = stages.get((d.properties["pipeline"], d.properties["dealstage"]))
         company = company_of.get(d.id)
@@ -86,8 +89,22 @@ def test_hubspot_report_counts_equal_the_crms_deals_and_written_tiers(
         closed, won = judged
         outcome = "won" if won else "lost" if closed else "open"
         expected[tiers[company], outcome] += 1
+        by_value[values[company], outcome] += 1
     got = {(g["value"], k): g[k] for g in doc["groups"] for k in ("won", "lost", "open") if g[k]}
     assert got == dict(expected)
+    # a classification groups the same deals by its own written field
+    classified = json.loads(
+        _ok(
+            _invoke(
+                "outcomes", "--config", c, "--crm", "hubspot", "--by", "value", "--format", "json"
+            )
+        )
+    )
+    assert classified["by"] == "value"
+    got = {
+        (g["value"], k): g[k] for g in classified["groups"] for k in ("won", "lost", "open") if g[k]
+    }
+    assert got == dict(by_value)
     for g in doc["groups"]:
         closed = g["won"] + g["lost"]
         assert g["win_rate"] == (round(g["won"] / closed, 4) if closed else None)

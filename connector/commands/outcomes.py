@@ -44,7 +44,7 @@ def _current(
 ) -> tuple[dict[str, Account], dict[str, dict[str, bool]]]:
     """Every account's current values, and the rules that hold for those in ``wanted``."""
     crm = adapter.crm
-    declared = {d: f for d, f in engine.output_fields(crm).items() if d in DIMENSIONS}
+    declared = _declared(engine, crm)
     # Outputs not provisioned yet are not read (a query naming them would fail).
     specs = adapter.describe("account", list(declared.values())) if declared else {}
     outputs = {d: f for d, f in declared.items() if f in specs and specs[f].exists}
@@ -58,9 +58,10 @@ def _current(
                 "segment": assignment.segment,
                 "tier": assignment.tier,
                 "persona": assignment.persona,
+                **assignment.classifications,
             }
             current: dict[str, str | None] = {}
-            for dimension in DIMENSIONS:
+            for dimension in (*DIMENSIONS, *engine.classification_names):
                 field = outputs.get(dimension)
                 written = record.fields.get(field) if field else None
                 current[dimension] = str(written) if not is_blank(written) else computed[dimension]
@@ -68,6 +69,17 @@ def _current(
             if record.id in wanted:
                 rules[record.id] = holdings(engine.explain(record.fields, crm, now))
     return accounts, rules
+
+
+def _declared(engine: Engine, crm: str) -> dict[str, str]:
+    """Dimension (segment, tier, persona, or a classification's name) → its output field."""
+    out: dict[str, str] = {}
+    for key, field in engine.output_fields(crm).items():
+        if key in DIMENSIONS:
+            out[key] = field
+        elif key.startswith("classification."):
+            out[key.removeprefix("classification.")] = field
+    return out
 
 
 def _with_ledger(
@@ -110,6 +122,7 @@ def report_documents(
     current, rules = _current(adapter, engine, now, with_closed)
     accounts = _with_ledger(store, name, engine, adapter.crm, current)
     order = {"tier": engine.tier_names, "segment": engine.segment_names}
+    order.update(engine.classification_names)
     meta: dict[str, Any] = {
         "connection": name,
         "crm": adapter.crm,
@@ -128,7 +141,7 @@ def report_documents(
             dimension,
             period=when,
             order=order.get(dimension, ()),
-            ranked=dimension == "tier",
+            ranked=dimension == "tier" or dimension in engine.classification_names,
         )
         docs.append(document(report, lift if i == 0 else [], meta))
     return docs
@@ -154,7 +167,7 @@ def report_documents(
     "--by",
     default="tier",
     show_default=True,
-    metavar="segment|tier|persona",
+    metavar="segment|tier|persona|CLASSIFICATION",
     help="Group the deals by this classification of their account.",
 )
 @click.option(
@@ -196,10 +209,6 @@ def outcomes(
     deals, groups with no wins; and the rule lift table. Run `segsync sync
     --object deal` first: the deals come from the state store.
     """
-    if by not in DIMENSIONS:
-        raise UserError(
-            [Problem("--by", "", f"unknown classification {by!r}; known: {', '.join(DIMENSIONS)}")]
-        )
     names = (connection,) if connection else ()
     with open_context(config_file, crm=crm, connections=names) as ctx:
         if len(ctx.adapters) != 1:
@@ -216,6 +225,11 @@ def outcomes(
         engine = ctx.engines.get("account")
         if engine is None:
             raise UserError([Problem("sync.mappings", "", "no account mapping is configured")])
+        known = (*DIMENSIONS, *engine.classification_names)
+        if by not in known:
+            raise UserError(
+                [Problem("--by", "", f"unknown classification {by!r}; known: {', '.join(known)}")]
+            )
         stored = DealStore(ctx.store)
         if stored.count(name) == 0:
             click.secho(
