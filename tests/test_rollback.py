@@ -1,6 +1,6 @@
 """Rollback of a real run, and history by mapping version, through `segsync` and the sandboxes.
 
-Two syncs run two definitions (2026-11-a, then 2026-12-b, which moves
+Two syncs run two definitions (2026-11-b, then 2026-12-b, which moves
 companies of 100–499 people to SMB); a person edits one moved record; the
 rollback of the second run restores the first definition's values, read back
 through each CRM's API with the real clients, leaves the edited record alone
@@ -22,7 +22,7 @@ from connector import templates
 from connector.cli import cli
 from segsync_sandbox.launcher import Sandboxes
 
-VERSION_A = "2026-11-a"
+VERSION_A = "2026-11-b"
 VERSION_B = "2026-12-b"
 
 
