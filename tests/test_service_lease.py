@@ -144,11 +144,14 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
         took = time.monotonic() - stopped_at
         assert lease.mode == "steal"
         app.faults.update(latency_ms=0)
+        # The survivor's run after the takeover. It may have nothing left to write:
+        # a run that started while the test was editing can already have written
+        # the 30 companies before the victim's run began (the ticks are 2 s apart).
         done = _until(
             lambda: [
                 r
                 for r in store.runs(20, object="account")
-                if r.id > victim_run and r.status == "succeeded" and r.counts.written
+                if r.id > victim_run and r.status == "succeeded"
             ],
             60,
             "the survivor's account run",
@@ -190,7 +193,7 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
     assert row.status in ("aborted", "interrupted"), row
     assert "lost its lease" in (row.message or "") or "took the job over" in (row.message or "")
     assert after == [], [(e.kind, len(e.records)) for e in after]
-    # The 30 changed companies now carry their new values, written by the survivor.
+    # The 30 changed companies now carry their new values (whichever live run wrote them).
     with Store.open(pg_schema_url) as check:
         history = check.history(None, 10_000, connection="hubspot", object="account")
         runs = {r.id: r for r in check.runs(1000)}
