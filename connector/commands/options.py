@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -16,6 +17,25 @@ FORMAT = click.option(
     default="text",
     show_default=True,
     help="text for people, json (one document on stdout) for scripts.",
+)
+
+
+#: ``--format text|json|html`` for the reports (``outcomes``, ``parity``).
+REPORT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="text for people, json (one document) for scripts, html: one self-contained page.",
+)
+
+#: ``--out FILE``: where a report goes instead of standard output.
+OUT = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of standard output.",
 )
 
 

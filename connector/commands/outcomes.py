@@ -27,6 +27,7 @@ from rich.console import Console
 from connector.analysis import outcomes as analysis
 from connector.analysis.outcomes import Account, Period, holdings, rule_lift
 from connector.commands.crm import open_context
+from connector.commands.options import OUT, REPORT_FORMAT
 from connector.commands.outcomes_render import document, render_html, render_text
 from connector.crm.base import CrmAdapter
 from connector.engine import Engine
@@ -177,20 +178,8 @@ def report_documents(
     show_default=True,
     help="Group the deals in time by when they were created.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "html"]),
-    default="text",
-    show_default=True,
-    help="A table, one JSON document, or a self-contained HTML page with charts.",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the report to this file instead of standard output.",
-)
+@REPORT_FORMAT
+@OUT
 def outcomes(
     config_file: Path | None,
     connection: str | None,

@@ -20,7 +20,7 @@ import click
 from connector.analysis.parity import Pair, Parity, cause_line, compare, display
 from connector.commands.crm import load_engines, make_adapter, select_connections
 from connector.commands.exports import ExportReader, id_fields, parent_id
-from connector.commands.options import NOW
+from connector.commands.options import NOW, OUT, REPORT_FORMAT
 from connector.config import ParityMatch, Settings, config_path, load_settings, warn_insecure
 from connector.crm.base import CrmAdapter, ObjectName
 from connector.crm.ids import link_key
@@ -486,20 +486,8 @@ def _write(text: str, out: Path | None) -> None:
     help="Compare a Salesforce and a HubSpot export instead of the live CRMs "
     "(repeat: accounts and contacts).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "html"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for scripts, html: one self-contained page.",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the report to this file instead of stdout.",
-)
+@REPORT_FORMAT
+@OUT
 @NOW
 def parity(
     config_file: Path | None,
