@@ -96,3 +96,20 @@ def test_record_faults_and_error_share_are_seeded() -> None:
 def test_faults_json_round_trip() -> None:
     faults = Faults(latency_ms=80, jitter_ms=70, lock_ids={"b", "a"}, retry_after=2.0)
     assert Faults.from_json(json.loads(json.dumps(faults.to_json()))) == faults
+
+
+def test_a_client_hanging_up_is_not_reported_as_a_server_error(
+    server: SandboxServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    httpd = server._httpd
+    for hang_up in (ConnectionResetError(104, "reset"), BrokenPipeError(32, "pipe")):
+        try:
+            raise hang_up
+        except OSError:
+            httpd.handle_error(None, ("127.0.0.1", 1))
+    assert capfd.readouterr().err == ""
+    try:
+        raise ValueError("a bug in the sandbox")
+    except ValueError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    assert "a bug in the sandbox" in capfd.readouterr().err
