@@ -381,7 +381,8 @@ class SyncSettings(_Model):
     recheck_before_write: bool = True
     # How long a job's holder keeps it without renewing (connector/store/leases.py).
     lease_seconds: float = Field(90.0, ge=5, le=3_600)
-    # Read the connections' deals too (read-only), after accounts and contacts.
+    # Read the connections' deals too (read-only), before the accounts (always when
+    # the account mapping has rollup attributes: they are computed from the deals).
     deals: bool = False
 
     @model_validator(mode="after")

@@ -380,8 +380,8 @@ def test_preview_and_explain_compute_rollups_from_a_deals_file(tmp_path: Path) -
     assert "Traceback" not in missing.output
 
 
-def test_sync_refuses_a_rollup_mapping_in_one_line(tmp_path: Path) -> None:
-    """Live runs cannot read deals into rollups yet: refused before any connection."""
+def test_live_commands_refuse_the_rollups_they_cannot_compute(tmp_path: Path) -> None:
+    """A deal-type filter (deal syncs keep no type) and parity (no deals): one line each."""
     mapping = tmp_path / "accounts.toml"
     mapping.write_text(MAPPING, encoding="utf-8")
     config = tmp_path / "config.toml"
@@ -392,7 +392,74 @@ def test_sync_refuses_a_rollup_mapping_in_one_line(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["sync", "--config", str(config), "--dry-run"])
     assert result.exit_code == 2, result.output
-    assert "attributes.won_amount_12m.rollup: rollup attributes are computed from a deals" in (
-        result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and "attributes.new_business_lost.rollup: a rollup filtered on" in (lines[0])
     )
     assert "Traceback" not in result.output
+
+    # Without the type filter, sync accepts the mapping (test_rollups_live.py runs it).
+    mapping.write_text(MAPPING.replace(', type = ["New Business"]', ""), encoding="utf-8")
+    parity = CliRunner().invoke(cli, ["parity", "--config", str(config)])
+    assert parity.exit_code == 2, parity.output
+    assert "attributes.won_amount_12m.rollup: rollup attributes are computed from the deals" in (
+        parity.stderr
+    )
+    assert "Traceback" not in parity.output
+
+
+def _won(deal_id: str, amount: float, closed: datetime) -> FileDeal:
+    return FileDeal(
+        deal_id, "a1", True, True, amount, closed - timedelta(days=30), closed, None, None
+    )
+
+
+def test_time_alone_makes_an_account_with_rollups_due() -> None:
+    """due_at: a won deal leaving the 12-month window, a last win growing older than 90 days."""
+    engine = compile_mapping(loads_mapping(MAPPING, "r.toml"))
+    fields = {"NumberOfEmployees": 10}
+    # Won 120,000 exactly 300 days ago: Tier 1 (60 points) until it leaves the window.
+    closed = NOW - timedelta(days=300)
+    a = engine.assign_with_deals(fields, [_won("d1", 120_000, closed)], "salesforce", NOW)
+    assert a.tier == "Tier 1" and a.scores["value"] == 60
+    assert a.due_at == closed + timedelta(days=365, microseconds=1)
+    # Just before, nothing has changed; at due_at the tier has.
+    just_before = engine.assign_with_deals(
+        fields, [_won("d1", 120_000, closed)], "salesforce", a.due_at - timedelta(seconds=1)
+    )
+    assert just_before.tier == "Tier 1"
+    at_due = engine.assign_with_deals(fields, [_won("d1", 120_000, closed)], "salesforce", a.due_at)
+    assert at_due.tier == "Tier 2" and at_due.scores["value"] == 0 and at_due.due_at is None
+
+    # A small win 10 days ago: 20 points (won within 90 days) until day 91 starts.
+    recent = NOW - timedelta(days=10)
+    b = engine.assign_with_deals(fields, [_won("d2", 1_000, recent)], "salesforce", NOW)
+    assert b.scores["value"] == 20
+    day_91 = datetime.combine(recent.date() + timedelta(days=91), datetime.min.time(), UTC)
+    assert b.due_at == day_91
+    assert (
+        engine.assign_with_deals(fields, [_won("d2", 1_000, recent)], "salesforce", day_91).scores[
+            "value"
+        ]
+        == 0
+    )
+
+    # No deals, or deals that no window reads: never due.
+    assert engine.assign_with_deals(fields, [], "salesforce", NOW).due_at is None
+
+
+def test_a_days_since_test_is_due_when_the_count_crosses_it() -> None:
+    text = MAPPING.replace(
+        '{ points = 20, label = "won ≤ 90 days", when = { attr = "last_won", within_days = 90 } },',
+        '{ points = 20, label = "won ≤ 90 days", when = { attr = "days_since_win", lte = 90 } },',
+    )
+    assert text != MAPPING
+    engine = compile_mapping(loads_mapping(text, "r.toml"))
+    recent = NOW - timedelta(days=10)
+    a = engine.assign_with_deals({}, [_won("d2", 1_000, recent)], "hubspot", NOW)
+    assert a.scores["value"] == 20
+    # days_since_win = 91 from the start of day recent + 91 (UTC): the test fails then.
+    assert a.due_at == datetime.combine(
+        recent.date() + timedelta(days=91), datetime.min.time(), UTC
+    )

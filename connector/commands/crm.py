@@ -146,8 +146,14 @@ class Context:
         return jobs
 
 
-def load_engines(paths: Sequence[Path]) -> dict[str, Engine]:
-    """Compile the configured mappings, one per object; every problem reported at once."""
+def load_engines(paths: Sequence[Path], *, deals: bool = True) -> dict[str, Engine]:
+    """Compile the configured mappings, one per object; every problem reported at once.
+
+    ``deals``: the command computes rollup attributes from the deals its
+    deal syncs keep (``sync``, ``run``); without (``parity``) a mapping with
+    rollups is refused, as one whose rollups filter on the deal type is
+    everywhere live (the deal store keeps no type).
+    """
     engines: dict[str, Engine] = {}
     problems: list[Problem] = []
     for path in paths:
@@ -167,20 +173,31 @@ def load_engines(paths: Sequence[Path]) -> dict[str, Engine]:
             )
             continue
         engines[engine.object] = engine
-        # Live runs do not pass deals to the engine yet: a rollup would read as blank
-        # (or 0) on every account and rewrite tiers wrongly. Refuse it in one line.
-        problems.extend(
-            Problem(
-                str(path),
-                f"attributes.{name}.rollup",
-                "rollup attributes are computed from a deals export only (preview, explain, "
-                "diff --deals FILE); sync, run and parity cannot read deals into them yet",
-            )
-            for name in engine.rollups
-        )
+        problems.extend(_rollup_problems(path, engine, deals))
     if problems:
         raise MappingError(problems)
     return engines
+
+
+def _rollup_problems(path: Path, engine: Engine, deals: bool) -> list[Problem]:
+    """The rollup attributes a live command cannot compute (see :func:`load_engines`)."""
+    out = []
+    for name, rollup in engine.definition.rollups.items():
+        if not deals:
+            message = (
+                "rollup attributes are computed from the deals of one connection; this "
+                "command compares two CRMs without their deals (`segsync diff --deals FILE` "
+                "computes them from an export)"
+            )
+        elif rollup.types is not None:
+            message = (
+                "a rollup filtered on the deal type cannot run live: deal syncs keep no deal "
+                "type (preview, explain and diff with --deals FILE read it from an export)"
+            )
+        else:
+            continue
+        out.append(Problem(str(path), f"attributes.{name}.rollup", message))
+    return out
 
 
 def make_adapter(
@@ -493,6 +510,27 @@ def sync(
         _progress(interactive) as progress,
         _claims(ctx, dry_run) as claims,
     ):
+        deal_runs: list[DealSyncResult] = []
+        # Deals first: the account runs' rollup attributes read them (sync/rollups.py).
+        if deal_jobs.wanted(ctx.settings.sync, ctx.engines, obj, dry_run):
+            for name, crm_name, deal_result, message, code in deal_jobs.run_deal_jobs(
+                ctx.adapters,
+                ctx.store,
+                ctx.settings.sync,
+                crm,
+                full=full,
+                mark_accounts=deal_jobs.rollups_need_deals(ctx.engines),
+                claim=_deal_claim(claims, wait_seconds),
+            ):
+                outcome = JobOutcome(name, crm_name, "deal", message=message, code=code)
+                if deal_result is not None:
+                    # Unreadable deals are reported in the run, not a failure of it.
+                    outcome.status, outcome.message = deal_result.status, ""
+                elif code == EXIT_BUSY:
+                    outcome.status = "busy"
+                outcomes.append(outcome)
+                if deal_result is not None:
+                    deal_runs.append(deal_result)
         for job in ctx.jobs(crm, obj):
             name = f"{job.connection} {job.engine.object}s"
             task = progress.add_task(name, total=None, info="")
@@ -528,18 +566,6 @@ def sync(
             finally:
                 progress.remove_task(task)
             outcomes.append(outcome)
-        deal_runs: list[DealSyncResult] = []
-        if deal_jobs.wanted(ctx.settings.sync, obj, dry_run):
-            for name, crm_name, deal_result, message, code in deal_jobs.run_deal_jobs(
-                ctx.adapters, ctx.store, ctx.settings.sync, crm, full=full
-            ):
-                outcome = JobOutcome(name, crm_name, "deal", message=message, code=code)
-                if deal_result is not None:
-                    # Unreadable deals are reported in the run, not a failure of it.
-                    outcome.status, outcome.message = deal_result.status, ""
-                outcomes.append(outcome)
-                if deal_result is not None:
-                    deal_runs.append(deal_result)
     failures = [o for o in outcomes if o.status not in ("succeeded",)]
     if fmt == "json":
         click.echo(
@@ -610,6 +636,18 @@ def _claim(
     return claims.wait(
         key, after=after, seconds=wait_seconds, after_forever=True, on_wait=_tell_waiting
     )
+
+
+def _deal_claim(claims: JobClaims | None, wait_seconds: float) -> deal_jobs.Claim | None:
+    """How a deal job claims ``<connection>.deal`` (waiting up to ``--wait``)."""
+    if claims is None:
+        return None
+    held = claims
+
+    def claim(key: str) -> AbstractContextManager[Lease | Busy | None]:
+        return held.wait(key, seconds=wait_seconds, on_wait=_tell_waiting)
+
+    return claim
 
 
 def _tell_waiting(busy: Busy) -> None:

@@ -1,14 +1,18 @@
 """The deal jobs of ``segsync sync``: read-only pulls of each connection's deals.
 
-``segsync sync --object deal`` runs them; a plain ``segsync sync`` runs them
-after the account and contact jobs when the config says ``[sync] deals =
-true``. A dry run skips them (there is nothing to preview: nothing is written
-to the CRM).
+``segsync sync --object deal`` runs them; a plain ``segsync sync`` (or
+``--object account``) runs them before the account jobs when the account
+mapping has rollup attributes (computed from the deals) or the config says
+``[sync] deals = true``. Each takes its job's claim (``<connection>.deal``,
+``connector/store/leases.py``) like the account and contact jobs. A dry run
+skips them (nothing is written to the CRM; the rollups read the deals the
+store holds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any, cast
 
@@ -16,16 +20,30 @@ from rich.console import Console
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, DealSource
-from connector.errors import SegsyncError
+from connector.engine import Engine
+from connector.errors import EXIT_BUSY, SegsyncError
+from connector.store.deals import DEAL_OBJECT
+from connector.store.leases import Busy, Lease, job_key
 from connector.store.store import Store
 from connector.sync.deals import DealSyncResult, sync_deals
 
+Claim = Callable[[str], AbstractContextManager[Lease | Busy | None]]
+"""Claims a job by key for the block: a lease, Busy (held elsewhere) or None (no claims)."""
 
-def wanted(settings: SyncSettings, obj: str, dry_run: bool) -> bool:
+
+def rollups_need_deals(engines: Mapping[str, Engine]) -> bool:
+    """Whether the account mapping has rollup attributes (its runs read the deals)."""
+    account = engines.get("account")
+    return account is not None and bool(account.rollups)
+
+
+def wanted(settings: SyncSettings, engines: Mapping[str, Engine], obj: str, dry_run: bool) -> bool:
     """Whether this ``segsync sync`` runs the deal jobs."""
     if dry_run:
         return False
-    return obj == "deal" or (obj == "all" and settings.deals)
+    return obj == "deal" or (
+        obj in ("all", "account") and (settings.deals or rollups_need_deals(engines))
+    )
 
 
 def run_deal_jobs(
@@ -35,21 +53,34 @@ def run_deal_jobs(
     crm: str,
     *,
     full: bool,
+    mark_accounts: bool = False,
+    claim: Claim | None = None,
 ) -> list[tuple[str, str, DealSyncResult | None, str, int]]:
-    """Each selected connection's deal sync: (connection, crm, result, error, exit code)."""
+    """Each selected connection's deal sync: (connection, crm, result, error, exit code).
+
+    ``mark_accounts``: see :func:`~connector.sync.deals.sync_deals`. ``claim``:
+    each run holds ``<connection>.deal`` (a job held elsewhere is ``busy``).
+    """
     out: list[tuple[str, str, DealSyncResult | None, str, int]] = []
     for name, adapter in adapters.items():
         if crm not in ("all", adapter.crm):
             continue
         source = cast(DealSource, adapter)
+        held = claim(job_key(name, DEAL_OBJECT)) if claim is not None else nullcontext(None)
         try:
-            result = sync_deals(
-                source,
-                store,
-                name,
-                full=full,
-                lookback=timedelta(seconds=settings.lookback_seconds),
-            )
+            with held as lease:
+                if isinstance(lease, Busy):
+                    out.append((name, adapter.crm, None, str(lease), EXIT_BUSY))
+                    continue
+                result = sync_deals(
+                    source,
+                    store,
+                    name,
+                    full=full,
+                    lookback=timedelta(seconds=settings.lookback_seconds),
+                    mark_accounts=mark_accounts,
+                    lease=lease,
+                )
         except SegsyncError as exc:
             out.append((name, adapter.crm, None, str(exc), exc.exit_code))
         else:

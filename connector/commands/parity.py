@@ -510,7 +510,7 @@ def parity(
         settings = Settings()
     else:
         settings = load_settings(config_file)
-    engines = load_engines(settings.sync.mappings)
+    engines = load_engines(settings.sync.mappings, deals=False)
     instant = now or datetime.now(UTC)
     if exports:
         sides = _from_exports(exports, engines)

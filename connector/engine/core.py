@@ -11,6 +11,7 @@ from connector.engine.assignment import Assignment
 from connector.engine.compiler import Compiler, nested_get
 from connector.engine.due import DueFinder
 from connector.engine.explain import Explanation, explain_record
+from connector.engine.rollup_due import day_constants, rollup_flips, rollup_state
 from connector.engine.rollups import DealLike, rollup_fields, rollup_inputs
 from connector.mapping.models import CRMS, MappingDef
 from connector.mapping.values import is_blank, parse_boolean
@@ -48,6 +49,7 @@ class Engine:
         # on the instance saves a Python call per record on the hot path.
         self.evaluate = self._evaluate  # type: ignore[method-assign]
         self._due = DueFinder(mapping, self._compiler.coercers, self._evaluate)
+        self._day_constants = day_constants(mapping)
 
     @property
     def definition(self) -> MappingDef:
@@ -218,6 +220,39 @@ class Engine:
         if not self._m.rollups:
             return fields
         return {**fields, **rollup_fields(self._m, deals, now)}
+
+    def assign_with_deals(
+        self,
+        fields: Mapping[str, Any],
+        deals: Iterable[DealLike],
+        crm: str,
+        now: datetime,
+        parent: Assignment | None = None,
+    ) -> Assignment:
+        """:meth:`assign` for an account with its ``deals``: rollups computed, and their time.
+
+        The rollup attributes are computed as of ``now``; ``due_at`` also
+        covers the instants at which a rollup moves with time (a deal
+        entering or leaving a window, a ``days_since`` count crossing a
+        test's constant: :mod:`connector.engine.rollup_due`).
+        """
+        if not self._m.rollups:
+            return self.assign(fields, crm, now, parent)
+        listed = list(deals)
+        current = self.with_deals(fields, listed, now)
+        assignment = self._evaluate(current, crm, now, parent)
+        flips = self._due.flips(current, crm, now)
+        flips |= rollup_flips(self._m, listed, now, self._day_constants)
+        if not flips:
+            return assignment
+        state = rollup_state(self._m, listed, now)
+        for moment in sorted(flips):
+            if rollup_state(self._m, listed, moment) != state or (
+                self._evaluate(self.with_deals(fields, listed, moment), crm, moment, parent)
+                != assignment
+            ):
+                return replace(assignment, due_at=moment)
+        return assignment
 
     def explain(
         self,

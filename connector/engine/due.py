@@ -25,7 +25,7 @@ took, a score capped anyway) is skipped. That instant is the record's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 from connector.engine.assignment import Assignment
 from connector.engine.coerce import Coercer
 from connector.engine.compiler import nested_get, utc_now
+from connector.engine.rollups import rollup_key
 from connector.mapping.models import CRMS, AllOf, AnyOf, Condition, Leaf, MappingDef, NotOf
 
 #: The operators whose truth depends on the run time.
@@ -41,7 +42,7 @@ TIME_OPS = frozenset({"within_days", "older_than_days"})
 Evaluate = Callable[[Mapping[str, Any], str, datetime, Assignment | None], Assignment]
 
 
-def _day_start(day: date, zone: tzinfo) -> datetime:
+def day_start(day: date, zone: tzinfo) -> datetime:
     """The first instant (UTC) of calendar day ``day`` in ``zone``.
 
     A midnight that a daylight-saving gap skips maps, with ``fold=0``, to the
@@ -72,7 +73,7 @@ def flip_instants(
         day = value.date() if isinstance(value, datetime) else value
         for offset in (0, days + 1):
             with contextlib.suppress(OverflowError):
-                out.append(_day_start(day + timedelta(days=offset), zone))
+                out.append(day_start(day + timedelta(days=offset), zone))
         return tuple(out)
     moment = utc_now(value)
     out.append(moment)
@@ -81,28 +82,34 @@ def flip_instants(
     return tuple(out)
 
 
-def time_tests(mapping: MappingDef) -> dict[str, tuple[int, ...]]:
-    """Attribute → the day counts of every time test on it (segments, scores, tiers, personas)."""
-    found: dict[str, set[int]] = {}
+def leaves(mapping: MappingDef) -> Iterator[Leaf]:
+    """Every test of the definition (segments, scores, tiers, classifications, personas)."""
 
-    def walk(cond: Condition | None) -> None:
+    def walk(cond: Condition | None) -> Iterator[Leaf]:
         if cond is None:
             return
         if isinstance(cond, Leaf):
-            if cond.kind == "attr" and cond.op in TIME_OPS:
-                found.setdefault(cond.subject, set()).add(int(cond.value))
+            yield cond
         elif isinstance(cond, AllOf | AnyOf):
             for item in cond.items:
-                walk(item)
+                yield from walk(item)
         elif isinstance(cond, NotOf):
-            walk(cond.item)
+            yield from walk(cond.item)
 
     for rules in (mapping.segments, *mapping.tier_rule_sets(), mapping.personas):
         for rule in rules:
-            walk(rule.when)
+            yield from walk(rule.when)
     for score in mapping.scores.values():
         for score_rule in score.rules:
-            walk(score_rule.when)
+            yield from walk(score_rule.when)
+
+
+def time_tests(mapping: MappingDef) -> dict[str, tuple[int, ...]]:
+    """Attribute → the day counts of every time test on it (segments, scores, tiers, personas)."""
+    found: dict[str, set[int]] = {}
+    for leaf in leaves(mapping):
+        if leaf.kind == "attr" and leaf.op in TIME_OPS:
+            found.setdefault(leaf.subject, set()).add(int(leaf.value))
     return {name: tuple(sorted(days)) for name, days in found.items()}
 
 
@@ -130,7 +137,8 @@ class DueFinder:
             probes = []
             for name, days in tests.items():
                 attr = mapping.attributes[name]
-                source = attr.sources.get(crm)
+                # A rollup's value travels under its own key (engine/rollups.py).
+                source = rollup_key(name) if attr.rollup is not None else attr.sources.get(crm)
                 if source is None and attr.blank is None:
                     continue  # always blank in this CRM: no test on it can flip
                 probes.append(_Probe(source or "", coercers[name].fast, attr.type, days))
@@ -150,9 +158,17 @@ class DueFinder:
         assignment: Assignment,
     ) -> datetime | None:
         """The earliest instant after ``now`` at which the record's assignment changes, if any."""
+        flips = self.flips(fields, crm, now)
+        for moment in sorted(flips):
+            if self._evaluate(fields, crm, moment, parent) != assignment:
+                return moment
+        return None
+
+    def flips(self, fields: Mapping[str, Any], crm: str, now: datetime) -> set[datetime]:
+        """The instants after ``now`` at which a time test on the record's values flips."""
         probes = self._probes.get(crm)
         if not probes:
-            return None
+            return set()
         now_utc = utc_now(now)
         flips: set[datetime] = set()
         for probe in probes:
@@ -169,7 +185,4 @@ class DueFinder:
                 for moment in flip_instants(probe.attr_type, days, value, self._zone):
                     if moment > now_utc:
                         flips.add(moment)
-        for moment in sorted(flips):
-            if self._evaluate(fields, crm, moment, parent) != assignment:
-                return moment
-        return None
+        return flips

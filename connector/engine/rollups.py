@@ -64,7 +64,8 @@ def rollup_key(name: str) -> str:
     return ROLLUP_PREFIX + name
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
+    """``moment``, read as UTC when it has no time zone."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -75,7 +76,8 @@ def stage_of(deal: DealLike) -> str:
     return "won" if deal.is_won else "lost"
 
 
-def _holds(rollup: RollupDef, deal: DealLike, now: datetime) -> bool:
+def holds(rollup: RollupDef, deal: DealLike, now: datetime, *, windowed: bool = True) -> bool:
+    """Whether ``deal`` counts for ``rollup`` at ``now`` (``windowed=False``: window aside)."""
     stage = stage_of(deal)
     if rollup.stage == "closed":
         if stage == "open":
@@ -90,11 +92,11 @@ def _holds(rollup: RollupDef, deal: DealLike, now: datetime) -> bool:
         kind = getattr(deal, "type", None)
         if not isinstance(kind, str) or kind.casefold() not in rollup.types:
             return False
-    if rollup.within_days is not None:
+    if windowed and rollup.within_days is not None:
         moment = deal.closed_at if rollup.date == "closed" else deal.created_at
         if moment is None:
             return False
-        moment = _aware(moment)
+        moment = aware(moment)
         if not now - timedelta(days=rollup.within_days) <= moment <= now:
             return False
     return True
@@ -110,8 +112,8 @@ def rollup_value(
     counts for ``count`` but not for ``sum`` / ``max`` / ``min``; a deal
     without the date ``latest`` / ``days_since`` reads is skipped by them.
     """
-    now = _aware(now)
-    used = [d for d in deals if _holds(rollup, d, now)]
+    now = aware(now)
+    used = [d for d in deals if holds(rollup, d, now)]
     measure = rollup.measure
     if measure == "count":
         return len(used), tuple(d.id for d in used)
@@ -125,7 +127,7 @@ def rollup_value(
             return None, ids
         return (max(amounts) if measure == "max" else min(amounts)), ids
     dated = [
-        (_aware(m), d.id)
+        (aware(m), d.id)
         for d in used
         if (m := d.closed_at if rollup.date == "closed" else d.created_at) is not None
     ]

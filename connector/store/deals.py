@@ -5,11 +5,19 @@ deals are upserted and the rows that could not be judged are removed (they
 may have been readable before). The watermark is advanced separately, after.
 Unreadable rows are not open errors: segsync writes nothing to a deal, so
 there is nothing to retry; the run reports them (``segsync sync``, ``status``).
+
+With ``mark_run`` (the account mapping has rollup attributes), the same
+transaction marks the accounts whose deals changed (a new deal, a rollup
+input edited, a deal moved to another account or gone): the next account run
+re-evaluates them though the accounts themselves did not change
+(``connector/sync/rollups.py``). Marks live beside the contact runs' in
+``changed_parents``, under the object :data:`DEAL_MARKS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +25,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from connector.state import DealProblem, DealRecord
+from connector.store.schema import changed_parents
 from connector.store.schema import deals as deals_table
 from connector.store.store import CHUNK, Store
 
 DEAL_OBJECT = "deal"
 """The object name of deals in runs, watermarks and errors."""
+DEAL_MARKS = "account.deals"
+"""The ``changed_parents`` object of accounts whose deals changed."""
+#: What a rollup reads of a stored deal: a deal whose row changes only
+#: elsewhere (its stage name, loss reason, stamp) marks nothing.
+_ROLLUP_INPUTS = (
+    "account_id",
+    "pipeline",
+    "is_closed",
+    "is_won",
+    "amount",
+    "created_at",
+    "closed_at",
+)
 
 
 class DealStore:
@@ -37,8 +59,13 @@ class DealStore:
         crm: str,
         deals: Sequence[DealRecord],
         problems: Sequence[DealProblem],
+        mark_run: int | None = None,
     ) -> None:
-        """Keep one page's outcome: readable deals stored, the unreadable ones removed."""
+        """Keep one page's outcome: readable deals stored, the unreadable ones removed.
+
+        ``mark_run``: the deal run marking the accounts whose deals changed
+        (none: no marks, nothing reads them).
+        """
         rows = [
             {
                 "connection": connection,
@@ -59,6 +86,8 @@ class DealStore:
         ]
         skipped = [p.id for p in problems if not p.kept]
         with self._engine.begin() as conn:
+            if mark_run is not None:
+                self._mark(conn, connection, rows, skipped, mark_run)
             if rows:
                 stmt = _insert(conn)(deals_table)
                 stmt = stmt.on_conflict_do_update(
@@ -77,6 +106,68 @@ class DealStore:
                     )
                 )
 
+    def _mark(
+        self,
+        conn: Connection,
+        connection: str,
+        rows: Sequence[dict[str, Any]],
+        gone: Sequence[str],
+        run_id: int,
+    ) -> None:
+        """Mark the accounts of the page's deals whose rollup inputs changed (before the upsert)."""
+        ids = [r["id"] for r in rows] + list(gone)
+        before: dict[str, dict[str, Any]] = {}
+        columns = [deals_table.c[name] for name in ("id", *_ROLLUP_INPUTS)]
+        for chunk in _chunks(ids):
+            query = sa.select(*columns).where(
+                deals_table.c.connection == connection, deals_table.c.id.in_(chunk)
+            )
+            before.update({row.id: dict(row._mapping) for row in conn.execute(query)})
+        accounts: set[str] = set()
+        for row in rows:
+            old = before.get(row["id"])
+            if old is None or any(not _same(old[name], row[name]) for name in _ROLLUP_INPUTS):
+                accounts.add(row["account_id"])
+                if old is not None:
+                    accounts.add(old["account_id"])
+        accounts.update(before[i]["account_id"] for i in gone if i in before)
+        if not accounts:
+            return
+        now = datetime.now(UTC)
+        marks = [
+            {
+                "connection": connection,
+                "object": DEAL_MARKS,
+                "record_id": account,
+                "run_id": run_id,
+                "marked_at": now,
+            }
+            for account in sorted(accounts)
+        ]
+        stmt = _insert(conn)(changed_parents)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(changed_parents.primary_key.columns),
+            set_={"run_id": stmt.excluded.run_id, "marked_at": stmt.excluded.marked_at},
+        )
+        conn.execute(stmt, marks)
+
+    def by_account(self, connection: str, accounts: Sequence[str]) -> dict[str, list[DealRecord]]:
+        """The stored deals of ``accounts`` (those with none are left out), in id order."""
+        out: dict[str, list[DealRecord]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(accounts))):
+                query = (
+                    sa.select(deals_table)
+                    .where(
+                        deals_table.c.connection == connection,
+                        deals_table.c.account_id.in_(chunk),
+                    )
+                    .order_by(deals_table.c.id)
+                )
+                for row in conn.execute(query):
+                    out.setdefault(row.account_id, []).append(_deal(row))
+        return out
+
     def deals(self, connection: str) -> Iterator[DealRecord]:
         """Every stored deal of a connection, in id order, streamed."""
         query = (
@@ -86,25 +177,42 @@ class DealStore:
         )
         with self._engine.connect() as conn:
             for row in conn.execution_options(yield_per=5000).execute(query):
-                yield DealRecord(
-                    id=row.id,
-                    account_id=row.account_id,
-                    pipeline=row.pipeline,
-                    stage=row.stage,
-                    is_closed=bool(row.is_closed),
-                    is_won=bool(row.is_won),
-                    amount=None if row.amount is None else float(row.amount),
-                    created_at=row.created_at,
-                    closed_at=row.closed_at,
-                    lost_reason=row.lost_reason,
-                    stamp=row.modstamp,
-                )
+                yield _deal(row)
 
     def count(self, connection: str) -> int:
         """How many deals of a connection are stored."""
         query = sa.select(sa.func.count()).where(deals_table.c.connection == connection)
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+
+def _deal(row: Any) -> DealRecord:
+    return DealRecord(
+        id=row.id,
+        account_id=row.account_id,
+        pipeline=row.pipeline,
+        stage=row.stage,
+        is_closed=bool(row.is_closed),
+        is_won=bool(row.is_won),
+        amount=None if row.amount is None else float(row.amount),
+        created_at=row.created_at,
+        closed_at=row.closed_at,
+        lost_reason=row.lost_reason,
+        stamp=row.modstamp,
+    )
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as a rollup reads them (a stored time comes back in UTC, a float as stored)."""
+    if isinstance(old, datetime) and isinstance(new, datetime):
+        return _utc(old) == _utc(new)
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return float(old) == float(new)
+    return bool(old == new)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _insert(conn: Connection) -> Any:

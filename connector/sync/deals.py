@@ -28,6 +28,7 @@ from connector.crm.base import DealSource
 from connector.errors import SegsyncError
 from connector.state import DealProblem
 from connector.store.deals import DEAL_OBJECT, DealStore
+from connector.store.leases import Fence
 from connector.store.records import RunCounts, RunStatus
 from connector.store.store import Store
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
@@ -72,8 +73,17 @@ def sync_deals(
     *,
     full: bool = False,
     lookback: timedelta = timedelta(seconds=300),
+    mark_accounts: bool = False,
+    lease: Fence | None = None,
 ) -> DealSyncResult:
-    """Pull and keep the deals of one connection; see the module docstring."""
+    """Pull and keep the deals of one connection; see the module docstring.
+
+    ``mark_accounts``: the account mapping has rollup attributes; mark the
+    accounts whose deals changed for the next account run to re-plan
+    (``connector/sync/rollups.py``). ``lease``: the job's claim
+    (``connector/store/leases.py``), fenced before each page is kept and
+    before the watermark moves, so a process that lost the job stops.
+    """
     started = time.monotonic()
     calls_before = source.api_calls
     previous = store.watermark(connection, DEAL_OBJECT)
@@ -88,7 +98,15 @@ def sync_deals(
             new = {i for i, stamp in page.seen if tracker.see(i, stamp)}
             kept = [d for d in page.deals if d.id in new]
             problems = [p for p in page.problems if p.id in new]
-            deals.record(connection, source.crm, kept, problems)
+            if lease is not None:
+                lease.fence()
+            deals.record(
+                connection,
+                source.crm,
+                kept,
+                problems,
+                mark_run=result.run_id if mark_accounts else None,
+            )
             result.read += len(new)
             result.stored += len(kept)
             result.skipped += sum(1 for p in problems if not p.kept)
@@ -101,6 +119,8 @@ def sync_deals(
                 store.advance_watermark(connection, DEAL_OBJECT, mark)
         mark = tracker.watermark()
         if full and mark is not None:
+            if lease is not None:
+                lease.fence()
             store.advance_watermark(connection, DEAL_OBJECT, mark)
     except SegsyncError as exc:
         result.status, result.message = "failed", str(exc)

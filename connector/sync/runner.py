@@ -69,6 +69,7 @@ from connector.sync.planner import (
     plan_record,
 )
 from connector.sync.recheck import Recheck, Seen
+from connector.sync.rollups import RollupFeed
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 
@@ -233,6 +234,8 @@ class Runner:
         audit = AuditTrail()
         try:
             self._check_owned(job, record=not dry_run)
+            # Rollup attributes: the account's deals from the store (sync/rollups.py).
+            feed = RollupFeed.of(store, conn, engine)
             if result.run_id is not None:
                 # Bulk jobs a crashed run left: finished (or aborted) before planning.
                 journal = StoreJournal(store, conn, obj, result.run_id)
@@ -252,6 +255,7 @@ class Runner:
                     echoes=echoes,
                     audit=audit,
                     result=result,
+                    feed=feed,
                 )
                 result.summary = builder.summary()
                 plan = builder.build()
@@ -275,6 +279,8 @@ class Runner:
                         # lost its job leaves the marks and watermark alone.
                         lease.fence()
                     self._clear_changed_parents(job, marks)
+                    if feed is not None:
+                        feed.clear()
                     if watermark is not None:
                         store.advance_watermark(conn, obj, watermark)
             result.status = "succeeded" if result.failed == 0 else "partial"
@@ -331,6 +337,7 @@ class Runner:
         echoes: EchoFilter | None = None,
         audit: AuditTrail | None = None,
         result: RunResult | None = None,
+        feed: RollupFeed | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -367,7 +374,9 @@ class Runner:
         # Under an agreement policy, also the records whose counterpart in the
         # other CRM changed (connector/sync/agreement.py).
         agreed = job.agreement.prepare(since) if job.agreement is not None else []
-        wanted = sorted(set(retry_ids).union(due_ids, agreed))
+        # And the accounts whose deals changed, for their rollups (sync/rollups.py).
+        marked = feed.marked_ids(crm) if feed is not None and previous is not None else []
+        wanted = sorted(set(retry_ids).union(due_ids, agreed, marked))
         extra = adapter.fetch(obj, wanted, fields, list(parent_keys.values())) if wanted else []
         seen_extra = {r.id for r in extra}
         _spool_gone(spool, [i for i in due_ids if i not in seen_extra])
@@ -415,6 +424,8 @@ class Runner:
             pending = store.pending(conn, obj, ids)
             stored_due = store.due(conn, obj, ids)
             decided = job.agreement.resolve(page) if job.agreement is not None else {}
+            if feed is not None:
+                feed.load(ids)
             planned: list[tuple[PlanInput, Planned]] = []
             for record in page:
                 if inherited and _inherited_changed(record, inherited, last.get(record.id)):
@@ -435,7 +446,13 @@ class Runner:
                 if record.id in was_deferred:
                     pickle.dump(("undeferred", record.id), spool, protocol=pickle.HIGHEST_PROTOCOL)
                 agreed_input = decided.get(record.id)
-                if agreed_input is None:
+                if feed is not None:  # an account with rollups (its deals are this CRM's)
+                    source = agreed_input or record
+                    source_crm = agreed_input.crm if agreed_input is not None else crm
+                    assignment = feed.assign(record.id, source.fields, source_crm, now, parent)
+                    if agreed_input is not None:
+                        assignment = with_note(assignment, agreed_input.note)
+                elif agreed_input is None:
                     assignment = engine.assign(record.fields, crm, now, parent)
                 else:
                     assignment = engine.assign(agreed_input.fields, agreed_input.crm, now, parent)

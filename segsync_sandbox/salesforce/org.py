@@ -1780,6 +1780,11 @@ class Org:
                     f"The sandbox creates {sobject} records through the Metadata API or not at all",
                 )
             values = self.validate(sobject, fields, create=True)
+            if sobject == "Opportunity":
+                # As on update: the platform derives IsClosed / IsWon from the stage.
+                stage = _STAGES.get(str(values.get("StageName")))
+                if stage is not None:
+                    values["IsClosed"], values["IsWon"] = stage
             return self.insert(
                 sobject, {k: v for k, v in values.items() if v is not None}, user=user
             )
