@@ -328,7 +328,7 @@ class HubSpotConnection(_Transport):
     timeout_seconds: Timeout = 60.0
     requests_per_10s: int = Field(100, ge=1, le=1_000_000)
     daily_limit: int = Field(250_000, ge=1, le=1_000_000_000)
-    search_per_second: int = Field(4, ge=1, le=1_000_000)
+    search_per_second: int = Field(5, ge=1, le=1_000_000)
     max_concurrency: int = Field(4, ge=1, le=25)
 
     def urls(self) -> dict[str, str]:

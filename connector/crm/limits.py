@@ -63,6 +63,26 @@ class RollingWindowLimiter:
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
 
+    def observe(self, limit: int, remaining: int, window: float) -> None:
+        """Follow the limit the server reports: its size, its window, its count of our calls.
+
+        ``limit`` and ``window`` replace the configured figures (the portal
+        knows its own tier). When the server has counted more calls in the
+        window than were started here (another process on the same token),
+        the difference is booked now, so this limiter leaves room for them.
+        """
+        if limit < 1 or window <= 0:
+            return
+        with self._lock:
+            self.limit, self.window = limit, window
+            now = self.clock()
+            horizon = self.window + self.margin - 1e-6
+            while self._starts and now - self._starts[0] >= horizon:
+                self._starts.popleft()
+            unseen = (limit - max(0, remaining)) - len(self._starts)
+            if unseen > 0:
+                self._starts.extend([now] * unseen)  # the newest: the deque stays in order
+
     def acquire(self) -> float:
         """Block until a call may start; return the seconds waited."""
         waited = 0.0
@@ -116,3 +136,10 @@ class DailyBudget:
                 f"segsync may use {self.share:.0%}; the run stops here and resumes "
                 "when the allocation recovers"
             )
+
+
+HS_READ_STREAMS = 3
+"""Reads in flight for one large HubSpot pull: a list cursor and search partitions, or
+search sub-windows (:mod:`connector.crm.hubspot.partition`)."""
+HS_PARTITION_MIN = 5_000
+"""Below this many records a pull stays one cursor: partitioning costs a few search calls."""

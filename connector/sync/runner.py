@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-import queue
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from typing import IO, Any, TypeVar, cast
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
+from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
 from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, SegsyncError
@@ -756,9 +755,6 @@ class Runner:
             yield chunk
 
 
-_DONE = object()
-
-
 def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Iterate ``pages`` with up to ``depth`` items fetched ahead on a worker thread.
 
@@ -766,46 +762,7 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
     next page while this one is evaluated and planned overlaps the network
     wait with the work. An exception in the worker is raised here, in order.
     """
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in pages:
-                if not put(item):
-                    return
-        except BaseException as exc:
-            put(_Raised(exc))
-            return
-        put(_DONE)
-
-    worker = threading.Thread(target=work, name="segsync-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Raised):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
-@dataclass(frozen=True)
-class _Raised:
-    exc: BaseException
+    return merged([pages], depth, name="segsync-prefetch")
 
 
 def _inherited_fields(engine: Engine, crm: str) -> list[str]:

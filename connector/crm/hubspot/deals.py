@@ -28,7 +28,9 @@ from hubspot.crm.associations.v4.models import (
 )
 
 from connector.crm.base import DealPage, parse_stamp
-from connector.crm.hubspot.pull import list_pages, regroup
+from connector.crm.hubspot.listing import list_pages
+from connector.crm.hubspot.pull import regroup
+from connector.crm.hubspot.raw import stamp_of
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP
@@ -189,14 +191,14 @@ class DealPuller:
         for raw in regroup(pages, HS_ASSOC_BATCH):
             if not raw:
                 continue
-            company_of = companies_of(self._session, [str(item.id) for item in raw])
+            company_of = companies_of(self._session, [str(item["id"]) for item in raw])
             deals: list[DealRecord] = []
             problems: list[DealProblem] = []
             seen: list[tuple[str, datetime]] = []
             for item in raw:
-                record_id = str(item.id)
-                props = item.properties or {}
-                seen.append((record_id, parse_stamp(props.get(STAMP) or item.updated_at)))
+                record_id = str(item["id"])
+                props = item.get("properties") or {}
+                seen.append((record_id, parse_stamp(stamp_of(item))))
                 record, problem = deal(record_id, props, company_of.get(record_id), stages)
                 if record is not None:
                     deals.append(record)

@@ -1,7 +1,8 @@
 """Reading records: full pulls by the list endpoint, reads by id, parent fields.
 
 Full pulls walk the list endpoint (100 a page); incremental ones walk search
-windows (:mod:`.search`). Contacts that need their company's fields are
+windows (:mod:`.search`); large ones of either kind are read in parts at once
+(:mod:`.partition`). Contacts that need their company's fields are
 gathered 1,000 at a time, one association batch read's worth, before their
 companies are looked up.
 """
@@ -10,19 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from hubspot.crm.companies.models import (
-    BatchReadInputSimplePublicObjectId,
-    SimplePublicObjectId,
-)
-
-from connector.crm.base import CrmRecord, EchoTest, parse_stamp
+from connector.crm.base import CrmRecord, EchoTest
 from connector.crm.hubspot.associations import company_contacts, primary_companies
-from connector.crm.hubspot.search import search_since
+from connector.crm.hubspot.partition import full_pages, window_pages
+from connector.crm.hubspot.raw import Item, record_of
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import OBJECT_TYPES, STAMP
-from connector.crm.limits import HS_ASSOC_BATCH, HS_BATCH, HS_LIST_PAGE
+from connector.crm.limits import HS_ASSOC_BATCH, HS_BATCH
+
+T = TypeVar("T")
 
 
 def pull(
@@ -41,9 +40,9 @@ def pull(
     """
     properties = sorted({*fields, STAMP})
     pages = (
-        list_pages(session, object_type, properties)
+        full_pages(session, object_type, properties)
         if since is None
-        else search_since(session, object_type, properties, since)
+        else window_pages(session, object_type, properties, since)
     )
     if parent_fields:
         # One association batch read takes 1,000 ids: gather that many
@@ -66,20 +65,22 @@ def fetch(
     Parent fields are looked up once for all of them (an association read per
     1,000 contacts, a company read per 100 companies), not per batch read.
     """
-    items: list[Any] = []
+    items: list[Item] = []
+    properties = sorted({*fields, STAMP})
     for start in range(0, len(ids), HS_BATCH):
-        chunk = ids[start : start + HS_BATCH]
-        request = BatchReadInputSimplePublicObjectId(
-            inputs=[SimplePublicObjectId(id=i) for i in chunk],
-            properties=sorted({*fields, STAMP}),
-        )
+        # A plain dict: the client serializes it as it is, no model per id.
+        request: dict[str, Any] = {
+            "inputs": [{"id": i} for i in ids[start : start + HS_BATCH]],
+            "properties": properties,
+        }
         result = session.call(
             "batch read",
             session.batch[object_type].read_with_http_info,
             request,
+            raw=True,
             # No ``archived``: see list_pages.
         )
-        items.extend(result.results or [])
+        items.extend(result.get("results") or [])
     return records(session, items, parent_fields) if items else []
 
 
@@ -110,47 +111,21 @@ def children(
             yield page
 
 
-def list_pages(
-    session: HubSpotSession, object_type: str, properties: list[str]
-) -> Iterator[list[Any]]:
-    """Every live record of ``object_type``, one list page (raw SDK objects) at a time."""
-    after: str | None = None
-    while True:
-        # ``archived`` is left out: false is its default, and the client
-        # would send a Python bool as "False" where the spec wants "false".
-        kwargs: dict[str, Any] = {"limit": HS_LIST_PAGE, "properties": properties}
-        if after is not None:
-            kwargs["after"] = after
-        page = session.call("list", session.basic[object_type].get_page_with_http_info, **kwargs)
-        yield list(page.results or [])
-        nxt = page.paging.next if page.paging is not None else None
-        if nxt is None or not nxt.after:
-            return
-        after = nxt.after
-
-
 def records(
     session: HubSpotSession,
-    items: Sequence[Any],
+    items: Sequence[Item],
     parent_fields: Sequence[str],
     echo: EchoTest | None = None,
 ) -> list[CrmRecord]:
-    """Raw SDK objects as :class:`CrmRecord`, with their company's fields when asked.
+    """Raw JSON objects as :class:`CrmRecord`, with their company's fields when asked.
 
     Records ``echo`` names get no parent (and cost no association read).
     """
-    bare = [
-        CrmRecord(
-            str(item.id),
-            parse_stamp(item.properties.get(STAMP) or item.updated_at),
-            item.properties,
-        )
-        for item in items
-    ]
+    bare = [record_of(item) for item in items]
     if not parent_fields:
         return bare
     skipped = echo(bare) if echo is not None else set()
-    wanted = [item for item in items if str(item.id) not in skipped]
+    wanted = [item for item in items if str(item["id"]) not in skipped]
     parents = _parents(session, wanted, parent_fields) if wanted else {}
     return [
         CrmRecord(r.id, r.stamp, r.fields, None if r.id in skipped else parents.get(r.id))
@@ -158,9 +133,9 @@ def records(
     ]
 
 
-def regroup(pages: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:
+def regroup(pages: Iterator[list[T]], size: int) -> Iterator[list[T]]:
     """Pages of at least ``size`` items (the last may be smaller), in order."""
-    buffer: list[Any] = []
+    buffer: list[T] = []
     for page in pages:
         buffer.extend(page)
         if len(buffer) >= size:
@@ -171,10 +146,10 @@ def regroup(pages: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:
 
 
 def _parents(
-    session: HubSpotSession, items: Sequence[Any], parent_fields: Sequence[str]
+    session: HubSpotSession, items: Sequence[Item], parent_fields: Sequence[str]
 ) -> dict[str, Mapping[str, Any]]:
     """Contact id → its primary company's ``parent_fields``."""
-    company_of = primary_companies(session, [str(i.id) for i in items])
+    company_of = primary_companies(session, [str(i["id"]) for i in items])
     companies = sorted(set(company_of.values()))
     values: dict[str, Mapping[str, Any]] = {}
     for record in fetch(session, OBJECT_TYPES["account"], companies, parent_fields):

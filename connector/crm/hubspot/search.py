@@ -24,18 +24,29 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from hubspot.crm.companies.models import Filter, FilterGroup, PublicObjectSearchRequest
-
 from connector.crm.base import parse_stamp
+from connector.crm.hubspot.raw import Item, next_after
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP, epoch_ms
 from connector.crm.limits import HS_SEARCH_MAX_RESULTS, HS_SEARCH_PAGE
 
+ID = "hs_object_id"
+
 
 def search_since(
-    session: HubSpotSession, object_type: str, properties: list[str], since: datetime
-) -> Iterator[list[Any]]:
-    """Pages of raw records with ``hs_lastmodifieddate >= since``, in stamp order."""
+    session: HubSpotSession,
+    object_type: str,
+    properties: list[str],
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    first: dict[str, Any] | None = None,
+) -> Iterator[list[Item]]:
+    """Pages of raw records with ``since <= hs_lastmodifieddate`` (``< until``), in stamp order.
+
+    ``first``: the walk's first page, already read (by :func:`first_page`).
+    """
+    below = [search_filter(STAMP, "LT", epoch_ms(until))] if until is not None else []
     start = since
     seen_at_start: set[str] = set()
     while True:
@@ -46,15 +57,23 @@ def search_since(
         previous: tuple[datetime, set[str]] | None = None  # last page's top stamp, its ids
         window_full = jump = False
         while True:
-            result = _search_page(
-                session,
-                object_type,
-                properties,
-                [Filter(property_name=STAMP, operator="GTE", value=epoch_ms(start))],
-                STAMP,
-                offset,
+            result = (
+                first
+                if first is not None
+                else _search_page(
+                    session,
+                    object_type,
+                    properties,
+                    [search_filter(STAMP, "GTE", epoch_ms(start)), *below],
+                    STAMP,
+                    offset,
+                )
             )
-            raw = [(parse_stamp(i.properties.get(STAMP)), i) for i in result.results or []]
+            first = None
+            raw = [
+                (parse_stamp((i.get("properties") or {}).get(STAMP)), i)
+                for i in result.get("results") or []
+            ]
             tied = previous[0] if previous is not None else None
             if not raw or tied in complete or min(s for s, _ in raw) != tied:
                 tied = None
@@ -63,7 +82,7 @@ def search_since(
             yield [
                 i
                 for s, i in raw
-                if s not in complete and s != tied and str(i.id) not in seen_at_start
+                if s not in complete and s != tied and str(i["id"]) not in seen_at_start
             ]
             if tied is not None and previous is not None:
                 shown = previous[1] | (seen_at_start if tied == start else set())
@@ -73,16 +92,16 @@ def search_since(
                 jump = max(s for s, _ in raw) == tied
             for stamp, item in raw:
                 if last_stamp is None or stamp > last_stamp:
-                    last_stamp, ids_at_last = stamp, {str(item.id)}
+                    last_stamp, ids_at_last = stamp, {str(item["id"])}
                 elif stamp == last_stamp:
-                    ids_at_last.add(str(item.id))
+                    ids_at_last.add(str(item["id"]))
             if raw:
                 top = max(s for s, _ in raw)
-                previous = (top, {str(i.id) for s, i in raw if s == top})
-            nxt = result.paging.next if result.paging is not None else None
-            if nxt is None or not nxt.after:
+                previous = (top, {str(i["id"]) for s, i in raw if s == top})
+            after = next_after(result)
+            if after is None:
                 return
-            offset = int(nxt.after)
+            offset = int(after)
             if jump:
                 break
             if offset + HS_SEARCH_PAGE > HS_SEARCH_MAX_RESULTS:
@@ -102,57 +121,114 @@ def search_since(
         start, seen_at_start = last_stamp, ids_at_last
 
 
+def first_page(
+    session: HubSpotSession, object_type: str, properties: list[str], since: datetime
+) -> dict[str, Any]:
+    """The first page of :func:`search_since` from ``since`` (its ``total`` says how many)."""
+    return _search_page(
+        session, object_type, properties, [search_filter(STAMP, "GTE", epoch_ms(since))], STAMP, 0
+    )
+
+
+def probe(
+    session: HubSpotSession,
+    object_type: str,
+    filters: list[dict[str, str]],
+    sort: str,
+    *,
+    rank: int = 0,
+    descending: bool = False,
+) -> tuple[int, Item | None]:
+    """How many records ``filters`` match, and the one at ``rank`` in ``sort`` order.
+
+    One search call of one result; ``rank`` must stay under the 10,000-result cap.
+    """
+    result = _search_page(
+        session, object_type, [sort], filters, sort, rank, limit=1, descending=descending
+    )
+    items = result.get("results") or []
+    return int(result.get("total") or 0), (items[0] if items else None)
+
+
 def _search_one_stamp(
     session: HubSpotSession,
     object_type: str,
     properties: list[str],
     stamp: datetime,
     skip: set[str],
-) -> Iterator[list[Any]]:
+) -> Iterator[list[Item]]:
     """Every record modified exactly at ``stamp``, walked by ascending id."""
-    last_id = 0
+    yield from search_by_id(
+        session, object_type, properties, [search_filter(STAMP, "EQ", epoch_ms(stamp))], skip=skip
+    )
+
+
+def search_by_id(
+    session: HubSpotSession,
+    object_type: str,
+    properties: list[str],
+    filters: list[dict[str, str]],
+    *,
+    above: int = 0,
+    upto: int | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> Iterator[list[Item]]:
+    """Every record ``filters`` match with ``above < hs_object_id <= upto``, by ascending id.
+
+    Keyset paging: each page is a new query from the last id seen, so no
+    query nears the 10,000-result cap and ties cannot occur (ids are unique).
+    """
+    last_id = above
+    ceiling = [search_filter(ID, "LTE", str(upto))] if upto is not None else []
     while True:
         result = _search_page(
             session,
             object_type,
             properties,
-            [
-                Filter(property_name=STAMP, operator="EQ", value=epoch_ms(stamp)),
-                Filter(property_name="hs_object_id", operator="GT", value=str(last_id)),
-            ],
-            "hs_object_id",
+            [*filters, search_filter(ID, "GT", str(last_id)), *ceiling],
+            ID,
             0,
         )
-        items = list(result.results or [])
+        items = list(result.get("results") or [])
         if not items:
             return
-        yield [i for i in items if str(i.id) not in skip]
-        last_id = max(int(i.id) for i in items)
+        yield [i for i in items if str(i["id"]) not in skip]
+        last_id = max(int(i["id"]) for i in items)
         if len(items) < HS_SEARCH_PAGE:
             return
+
+
+def search_filter(name: str, operator: str, value: str) -> dict[str, str]:
+    """One search filter, as the JSON the search endpoint takes."""
+    return {"propertyName": name, "operator": operator, "value": value}
 
 
 def _search_page(
     session: HubSpotSession,
     object_type: str,
     properties: list[str],
-    filters: list[Filter],
+    filters: list[dict[str, str]],
     sort: str,
     after: int,
-) -> Any:
-    """One page of a search: ``filters`` all apply, ascending by ``sort``."""
-    request = PublicObjectSearchRequest(
-        filter_groups=[FilterGroup(filters=filters)],
-        # The object form HubSpot's search guide documents. The client types
-        # sorts as strings but serializes whatever it is given.
-        sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
-        properties=properties,
-        limit=HS_SEARCH_PAGE,
-        after=str(after) if after else None,
-    )
-    return session.call(
+    *,
+    limit: int = HS_SEARCH_PAGE,
+    descending: bool = False,
+) -> dict[str, Any]:
+    """One page of a search (raw JSON): ``filters`` all apply, sorted by ``sort``."""
+    request: dict[str, Any] = {
+        "filterGroups": [{"filters": filters}] if filters else [],
+        # The object form HubSpot's search guide documents.
+        "sorts": [{"propertyName": sort, "direction": "DESCENDING" if descending else "ASCENDING"}],
+        "properties": properties,
+        "limit": limit,
+    }
+    if after:
+        request["after"] = str(after)
+    result: dict[str, Any] = session.call(
         "search",
         session.search[object_type].do_search_with_http_info,
         public_object_search_request=request,
         search=True,
+        raw=True,
     )
+    return result

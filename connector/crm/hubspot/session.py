@@ -10,6 +10,7 @@ headers keep that budget true.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,9 +46,10 @@ class HubSpotSession:
         self.client = HubSpot(access_token=token, host=settings.base_url, retry=False)
         self.retry = retry or RetryPolicy()
         pause = sleep or self.retry.sleep
-        # 5 % headroom under the published limit: clocks and counting differ a little.
-        per_window = max(1, int(settings.requests_per_10s * 0.95))
-        self._limiter = RollingWindowLimiter(per_window, sleep=pause)
+        # The whole window: the configured limit until the portal reports its
+        # own (X-HubSpot-RateLimit-Max / -Interval-Milliseconds), then that.
+        # The margin absorbs the skew between sending and HubSpot's counting.
+        self._limiter = RollingWindowLimiter(settings.requests_per_10s, margin=0.1, sleep=pause)
         self._search_limiter = RollingWindowLimiter(
             settings.search_per_second, window=1.0, margin=0.02, sleep=pause
         )
@@ -83,15 +85,29 @@ class HubSpotSession:
         """Calls made so far, retries included."""
         return self._calls
 
+    def window_rate(self) -> float:
+        """Requests a second the ten-second window allows (as the portal last reported it)."""
+        return self._limiter.limit / self._limiter.window
+
     def call(
-        self, what: str, fn: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        search: bool = False,
+        raw: bool = False,
+        **kwargs: Any,
     ) -> Any:
         """Call an SDK ``*_with_http_info`` method: paced, budgeted, retried, translated.
 
         ``what`` names the call in error messages; ``search`` paces it by the
         search endpoints' own per-second limiter instead of the general one.
+        ``raw``: the response body as parsed JSON (``_preload_content=False``),
+        no SDK model built; errors are raised and translated all the same.
         """
         kwargs.setdefault("_request_timeout", self._timeout)
+        if raw:
+            kwargs["_preload_content"] = False
 
         def attempt() -> Any:
             self.budget.check()
@@ -99,7 +115,15 @@ class HubSpotSession:
             with self._count_lock:
                 self._calls += 1
             try:
-                data, _status, headers = fn(*args, **kwargs)
+                if raw:
+                    response = fn(*args, **kwargs)
+                    try:
+                        body, headers = response.data, response.headers
+                    finally:
+                        response.release_conn()
+                    data = json.loads(body) if body else {}
+                else:
+                    data, _status, headers = fn(*args, **kwargs)
             except Exception as exc:
                 raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
@@ -108,11 +132,33 @@ class HubSpotSession:
         return self.retry.call(attempt)
 
     def _observe(self, headers: Any) -> None:
-        """Follow the daily figures HubSpot reports, when it reports them."""
+        """Follow the figures HubSpot reports, when it reports them: the window, the day."""
         if not headers or not hasattr(headers, "get"):
             return
-        daily = headers.get("X-HubSpot-RateLimit-Daily")
-        remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
-        if daily and remaining:
-            total = int(daily)
-            self.budget.observe(used=total - int(remaining), total=total)
+        window = _ints(headers, _WINDOW_HEADERS)
+        if window is not None:
+            most, left, interval_ms = window
+            self._limiter.observe(most, left, interval_ms / 1000)
+        daily = _ints(headers, _DAILY_HEADERS)
+        if daily is not None:
+            total, remaining = daily
+            self.budget.observe(used=total - remaining, total=total)
+
+
+_WINDOW_HEADERS = (
+    "X-HubSpot-RateLimit-Max",
+    "X-HubSpot-RateLimit-Remaining",
+    "X-HubSpot-RateLimit-Interval-Milliseconds",
+)
+_DAILY_HEADERS = ("X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Daily-Remaining")
+
+
+def _ints(headers: Any, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The named headers as integers, or None unless all are there and sound."""
+    values = [headers.get(name) for name in names]
+    if not all(values):
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        return None

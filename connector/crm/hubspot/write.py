@@ -18,11 +18,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hubspot.crm.companies.models import (
-    BatchInputSimplePublicObjectBatchInput,
-    SimplePublicObjectBatchInput,
-)
-
 from connector.crm.base import RecordUpdate, WriteOutcome, parse_stamp
 from connector.crm.hubspot.errors import RequestRefused
 from connector.crm.hubspot.session import HubSpotSession
@@ -161,42 +156,46 @@ def _refused_outcome(record_id: str, refused: RequestRefused, *, alone: bool) ->
 
 
 def _send(session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdate]) -> Failures:
-    """One batch update call; each record's outcome by id (those it failed, and its results)."""
-    request = BatchInputSimplePublicObjectBatchInput(
-        inputs=[
-            SimplePublicObjectBatchInput(
-                id=u.id,
-                properties={k: to_wire(v) for k, v in u.fields.items()},
+    """One batch update call; each record's outcome by id (those it failed, and its results).
+
+    The request is plain JSON (no model per input) and the answer is read raw:
+    a 200 and a 207 (multi-status) carry the same ``results`` and ``errors``.
+    """
+    request = {
+        "inputs": [
+            {
+                "id": u.id,
+                "properties": {k: to_wire(v) for k, v in u.fields.items()},
                 # The record id is unique in the batch: the error for this
                 # input comes back tagged with it.
-                object_write_trace_id=u.id,
-            )
+                "objectWriteTraceId": u.id,
+            }
             for u in batch
         ]
-    )
+    }
     result = session.call(
         "batch update",
         session.batch[object_type].update_with_http_info,
         request,
+        raw=True,
     )
     in_batch = {u.id for u in batch}
     failures: Failures = {}
-    for item in getattr(result, "results", None) or []:
+    for item in result.get("results") or []:
         # updatedAt is the record's new hs_lastmodifieddate: kept so the next
         # incremental pull knows this version for our own write (an echo).
-        stamp = getattr(item, "updated_at", None)
-        failures[str(item.id)] = WriteOutcome(
-            str(item.id), True, stamp=parse_stamp(stamp) if stamp else None
+        stamp = item.get("updatedAt")
+        failures[str(item["id"])] = WriteOutcome(
+            str(item["id"]), True, stamp=parse_stamp(stamp) if stamp else None
         )
-    for error in getattr(result, "errors", None) or []:
-        context = error.context or {}
-        category = error.category or "ERROR"
+    for error in result.get("errors") or []:
+        context = error.get("context") or {}
+        category = error.get("category") or "ERROR"
         retriable = (
-            category in _RETRIABLE_CATEGORIES
-            or str(getattr(error, "status", "")) in _RETRIABLE_STATUSES
+            category in _RETRIABLE_CATEGORIES or str(error.get("status", "")) in _RETRIABLE_STATUSES
         )
-        details = [_detail(d) for d in getattr(error, "errors", None) or []]
-        code, reason = _reason(category, error.message or "", details)
+        details = [_detail(d) for d in error.get("errors") or [] if isinstance(d, dict)]
+        code, reason = _reason(category, error.get("message") or "", details)
         ids = context.get("objectWriteTraceId") or context.get("ids") or context.get("id") or []
         for record_id in ids:
             if str(record_id) in in_batch:
@@ -206,9 +205,9 @@ def _send(session: HubSpotSession, object_type: str, batch: Sequence[RecordUpdat
     return failures
 
 
-def _detail(detail: Any) -> dict[str, str]:
-    """An SDK ``ErrorDetail`` as the two fields a reason needs."""
-    return {"message": str(detail.message or ""), "code": str(detail.code or "")}
+def _detail(detail: dict[str, Any]) -> dict[str, str]:
+    """One ``ErrorDetail`` of a multi-status answer as the two fields a reason needs."""
+    return {"message": str(detail.get("message") or ""), "code": str(detail.get("code") or "")}
 
 
 def _reason(category: str, message: str, details: Sequence[dict[str, str]]) -> tuple[str, str]:

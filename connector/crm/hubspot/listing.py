@@ -1,0 +1,30 @@
+"""The list endpoint: every live record of an object type, 100 a page, one cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from connector.crm.hubspot.raw import Item, next_after
+from connector.crm.hubspot.session import HubSpotSession
+from connector.crm.limits import HS_LIST_PAGE
+
+
+def list_pages(
+    session: HubSpotSession, object_type: str, properties: list[str]
+) -> Iterator[list[Item]]:
+    """Every live record of ``object_type``, one list page (raw JSON objects) at a time."""
+    after: str | None = None
+    while True:
+        # ``archived`` is left out: false is its default, and the client
+        # would send a Python bool as "False" where the spec wants "false".
+        kwargs: dict[str, Any] = {"limit": HS_LIST_PAGE, "properties": properties}
+        if after is not None:
+            kwargs["after"] = after
+        page = session.call(
+            "list", session.basic[object_type].get_page_with_http_info, raw=True, **kwargs
+        )
+        yield list(page.get("results") or [])
+        after = next_after(page)
+        if after is None:
+            return
