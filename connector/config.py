@@ -206,6 +206,8 @@ class _Secrets(_Model):
 
 #: The objects a mapping and a job can name; ``lead`` is Salesforce's only.
 ObjectKey = Literal["account", "contact", "lead"]
+#: What a service job syncs: an object, or ``deal`` (the deals, read-only).
+JobObject = Literal["account", "contact", "lead", "deal"]
 #: Why a HubSpot connection has no ``lead`` (said wherever the config names one).
 HUBSPOT_NO_LEADS = (
     "'lead' is a Salesforce object: HubSpot has no leads, and its contacts at every "
@@ -458,7 +460,7 @@ class JobSettings(_Model):
     """One scheduled job: a connection and an object, on an interval or a cron line."""
 
     connection: str
-    object: ObjectKey
+    object: JobObject
     interval_minutes: float | None = Field(None, gt=0, le=_DAY * 366 / 60)
     cron: str | None = Field(None, max_length=200)
     full_every_hours: float | None = Field(None, gt=0, le=24 * 366 * 10)

@@ -379,3 +379,71 @@ def test_a_deal_run_marks_the_accounts_whose_rollup_inputs_changed(tmp_path: Pat
         # Without a marking run (no rollups in the account mapping), nothing is marked.
         deals.record("c", "salesforce", [deal("d9", "a9", 1)], [])
         assert store.changed_parents("c", DEAL_MARKS) == []
+
+
+def test_the_service_pulls_deals_before_accounts_under_their_own_claim(
+    fresh_sandboxes: Sandboxes, config: Path
+) -> None:
+    """`segsync run`: a deal job of its own, and deals pulled before each account run."""
+    from connector.config import load_settings
+    from connector.service.app import Service
+    from connector.service.scheduler import run_job
+    from connector.store.leases import Busy, JobClaims
+    from connector.store.locks import locks_for
+    from connector.store.store import Store
+
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + "\n[service]\nport = 0\n"
+        + "".join(
+            f'\n[[service.jobs]]\nconnection = "hubspot"\nobject = "{obj}"\ninterval_minutes = 60\n'
+            for obj in ("account", "deal")
+        ),
+        encoding="utf-8",
+    )
+    assert _invoke("provision", "--config", str(config), "--crm", "hubspot").exit_code == 0
+    service = Service(load_settings(config), port=0)
+    ctx = service.open()
+    store: Store = ctx.store
+    elsewhere = JobClaims(store.engine, locks_for(store.engine), lease_seconds=60, purpose="other")
+    try:
+        # The deal job held by another process: skipped, and the account job, whose
+        # deals were never synced, refused before any write.
+        with elsewhere.claim("hubspot.deal") as held:
+            assert not isinstance(held, Busy)
+            assert run_job("hubspot", "deal", check_tick=False) == "skipped:locked"
+            assert run_job("hubspot", "account", check_tick=False) == "failed"
+        [refused] = store.runs(1, connection="hubspot", object="account")
+        assert refused.status == "failed" and "never synced" in (refused.message or "")
+        assert store.runs(5, connection="hubspot", object="deal") == []
+
+        # --once: the deal job first, then the accounts (which pull the deals again).
+        before = datetime.now(UTC)
+        assert service.run_once() == ["succeeded", "succeeded"]
+        after = datetime.now(UTC)
+        objects = [r.object for r in reversed(store.runs(10, connection="hubspot"))]
+        assert objects == ["account", "deal", "deal", "account"]
+        deals, companies, _ = _hubspot_state(fresh_sandboxes)
+        _check(
+            deals,
+            {i: (p["segsync_segment"], p["segsync_value_score"]) for i, p in companies.items()},
+            before,
+            after,
+        )
+
+        # A deal lost: the account job pulls it, then re-plans just its company.
+        target = next(
+            r
+            for r in fresh_sandboxes.hubspot.portal.snapshot("deals")
+            if r.props["dealstage"] == "appointmentscheduled"
+        )
+        fresh_sandboxes.hubspot.client().crm.deals.basic_api.update(
+            target.id, {"properties": {"dealstage": "closedlost"}}
+        )
+        assert run_job("hubspot", "account", check_tick=False) == "succeeded"
+        deal_run, account_run = store.runs(2, connection="hubspot")[::-1]
+        assert (deal_run.object, deal_run.counts.read) == ("deal", 1)
+        assert (account_run.object, account_run.counts.read) == ("account", 1)
+    finally:
+        elsewhere.close()
+        service.close()

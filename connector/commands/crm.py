@@ -73,6 +73,7 @@ from connector.sync.guard import MassChangeError
 from connector.sync.native import native_views
 from connector.sync.ownership import judge, mapping_problems, refusal_message
 from connector.sync.provision import output_specs
+from connector.sync.rollups import rollups_need_deals
 from connector.sync.runner import Job, Runner, RunResult
 
 _CONFIG = click.option(
@@ -519,7 +520,7 @@ def sync(
                 ctx.settings.sync,
                 crm,
                 full=full,
-                mark_accounts=deal_jobs.rollups_need_deals(ctx.engines),
+                mark_accounts=rollups_need_deals(ctx.engines),
                 claim=_deal_claim(claims, wait_seconds),
             ):
                 outcome = JobOutcome(name, crm_name, "deal", message=message, code=code)

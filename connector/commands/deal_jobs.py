@@ -26,15 +26,10 @@ from connector.store.deals import DEAL_OBJECT
 from connector.store.leases import Busy, Lease, job_key
 from connector.store.store import Store
 from connector.sync.deals import DealSyncResult, sync_deals
+from connector.sync.rollups import rollups_need_deals
 
 Claim = Callable[[str], AbstractContextManager[Lease | Busy | None]]
 """Claims a job by key for the block: a lease, Busy (held elsewhere) or None (no claims)."""
-
-
-def rollups_need_deals(engines: Mapping[str, Engine]) -> bool:
-    """Whether the account mapping has rollup attributes (its runs read the deals)."""
-    account = engines.get("account")
-    return account is not None and bool(account.rollups)
 
 
 def wanted(settings: SyncSettings, engines: Mapping[str, Engine], obj: str, dry_run: bool) -> bool:

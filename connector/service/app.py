@@ -43,7 +43,9 @@ from connector.service.scheduler import (
     plan_jobs,
     run_job,
 )
+from connector.store.deals import DEAL_OBJECT
 from connector.store.store import Store
+from connector.sync.rollups import rollups_need_deals
 from connector.sync.runner import Runner
 
 log = logging.getLogger("segsync.service")
@@ -119,7 +121,7 @@ class Service:
                 [Problem("config", "service.jobs", "no jobs are configured: nothing to schedule")]
             )
         engines = load_engines(settings.sync.mappings)
-        missing = sorted({p.object for p in plans.values()} - set(engines))
+        missing = sorted({p.object for p in plans.values()} - set(engines) - {DEAL_OBJECT})
         if missing:
             raise ConfigError(
                 [
@@ -164,6 +166,8 @@ class Service:
                 ),
                 stop=self.stop_event,
                 clock=self._clock,
+                deals_first=settings.sync.deals or rollups_need_deals(engines),
+                deal_marks=rollups_need_deals(engines),
             )
         except BaseException:
             for adapter in adapters.values():

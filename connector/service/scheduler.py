@@ -22,6 +22,12 @@ Scheduling rules:
   contacts share the adapter, its rate limiter and its call count).
 - ``full_every_hours``: a job pulls everything when the last completed full
   run is older than that.
+- Deals (``object = "deal"``, read-only) are a job of their own, claimed as
+  ``<connection>.deal``. When the account mapping has rollup attributes (or
+  ``[sync] deals = true``) each account job first pulls its connection's
+  deals under that claim, so the rollups read fresh deals; held elsewhere,
+  the account run uses the deals the store has (the other run marks the
+  accounts whose deals it changes for the next account run).
 - A failing job is logged (and alerted) and simply runs again at its next
   tick; nothing a job raises reaches the scheduler.
 """
@@ -46,7 +52,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import JobSettings, ServiceSettings, Settings
-from connector.crm.base import CrmAdapter
+from connector.crm.base import CrmAdapter, DealSource
 from connector.engine import Engine
 from connector.errors import ConfigError, Interrupted, Problem, SegsyncError
 from connector.service.alerts import (
@@ -57,11 +63,13 @@ from connector.service.alerts import (
     recovered_text,
 )
 from connector.service.http import Metrics
+from connector.store.deals import DEAL_OBJECT
 from connector.store.leases import Busy, JobClaims, Lease, claim_order, job_key
 from connector.store.locks import JobLocks
 from connector.store.records import RunRow
 from connector.store.store import Store
 from connector.sync.agreement import agreement_for
+from connector.sync.deals import sync_deals
 from connector.sync.guard import MassChangeError
 from connector.sync.runner import Job, Runner
 
@@ -252,6 +260,10 @@ class ServiceContext:
     """Job key → what it was last alerted for (cleared, with a note, when it recovers)."""
     _connection_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _claims: JobClaims | None = None
+    deals_first: bool = False
+    """Each account job pulls its connection's deals first (rollups, or ``[sync] deals``)."""
+    deal_marks: bool = False
+    """Deal runs mark the accounts whose deals changed (the account mapping has rollups)."""
     _inflight: int = 0
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
@@ -351,7 +363,7 @@ def run_job(connection: str, object: str, full: bool = False, check_tick: bool =
 
     Args:
         connection: the connection's name in the config.
-        object: ``account``, ``contact`` or ``lead``.
+        object: ``account``, ``contact``, ``lead`` or ``deal``.
         full: pull every record (a full run is also forced by ``full_every_hours``).
         check_tick: skip when a run of this job already started since its
             latest tick (on any replica); ``segsync run --once`` passes False.
@@ -418,6 +430,8 @@ def _guarded(
                 ctx.metrics.skips.labels(connection, object, "stopping").inc()
                 return "skipped:stopping"
             full = full or ctx.full_due(plan, now)
+            if object == "account" and ctx.deals_first:
+                _deals_first(ctx, connection, extra)
             return _run(ctx, plan, full, latest[0].id if latest else 0, extra, lease)
     finally:
         serial.release()
@@ -435,7 +449,10 @@ def _run(
     mass_change: MassChangeError | None = None
     stopped = False
     try:
-        ctx.runner.run(ctx.job(plan.connection, plan.object), full=full, lease=lease)
+        if plan.object == DEAL_OBJECT:
+            _pull_deals(ctx, plan.connection, full, lease)
+        else:
+            ctx.runner.run(ctx.job(plan.connection, plan.object), full=full, lease=lease)
     except MassChangeError as exc:
         mass_change = exc
         log.warning("job %s stopped by the mass-change guard: %s", key, exc, extra=extra)
@@ -456,6 +473,36 @@ def _run(
     ctx.metrics.observe_run(row)
     _alert(ctx, key, row, mass_change, stopped)
     return cast(Outcome, row.status)
+
+
+def _deals_first(ctx: ServiceContext, connection: str, extra: dict[str, str]) -> None:
+    """Pull the connection's deals before its accounts, under the deal job's claim."""
+    plan = ctx.jobs.get(job_key(connection, DEAL_OBJECT)) or JobPlan(connection, DEAL_OBJECT)
+    deal_extra = {**extra, "job": plan.key, "object": DEAL_OBJECT}
+    with ctx.claims.claim(plan.key) as lease:
+        if isinstance(lease, Busy):
+            log.info(
+                "deals of %s are being pulled elsewhere: its accounts use the stored ones",
+                connection,
+                extra=deal_extra,
+            )
+            ctx.metrics.skips.labels(connection, DEAL_OBJECT, "locked").inc()
+            return
+        latest = ctx.store.runs(1, connection=connection, object=DEAL_OBJECT)
+        _run(ctx, plan, False, latest[0].id if latest else 0, deal_extra, lease)
+
+
+def _pull_deals(ctx: ServiceContext, connection: str, full: bool, lease: Lease | None) -> None:
+    """One deal sync of ``connection`` (connector/sync/deals.py)."""
+    sync_deals(
+        cast(DealSource, ctx.adapters[connection]),
+        ctx.store,
+        connection,
+        full=full,
+        lookback=timedelta(seconds=ctx.settings.sync.lookback_seconds),
+        mark_accounts=ctx.deal_marks,
+        lease=lease,
+    )
 
 
 def _latest_after(store: Store, plan: JobPlan, before: int) -> RunRow | None:
@@ -574,6 +621,11 @@ def build_scheduler(
     return scheduler
 
 
+#: The order of a connection's jobs in ``--once``: deals (read by the
+#: accounts' rollups), accounts (inherited by contacts), then the rest.
+_ONCE_ORDER = {DEAL_OBJECT: 0, "account": 1}
+
+
 def jobs_in_order(plans: Mapping[str, JobPlan]) -> Sequence[JobPlan]:
-    """The planned jobs, accounts before contacts of each connection (for ``--once``)."""
-    return sorted(plans.values(), key=lambda p: (p.connection, p.object != "account"))
+    """The planned jobs: deals, then accounts, before contacts of each connection (``--once``)."""
+    return sorted(plans.values(), key=lambda p: (p.connection, _ONCE_ORDER.get(p.object, 2)))

@@ -34,6 +34,12 @@ from connector.store.deals import DEAL_MARKS, DEAL_OBJECT, DealStore
 from connector.store.store import Store
 
 
+def rollups_need_deals(engines: Mapping[str, Engine]) -> bool:
+    """Whether the account mapping has rollup attributes (its runs read the deals)."""
+    account = engines.get("account")
+    return account is not None and bool(account.rollups)
+
+
 class DealsNotSynced(FatalSyncError):
     """An account mapping with rollups, and no complete deal sync of the connection yet."""
 
