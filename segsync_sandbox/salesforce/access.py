@@ -88,6 +88,9 @@ class FieldAccess:
         self.assignments: dict[str, tuple[str, str]] = {}
         #: Whether the integration user holds "Assign Permission Sets".
         self.can_assign = True
+        #: What an admin set on the integration user's profile, by lower-cased
+        #: ``Object.Field`` (readable, editable): overrides the profile's default.
+        self.profile: dict[str, tuple[bool, bool]] = {}
         self._grants: dict[str, tuple[bool, bool]] = {}
 
     def restrict(self, full_name: str) -> None:
@@ -98,9 +101,24 @@ class FieldAccess:
     def access(self, sobject: str, name: str) -> tuple[bool, bool]:
         """(readable, editable) of a field for the integration user, before its own flags."""
         key = f"{sobject}.{name}".lower()
-        if key not in self.restricted:
-            return True, True
-        return self._grants.get(key, (False, False))
+        default = key not in self.restricted
+        read, edit = self.profile.get(key, (default, default))
+        granted = self._grants.get(key, (False, False))
+        return read or granted[0], edit or granted[1]
+
+    def set_access(self, full_name: str, readable: bool, editable: bool) -> None:
+        """An admin's edit in Setup: the field's access in the profile and every permission set.
+
+        (Access is the union of the profile and the assigned permission sets,
+        so making a field read-only means changing each grant of it.)
+        """
+        key, readable = full_name.lower(), readable or editable
+        self.profile[key] = (readable, editable)
+        for ps in self.permission_sets.values():
+            perm = ps.field_permissions.get(key)
+            if perm is not None:
+                ps.field_permissions[key] = FieldPermission(perm.field, readable, editable)
+        self.recompute()
 
     def recompute(self, user_id: str | None = None) -> None:
         """Rebuild the grants from the assignments (call after any change)."""
@@ -132,6 +150,7 @@ class FieldAccess:
             "permission_sets": [p.to_json() for p in self.permission_sets.values()],
             "assignments": {k: list(v) for k, v in self.assignments.items()},
             "can_assign": self.can_assign,
+            "profile": {k: list(v) for k, v in self.profile.items()},
         }
 
     def load(self, data: Mapping[str, Any] | None) -> None:
@@ -147,4 +166,7 @@ class FieldAccess:
             str(k): (str(v[0]), str(v[1])) for k, v in data.get("assignments", {}).items()
         }
         self.can_assign = bool(data.get("can_assign", True))
+        self.profile = {
+            str(k): (bool(v[0]), bool(v[1])) for k, v in data.get("profile", {}).items()
+        }
         self.recompute()

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -132,6 +133,16 @@ _KINDS: list[tuple[str, re.Pattern[str], str]] = [
 def classify(method: str, path: str) -> str:
     """The request-log kind of a REST call, from its method and path ('' when unknown)."""
     return next((k for m, p, k in _KINDS if m == method and p.fullmatch(path)), "")
+
+
+def _http_date(value: str | None) -> float | None:
+    """An ``If-Modified-Since`` value as epoch seconds (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def _parse_window_date(request: Request, name: str) -> datetime:
@@ -525,8 +536,19 @@ class SalesforceApp(SandboxApp):
         return Response.json(200, self.org.global_describe())
 
     def _describe(self, request: Request, match: re.Match[str]) -> Response:
+        """The describe; 304 without a body when unchanged since ``If-Modified-Since``.
+
+        Only metadata changes (fields created, changed, deleted) count, not
+        field-level security: the documentation speaks of the object's
+        metadata, so a client must not rely on a 304 to learn of access changes.
+        """
         request.kind = "describe"
-        return Response.json(200, self.org.describe(self._sobject(match)))
+        sobject = self._sobject(match)
+        since = _http_date(request.headers.get("if-modified-since"))
+        # HTTP dates have whole seconds: a change within the second counts as after.
+        if since is not None and self.org.schema_changed(sobject) < since:
+            return Response(304)
+        return Response.json(200, self.org.describe(sobject))
 
     def _sobject_info(self, request: Request, match: re.Match[str]) -> Response:
         request.kind = "describe"

@@ -989,6 +989,9 @@ class Org:
             self._fields[sobject] = {f.name: f for f in defs}
             self._field_lookup[sobject] = {f.name.lower(): f.name for f in defs}
         self._custom_specs: dict[str, CustomFieldSpec] = {}
+        #: When each object's metadata last changed (a field created, changed or
+        #: deleted): what describe's ``If-Modified-Since`` compares with.
+        self._schema_changed: dict[str, float] = dict.fromkeys(self._fields, clock())
         self._records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in self._fields}
         self._deleted: dict[str, dict[str, str]] = {s: {} for s in self._fields}
         self._next_number: dict[str, int] = {s: 1 for s in self._fields}
@@ -1368,8 +1371,45 @@ class Org:
             self._custom_specs[f"{target}.{definition.name}"] = replace(
                 spec, full_name=f"{target}.{definition.name}"
             )
+            self._schema_changed[target] = self.clock()
             if restricted:
                 self.access.restrict(f"{target}.{definition.name}")
+
+    def delete_custom_field(self, full_name: str) -> None:
+        """Delete a custom field and its values (as deleteMetadata does); raises SchemaError."""
+        sobject, _, name = full_name.partition(".")
+        with self._lock:
+            target = self.canonical_sobject(sobject)
+            canonical = self._field_lookup.get(target or "", {}).get(name.lower())
+            if (
+                target is None
+                or canonical is None
+                or f"{target}.{canonical}" not in self._custom_specs
+            ):
+                raise SchemaError(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"In field: fullName - no CustomField named {full_name} found",
+                    ["fullName"],
+                )
+            del self._fields[target][canonical]
+            del self._field_lookup[target][canonical.lower()]
+            del self._custom_specs[f"{target}.{canonical}"]
+            for row in self._records[target].values():
+                row.pop(canonical, None)
+            self._schema_changed[target] = self.clock()
+
+    def set_field_access(self, full_name: str, readable: bool, editable: bool) -> None:
+        """Change the integration user's field-level security of one field (Setup).
+
+        Not a metadata change: describe's ``If-Modified-Since`` still answers 304.
+        """
+        with self._lock:
+            self.access.set_access(full_name, readable, editable)
+
+    def schema_changed(self, sobject: str) -> float:
+        """When the object's metadata last changed (epoch seconds)."""
+        with self._lock:
+            return self._schema_changed[sobject]
 
     def update_custom_field(self, sobject: str, spec: CustomFieldSpec) -> None:
         """Replace a custom field's definition (Metadata API updateMetadata); raises SchemaError.
@@ -1410,6 +1450,7 @@ class Org:
                 )
             self._fields[target][definition.name] = definition
             self._custom_specs[key] = replace(spec, full_name=key)
+            self._schema_changed[target] = self.clock()
 
     def read_custom_field(self, full_name: str) -> CustomFieldSpec | None:
         """A custom field's spec as last created / updated (None when it does not exist)."""
@@ -2268,6 +2309,8 @@ class Org:
                 parsed = [_field_from_json(d) for d in defs]
                 org._fields[sobject] = {f.name: f for f in parsed}
                 org._field_lookup[sobject] = {f.name.lower(): f.name for f in parsed}
+                # A loaded schema may differ from what a client saw before: changed now.
+                org._schema_changed[sobject] = org.clock()
                 org._records.setdefault(sobject, {})
                 org._deleted.setdefault(sobject, {})
             org._custom_specs = {
