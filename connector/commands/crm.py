@@ -126,7 +126,7 @@ class Context:
         if name not in self.others:
             conn = self.settings.connections[name]
             self.others[name] = make_adapter(
-                name, conn, RetryPolicy.from_settings(self.settings.sync)
+                name, conn, RetryPolicy.from_settings(self.settings.sync), cache=self.store
             )
         return self.others[name]
 
@@ -205,15 +205,20 @@ def make_adapter(
     name: str,
     connection: SalesforceConnection | HubSpotConnection,
     retry: RetryPolicy | None = None,
+    cache: Store | None = None,
 ) -> CrmAdapter:
-    """The adapter for one configured connection (SDKs are imported only when used)."""
+    """The adapter for one configured connection (SDKs are imported only when used).
+
+    ``cache`` (the state store) keeps a Salesforce token and describes for the
+    next process (docs/crm-apis.md, "Fixed costs").
+    """
     if isinstance(connection, HubSpotConnection):
         from connector.crm.hubspot import HubSpotAdapter
 
         return HubSpotAdapter(name, connection, retry=retry)
     from connector.crm.salesforce import SalesforceAdapter
 
-    return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry))
+    return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry, cache=cache))
 
 
 def select_connections(
@@ -267,7 +272,9 @@ def open_context(
     try:
         for name, conn in selected.items():
             try:
-                adapters[name] = make_adapter(name, conn, RetryPolicy.from_settings(settings.sync))
+                adapters[name] = make_adapter(
+                    name, conn, RetryPolicy.from_settings(settings.sync), cache=store
+                )
             except (ConfigError, CrmAccessError, CrmUnreachable):
                 raise
             except SyncError as exc:

@@ -320,3 +320,18 @@ deals = sa.Table(
     sa.Column("modstamp", UTCDateTime(), nullable=False),
     sa.Index(None, "connection", "account_id"),
 )
+
+#: What a connection learned that is costly to ask again: an OAuth token
+#: (encrypted by the adapter before it gets here: the store never sees it in
+#: the clear) and describe results. ``key`` names the connection and the kind
+#: (``salesforce.token:…``, ``salesforce.describe:…:Account``); ``stamp`` is
+#: when the value was last known good (a token's last successful use, a
+#: describe's last check against the org).
+connector_cache = sa.Table(
+    "connector_cache",
+    metadata,
+    sa.Column("key", sa.String(KEY), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("stamp", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

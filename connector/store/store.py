@@ -45,6 +45,7 @@ from connector.store.schema import (
     KEY,
     bulk_jobs,
     changed_parents,
+    connector_cache,
     errors,
     owned_fields,
     record_state,
@@ -1026,6 +1027,28 @@ class Store:
         ]
         with self._engine.begin() as conn:
             self._upsert(conn, owned_fields, rows, ("recorded_at",))
+
+    # -- the connectors' cache --------------------------------------------
+
+    def cache_get(self, key: str) -> tuple[str, datetime] | None:
+        """The cached value under ``key`` and when it was last known good (None: nothing)."""
+        query = sa.select(connector_cache.c.value, connector_cache.c.stamp).where(
+            connector_cache.c.key == key
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row.value), row.stamp)
+
+    def cache_put(self, key: str, value: str, stamp: datetime) -> None:
+        """Keep ``value`` under ``key``, last known good at ``stamp`` (replacing any)."""
+        row = {"key": key, "value": value, "stamp": stamp, "updated_at": self._clock()}
+        with self._engine.begin() as conn:
+            self._upsert(conn, connector_cache, [row], ("value", "stamp", "updated_at"))
+
+    def cache_drop(self, key: str) -> None:
+        """Forget the value under ``key`` (nothing when there is none)."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(connector_cache).where(connector_cache.c.key == key))
 
     # -- errors and history ----------------------------------------------
 

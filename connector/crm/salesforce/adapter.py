@@ -37,9 +37,12 @@ from connector.crm.base import (
     RecordUpdate,
     WriteOutcome,
 )
+from connector.crm.cache import Cache
+from connector.crm.health import Health
 from connector.crm.limits import SF_COLLECTION_BATCH, SF_QUERY_PAGE, DailyBudget
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce.bulk import BULK_WRITE_CHUNK, Bulk
+from connector.crm.salesforce.cache import DescribeCache
 from connector.crm.salesforce.deals import DealPuller
 from connector.crm.salesforce.deals import minimum_calls as deal_minimum_calls
 from connector.crm.salesforce.describe import Describer
@@ -49,7 +52,7 @@ from connector.crm.salesforce.provision import Provisioner
 from connector.crm.salesforce.pull import Puller
 from connector.crm.salesforce.session import SalesforceSession
 from connector.crm.salesforce.soql import SOBJECTS, ParentMemory
-from connector.crm.salesforce.write import CollectionWriter, check_writable
+from connector.crm.salesforce.write import CollectionWriter, check_writable, schema_refusals
 
 
 class SalesforceAdapter:
@@ -60,6 +63,8 @@ class SalesforceAdapter:
         settings: the connection's settings.
         retry: the retry policy (the default one when None).
         bulk_wait: seconds simple-salesforce waits before polling a Bulk 2.0 job.
+        cache: where the token and describes outlive the process (the state
+            store, :mod:`.cache`); None: every process asks the org again.
 
     """
 
@@ -71,11 +76,12 @@ class SalesforceAdapter:
         settings: SalesforceConnection,
         retry: RetryPolicy | None = None,
         bulk_wait: int = 2,
+        cache: Cache | None = None,
     ) -> None:
         self.connection = connection
         self._settings = settings
-        self._session = SalesforceSession(connection, settings, retry or RetryPolicy())
-        self._describer = Describer(self._session)
+        self._session = SalesforceSession(connection, settings, retry or RetryPolicy(), cache)
+        self._describer = Describer(self._session, DescribeCache(cache, connection, settings))
         parents = ParentMemory()
         self._parents = parents
         self._bulk = Bulk(self._session, self._describer, parents, bulk_wait)
@@ -95,6 +101,11 @@ class SalesforceAdapter:
     def budget(self) -> DailyBudget:
         """The org's daily API budget (fed from ``Sforce-Limit-Info``)."""
         return self._session.budget
+
+    @property
+    def health(self) -> Health:
+        """When the org last answered, and the last refusal (what ``/readyz`` reads)."""
+        return self._session.health
 
     @property
     def api_calls(self) -> int:
@@ -190,6 +201,12 @@ class SalesforceAdapter:
                 outcomes.update(self._writer.write(sobject, self._parents.order(sobject, again)))
         else:
             outcomes = self._writer.write(sobject, self._parents.order(sobject, updates))
+        # Refused for a schema reason: the (cached) describe was stale. Describe
+        # again; send once more what is still writable, report the rest.
+        again, refused = schema_refusals(self._describer, sobject, updates, outcomes)
+        outcomes.update(refused)
+        if again:
+            outcomes.update(self._writer.write(sobject, self._parents.order(sobject, again)))
         return [outcomes[u.id] for u in updates]
 
     def provision_native(

@@ -6,9 +6,13 @@
   :class:`~connector.crm.retry.RetryPolicy` owns retrying).
 - Every HTTP response is counted (token requests, retries, Bulk polls and
   SOAP included); a request that got no answer is counted by hand.
+- The token comes from the state store's cache when a process before this
+  one left a usable one (:class:`.cache.TokenCache`: no token request), else
+  from the token endpoint, and is kept there for the next process.
 - Every SDK call goes through :meth:`SalesforceSession.call`: the daily budget
-  is checked first, a 401 ``INVALID_SESSION_ID`` re-authenticates once and is
-  repeated, errors are translated by :func:`.errors.translate`, and
+  is checked first, a 401 ``INVALID_SESSION_ID`` re-authenticates once (a
+  fresh token, also replacing the cached one) and is repeated, errors are
+  translated by :func:`.errors.translate`, and
   :class:`~connector.errors.RetriableError` is retried. Usage is read back from
   ``Sforce-Limit-Info`` (``sf.api_usage``) into the :class:`DailyBudget`.
 """
@@ -26,11 +30,14 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 
 from connector.config import SalesforceConnection
+from connector.crm.cache import Cache
+from connector.crm.health import Health
 from connector.crm.limits import DailyBudget
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce.auth import Token, TokenSource
+from connector.crm.salesforce.cache import TokenCache
 from connector.crm.salesforce.errors import is_expired, translate
-from connector.errors import FatalSyncError, SegsyncError
+from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError, SegsyncError
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +98,17 @@ class SalesforceSession:
         connection: the connection's name in the config (for messages).
         settings: the connection's settings.
         retry: the retry policy for every call.
+        cache: where tokens outlive the process (the state store); None: nowhere.
 
     """
 
-    def __init__(self, connection: str, settings: SalesforceConnection, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        connection: str,
+        settings: SalesforceConnection,
+        retry: RetryPolicy,
+        cache: Cache | None = None,
+    ) -> None:
         self.connection = connection
         self.settings = settings
         self.retry = retry
@@ -109,6 +123,17 @@ class SalesforceSession:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self.health = Health()
+        self._token_cache = TokenCache(cache, connection, settings)
+        #: Whether the current token's successful use is in the cache already.
+        self._token_noted = True
+        kept = self._token_cache.load()
+        if kept is not None:
+            # A token a process before this one used: no token request until it is refused.
+            self._token, used_at = kept
+            self._generation = 1
+            self._token_noted = False
+            self.health.ok(used_at)
 
     @property
     def user_id(self) -> str | None:
@@ -164,7 +189,7 @@ class SalesforceSession:
                 self._login()
 
     def _login(self) -> None:
-        """Fetch a token (caller holds the auth lock) and start a new client generation."""
+        """Fetch a token (caller holds the auth lock), cache it, start a new client generation."""
         http = self.http()
 
         def fetch() -> Token:
@@ -172,6 +197,8 @@ class SalesforceSession:
 
         self._token = self.retry.call(fetch)
         self._generation += 1
+        self._token_cache.save(self._token)
+        self._token_noted = True
         log.info(
             "salesforce session obtained",
             extra={"connection": self.connection, "auth": self.settings.auth},
@@ -265,11 +292,29 @@ class SalesforceSession:
                     ) from None
                 raise translate(again, what) from None
         self._observe(client)
+        self._succeeded(client.generation)
         return result
+
+    def _succeeded(self, generation: int) -> None:
+        """Note a successful call: for readiness, and (once per token) in the token cache."""
+        self.health.ok()
+        if self._token_noted:
+            return
+        with self._auth_lock:
+            if self._token_noted or generation != self._generation or self._token is None:
+                return
+            self._token_noted = True
+            token = self._token
+        # The cached token's idle time counts from here, for the next process.
+        self._token_cache.save(token)
 
     def call(self, what: str, fn: Callable[[Client], T]) -> T:
         """Run one SDK call: budgeted, re-authenticated once, retried, translated."""
-        return self.retry.call(lambda: self.attempt(what, fn))
+        try:
+            return self.retry.call(lambda: self.attempt(what, fn))
+        except (CrmAccessError, CrmUnreachable) as exc:
+            self.health.failed(str(exc))
+            raise
 
     def close(self) -> None:
         """Close every HTTP session opened so far."""

@@ -2,13 +2,17 @@
 
 Each pool thread keeps its own client and connection (:meth:`.session.SalesforceSession.client`);
 row-lock failures are re-sent alone with back-off. Before anything is sent,
-:func:`check_writable` refuses fields the integration user cannot update.
+:func:`check_writable` refuses fields the integration user cannot update;
+the describe it reads may come from the state store's cache, so a write the
+org refuses for a schema reason (:data:`SCHEMA_CODES`) makes
+:func:`schema_refusals` describe again before anything is re-sent.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from connector.crm.base import RecordUpdate, WriteOutcome
@@ -18,6 +22,12 @@ from connector.crm.salesforce.errors import LOCK_ERROR
 from connector.crm.salesforce.session import SalesforceSession
 from connector.crm.salesforce.values import to_json
 from connector.errors import FatalSyncError
+
+log = logging.getLogger(__name__)
+
+#: Save-result codes meaning the org's schema or field access no longer is what
+#: the describe said: a field gone or hidden (INVALID_FIELD), or not editable.
+SCHEMA_CODES = frozenset({"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 
 #: Sent with every write: no assignment rules. Without it the REST API applies
 #: the org's active lead (and account) assignment rules to every record it
@@ -45,6 +55,50 @@ def check_writable(describer: Describer, sobject: str, updates: Sequence[RecordU
             "updateable fields for the integration user (run `segsync provision`, or "
             "grant edit access through a permission set)"
         )
+
+
+def _unwritable(described: Mapping[str, dict[str, object]], names: set[str]) -> list[str]:
+    return sorted(n for n in names if not (e := lookup(described, n)) or not e.get("updateable"))
+
+
+def schema_refusals(
+    describer: Describer,
+    sobject: str,
+    updates: Sequence[RecordUpdate],
+    outcomes: Mapping[str, WriteOutcome],
+) -> tuple[list[RecordUpdate], dict[str, WriteOutcome]]:
+    """After writes refused for a schema reason: describe again (once), then decide.
+
+    Returns the updates worth sending once more (the new describe says every
+    field is still there and updateable: the refusal was not about them) and
+    new outcomes for the others, naming the fields that changed. The fresh
+    describe replaces the cached one, so the next batch (and the next
+    process) is refused by :func:`check_writable` before anything is sent.
+    """
+    hit = [
+        u
+        for u in updates
+        if (o := outcomes.get(u.id)) is not None and not o.ok and o.code in SCHEMA_CODES
+    ]
+    if not hit:
+        return [], {}
+    described = describer.fields(sobject, fresh=True)
+    bad = _unwritable(described, {n for u in hit for n in u.fields})
+    if not bad:
+        return hit, {}
+    message = (
+        f"the org's schema changed: {', '.join(bad)} no longer updateable (or gone) on "
+        f"{sobject} for the integration user; nothing was written to these records. Run "
+        "`segsync provision`, or grant edit access through a permission set"
+    )
+    log.error("salesforce write %s: %s", sobject, message)
+    changed = set(bad)
+    refused = {
+        u.id: WriteOutcome(u.id, False, outcomes[u.id].code, message)
+        for u in hit
+        if changed & set(u.fields)
+    }
+    return [u for u in hit if u.id not in refused], refused
 
 
 class CollectionWriter:
