@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from connector.config import HubSpotConnection, SalesforceConnection, Settings, warn_insecure
 from connector.crm.base import CrmAdapter
+from connector.crm.health import Health
 from connector.crm.retry import RetryPolicy
 from connector.errors import ConfigError, Problem, SegsyncError
 from connector.service.alerts import Alerter
@@ -50,9 +51,13 @@ from connector.sync.runner import Runner
 
 log = logging.getLogger("segsync.service")
 
-#: How long a CRM authentication check counts for /readyz: probes come every
-#: few seconds and each check is an API call against the daily allocation.
-AUTH_CHECK_TTL = 60.0
+#: How long a connection counts as checked after its last successful call.
+#: /readyz answers from the adapter's own record of its calls (the runs keep
+#: it fresh, and a cached Salesforce token carries its last use across
+#: processes); only when no call succeeded for this long does it make one
+#: real check (a describe), at most once per this period. Probes come every
+#: few seconds; a check per probe would spend the daily API allocation.
+AUTH_CHECK_TTL = 3600.0
 #: How long the first /readyz waits for the first authentication check.
 AUTH_CHECK_WAIT = 10.0
 
@@ -61,8 +66,9 @@ def make_service_adapter(
     name: str,
     connection: SalesforceConnection | HubSpotConnection,
     retry: RetryPolicy,
+    cache: Store | None = None,
 ) -> CrmAdapter:
-    """The adapter for one connection, with the service's retry policy."""
+    """The adapter for one connection, with the service's retry policy and cache (the store)."""
     if isinstance(connection, HubSpotConnection):
         from connector.crm.hubspot import HubSpotAdapter
 
@@ -71,7 +77,11 @@ def make_service_adapter(
         return HubSpotAdapter(name, connection, retry=retry, sleep=time.sleep)
     from connector.crm.salesforce import SalesforceAdapter
 
-    return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry))
+    return cast(CrmAdapter, SalesforceAdapter(name, connection, retry=retry, cache=cache))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _remaining(budget: Any) -> int | None:
@@ -90,7 +100,7 @@ class Service:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         alerter: Alerter | None = None,
         adapter_factory: Callable[
-            [str, SalesforceConnection | HubSpotConnection, RetryPolicy], CrmAdapter
+            [str, SalesforceConnection | HubSpotConnection, RetryPolicy, Store | None], CrmAdapter
         ] = make_service_adapter,
     ) -> None:
         self.settings = settings
@@ -139,7 +149,9 @@ class Service:
             wanted = [*(p.connection for p in plans.values()), *settings.policy_connections()]
             for name in dict.fromkeys(wanted):
                 try:
-                    adapters[name] = self._adapter_factory(name, settings.connections[name], retry)
+                    adapters[name] = self._adapter_factory(
+                        name, settings.connections[name], retry, store
+                    )
                 except SegsyncError as exc:
                     if isinstance(exc, ConfigError):
                         raise
@@ -336,7 +348,35 @@ class Service:
         return all(c["ok"] for c in checks.values()), checks
 
     def _auth_check(self, name: str, adapter: CrmAdapter) -> dict[str, Any]:
-        """The connection's last authentication check, refreshed in the background.
+        """The connection's health from its own calls; a real check only when they say nothing.
+
+        A refusal (credentials, permissions) or an unreachable CRM since the last
+        success fails the check at once. A success within AUTH_CHECK_TTL passes
+        it without a call. Otherwise one real check runs (:meth:`_checked`).
+        """
+        health = getattr(adapter, "health", None)
+        if not isinstance(health, Health):
+            return self._checked(name, adapter)
+        state = health.state()
+        recent = (
+            state.ok_at is not None
+            and (datetime.now(UTC) - state.ok_at).total_seconds() < AUTH_CHECK_TTL
+        )
+        if state.error is None and recent:
+            return {"ok": True, "crm": adapter.crm, "last_call_ok": _iso(state.ok_at)}
+        checked = self._checked(name, adapter)
+        state = health.state()  # the check's own call updated it
+        if state.error is not None:
+            return {
+                "ok": False,
+                "crm": adapter.crm,
+                "error": redact(state.error, self.secrets)[:500],
+                "since": _iso(state.error_at),
+            }
+        return checked
+
+    def _checked(self, name: str, adapter: CrmAdapter) -> dict[str, Any]:
+        """The connection's last real check (a CRM call), refreshed in the background.
 
         A probe must answer quickly, but a CRM call may back off for a minute:
         the check runs on its own thread, and the probe waits for it only the

@@ -1,8 +1,10 @@
 """The service's HTTP endpoint: ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
 
 - ``/healthz``: 200 while the process serves requests (a liveness probe).
-- ``/readyz``: 200 when the store answers, every scheduled connection is
-  authenticated, and each job's last successful run is younger than
+- ``/readyz``: 200 when the store answers, every connection's last CRM call
+  succeeded (its own calls, or a cached token's last use; a real check only
+  when none succeeded within the hour: no CRM call per probe), and each
+  job's last successful run is younger than
   ``service.ready_max_age_minutes``; 503 otherwise. The body is JSON and
   names each check, so a failing probe says why.
 - ``/metrics``: the Prometheus text format, from a registry of the service's

@@ -31,6 +31,7 @@ from connector.crm.base import (
     RecordUpdate,
     WriteOutcome,
 )
+from connector.crm.health import Health
 from connector.crm.hubspot.deals import DealPuller
 from connector.crm.hubspot.deals import minimum_calls as deal_minimum_calls
 from connector.crm.hubspot.describe import describe as describe_properties
@@ -62,6 +63,11 @@ class HubSpotAdapter:
     ) -> None:
         self.connection = connection
         self._session = HubSpotSession(connection, settings, retry=retry, sleep=sleep)
+
+    @property
+    def health(self) -> Health:
+        """When the portal last answered, and the last refusal (what ``/readyz`` reads)."""
+        return self._session.health
 
     @property
     def api_calls(self) -> int:

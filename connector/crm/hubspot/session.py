@@ -18,10 +18,11 @@ from typing import Any
 from hubspot import HubSpot
 
 from connector.config import HubSpotConnection
+from connector.crm.health import Health
 from connector.crm.hubspot.errors import translate
 from connector.crm.limits import DailyBudget, RollingWindowLimiter
 from connector.crm.retry import RetryPolicy
-from connector.errors import FatalSyncError
+from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError
 
 
 class HubSpotSession:
@@ -55,6 +56,8 @@ class HubSpotSession:
         )
         self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
         self._calls = 0
+        #: When the portal last answered, and the last refusal (what /readyz reads).
+        self.health = Health()
         self.unwritable: dict[tuple[str, str], tuple[str, str]] = {}
         """(object type, record id) → (code, reason): read, but what to write for it cannot be
         known (an association that names no record id). Its writes fail with
@@ -127,9 +130,14 @@ class HubSpotSession:
             except Exception as exc:
                 raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
+            self.health.ok()
             return data
 
-        return self.retry.call(attempt)
+        try:
+            return self.retry.call(attempt)
+        except (CrmAccessError, CrmUnreachable) as exc:
+            self.health.failed(str(exc))
+            raise
 
     def _observe(self, headers: Any) -> None:
         """Follow the figures HubSpot reports, when it reports them: the window, the day."""
