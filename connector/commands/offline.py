@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from connector.commands.exports import (
     record_id,
     same_id,
 )
+from connector.commands.live_inputs import pull_inputs, resolve_crm
 from connector.commands.options import FORMAT, NOW
 from connector.commands.report import (
     BAD_ROWS_LISTED,
@@ -979,8 +981,43 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The changed mapping file.",
 )
-@_INPUT
-@_CRM
+@click.option(
+    "--input",
+    "-i",
+    "input_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A CSV or JSON Lines export (.csv, .jsonl, .ndjson, optionally .gz); "
+    "without it, the accounts of a configured connection are read live.",
+)
+@click.option(
+    "--crm",
+    default=None,
+    type=click.Choice(CRM_CHOICES),
+    help="Which CRM the export comes from (decides the field names read); "
+    "live, the connection of this CRM.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Live (no --input): the settings file (default: config.toml, or $SEGSYNC_CONFIG).",
+)
+@click.option(
+    "--connection",
+    default=None,
+    metavar="NAME",
+    help="Live (no --input): the connection whose accounts (and stored deals) are read.",
+)
+@click.option(
+    "--save-inputs",
+    "save_inputs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Live (no --input): keep the accounts and deals read in this directory "
+    "(accounts.jsonl, deals.jsonl) to reproduce the result offline.",
+)
 @click.option(
     "--samples",
     type=click.IntRange(0, 100),
@@ -1002,8 +1039,11 @@ def _values(assignment: Assignment) -> dict[str, str | None]:
 def diff(
     before_file: Path,
     after_file: Path,
-    input_file: Path,
-    crm: str,
+    input_file: Path | None,
+    crm: str | None,
+    config_file: Path | None,
+    connection: str | None,
+    save_inputs: Path | None,
     samples: int,
     accounts_file: Path | None,
     accounts_mapping: Path | None,
@@ -1020,7 +1060,74 @@ def diff(
     the new definition, and how many records do not change at all. For
     contacts, --accounts evaluates the account export once (under one
     account mapping) so both definitions inherit the same account values.
+
+    Without --input (accounts only), the accounts of one configured
+    connection are read from the CRM and their deals from the state store
+    (`segsync sync --object deal`); --save-inputs DIR keeps both as exports
+    that reproduce the result offline (with --now set to its evaluated_at).
     """
+    options = _DiffOptions(samples, accounts_file, accounts_mapping, outcomes, now, fmt)
+    if input_file is not None:
+        if crm is None:
+            raise UserError([Problem("--crm", "", "which CRM the export comes from is needed")])
+        _diff(before_file, after_file, input_file, crm, deals_file, options)
+        return
+    for name, given in (("--accounts", accounts_file), ("--accounts-mapping", accounts_mapping)):
+        if given is not None:
+            raise UserError([Problem(name, "", "a live diff reads accounts only: give --input")])
+    name, live_crm = resolve_crm(config_file, connection, crm or "all")
+    engines = []
+    for path in (before_file, after_file):
+        engine = _load_engine(path, live_crm)
+        if engine.object != "account":
+            raise UserError(
+                [Problem(str(path), "object", "a live diff reads accounts: give --input")]
+            )
+        engines.append(engine)
+    need_deals = deals_file is None and (outcomes or any(e.rollups for e in engines))
+    with contextlib.ExitStack() as stack:
+        if save_inputs is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segsync-")))
+        else:
+            folder = save_inputs
+        live = pull_inputs(config_file, name, engines, folder, deals=need_deals)
+        _diff(
+            before_file,
+            after_file,
+            live.accounts,
+            live_crm,
+            live.deals if need_deals else deals_file,
+            options,
+            source=f"{name} (live: {live.account_count:,} accounts, {live.deal_count:,} deals)",
+        )
+
+
+@dataclass(frozen=True)
+class _DiffOptions:
+    samples: int
+    accounts_file: Path | None
+    accounts_mapping: Path | None
+    outcomes: bool
+    now: datetime | None
+    fmt: str
+
+
+def _diff(
+    before_file: Path,
+    after_file: Path,
+    input_file: Path,
+    crm: str,
+    deals_file: Path | None,
+    options: _DiffOptions,
+    source: str | None = None,
+) -> None:
+    """The diff of two definitions over an export (``source`` names a live one)."""
+    samples, accounts_file, accounts_mapping = (
+        options.samples,
+        options.accounts_file,
+        options.accounts_mapping,
+    )
+    outcomes, now, fmt = options.outcomes, options.now, options.fmt
     problems: list[Problem] = []
     engines: list[Engine] = []
     for path in (before_file, after_file):
@@ -1109,7 +1216,7 @@ def diff(
         if parents is not None:
             notices += parents.notices()
         notices += _converted_notice(after, crm, skipped)
-        input_header = _input_header(reader, crm)
+        input_header = f"{source}, {crm}" if source else _input_header(reader, crm)
         bad_rows, bad_total = reader.bad_rows, reader.bad_count
     notices += diff_notices(transitions, before.version, after.version)
     if fmt == "json":
@@ -1118,7 +1225,7 @@ def diff(
             "before": {"mapping": str(before.path), "version": before.version},
             "after": {"mapping": str(after.path), "version": after.version},
             "object": after.object,
-            "input": str(input_file),
+            "input": source or str(input_file),
             "accounts": parents.source if parents is not None else None,
             "crm": crm,
             "evaluated_at": at.isoformat(),
