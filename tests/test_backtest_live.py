@@ -88,7 +88,7 @@ def test_a_live_backtest_equals_the_backtest_of_exports_of_the_same_data(
     live = _json(
         _invoke(*compare, "--config", c, "--connection", "salesforce", "--save-inputs", str(saved))
     )
-    assert live["input"].startswith("salesforce (live: 200 accounts, ")
+    assert live["input"].startswith("connection salesforce (live: 200 accounts, ")
     figures = live["outcomes"]
     assert sum(t["won"] for t in figures["before"]["tiers"]) > 10
     # The rollup rule moves accounts that have won: the proposal ranks differently.

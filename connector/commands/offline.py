@@ -1098,7 +1098,10 @@ def diff(
             live_crm,
             live.deals if need_deals else deals_file,
             options,
-            source=f"{name} (live: {live.account_count:,} accounts, {live.deal_count:,} deals)",
+            source=(
+                f"connection {name} (live: {live.account_count:,} accounts, "
+                f"{live.deal_count:,} deals)"
+            ),
         )
 
 
