@@ -143,3 +143,52 @@ def test_periods_and_rule_lift() -> None:
     assert big.lift == pytest.approx(3.0)
     assert (blue.holds_closed, blue.not_closed, blue.lift) == (20, 0, None)
     assert not blue.separated
+
+
+def test_a_report_reads_its_deals_once_as_they_come() -> None:
+    """A one-shot stream (what `segsync outcomes` passes from the store) is enough."""
+    rng = random.Random(3)
+    listed = [
+        _deal(
+            i,
+            f"a{i % 7}",
+            won=rng.choice([True, False, None]),
+            amount=float(rng.randrange(1, 500)),
+            created=T0 + timedelta(days=rng.randrange(200)),
+            days=rng.randrange(1, 90),
+        )
+        for i in range(400)
+    ]
+    accounts = {f"a{i}": Account({"tier": f"Tier {i % 3 + 1}"}) for i in range(6)}
+    rules = {f"a{i}": {"big": i % 2 == 0, "near": i < 3} for i in range(6)}
+
+    class Once:
+        def __init__(self) -> None:
+            self.used = False
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            assert not self.used, "read twice"
+            self.used = True
+            return iter(listed)
+
+    report = outcomes(Once(), accounts, "tier", order=("Tier 1", "Tier 2", "Tier 3"))
+    groups = {g.value: g for g in report.groups}
+    for tier in ("Tier 1", "Tier 2", "Tier 3"):
+        mine = [
+            d
+            for d in listed
+            if d.account_id in accounts and accounts[d.account_id].current["tier"] == tier
+        ]
+        assert groups[tier].won == sum(d.is_won for d in mine)
+        assert groups[tier].lost == sum(d.is_closed and not d.is_won for d in mine)
+        won = sorted(d.amount for d in mine if d.is_won and d.amount is not None)
+        assert groups[tier].median_won_amount == pytest.approx(
+            (won[(len(won) - 1) // 2] + won[len(won) // 2]) / 2
+        )
+    # a6 is no known account: its deals count under UNKNOWN, once each.
+    assert groups[UNKNOWN].deals == sum(d.account_id == "a6" for d in listed)
+    assert report.deals == len(listed)
+    [big, near] = sorted(rule_lift(Once(), rules), key=lambda r: r.rule)
+    closed = [d for d in listed if d.is_closed and d.account_id in rules]
+    assert big.holds_closed == sum(rules[d.account_id]["big"] for d in closed)
+    assert near.not_won == sum(d.is_won and not rules[d.account_id]["near"] for d in closed)

@@ -32,6 +32,7 @@ compiled engine's explanation: :func:`holdings`).
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,8 +136,8 @@ class _Tally:
     won: int = 0
     lost: int = 0
     open: int = 0
-    won_amounts: list[float] = field(default_factory=list)
-    days: list[float] = field(default_factory=list)
+    won_amounts: array[float] = field(default_factory=lambda: array("d"))
+    days: array[float] = field(default_factory=lambda: array("d"))
     pipeline: float = 0.0
     ledger: int = 0
     current: int = 0
@@ -236,6 +237,73 @@ class OutcomeReport:
     """Deals whose account the analysis did not know (counted under :data:`UNKNOWN`)."""
 
 
+class OutcomeTally:
+    """:func:`outcomes` one deal at a time: memory grows with the groups, not the deals.
+
+    What a group keeps per closed deal is a number in a compact array (its
+    won amount and days to close, for the medians), not the deal.
+    """
+
+    def __init__(
+        self,
+        accounts: Mapping[str, Account],
+        by: str,
+        *,
+        period: Period = "quarter",
+        order: Sequence[str] = (),
+        ranked: bool = True,
+    ) -> None:
+        self._accounts = accounts
+        self._by, self._period, self._order, self._ranked = by, period, order, ranked
+        self._overall: dict[str, _Tally] = {}
+        self._by_period: dict[tuple[str, str], _Tally] = {}
+        self._count = self._unattributed = 0
+
+    def add(self, deal: DealRecord) -> None:
+        """Count one deal."""
+        self._count += 1
+        account = self._accounts.get(deal.account_id)
+        basis: Basis = "current"
+        if account is None:
+            self._unattributed += 1
+            value = None
+        else:
+            value, basis = account.value_at(self._by, deal.created_at)
+        key = value if value else UNKNOWN
+        tally = self._overall.get(key)
+        if tally is None:
+            tally = self._overall[key] = _Tally()
+        tally.add(deal, basis)
+        slot = (key, period_of(deal.created_at, self._period))
+        per = self._by_period.get(slot)
+        if per is None:
+            per = self._by_period[slot] = _Tally()
+        per.add(deal, basis)
+
+    def report(self) -> OutcomeReport:
+        """The report of the deals added so far."""
+        rank = {v: i for i, v in enumerate(self._order)}
+
+        def place(value: str) -> tuple[int, str]:
+            return (rank.get(value, len(rank) + (1 if value == UNKNOWN else 0)), value)
+
+        overall, by_period = self._overall, self._by_period
+        groups = tuple(_stats(v, None, overall[v]) for v in sorted(overall, key=place))
+        periods = tuple(
+            _stats(v, p, by_period[v, p])
+            for v, p in sorted(by_period, key=lambda k: (k[1], place(k[0])))
+        )
+        return OutcomeReport(
+            by=self._by,
+            period=self._period,
+            groups=groups,
+            periods=periods,
+            flags=tuple(flags(groups, self._order if self._ranked else ())),
+            deals=self._count,
+            unattributed=self._unattributed,
+        )
+
+
 def outcomes(
     deals: Iterable[DealRecord],
     accounts: Mapping[str, Account],
@@ -248,7 +316,7 @@ def outcomes(
     """Group the deals by the value their account held for ``by`` when each was created.
 
     Args:
-        deals: the deals (any order).
+        deals: the deals (any order; read once, as they come: a stream will do).
         accounts: account id → what is known of it.
         by: the dimension: ``segment``, ``tier``, ``persona`` or a classification name.
         period: how deals are grouped in time, by their creation.
@@ -258,47 +326,10 @@ def outcomes(
             are not), so a later value winning more is flagged ``inverted``.
 
     """
-    overall: dict[str, _Tally] = {}
-    by_period: dict[tuple[str, str], _Tally] = {}
-    count = unattributed = 0
+    tally = OutcomeTally(accounts, by, period=period, order=order, ranked=ranked)
     for deal in deals:
-        count += 1
-        account = accounts.get(deal.account_id)
-        basis: Basis = "current"
-        if account is None:
-            unattributed += 1
-            value = None
-        else:
-            value, basis = account.value_at(by, deal.created_at)
-        key = value if value else UNKNOWN
-        tally = overall.get(key)
-        if tally is None:
-            tally = overall[key] = _Tally()
-        tally.add(deal, basis)
-        slot = (key, period_of(deal.created_at, period))
-        per = by_period.get(slot)
-        if per is None:
-            per = by_period[slot] = _Tally()
-        per.add(deal, basis)
-    rank = {v: i for i, v in enumerate(order)}
-
-    def place(value: str) -> tuple[int, str]:
-        return (rank.get(value, len(rank) + (1 if value == UNKNOWN else 0)), value)
-
-    groups = tuple(_stats(v, None, overall[v]) for v in sorted(overall, key=place))
-    periods = tuple(
-        _stats(v, p, by_period[v, p])
-        for v, p in sorted(by_period, key=lambda k: (k[1], place(k[0])))
-    )
-    return OutcomeReport(
-        by=by,
-        period=period,
-        groups=groups,
-        periods=periods,
-        flags=tuple(flags(groups, order if ranked else ())),
-        deals=count,
-        unattributed=unattributed,
-    )
+        tally.add(deal)
+    return tally.report()
 
 
 def flags(groups: Sequence[GroupStats], order: Sequence[str] = ()) -> list[Flag]:
@@ -385,27 +416,26 @@ class LiftRow:
         return a is not None and b is not None and (a[0] > b[1] or b[0] > a[1])
 
 
-def rule_lift(
-    deals: Iterable[DealRecord], rules: Mapping[str, Mapping[str, bool]]
-) -> list[LiftRow]:
-    """The lift of every rule over the closed deals of the accounts in ``rules``.
+class LiftTally:
+    """:func:`rule_lift` one deal at a time (four counters a rule)."""
 
-    Args:
-        deals: the deals; open ones and those of unknown accounts are ignored.
-        rules: account id → rule → whether it holds for the account (now).
+    def __init__(self, rules: Mapping[str, Mapping[str, bool]]) -> None:
+        self._rules = rules
+        names: dict[str, None] = {}
+        for held in rules.values():
+            names.update(dict.fromkeys(held))
+        # holds: won, closed; does not: won, closed
+        self._tallies = {name: [0, 0, 0, 0] for name in names}
 
-    """
-    names: dict[str, None] = {}
-    for held in rules.values():
-        names.update(dict.fromkeys(held))
-    tallies = {name: [0, 0, 0, 0] for name in names}  # holds won, closed; not won, closed
-    for deal in deals:
+    def add(self, deal: DealRecord) -> None:
+        """Count one deal (open ones and those of unknown accounts are ignored)."""
         if not deal.is_closed:
-            continue
-        of_account = rules.get(deal.account_id)
+            return
+        of_account = self._rules.get(deal.account_id)
         if of_account is None:
-            continue
+            return
         won = 1 if deal.is_won else 0
+        tallies = self._tallies
         for name, holds in of_account.items():
             t = tallies[name]
             if holds:
@@ -414,12 +444,31 @@ def rule_lift(
             else:
                 t[2] += won
                 t[3] += 1
-    rows = []
-    for name, (hw, hc, nw, nc) in tallies.items():
-        h_rate = hw / hc if hc else None
-        n_rate = nw / nc if nc else None
-        lift = h_rate / n_rate if h_rate is not None and n_rate else None
-        rows.append(
-            LiftRow(name, hw, hc, h_rate, wilson(hw, hc), nw, nc, n_rate, wilson(nw, nc), lift)
-        )
-    return rows
+
+    def rows(self) -> list[LiftRow]:
+        """One row a rule, over the deals added so far."""
+        rows = []
+        for name, (hw, hc, nw, nc) in self._tallies.items():
+            h_rate = hw / hc if hc else None
+            n_rate = nw / nc if nc else None
+            lift = h_rate / n_rate if h_rate is not None and n_rate else None
+            rows.append(
+                LiftRow(name, hw, hc, h_rate, wilson(hw, hc), nw, nc, n_rate, wilson(nw, nc), lift)
+            )
+        return rows
+
+
+def rule_lift(
+    deals: Iterable[DealRecord], rules: Mapping[str, Mapping[str, bool]]
+) -> list[LiftRow]:
+    """The lift of every rule over the closed deals of the accounts in ``rules``.
+
+    Args:
+        deals: the deals (read once); open ones and those of unknown accounts are ignored.
+        rules: account id → rule → whether it holds for the account (now).
+
+    """
+    tally = LiftTally(rules)
+    for deal in deals:
+        tally.add(deal)
+    return tally.rows()

@@ -24,8 +24,7 @@ from typing import Any, cast
 import click
 from rich.console import Console
 
-from connector.analysis import outcomes as analysis
-from connector.analysis.outcomes import Account, Period, holdings, rule_lift
+from connector.analysis.outcomes import Account, LiftTally, OutcomeTally, Period, holdings
 from connector.commands.crm import open_context
 from connector.commands.options import OUT, REPORT_FORMAT
 from connector.commands.outcomes_render import document, render_html, render_text
@@ -118,9 +117,8 @@ def report_documents(
     both: bool = False,
 ) -> list[dict[str, Any]]:
     """The report's document by ``by`` (and, with ``both``, by tier and segment after it)."""
-    deals = list(DealStore(store).deals(name))
-    with_closed = {d.account_id for d in deals if d.is_closed}
-    current, rules = _current(adapter, engine, now, with_closed)
+    stored = DealStore(store)
+    current, rules = _current(adapter, engine, now, stored.accounts_with_closed(name))
     accounts = _with_ledger(store, name, engine, adapter.crm, current)
     order = {"tier": engine.tier_names, "segment": engine.segment_names}
     order.update(engine.classification_names)
@@ -131,21 +129,26 @@ def report_documents(
         "generated_at": now.isoformat(timespec="seconds"),
     }
     when = cast(Period, period)
-    lift = sorted(rule_lift(deals, rules), key=lambda r: r.rule)
-    docs = []
-    for i, dimension in enumerate(
-        [by] + ([d for d in ("tier", "segment") if d != by] if both else [])
-    ):
-        report = analysis.outcomes(
-            deals,
+    dimensions = [by] + ([d for d in ("tier", "segment") if d != by] if both else [])
+    tallies = [
+        OutcomeTally(
             accounts,
             dimension,
             period=when,
             order=order.get(dimension, ()),
             ranked=dimension == "tier" or dimension in engine.classification_names,
         )
-        docs.append(document(report, lift if i == 0 else [], meta))
-    return docs
+        for dimension in dimensions
+    ]
+    lifts = LiftTally(rules)
+    # One pass over the stored deals, streamed: memory follows the accounts
+    # and the groups, not the number of deals.
+    for deal in stored.deals(name):
+        for tally in tallies:
+            tally.add(deal)
+        lifts.add(deal)
+    lift = sorted(lifts.rows(), key=lambda r: r.rule)
+    return [document(t.report(), lift if i == 0 else [], meta) for i, t in enumerate(tallies)]
 
 
 @click.command("outcomes")

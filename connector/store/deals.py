@@ -179,6 +179,16 @@ class DealStore:
             for row in conn.execution_options(yield_per=5000).execute(query):
                 yield _deal(row)
 
+    def accounts_with_closed(self, connection: str) -> set[str]:
+        """The accounts that have at least one closed deal (one query, no deal read)."""
+        query = (
+            sa.select(deals_table.c.account_id)
+            .where(deals_table.c.connection == connection, deals_table.c.is_closed.is_(True))
+            .distinct()
+        )
+        with self._engine.connect() as conn:
+            return {str(row.account_id) for row in conn.execute(query)}
+
     def count(self, connection: str) -> int:
         """How many deals of a connection are stored."""
         query = sa.select(sa.func.count()).where(deals_table.c.connection == connection)
