@@ -138,14 +138,12 @@ def provision(config: Path, crm: str) -> None:
             if engine is None:
                 continue
             parent = ctx.engines.get("account") if obj == "contact" else None
-            report = adapter.provision(
-                obj,
-                output_specs(engine, crm, parent),
-                engine.input_fields(crm),
-                False,
-            )
+            outputs = output_specs(engine, crm, parent)
+            report = adapter.provision(obj, outputs, engine.input_fields(crm), False)
             if report.problems:
                 raise RuntimeError(f"provisioning {crm} {obj}: {report.problems}")
+            # As `segsync provision` does: the runs then know these fields are segsync's.
+            ctx.store.record_owned(adapter.connection, obj, [o.name for o in outputs])
 
 
 def sync(
