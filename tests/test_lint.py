@@ -198,6 +198,21 @@ when = { attr = "employees", gt = 10, lt = 5 }
     assert "can never hold" in w.message and "employees" in w.message
 
 
+def test_a_date_tested_only_for_presence_can_be_present() -> None:
+    # Found by the property test below: with no date to compare with, lint gave
+    # the date no value but blank, and called `exists` impossible.
+    segments = (
+        """
+[[segments]]
+name = "Active"
+when = { all = [ { attr = "last_activity", exists = true },
+                 { attr = "industry", not_in = ["Banking"] } ] }
+"""
+        + DEFAULT
+    )
+    assert lint(segments) == []
+
+
 def test_impossible_part_of_a_condition_is_reported_where_it_is() -> None:
     segments = (
         """

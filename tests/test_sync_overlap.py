@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.errors import EXIT_BUSY
-from connector.store.schema import transitions
+from connector.store.schema import job_leases, transitions
 from connector.store.store import Store
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
 
@@ -42,6 +42,27 @@ def _sync(config: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+def _wait_for_claim(db: Path, job: str, holder: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert holder.poll() is None, holder.communicate()
+        if db.exists():
+            engine = sa.create_engine(f"sqlite:///{db}")
+            try:
+                with engine.connect() as conn:
+                    held = conn.execute(
+                        sa.select(job_leases.c.holder).where(job_leases.c.job == job)
+                    ).first()
+            except sa.exc.OperationalError:  # the store is being created
+                held = None
+            finally:
+                engine.dispose()
+            if held is not None:
+                return
+        assert time.monotonic() < deadline, f"the first sync never claimed {job}"
+        time.sleep(0.05)
+
+
 def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path: Path) -> None:
     snapshot = crm.snapshot(tmp_path / "snapshot")
     config = crm.write_config(tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 's.db'}")
@@ -53,16 +74,15 @@ def test_a_second_sync_of_a_running_job_exits_or_waits(crm: Sandboxes, tmp_path:
         )
         assert provisioned.exit_code == 0, provisioned.output
         app.log.clear()
-        first = _sync(config)
-        deadline = time.monotonic() + 60
-        while not any(e.kind == "batch.update" for e in app.log.entries()):
-            assert time.monotonic() < deadline, "the first sync never started writing"
-            assert first.poll() is None, first.communicate()
-            time.sleep(0.01)
-
-        # Hold the first run mid-write (every call now takes 30 s) while a
-        # second run of the same job starts: refused before any CRM call.
+        # Hold the first run in its calls (every call takes 30 s) from the
+        # start: waiting for its first write and slowing it then raced a run
+        # that wrote its few batches within the test's polling interval.
         app.faults.update(latency_ms=30_000)
+        first = _sync(config)
+        _wait_for_claim(tmp_path / "s.db", "hubspot.account", first)
+
+        # A second run of the same job starts while the first holds it:
+        # refused before any CRM call.
         second = _sync(config)
         out, err = second.communicate(timeout=60)
         assert second.returncode == EXIT_BUSY, (out, err)

@@ -40,7 +40,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from connector.mapping.models import (
@@ -165,7 +165,11 @@ def _ordered_reps(points: Iterable[Any], kind: str) -> list[Any]:
             out.update((lo - 1, lo, lo + 1, hi, hi + 1))
         return sorted(out) or [0]
     if not pts:
-        return [0.0] if kind == "float" else []
+        # No test compares with a point: one value stands for every value
+        # (a date with only `exists` / `missing` tests can still be present).
+        if kind == "float":
+            return [0.0]
+        return [date(2000, 1, 1) if kind == "date" else datetime(2000, 1, 1, tzinfo=UTC)]
     if kind == "float":
         out_f: list[Any] = [pts[0] - abs(pts[0]) - 1.0, pts[-1] + abs(pts[-1]) + 1.0, *pts]
         out_f += [(a + b) / 2 for a, b in itertools.pairwise(pts) if a < (a + b) / 2 < b]
