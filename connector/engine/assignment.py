@@ -84,6 +84,12 @@ class Assignment:
     classification_reasons: Mapping[str, str] = field(
         default_factory=lambda: _NO_CLASSES, compare=False, repr=False, hash=False
     )
+    # CRM → (its outputs with the updated_at fields left None, those fields):
+    # an interned assignment serves many records; outputs() copies this and
+    # stamps ``now``. Not copied by dataclasses.replace (a new reason, a new cache).
+    _outputs: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
     def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
         """CRM field → value for exactly the outputs the mapping declares for ``crm``.
@@ -93,10 +99,26 @@ class Assignment:
             now: the time stamped into the ``updated_at`` output.
 
         Returns:
-            Python values (str, int / float, datetime); an empty dict when the
-            mapping declares no outputs for this CRM.
+            Python values (str, int / float, datetime), in the order the
+            mapping declares them; a new dict on every call; an empty dict
+            when the mapping declares no outputs for this CRM.
 
         """
+        cached = self._outputs.get(crm)
+        if cached is None:
+            values = self._output_values(crm)
+            stamped = tuple(
+                f for k, f in self.output_spec.get(crm, {}).items() if k == "updated_at"
+            )
+            cached = self._outputs[crm] = (values, stamped)
+        values, stamped = cached
+        out = values.copy()
+        for crm_field in stamped:
+            out[crm_field] = now
+        return out
+
+    def _output_values(self, crm: str) -> dict[str, Any]:
+        """:meth:`outputs` with ``None`` for ``updated_at``."""
         spec = self.output_spec.get(crm)
         if not spec:
             return {}
@@ -113,7 +135,7 @@ class Assignment:
             elif key == "version":
                 out[crm_field] = self.version
             elif key == "updated_at":
-                out[crm_field] = now
+                out[crm_field] = None
             elif key.startswith("score."):
                 out[crm_field] = self.scores.get(key[len("score.") :])
             elif key.startswith("classification."):
@@ -135,6 +157,31 @@ def points_text(points: float | int) -> str:
     """Signed points: ``+30``, ``-10``."""
     text = number_text(points)
     return text if text.startswith("-") else f"+{text}"
+
+
+def score_text(name: str, value: float | int, hits: Sequence[str], shown: int | None = None) -> str:
+    """One score in a reason line: ``fit 80 (employees ≥ 1000 +30, …)``.
+
+    ``shown`` is how many contributions to list (all by default); fewer end in "…".
+    """
+    text = f"{name} {number_text(value)}"
+    if hits:
+        n = len(hits) if shown is None else shown
+        listed = list(hits[:n])
+        if n < len(hits):
+            listed.append(_ELLIPSIS)
+        text += f" ({', '.join(listed)})"
+    return text
+
+
+def join_reason(head: Sequence[str], texts: Sequence[str], tail: Sequence[str] = ()) -> str | None:
+    """:func:`reason_line` from score texts already rendered in full; ``None`` if too long.
+
+    The line an interned assignment gets when nothing has to be shortened,
+    without rendering its scores again (see :class:`connector.engine.compiler.Compiler`).
+    """
+    line = _SEP.join(p for p in (*head, *texts, *tail) if p)
+    return line if len(line) <= REASON_LIMIT else None
 
 
 def reason_line(
@@ -160,13 +207,7 @@ def reason_line(
     def render() -> str:
         parts = list(head)
         for (name, value, hits), n in zip(scores, shown, strict=True):
-            text = f"{name} {number_text(value)}"
-            if hits:
-                listed = list(hits[:n])
-                if n < len(hits):
-                    listed.append(_ELLIPSIS)
-                text += f" ({', '.join(listed)})"
-            parts.append(text)
+            parts.append(score_text(name, value, hits, n))
         parts.extend(tail)
         return _SEP.join(p for p in parts if p)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from connector.mapping.models import AttributeDef
@@ -45,12 +45,17 @@ class Coercer:
             raw value was taken as is, else a short phrase for explanations.
         memo: text raw value → canonical value, filled by ``fast`` (generated
             code reads it inline to skip a call on a hit).
+        text: text raw value missing from ``memo`` → canonical value. For
+            ``date`` and ``datetime`` attributes it reads an ISO 8601 timestamp
+            (as both APIs send them, each one unique) directly, without
+            filling the memo; otherwise it is ``fast``.
 
     """
 
     fast: Callable[[Any], Any]
     detailed: Converter
     memo: dict[str, Any]
+    text: Callable[[str], Any]
 
 
 def _text_of(raw: Any) -> str | None:
@@ -196,4 +201,51 @@ def make_coercer(attr: AttributeDef, zone: tzinfo = UTC) -> Coercer:
             return value
         return detailed(raw)[0]
 
-    return Coercer(fast, detailed, memo)
+    text = _timestamp_reader(attr.type, zone, fast) if attr.type in ("date", "datetime") else fast
+    return Coercer(fast, detailed, memo, text)
+
+
+def _timestamp_reader(
+    attr_type: str, zone: tzinfo, fallback: Callable[[Any], Any]
+) -> Callable[[str], Any]:
+    """A ``date`` / ``datetime`` attribute's reader of text that is not in its memo.
+
+    An ISO 8601 timestamp (a ``T`` after the date) is read with
+    ``datetime.fromisoformat`` alone: the same value :func:`parse_datetime` /
+    :func:`parse_date` give, because ``fromisoformat`` refuses the
+    surrounding whitespace they trim and the text is neither a date alone
+    nor epoch digits. Anything else (or a timestamp it refuses) goes to
+    ``fallback``, the memoizing coercer. Timestamps are not memoized: a sync
+    sees each one once.
+    """
+    fromiso = datetime.fromisoformat
+    utc = UTC
+    local = None if zone is UTC else zone
+
+    if attr_type == "datetime":
+
+        def instant(raw: str) -> Any:
+            if len(raw) > 10 and raw[10] == "T":
+                try:
+                    value = fromiso(raw)
+                    if value.tzinfo is None:
+                        return value.replace(tzinfo=utc)
+                    return value.astimezone(utc)
+                except (ValueError, OverflowError):
+                    pass
+            return fallback(raw)
+
+        return instant
+
+    def day(raw: str) -> Any:
+        if len(raw) > 10 and raw[10] == "T":
+            try:
+                value = fromiso(raw)
+                # Through UTC first, like parse_date: the same overflow at the year's ends.
+                value = value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)
+                return (value if local is None else value.astimezone(local)).date()
+            except (ValueError, OverflowError):
+                pass
+        return fallback(raw)
+
+    return day

@@ -19,11 +19,18 @@ So the reason line is built once per distinct key, not once per record.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
-from connector.engine.assignment import Assignment, Scores, points_text, reason_line
+from connector.engine.assignment import (
+    Assignment,
+    Scores,
+    join_reason,
+    points_text,
+    reason_line,
+    score_text,
+)
 from connector.engine.coerce import MISSING, Coercer, make_coercer
 from connector.engine.rollups import rollup_key
 from connector.mapping.models import (
@@ -139,6 +146,23 @@ def score_total(
     return total
 
 
+class ScorePart(NamedTuple):
+    """One score of one decision key: its value, the labels of the rules that hit, its text."""
+
+    name: str
+    value: float | int
+    hits: tuple[str, ...]
+    text: str
+
+
+def _reason(head: Sequence[str], parts: Sequence[ScorePart], tail: Sequence[str] = ()) -> str:
+    """:func:`reason_line` over score parts, joining their cached texts when nothing is cut."""
+    line = join_reason(head, [p.text for p in parts], tail)
+    if line is None:
+        line = reason_line(head, [(p.name, p.value, p.hits) for p in parts], tail)
+    return line
+
+
 class _Gen:
     """Accumulates generated source lines and the constants they refer to."""
 
@@ -189,10 +213,14 @@ class Compiler:
         self.score_list = list(mapping.scores.values())
         # Global bit index of every score rule, in definition order.
         self.rule_bits: list[list[int]] = []
+        # The same as (first bit, mask of the score's width), to cut a score's bits out of a key.
+        self.rule_spans: list[tuple[int, int]] = []
         bit = 0
         for score in self.score_list:
             self.rule_bits.append(list(range(bit, bit + len(score.rules))))
+            self.rule_spans.append((bit, (1 << len(score.rules)) - 1))
             bit += len(score.rules)
+        self._parts: list[dict[int, ScorePart]] = [{} for _ in self.score_list]
         self.intern: dict[tuple[Any, ...], Assignment] = {}
         # The scores each classification reads (matrix axes, rule tests): its reason shows them.
         self.class_scores: dict[str, list[str]] = {
@@ -212,26 +240,38 @@ class Compiler:
 
     # --- building assignments (once per distinct decision key) -----------------------------
 
+    def _score_part(self, index: int, mask: int) -> ScorePart:
+        """Score ``index``'s value, hits and reason text when the rules in ``mask`` hold.
+
+        ``mask`` has one bit per rule of that score (bit 0: its first rule).
+        Cached: a score has few distinct hit patterns, while decision keys
+        (every score's pattern together) are many.
+        """
+        cache = self._parts[index]
+        part = cache.get(mask)
+        if part is None:
+            score = self.score_list[index]
+            points = tuple(r.points for r in score.rules)
+            value = score_total(points, mask, score.cap, score.floor)
+            hits = tuple(
+                f"{r.label} {points_text(r.points)}"
+                for j, r in enumerate(score.rules)
+                if mask >> j & 1
+            )
+            part = ScorePart(score.name, value, hits, score_text(score.name, value, hits))
+            if len(cache) < INTERN_LIMIT:
+                cache[mask] = part
+        return part
+
     def build(self, key: tuple[Any, ...]) -> Assignment:
         """Create (and intern) the assignment for one decision key."""
         segment, tier, mask, persona, inherited = key[:5]
         classes = key[5:]
-        scores: dict[str, float | int] = {}
-        score_parts: list[tuple[str, float | int, list[str]]] = []
-        for score, bits in zip(self.score_list, self.rule_bits, strict=True):
-            points = tuple(r.points for r in score.rules)
-            local = 0
-            for j, b in enumerate(bits):
-                if mask >> b & 1:
-                    local |= 1 << j
-            value = score_total(points, local, score.cap, score.floor)
-            scores[score.name] = value
-            hits = [
-                f"{r.label} {points_text(r.points)}"
-                for j, r in enumerate(score.rules)
-                if local >> j & 1
-            ]
-            score_parts.append((score.name, value, hits))
+        score_parts = [
+            self._score_part(i, mask >> offset & width)
+            for i, (offset, width) in enumerate(self.rule_spans)
+        ]
+        scores: dict[str, float | int] = {part.name: part.value for part in score_parts}
         head = [tier, segment]
         if persona is not None:
             head.insert(0, persona)
@@ -241,11 +281,11 @@ class Compiler:
             tail.append(f"{which} from account")
         elif self.m.inherit and self.m.object == "contact":
             tail.append("no account")
-        main_parts = [p for p in score_parts if p[0] not in self.class_only_scores]
-        reason = reason_line(head, main_parts, tail)
-        by_score = {part[0]: part for part in score_parts}
+        main_parts = [p for p in score_parts if p.name not in self.class_only_scores]
+        reason = _reason(head, main_parts, tail)
+        by_score = {part.name: part for part in score_parts}
         class_reasons = {
-            name: reason_line([value], [by_score[s] for s in self.class_scores[name]])
+            name: _reason([value], [by_score[s] for s in self.class_scores[name]])
             for name, value in zip(self.m.classifications, classes, strict=True)
         }
         assignment = Assignment(
@@ -469,8 +509,23 @@ class Compiler:
                 else:
                     g.emit(1, "if v.__class__ is int or (v.__class__ is float and v - v == 0.0):")
                 g.emit(2, f"{var} = v")
-                g.emit(1, "elif v.__class__ is str and v.isdigit() and v.isascii():")
+                # Short enough for int() (Python refuses over 4,300 digits: the
+                # coercer reads those as unreadable, i.e. blank, and never raises).
+                g.emit(
+                    1, "elif v.__class__ is str and v.isdigit() and v.isascii() and len(v) < 19:"
+                )
                 g.emit(2, f"{var} = int(v)")
+                if attr.type == "number":
+                    # Plain ASCII digits with one dot ("1234.5", ".5", "5."), HubSpot's
+                    # spelling of a decimal: float() reads it exactly as parse_number
+                    # does (which returns an integral value as an int: equal in every
+                    # comparison). Under 300 characters, float() cannot overflow.
+                    g.emit(
+                        1,
+                        'elif v.__class__ is str and "." in v and v.isascii() and len(v) < 300'
+                        ' and v.replace(".", "", 1).isdigit():',
+                    )
+                    g.emit(2, f"{var} = float(v)")
                 g.emit(1, "else:")
                 g.emit(2, f"{var} = {coerce}(v)")
             elif attr.type == "boolean":
@@ -480,7 +535,7 @@ class Compiler:
                 g.emit(1, "if v.__class__ is str:")
                 g.emit(2, f"{var} = {memo_get}(v, MISS)")
                 g.emit(2, f"if {var} is MISS:")
-                g.emit(3, f"{var} = {coerce}(v)")
+                g.emit(3, f"{var} = {g.const(self.coercers[name].text)}(v)")
                 g.emit(1, "elif v is None:")
                 g.emit(2, f"{var} = {g.const(attr.blank)}")
                 g.emit(1, "else:")

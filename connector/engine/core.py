@@ -32,6 +32,10 @@ class LockReading(NamedTuple):
     unreadable: bool = False
 
 
+_UNLOCKED = LockReading(False)
+_LOCKED = LockReading(True)
+
+
 class Engine:
     """A mapping compiled for evaluation. Build it with :func:`compile_mapping`.
 
@@ -50,6 +54,7 @@ class Engine:
         self.evaluate = self._evaluate  # type: ignore[method-assign]
         self._due = DueFinder(mapping, self._compiler.coercers, self._evaluate)
         self._day_constants = day_constants(mapping)
+        self._lock_fields = {crm: self.lock_field(crm) for crm in CRMS}
 
     @property
     def definition(self) -> MappingDef:
@@ -134,10 +139,17 @@ class Engine:
         the ordinary rule (an unreadable boolean is blank).
 
         """
-        field = self.lock_field(crm)
+        if crm not in self._lock_fields:
+            self._check_crm(crm)
+        field = self._lock_fields[crm]
         if field is None or self._m.lock is None:
-            return LockReading(False)
+            return _UNLOCKED
         raw = nested_get(fields, field)
+        # The plain values both CRMs send, answered before the general rules.
+        if raw is False or raw == "false":
+            return _UNLOCKED
+        if raw is True or raw == "true":
+            return _LOCKED
         if is_blank(raw):
             blank = self._m.attributes[self._m.lock].blank is True
             return LockReading(blank, f"blank → {'locked' if blank else 'not locked'}")
