@@ -287,15 +287,27 @@ _ABSENT: Any = object()
 def _same(have: Any, want: Any) -> bool:
     """:func:`same_value`, answering the spellings a CRM sends back first.
 
-    HubSpot returns a number written as ``80`` as ``"80"``, Salesforce as
-    ``80.0``: both equal ``80`` by :func:`same_value`'s rules, decided here
-    without its parsing. Anything else goes to :func:`same_value`.
+    Equal values of one type, blanks, and the numbers the CRMs send back
+    (HubSpot returns ``80`` as ``"80"``, Salesforce as ``80.0``) are decided
+    here without its cleaning and parsing; anything else goes to it.
     """
+    if have is want:
+        return True
     wc, hc = want.__class__, have.__class__
-    if wc is int and hc is str and have == str(want):
-        return True
-    if wc in _NUMBERS and hc in _NUMBERS and have == want:
-        return True
+    if wc is hc:
+        if have == want:
+            return True
+    elif wc is int and hc is str:
+        if have == str(want):
+            return True
+    elif wc in _NUMBERS and hc in _NUMBERS:
+        if have == want:
+            return True
+    elif have is None:
+        # Blank is only equal to blank: None, or text that is all whitespace.
+        return wc is str and not want.strip()
+    elif want is None:
+        return hc is str and not have.strip()
     return same_value(have, want)
 
 
