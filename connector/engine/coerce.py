@@ -205,6 +205,19 @@ def make_coercer(attr: AttributeDef, zone: tzinfo = UTC) -> Coercer:
     return Coercer(fast, detailed, memo, text)
 
 
+def reader(coercer: Coercer) -> Callable[[Any], Any]:
+    """``coercer.fast`` the way generated code calls it: the memo, then ``coercer.text``."""
+    memo_get, text, fast, missing = coercer.memo.get, coercer.text, coercer.fast, MISSING
+
+    def read(raw: Any) -> Any:
+        if raw.__class__ is str:
+            value = memo_get(raw, missing)
+            return text(raw) if value is missing else value
+        return fast(raw)
+
+    return read
+
+
 def _timestamp_reader(
     attr_type: str, zone: tzinfo, fallback: Callable[[Any], Any]
 ) -> Callable[[str], Any]:

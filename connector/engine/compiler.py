@@ -328,10 +328,14 @@ class Compiler:
                 "        NOWC[0] = c",
                 "    T = c[1]",
             ]
+        dispatch: list[str] = []
         for i, crm in enumerate(CRMS):
-            lines.append(f"    {'if' if i == 0 else 'elif'} crm == {g.const(crm)}:")
-            lines.extend("    " + line for line in bodies[crm])
-        lines.append("    raise BADCRM(crm)")
+            dispatch.append(f"    {'if' if i == 0 else 'elif'} crm == {g.const(crm)}:")
+            dispatch.extend("    " + line for line in bodies[crm])
+        dispatch.append("    raise BADCRM(crm)")
+        # The same body again, taking the thresholds instead of `now`: the due-date
+        # search evaluates a record at other instants without disturbing the run's.
+        lines += [*dispatch, "", "", "def evaluate_at(fields, crm, T, parent=None):", *dispatch]
         source = "\n".join(lines) + "\n"
         namespace: dict[str, Any] = dict(g.consts)
         namespace.update(
@@ -349,6 +353,12 @@ class Compiler:
         )
         code = compile(source, f"<segsync mapping {self.m.path}>", "exec")
         exec(code, namespace)
+        keys, zone = tuple(threshold_keys), self.m.zone
+        # evaluate(fields, crm, now, parent) is evaluate_at(fields, crm, cuts(now), parent).
+        self.evaluate_at: Callable[..., Assignment] = namespace["evaluate_at"]
+        self.cuts: Callable[[datetime], tuple[Threshold, ...]] = lambda now: thresholds(
+            keys, now, zone
+        )
         return namespace["evaluate"], source
 
     def _body(self, g: _Gen, crm: str, threshold_keys: list[ThresholdKey]) -> list[str]:

@@ -32,6 +32,8 @@ class LockReading(NamedTuple):
     unreadable: bool = False
 
 
+#: Assignments with a due date remembered per engine (by assignment and instant).
+DATED_LIMIT = 50_000
 _UNLOCKED = LockReading(False)
 _LOCKED = LockReading(True)
 
@@ -52,9 +54,13 @@ class Engine:
         # The generated function has exactly evaluate()'s signature; binding it
         # on the instance saves a Python call per record on the hot path.
         self.evaluate = self._evaluate  # type: ignore[method-assign]
-        self._due = DueFinder(mapping, self._compiler.coercers, self._evaluate)
+        self._due = DueFinder(
+            mapping, self._compiler.coercers, self._compiler.evaluate_at, self._compiler.cuts
+        )
         self._day_constants = day_constants(mapping)
         self._lock_fields = {crm: self.lock_field(crm) for crm in CRMS}
+        self._timeless = self._due.timeless
+        self._dated: dict[tuple[Assignment, datetime], Assignment] = {}
 
     @property
     def definition(self) -> MappingDef:
@@ -205,10 +211,20 @@ class Engine:
         with no time tests.
         """
         assignment = self._evaluate(fields, crm, now, parent)
-        if self._due.timeless:
+        if self._timeless:
             return assignment
         due = self._due.due_at(fields, crm, now, parent, assignment)
-        return assignment if due is None else replace(assignment, due_at=due)
+        if due is None:
+            return assignment
+        # Records share assignments and, counting calendar days, due instants:
+        # one dated copy per pair (its outputs cached like the assignment's).
+        key = (assignment, due)
+        dated = self._dated.get(key)
+        if dated is None:
+            dated = replace(assignment, due_at=due)
+            if len(self._dated) < DATED_LIMIT:
+                self._dated[key] = dated
+        return dated
 
     @property
     def time_dependent(self) -> bool:

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from connector.engine.assignment import Assignment
-from connector.engine.coerce import Coercer
+from connector.engine.coerce import Coercer, reader
 from connector.engine.compiler import nested_get, utc_now
 from connector.engine.rollups import rollup_key
 from connector.mapping.models import CRMS, AllOf, AnyOf, Condition, Leaf, MappingDef, NotOf
@@ -39,7 +39,12 @@ from connector.mapping.models import CRMS, AllOf, AnyOf, Condition, Leaf, Mappin
 #: The operators whose truth depends on the run time.
 TIME_OPS = frozenset({"within_days", "older_than_days"})
 
-Evaluate = Callable[[Mapping[str, Any], str, datetime, Assignment | None], Assignment]
+#: ``evaluate_at(fields, crm, thresholds, parent)``: the compiled evaluator at given thresholds.
+EvaluateAt = Callable[[Mapping[str, Any], str, Any, Assignment | None], Assignment]
+#: The thresholds of an instant (see :func:`connector.engine.compiler.thresholds`).
+Cuts = Callable[[datetime], Any]
+#: Flip instants and thresholds remembered per engine; beyond, computed each time.
+CACHE_LIMIT = 50_000
 
 
 def day_start(day: date, zone: tzinfo) -> datetime:
@@ -127,10 +132,21 @@ class DueFinder:
     """Computes ``due_at`` for records of one compiled mapping (pure, thread-safe)."""
 
     def __init__(
-        self, mapping: MappingDef, coercers: Mapping[str, Coercer], evaluate: Evaluate
+        self,
+        mapping: MappingDef,
+        coercers: Mapping[str, Coercer],
+        evaluate_at: EvaluateAt,
+        cuts: Cuts,
     ) -> None:
-        self._evaluate = evaluate
+        self._evaluate_at = evaluate_at
+        self._cuts = cuts
         self._zone = mapping.zone
+        # Calendar days repeat across records (and with them their flips and the
+        # thresholds at those instants): computed once each.
+        self._day_flips: dict[tuple[int, date], tuple[datetime, ...]] = {}
+        self._cut_cache: dict[datetime, Any] = {}
+        # The run's `now` and its UTC form, replaced as one tuple (thread-safe).
+        self._now: tuple[datetime | None, datetime] = (None, datetime.min.replace(tzinfo=UTC))
         tests = time_tests(mapping)
         self._probes: dict[str, tuple[_Probe, ...]] = {}
         for crm in CRMS:
@@ -141,7 +157,7 @@ class DueFinder:
                 source = rollup_key(name) if attr.rollup is not None else attr.sources.get(crm)
                 if source is None and attr.blank is None:
                     continue  # always blank in this CRM: no test on it can flip
-                probes.append(_Probe(source or "", coercers[name].fast, attr.type, days))
+                probes.append(_Probe(source or "", reader(coercers[name]), attr.type, days))
             self._probes[crm] = tuple(probes)
 
     @property
@@ -158,9 +174,14 @@ class DueFinder:
         assignment: Assignment,
     ) -> datetime | None:
         """The earliest instant after ``now`` at which the record's assignment changes, if any."""
-        flips = self.flips(fields, crm, now)
-        for moment in sorted(flips):
-            if self._evaluate(fields, crm, moment, parent) != assignment:
+        cut_cache = self._cut_cache
+        for moment in sorted(self.flips(fields, crm, now)):
+            cuts = cut_cache.get(moment)
+            if cuts is None:
+                cuts = self._cuts(moment)
+                if len(cut_cache) < CACHE_LIMIT:
+                    cut_cache[moment] = cuts
+            if self._evaluate_at(fields, crm, cuts, parent) != assignment:
                 return moment
         return None
 
@@ -169,7 +190,12 @@ class DueFinder:
         probes = self._probes.get(crm)
         if not probes:
             return set()
-        now_utc = utc_now(now)
+        last = self._now
+        if last[0] is now:
+            now_utc = last[1]
+        else:
+            now_utc = utc_now(now)
+            self._now = (now, now_utc)
         flips: set[datetime] = set()
         for probe in probes:
             if not probe.source:
@@ -181,8 +207,18 @@ class DueFinder:
             value = probe.coerce(raw)
             if not isinstance(value, date):
                 continue  # missing or unreadable: the test fails whatever the time
+            day = probe.attr_type == "date" and value.__class__ is date
             for days in probe.days:
-                for moment in flip_instants(probe.attr_type, days, value, self._zone):
+                if day:
+                    key = (days, value)
+                    moments = self._day_flips.get(key)
+                    if moments is None:
+                        moments = flip_instants("date", days, value, self._zone)
+                        if len(self._day_flips) < CACHE_LIMIT:
+                            self._day_flips[key] = moments
+                else:
+                    moments = flip_instants(probe.attr_type, days, value, self._zone)
+                for moment in moments:
                     if moment > now_utc:
                         flips.add(moment)
         return flips
