@@ -29,7 +29,7 @@ last wrote them, some changed since, some never written (see ``--changed``,
 
 ``--old-method`` times ``evaluate`` alone on records whose HubSpot dates
 repeat (one time of day per calendar day, so the coercion memo always hits):
-what this bench reported until 2026-11-29. It is kept to compare, not to quote.
+what this bench reported until 2026-11-30. It is kept to compare, not to quote.
 """
 
 from __future__ import annotations

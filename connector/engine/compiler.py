@@ -1,12 +1,14 @@
-"""Compile a :class:`MappingDef` into one generated Python function.
+"""Compile a :class:`MappingDef` into generated Python functions.
 
-The function has :meth:`Engine.evaluate`'s signature and one straight-line
-branch per CRM (the source fields differ, the decisions do not).
+``evaluate`` has :meth:`Engine.evaluate`'s signature and one straight-line
+branch per CRM (the source fields differ, the decisions do not);
+``evaluate_at`` is the same body taking the time thresholds instead of
+``now``, for the due-date search.
 
 Why generated code: evaluating a record through a tree of closures costs a
 function call per test; a generated ``if``/``elif`` chain of inline
-comparisons runs several times faster, which is what makes 300k records/s
-possible in pure Python. The generated source never contains text from the
+comparisons runs several times faster (BENCHMARKS.md §4 has the figures,
+measured on records as a sync pulls them). The generated source never contains text from the
 mapping file: every name, field and literal is passed in as a constant
 (``k12``), so nothing in a mapping can inject code.
 
