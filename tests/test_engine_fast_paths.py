@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import templates
+from connector.analysis.parity import classification
 from connector.engine import REASON_LIMIT, compile_mapping, reason_line
 from connector.engine.assignment import points_text
 from connector.engine.coerce import make_coercer
@@ -239,7 +240,9 @@ def test_reason_lines_joined_from_cached_scores_equal_reason_line(first: int, se
 def test_outputs_are_a_new_dict_per_call_in_declared_order_stamped_with_now() -> None:
     engine = compile_mapping(load_mapping(templates.ACCOUNTS))
     a = engine.evaluate({"NumberOfEmployees": 5}, "salesforce", NOW)
+    decided = classification(a)
     first = a.outputs("salesforce", NOW)
+    assert classification(a) == decided  # nothing cached on the assignment shows
     first["Segsync_Segment__c"] = "changed by the caller"
     later = NOW + timedelta(hours=1)
     second = a.outputs("salesforce", later)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
@@ -84,12 +84,6 @@ class Assignment:
     classification_reasons: Mapping[str, str] = field(
         default_factory=lambda: _NO_CLASSES, compare=False, repr=False, hash=False
     )
-    # CRM → (its outputs with the updated_at fields left None, those fields):
-    # an interned assignment serves many records; outputs() copies this and
-    # stamps ``now``. Not copied by dataclasses.replace (a new reason, a new cache).
-    _outputs: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = field(
-        default_factory=dict, init=False, compare=False, repr=False, hash=False
-    )
 
     def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
         """CRM field → value for exactly the outputs the mapping declares for ``crm``.
@@ -104,46 +98,66 @@ class Assignment:
             when the mapping declares no outputs for this CRM.
 
         """
-        cached = self._outputs.get(crm)
-        if cached is None:
-            values = self._output_values(crm)
-            stamped = tuple(
-                f for k, f in self.output_spec.get(crm, {}).items() if k == "updated_at"
-            )
-            cached = self._outputs[crm] = (values, stamped)
-        values, stamped = cached
-        out = values.copy()
-        for crm_field in stamped:
-            out[crm_field] = now
-        return out
-
-    def _output_values(self, crm: str) -> dict[str, Any]:
-        """:meth:`outputs` with ``None`` for ``updated_at``."""
         spec = self.output_spec.get(crm)
         if not spec:
             return {}
-        out: dict[str, Any] = {}
-        for key, crm_field in spec.items():
-            if key == "segment":
-                out[crm_field] = self.segment
-            elif key == "tier":
-                out[crm_field] = self.tier
-            elif key == "persona":
-                out[crm_field] = self.persona
-            elif key == "reason":
-                out[crm_field] = self.reason
-            elif key == "version":
-                out[crm_field] = self.version
-            elif key == "updated_at":
-                out[crm_field] = None
-            elif key.startswith("score."):
-                out[crm_field] = self.scores.get(key[len("score.") :])
-            elif key.startswith("classification."):
-                out[crm_field] = self.classifications.get(key[len("classification.") :])
-            elif key.startswith("classification_reason."):
-                name = key[len("classification_reason.") :]
-                out[crm_field] = self.classification_reasons.get(name)
-        return out
+        made = _MAKERS.get(id(spec))
+        if made is None or made[0] is not spec:
+            made = (spec, _output_maker(spec))
+            if len(_MAKERS) >= _MAKERS_LIMIT:
+                _MAKERS.clear()
+            _MAKERS[id(spec)] = made
+        return made[1](self, now)
+
+
+#: One CRM's output spec → the generated function that builds its outputs. Keyed
+#: by the spec's identity; the entry holds the spec, so the id is not reused.
+_MAKERS: dict[int, tuple[Mapping[str, str], Callable[[Assignment, datetime], dict[str, Any]]]] = {}
+_MAKERS_LIMIT = 1_000
+_PLAIN = {
+    "segment": "a.segment",
+    "tier": "a.tier",
+    "persona": "a.persona",
+    "reason": "a.reason",
+    "version": "a.version",
+}
+_PREFIXED = {
+    "score.": "a.scores.get",
+    "classification.": "a.classifications.get",
+    "classification_reason.": "a.classification_reasons.get",
+}
+
+
+def _output_maker(spec: Mapping[str, str]) -> Callable[[Assignment, datetime], dict[str, Any]]:
+    """``outputs`` for one CRM's spec as one generated dict display (keys in spec order).
+
+    Like the engine's evaluator, the source holds no text from the mapping:
+    field and score names are constants (``k3``). Keys that name no output are
+    left out.
+    """
+    consts: dict[str, Any] = {}
+
+    def const(value: str) -> str:
+        name = f"k{len(consts)}"
+        consts[name] = value
+        return name
+
+    items = []
+    for key, crm_field in spec.items():
+        if key in _PLAIN:
+            value = _PLAIN[key]
+        elif key == "updated_at":
+            value = "now"
+        else:
+            prefix = next((p for p in _PREFIXED if key.startswith(p)), None)
+            if prefix is None:
+                continue
+            value = f"{_PREFIXED[prefix]}({const(key[len(prefix) :])})"
+        items.append(f"{const(crm_field)}: {value}")
+    source = f"def make(a, now):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, "<segsync outputs>", "exec"), consts)
+    maker: Callable[[Assignment, datetime], dict[str, Any]] = consts["make"]
+    return maker
 
 
 def number_text(value: float | int) -> str:
