@@ -131,3 +131,21 @@ def test_calls_the_server_counted_elsewhere_take_room_in_the_window() -> None:
     for _ in range(2):
         assert limiter.acquire() == 0.0  # 8 allowed, 6 counted: two more now
     assert limiter.acquire() > 10.0 and now[0] > 10.0  # the ninth waits for the window
+
+
+def test_parts_read_on_while_the_records_already_read_move() -> None:
+    # Writes made while a window is read (connector/sync/pipeline.py) move the
+    # records already read past it: no record still to come may be skipped.
+    portal = Portal(requests_per_10s=FAST, search_per_second=FAST)
+    loaded = []
+    for batch in range(12):
+        loaded += portal.load_companies({"name": f"c{batch}-{i}"} for i in range(90 + batch))
+    with start_hubspot(portal=portal) as sandbox:
+        session = HubSpotSession("hs", _settings(sandbox))
+        seen: set[str] = set()
+        for page in window_pages(session, "companies", ["name"], EPOCH, streams=3, minimum=0):
+            for item in page:
+                seen.add(str(item["id"]))
+                portal.update("companies", str(item["id"]), {"name": "written"})
+        assert seen == set(loaded)
+        assert session.expected == len(loaded)

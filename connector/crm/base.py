@@ -303,6 +303,15 @@ EchoTest = Callable[[Sequence[CrmRecord]], set[str]]
 """Given a page of pulled records, the ids that are echoes of segsync's own writes."""
 
 
+@runtime_checkable
+class CountsPull(Protocol):
+    """An adapter that can say how many records the pull in progress holds."""
+
+    def pull_expected(self) -> int | None:
+        """The records the CRM counted for the current pull (None: not known, or no pull)."""
+        ...
+
+
 class CrmAdapter(Protocol):
     """What the sync core needs from a CRM."""
 

@@ -7,8 +7,8 @@ field history (the adapters' ``set_by_person``). It is asked only where it
 can change the plan: an unlocked record whose output field holds a value
 that differs from the desired one and that the store has no last-written
 value for. Those are a handful on an incremental run and only the foreign
-values on a first sync. Records are held back (at most :data:`HOLD_RECORDS`)
-until :data:`BATCH` of them have a question, so the questions go out in
+values on a first sync. Records with a question are held back (at most
+:data:`HOLD_RECORDS`) until :data:`BATCH` of them gather, so the questions go out in
 full batches however the pages fall, and the cost stays bounded (see
 BENCHMARKS.md).
 """
@@ -62,12 +62,21 @@ class AuditTrail:
         return out
 
     def hold(self, planned: Sequence[tuple[PlanInput, T]]) -> list[tuple[PlanInput, T]]:
-        """Take a page; the records ready to plan (all held ones once a batch is full)."""
-        self._held.extend(planned)
-        self._questions += sum(1 for item, _ in planned if self.questions(item))
+        """Take a page; the records ready to plan (all held ones once a batch is full).
+
+        Only records with a question wait: the others pass at once, so their
+        writes can start (connector/sync/pipeline.py) before the pull ends.
+        """
+        ready: list[tuple[PlanInput, T]] = []
+        for entry in planned:
+            if self.questions(entry[0]):
+                self._held.append(entry)
+                self._questions += 1
+            else:
+                ready.append(entry)
         if self._questions < BATCH and len(self._held) < HOLD_RECORDS:
-            return []
-        return self.release()
+            return ready
+        return [*ready, *self.release()]
 
     def release(self) -> list[tuple[PlanInput, Any]]:
         """Every record held, answered: call once the pull is done."""

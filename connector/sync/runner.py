@@ -19,6 +19,10 @@ is known:
    but never recorded is fetched again by the next run, found holding the
    planned values, and its ledger rows are recorded under the killed run.
 
+When the CRM counts the records of the pull (:class:`~connector.crm.base.CountsPull`),
+phase 2 may start while phase 1 still reads, once no rest of the pull can make
+the guard refuse the plan (:mod:`connector.sync.pipeline`).
+
 The runner holds no SDK: it drives a :class:`~connector.crm.base.CrmAdapter`.
 """
 
@@ -34,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
 
 from connector.config import SyncSettings
-from connector.crm.base import CrmAdapter, CrmRecord, ObjectName, RecordUpdate
+from connector.crm.base import CountsPull, CrmAdapter, CrmRecord, ObjectName, RecordUpdate
 from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
 from connector.engine import Assignment, Engine
@@ -55,6 +59,7 @@ from connector.sync.bulkjobs import StoreJournal
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
+from connector.sync.pipeline import WriteAhead
 from connector.sync.planner import (
     Decision,
     FieldChange,
@@ -243,36 +248,61 @@ class Runner:
                 for line in adapter.resume(obj, journal):
                     log.warning("%s", line, extra=context)
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
-                builder, watermark = self._plan(
-                    job,
-                    now,
-                    None if full else previous,
-                    since,
-                    spool,
-                    dry_run=dry_run,
-                    parents=[] if full else [parent for parent, _ in marks],
-                    echoes=echoes,
-                    audit=audit,
-                    result=result,
-                    feed=feed,
+                population = store.record_count(conn, obj)
+                # Writing may start before the plan is complete once the guard's
+                # outcome is certain (connector/sync/pipeline.py); not with
+                # children still to read after the pull, whose number is unknown.
+                ahead = (
+                    WriteAhead(
+                        spool,
+                        lambda tail: self._execute(job, result, tail, lease),
+                        adapter.pull_expected,
+                        population,
+                        self._settings.max_change_share,
+                        force=force,
+                    )
+                    if not dry_run and not marks and isinstance(adapter, CountsPull)
+                    else None
                 )
-                result.summary = builder.summary()
-                plan = builder.build()
-                result.sample_writes = list(plan.writes)
-                result.sample_overrides = list(plan.overrides)
-                result.planned_calls = adapter.minimum_calls(0, result.summary.counts.changed)
-                check_guard(
-                    result.summary,
-                    store.record_count(conn, obj),
-                    self._settings.max_change_share,
-                    self._settings.min_records_for_guard,
-                    force,
-                    full=full,
-                    label=f"{crm} {obj} records",
-                )
-                if not dry_run:
+                try:
+                    builder, watermark = self._plan(
+                        job,
+                        now,
+                        None if full else previous,
+                        since,
+                        spool,
+                        dry_run=dry_run,
+                        parents=[] if full else [parent for parent, _ in marks],
+                        echoes=echoes,
+                        audit=audit,
+                        result=result,
+                        feed=feed,
+                        after_page=ahead.after_page if ahead is not None else None,
+                    )
+                    result.summary = builder.summary()
+                    plan = builder.build()
+                    result.sample_writes = list(plan.writes)
+                    result.sample_overrides = list(plan.overrides)
+                    result.planned_calls = adapter.minimum_calls(0, result.summary.counts.changed)
+                    check_guard(
+                        result.summary,
+                        population,
+                        self._settings.max_change_share,
+                        self._settings.min_records_for_guard,
+                        force,
+                        full=full,
+                        label=f"{crm} {obj} records",
+                    )
+                except BaseException:
+                    if ahead is not None:
+                        ahead.abort()
+                    raise
+                if ahead is not None and ahead.started:
+                    ahead.finish()
+                elif not dry_run:
                     spool.seek(0)
                     self._execute(job, result, spool, lease)
+                if not dry_run:
                     if lease is not None:
                         # A run with nothing to write checks too: one that
                         # lost its job leaves the marks and watermark alone.
@@ -337,6 +367,7 @@ class Runner:
         audit: AuditTrail | None = None,
         result: RunResult | None = None,
         feed: RollupFeed | None = None,
+        after_page: Callable[[PlanSummary, int, int], None] | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -403,9 +434,10 @@ class Runner:
                 builder.add(decision)
                 self._spool(spool, decision, reason, changed_due, seen)
 
-        read = unreadable_locks = deferred = 0
+        read = unreadable_locks = deferred = pulled_records = 0
         for page, pulled in pages():
             if pulled:
+                pulled_records += len(page)
                 kept, in_page = [], set()
                 for record in page:
                     if record.id in in_page:  # a repeat within a page counts once
@@ -477,6 +509,8 @@ class Runner:
             decide(audit.hold(planned) if audit is not None else planned)
             read += len(page)
             self._progress("plan", read)
+            if after_page is not None:
+                after_page(builder.summary(), read, pulled_records)
         if audit is not None:
             decide(audit.release())
         if unreadable_locks:

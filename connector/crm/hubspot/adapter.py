@@ -45,7 +45,13 @@ from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import OBJECT_TYPES
 from connector.crm.hubspot.write import write as write_updates
 from connector.crm.hubspot.write import write_chunk
-from connector.crm.limits import HS_BATCH, HS_LIST_PAGE, HS_SEARCH_PAGE, DailyBudget
+from connector.crm.limits import (
+    HS_BATCH,
+    HS_LIST_PAGE,
+    HS_PARTITION_MIN,
+    HS_SEARCH_PAGE,
+    DailyBudget,
+)
 from connector.crm.retry import RetryPolicy
 
 
@@ -60,9 +66,14 @@ class HubSpotAdapter:
         settings: HubSpotConnection,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
+        *,
+        partition_min: int = HS_PARTITION_MIN,
     ) -> None:
         self.connection = connection
         self._session = HubSpotSession(connection, settings, retry=retry, sleep=sleep)
+        self._session.partition_min = (
+            partition_min  # large pulls: connector/crm/hubspot/partition.py
+        )
 
     @property
     def health(self) -> Health:
@@ -95,7 +106,12 @@ class HubSpotAdapter:
 
         Echoes of segsync's own writes (``echo``) get no parent lookups.
         """
+        self._session.expected = None
         return pull_records(self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo)
+
+    def pull_expected(self) -> int | None:
+        """The records HubSpot counted for the pull in progress (its first search's ``total``)."""
+        return self._session.expected
 
     def fetch(
         self,

@@ -5,28 +5,30 @@ the 19 requests a second a Professional portal allows, and the search
 API's 5 a second is a separate allowance. So a large pull is cut into
 disjoint parts read at the same time (:func:`~connector.crm.concurrent.merged`):
 
-- **Full pulls** (at least :data:`~connector.crm.limits.HS_PARTITION_MIN`
-  records, as a one-result search reports): the list endpoint reads the
-  ids up to a split point while searches walk the ids above it by
-  ``hs_object_id`` ranges (keyset paging: each page is a new query from the
-  last id, so none nears the 10,000-result cap, and ids are unique, so no
-  tie can repeat or hide a record). The split shares the work by the two
-  rates: the list cursor's (one page per round trip, measured on the first
-  probe) and the search allowance. The list keeps only ids up to the split
-  and stops once it has read as many as a search counted there; HubSpot's
-  docs do not promise the list's order, so if it is not by id the cursor
-  simply reads on to its end. The last range has no upper bound: records
-  created during the pull (new ids are higher) land in it.
+- **Full pulls** (at least ``partition_min`` records, 5,000 by default, as a
+  one-result search counts them): the list endpoint reads the ids up to a
+  split point while searches walk the ids above it by ``hs_object_id``
+  ranges (keyset paging: each page is a new query from the last id, so
+  none nears the 10,000-result cap, and ids are unique, so no tie can
+  repeat or hide a record). The split shares the work by the two rates:
+  the list cursor's (one page per round trip, measured on the first probe)
+  and the search allowance. The list keeps only ids up to the split and
+  stops once it has read as many as a search counted there; HubSpot's docs
+  do not promise the list's order, so if it is not by id the cursor simply
+  reads on to its end. The last range has no upper bound: records created
+  during the pull (new ids are higher) land in it.
 - **Incremental pulls** (a window ``hs_lastmodifieddate >= since`` whose
-  first page reports a large ``total``): the window is cut at stamps taken
-  at even ranks (one-result searches, ascending from the start or
-  descending from the end, both under the cap) into ``[since, b1)``,
-  ``[b1, b2)``, ``[b2, …)``, each walked as its own window
-  (:func:`~.search.search_since`). A stamp equal to a boundary belongs to
-  the part that starts there; the last part is open, so a record edited
-  during the pull is read again at its new stamp, as in one walk.
+  first page reports at least ``partition_min`` records): the window is
+  closed at the newest stamp it holds now (HubSpot's clock), then cut into
+  ``hs_object_id`` ranges at even ranks (one-result searches, ascending, or
+  descending from the end past the cap), each walked by keyset paging.
+  An edit made while the parts are read carries a later stamp: it is the
+  next run's, so none hides behind an id already passed, and segsync's own
+  writes made meanwhile (:mod:`connector.sync.pipeline`) shift nothing.
+  Smaller windows stay one walk in stamp order (:mod:`.search`).
 
-Small pulls stay one cursor: the probes cost a few search calls.
+Both set ``session.expected`` (the count): the runner may then write while
+the pull goes on, since no write of its own can disturb these walks.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP, epoch_ms
 from connector.crm.limits import (
     HS_LIST_PAGE,
-    HS_PARTITION_MIN,
     HS_READ_STREAMS,
     HS_SEARCH_MAX_RESULTS,
     HS_SEARCH_PAGE,
@@ -65,13 +66,14 @@ def full_pages(
     properties: list[str],
     *,
     streams: int = HS_READ_STREAMS,
-    minimum: int = HS_PARTITION_MIN,
+    minimum: int | None = None,
 ) -> Iterator[list[Item]]:
     """Every live record, read by a list cursor and ``streams - 1`` id-range searches."""
     started = time.monotonic()
     total, top = probe(session, object_type, [], ID, descending=True)
     round_trip = time.monotonic() - started
-    if top is None or total < minimum or streams < 2:
+    session.expected = total
+    if top is None or total < _minimum(session, minimum) or streams < 2:
         yield from list_pages(session, object_type, properties)
         return
     _, bottom = probe(session, object_type, [], ID)
@@ -97,30 +99,43 @@ def window_pages(
     since: datetime,
     *,
     streams: int = HS_READ_STREAMS,
-    minimum: int = HS_PARTITION_MIN,
+    minimum: int | None = None,
 ) -> Iterator[list[Item]]:
-    """Records modified at or after ``since``: one walk, or ``streams`` sub-windows when large."""
+    """Records modified at or after ``since``: one walk, or ``streams`` id ranges when large."""
     head = first_page(session, object_type, properties, since)
     total = int(head.get("total") or 0)
-    if total < minimum or streams < 2:
+    if total < _minimum(session, minimum) or streams < 2:
+        # One walk in stamp order, offset paging: its count is not published (see
+        # connector/sync/pipeline.py), so no write runs alongside it.
         yield from search_since(session, object_type, properties, since, first=head)
         return
+    session.expected = total
+    # Up to the newest stamp now (HubSpot's clock, not ours): an edit made while
+    # the parts are read is the next run's, so none can hide behind an id passed.
+    opened = [search_filter(STAMP, "GTE", epoch_ms(since))]
+    _, newest = probe(session, object_type, opened, STAMP, descending=True)
+    top = parse_stamp(stamp_of(newest)) if newest is not None else since
+    window = [*opened, search_filter(STAMP, "LTE", epoch_ms(top))]
     cuts = sorted(
         {
-            stamp
+            cut
             for part in range(1, streams)
-            if (stamp := _stamp_at(session, object_type, since, total, total * part // streams))
+            if (cut := _id_at(session, object_type, window, total, total * part // streams))
             is not None
-            and stamp > since
         }
     )
-    edges: list[datetime | None] = [since, *cuts, None]
+    bounds: list[int | None] = [0, *cuts, None]
     sources = [
-        search_since(session, object_type, properties, start, until)
-        for start, until in pairwise(edges)
-        if start is not None
+        search_by_id(session, object_type, properties, window, above=above, upto=upto)
+        for above, upto in pairwise(bounds)
+        if above is not None
     ]
     yield from merged(sources, name="hubspot-read")
+
+
+def _minimum(session: HubSpotSession, minimum: int | None) -> int:
+    """The smallest pull worth cutting: ``minimum`` if given, else the session's."""
+    return session.partition_min if minimum is None else minimum
 
 
 def _listed_up_to(
@@ -146,15 +161,18 @@ def _list_share(session: HubSpotSession, round_trip: float) -> float:
     return list_rate / (list_rate + search_rate)
 
 
-def _stamp_at(
-    session: HubSpotSession, object_type: str, since: datetime, total: int, rank: int
-) -> datetime | None:
-    """The stamp of the ``rank``-th record of the window from ``since`` (None: out of reach)."""
-    window = [search_filter(STAMP, "GTE", epoch_ms(since))]
+def _id_at(
+    session: HubSpotSession,
+    object_type: str,
+    window: list[dict[str, str]],
+    total: int,
+    rank: int,
+) -> int | None:
+    """The id of the ``rank``-th record of ``window`` by id (None: past the cap both ways)."""
     if rank < HS_SEARCH_MAX_RESULTS:
-        _, item = probe(session, object_type, window, STAMP, rank=rank)
+        _, item = probe(session, object_type, window, ID, rank=rank)
     elif total - 1 - rank < HS_SEARCH_MAX_RESULTS:
-        _, item = probe(session, object_type, window, STAMP, rank=total - 1 - rank, descending=True)
+        _, item = probe(session, object_type, window, ID, rank=total - 1 - rank, descending=True)
     else:
         return None
-    return parse_stamp(stamp_of(item)) if item is not None else None
+    return int(item["id"]) if item is not None else None

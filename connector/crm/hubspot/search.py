@@ -110,8 +110,10 @@ def search_since(
         if last_stamp is None or not (window_full or jump):
             return
         if last_stamp == start and last_stamp not in complete:
-            # A whole window shares one stamp: walk that stamp by id, then go on after it.
-            yield from _search_one_stamp(session, object_type, properties, start, seen_at_start)
+            # A whole window shares one stamp: walk that stamp by id, then go on after it
+            # (skipping what this window and the last one showed of it).
+            shown = seen_at_start | ids_at_last
+            yield from _search_one_stamp(session, object_type, properties, start, shown)
             complete.add(start)
         if last_stamp in complete:
             start = datetime.fromtimestamp((int(epoch_ms(last_stamp)) + 1) / 1000, tz=UTC)
@@ -194,7 +196,7 @@ def search_by_id(
             return
         yield [i for i in items if str(i["id"]) not in skip]
         last_id = max(int(i["id"]) for i in items)
-        if len(items) < HS_SEARCH_PAGE:
+        if len(items) < HS_SEARCH_PAGE or next_after(result) is None:
             return
 
 

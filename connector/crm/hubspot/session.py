@@ -20,7 +20,7 @@ from hubspot import HubSpot
 from connector.config import HubSpotConnection
 from connector.crm.health import Health
 from connector.crm.hubspot.errors import translate
-from connector.crm.limits import DailyBudget, RollingWindowLimiter
+from connector.crm.limits import HS_PARTITION_MIN, DailyBudget, RollingWindowLimiter
 from connector.crm.retry import RetryPolicy
 from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError
 
@@ -58,6 +58,11 @@ class HubSpotSession:
         self._calls = 0
         #: When the portal last answered, and the last refusal (what /readyz reads).
         self.health = Health()
+        self.expected: int | None = None
+        """The records HubSpot counted for the pull in progress (a search's ``total``), when
+        it is read in a way that writes made alongside cannot disturb (see :mod:`.partition`)."""
+        self.partition_min = HS_PARTITION_MIN
+        """The smallest pull read in parts (:mod:`.partition`)."""
         self.unwritable: dict[tuple[str, str], tuple[str, str]] = {}
         """(object type, record id) → (code, reason): read, but what to write for it cannot be
         known (an association that names no record id). Its writes fail with

@@ -1,0 +1,140 @@
+"""Writes overlap reads once the mass-change guard cannot refuse the run (sync/pipeline.py).
+
+The arithmetic of "certain" on its own, then whole runs against the HubSpot
+sandbox through the real client: an incremental run whose guard outcome is
+certain from its first page writes while its search pages still come in,
+and one that would trip the guard writes nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from connector import templates
+from connector.config import HubSpotConnection, SyncSettings
+from connector.crm.hubspot import HubSpotAdapter
+from connector.crm.retry import RetryPolicy
+from connector.engine import Engine, compile_mapping
+from connector.mapping import load_mapping
+from connector.store.store import Store
+from connector.sync.guard import MassChangeError
+from connector.sync.pipeline import certain
+from connector.sync.planner import PlanCounts, PlanSummary
+from connector.sync.provision import output_specs
+from connector.sync.runner import Job, Runner
+from segsync_sandbox import data
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+COMPANIES = 3_000
+
+
+def _summary(read: int, rewritten: int) -> PlanSummary:
+    return PlanSummary(counts=PlanCounts(read=read, changed=rewritten, rewritten=rewritten))
+
+
+def test_certain_only_when_every_record_left_rewritten_stays_within_the_share() -> None:
+    # 1,000 known, 100 read, 10 rewritten: 10 + 900 left > 500.
+    assert not certain(_summary(100, 10), 100, 900, 1_000, 0.5)
+    # 700 read, 70 rewritten, 300 left: at most 370 of 1,000.
+    assert certain(_summary(700, 70), 700, 300, 1_000, 0.5)
+    # Records read but held back from planning (a person's edit being asked
+    # about) count as rewritten in the worst case.
+    assert not certain(_summary(600, 70), 700, 300, 1_000, 0.4)
+    # The population is what is known now, never what the rest might add.
+    assert not certain(_summary(700, 70), 700, 300, None, 0.5)
+    assert not certain(_summary(0, 0), 0, 0, 1_000, 0.5)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return compile_mapping(load_mapping(templates.ACCOUNTS))
+
+
+@pytest.fixture
+def sandbox() -> Iterator[HubSpotSandbox]:
+    portal = Portal(requests_per_10s=100_000, search_per_second=100_000)
+    portal.load_companies(data.hubspot_company_props(c) for c in data.companies(3, COMPANIES))
+    with start_hubspot(portal=portal) as running:
+        yield running
+
+
+def _job(sandbox: HubSpotSandbox, engine: Engine, search_per_second: int = 100_000) -> Job:
+    connection = HubSpotConnection(
+        base_url=sandbox.base_url,
+        access_token=SecretStr(sandbox.access_token),
+        requests_per_10s=100_000,
+        search_per_second=search_per_second,
+    )
+    # Windows of 500 records and more are read in parts, at once, and counted.
+    adapter = HubSpotAdapter(
+        "hs", connection, retry=RetryPolicy(sleep=lambda s: None), partition_min=500
+    )
+    report = adapter.provision(
+        "account", output_specs(engine, "hubspot"), engine.input_fields("hubspot"), dry_run=False
+    )
+    assert not report.problems
+    return Job("hs", adapter, engine)
+
+
+def _edit(sandbox: HubSpotSandbox, engine: Engine, count: int) -> list[str]:
+    """Change the intent score of ``count`` companies so that their outputs must change."""
+    edited: list[str] = []
+    for record in sandbox.portal.snapshot("companies"):
+        if len(edited) == count:
+            break
+        before = engine.evaluate(record.props, "hubspot", NOW)
+        old = int(float(record.props.get("intent_score") or 0))
+        for value in ((old + 50) % 100, 97, 3, 55):
+            if (
+                engine.evaluate({**record.props, "intent_score": str(value)}, "hubspot", NOW)
+                != before
+            ):
+                sandbox.portal.update("companies", record.id, {"intent_score": str(value)})
+                edited.append(record.id)
+                break
+    assert len(edited) == count
+    return edited
+
+
+def test_an_incremental_run_writes_while_its_pages_still_come_in(
+    sandbox: HubSpotSandbox, engine: Engine, tmp_path: Path
+) -> None:
+    job = _job(sandbox, engine)
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    runner = Runner(store, SyncSettings(lookback_seconds=0), clock=lambda: NOW, write_chunk=100)
+    assert runner.run(job).written == COMPANIES
+    runner.run(job)  # our own writes, read back
+    edited = _edit(sandbox, engine, 800)  # at most 980 of 3,000 even counting a margin
+    sandbox.app.log.clear()
+    # Searches at the real limit of 5 a second: pages keep coming while writes go out.
+    sandbox.portal.limits.search_per_second = 5
+    result = runner.run(_job(sandbox, engine, search_per_second=5))
+    assert result.status == "succeeded"
+    assert result.summary.counts.changed == result.written == len(edited)
+    log = sandbox.app.log.entries()
+    searches = [e.seq for e in log if e.kind == "search"]
+    updates = [e.seq for e in log if e.kind == "batch.update"]
+    assert len(searches) >= 3 and updates
+    assert min(updates) < max(searches), "the first write waited for the last read"
+
+
+def test_a_run_the_guard_refuses_writes_nothing_ahead(
+    sandbox: HubSpotSandbox, engine: Engine, tmp_path: Path
+) -> None:
+    job = _job(sandbox, engine)
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    settings = SyncSettings(lookback_seconds=0, max_change_share=0.2)
+    runner = Runner(store, settings, clock=lambda: NOW, write_chunk=100)
+    runner.run(job)
+    runner.run(job)
+    _edit(sandbox, engine, 900)  # 30 % of them would be rewritten, more than 20 %
+    sandbox.app.log.clear()
+    with pytest.raises(MassChangeError):
+        runner.run(job)
+    assert not [e for e in sandbox.app.log.entries() if e.kind == "batch.update"]
