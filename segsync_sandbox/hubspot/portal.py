@@ -790,11 +790,19 @@ class Portal:
             records = self._records[object_type]
             return [records[str(i)] for i in self._active[object_type]]
 
-    def search_view(self, object_type: str) -> list[tuple[Record, dict[str, str]]]:
-        """Unarchived records with the values search sees (lagging writes by ``search_lag_ms``)."""
+    def search_view(
+        self, object_type: str, above: int | None = None, upto: int | None = None
+    ) -> list[tuple[Record, dict[str, str]]]:
+        """Unarchived records with the values search sees (lagging writes by ``search_lag_ms``).
+
+        In id order; only ids with ``above < id <= upto`` when those are given.
+        """
         with self._lock:
             records = self._records[object_type]
-            active = [records[str(i)] for i in self._active[object_type]]
+            ids = self._active[object_type]
+            start = 0 if above is None else bisect.bisect_right(ids, above)
+            end = len(ids) if upto is None else bisect.bisect_right(ids, upto)
+            active = [records[str(i)] for i in ids[start:end]]
             if not self.search_lag_ms:
                 return [(r, r.props) for r in active]
             now = self._now_ms()
@@ -805,6 +813,22 @@ class Portal:
                 elif record.search_props is not None:
                     out.append((record, record.search_props))
             return out
+
+    def id_slice(
+        self, object_type: str, above: int | None, upto: int | None, offset: int, limit: int
+    ) -> tuple[int, list[tuple[Record, dict[str, str]]]]:
+        """How many unarchived ids lie in ``above < id <= upto``, and a page of them.
+
+        ``limit`` records from ``offset`` in id order, with their current values
+        (no search lag).
+        """
+        with self._lock:
+            ids = self._active[object_type]
+            start = 0 if above is None else bisect.bisect_right(ids, above)
+            end = len(ids) if upto is None else bisect.bisect_right(ids, upto)
+            records = self._records[object_type]
+            page = ids[start + offset : min(end, start + offset + limit)]
+            return max(0, end - start), [(r, r.props) for r in (records[str(i)] for i in page)]
 
     def count(self, object_type: str) -> int:
         """How many unarchived records there are."""

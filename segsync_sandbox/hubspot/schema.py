@@ -444,8 +444,12 @@ def format_ms(ms: int) -> str:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def to_epoch_ms(value: str) -> int | None:
-    """Epoch milliseconds for an epoch-ms string, an ISO datetime or date; None if neither."""
+    """Epoch milliseconds for an epoch-ms string, an ISO datetime or date; None if neither.
+
+    Memoized: search filters and sorts parse every record's stamps on every query.
+    """
     text = value.strip()
     if re.fullmatch(r"-?\d+", text):
         return int(text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import operator
 import random
 import re
 import threading
@@ -120,6 +121,14 @@ def _token_match(pattern: str, text: str) -> bool:
     return wanted in tokens
 
 
+_ORDERED: dict[str, Callable[[Any, Any], bool]] = {
+    "LT": operator.lt,
+    "LTE": operator.le,
+    "GT": operator.gt,
+    "GTE": operator.ge,
+}
+
+
 def _compare(op: str, left: Any, right: Any) -> bool:
     # Text and numbers never meet: _typed and _stored use the same domain per property.
     if op == "LT":
@@ -198,11 +207,60 @@ def compile_filter(portal: Portal, object_type: str, spec: Any) -> Predicate:
 
         return equals
 
+    if prop.get("type") in ("date", "datetime"):
+        # The common case (a stamp window), without a Decimal per record.
+        bound = int(low)
+        compare = _ORDERED[op]
+
+        def moment(record: Props) -> bool:
+            text = record.get(name)
+            ms = to_epoch_ms(text) if text is not None else None
+            return ms is not None and compare(ms, bound)
+
+        return moment
+
     def ordered(record: Props) -> bool:
         stored = values_of(record)
         return stored is not None and any(_compare(op, v, low) for v in stored)
 
     return ordered
+
+
+ID = "hs_object_id"
+
+
+def _id_range(groups: list[list[Any]]) -> tuple[int | None, int | None, list[Any]]:
+    """``above < id <= upto`` that one filter group's id bounds imply, and its other filters.
+
+    Only for a single group (groups are OR-ed) whose id bounds are whole numbers;
+    otherwise no range and the group unchanged.
+    """
+    if len(groups) != 1:
+        return None, None, groups[0] if groups else []
+    above: int | None = None
+    upto: int | None = None
+    rest: list[Any] = []
+    for spec in groups[0]:
+        bound = (
+            isinstance(spec, dict)
+            and spec.get("propertyName") == ID
+            and spec.get("operator") in ("GT", "GTE", "LT", "LTE")
+        )
+        if not bound:
+            rest.append(spec)
+            continue
+        op = spec["operator"]
+        try:
+            number = int(str(spec.get("value")))
+        except ValueError:
+            return None, None, groups[0]
+        if op in ("GT", "GTE"):
+            low = number if op == "GT" else number - 1
+            above = low if above is None else max(above, low)
+        else:
+            high = number if op == "LTE" else number - 1
+            upto = high if upto is None else min(upto, high)
+    return above, upto, rest
 
 
 class Searcher:
@@ -275,6 +333,20 @@ class Searcher:
             out.append((name, descending))
         return out
 
+    def _id_only(
+        self, object_type: str, body: Mapping[str, Any]
+    ) -> tuple[int | None, int | None] | None:
+        """``(above, upto)`` when the query is only an id range sorted by ascending id."""
+        if self.portal.search_lag_ms or body.get("query"):
+            return None
+        groups = self._check_shape(body.get("filterGroups"))
+        above, upto, rest = _id_range(groups)
+        if rest or (above is None and upto is None):
+            return None
+        if self._sorts(object_type, body.get("sorts")) != [(ID, False)]:
+            return None
+        return above, upto
+
     def matches(self, object_type: str, body: Mapping[str, Any]) -> list[Hit]:
         """Every matching record with the values search sees, sorted.
 
@@ -289,16 +361,24 @@ class Searcher:
             sort_keys=True,
             default=str,
         )
-        use_cache = not self.portal.search_lag_ms and not self.limits.shuffle
+        # A single group bounding hs_object_id (keyset paging by id) reads only that
+        # range of the id-ordered records, and is not cached: each page is a new query.
+        above, upto, rest = _id_range(groups)
+        ranged = above is not None or upto is not None
+        use_cache = not self.portal.search_lag_ms and not self.limits.shuffle and not ranged
         with self._lock:
             cached = self._cache.get(key) if use_cache else None
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
+        if ranged:
+            groups = [rest] if rest else []
         compiled = [
             [compile_filter(self.portal, object_type, f) for f in filters] for filters in groups
         ]
-        hits: list[Hit] = list(self.portal.search_view(object_type))
+        hits: list[Hit] = list(self.portal.search_view(object_type, above, upto))
+        if sorts == [(ID, False)] and not self.limits.shuffle:
+            sorts = []  # the view is in id order already
         if compiled:
             hits = [h for h in hits if any(all(f(h[1]) for f in g) for g in compiled)]
         if query:
@@ -348,17 +428,26 @@ class Searcher:
         properties = body.get("properties")
         if properties is not None and not isinstance(properties, list):
             raise ValidationError("properties must be a list of property names")
-        hits = self.matches(object_type, body)
-        end = min(after + limit, len(hits), lim.max_results)
         names = self.portal.returned_names(object_type, properties)
-        page = hits[after:end]
+        fast = self._id_only(object_type, body)
+        if fast is not None:
+            # Keyset paging by id with no other filter: the id-ordered records'
+            # range, counted and sliced without reading the rest.
+            hits_total, sliced = self.portal.id_slice(object_type, *fast, after, limit)
+            page: list[Hit] = list(sliced)
+            end = min(after + len(page), lim.max_results)
+        else:
+            hits = self.matches(object_type, body)
+            hits_total = len(hits)
+            end = min(after + limit, len(hits), lim.max_results)
+            page = hits[after:end]
         if lim.shuffle:
             with self._lock:
                 self._rng.shuffle(page)
         out: JsonObj = {
-            "total": len(hits),
+            "total": hits_total,
             "results": [record.to_api(names, values) for record, values in page],
         }
-        if end < len(hits):
+        if end < hits_total:
             out["paging"] = {"next": {"after": str(end)}}
         return out
