@@ -92,7 +92,9 @@ def main() -> None:
             sb.call("limits", requests_per_10s=LIMIT, search_per_second=SEARCH_LIMIT)
             sb.call("faults", crm="hubspot", faults=LATENCY)
             sb.call("clear")
+            cpu = time.process_time()
             result = sync(at_limit, "hubspot", full=full)
+            cpu = time.process_time() - cpu
             summary = sb.call("summary", crm="hubspot")
             sb.call("faults", crm="hubspot", faults={})
             calls = result.api_calls
@@ -122,6 +124,7 @@ def main() -> None:
                 "minimum_plan_floor_seconds": round(floor_minimum, 1),
                 "wall_over_minimum_plan_floor": round(result.seconds / floor_minimum, 3),
                 "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+                "connector_cpu_seconds": round(cpu, 1),
                 "429_share": round(throttled / max(1, summary["requests"]), 4),
                 "records_per_second": round(result.summary.counts.read / result.seconds, 1),
             }
@@ -132,7 +135,8 @@ def main() -> None:
                 f"{row['wall_over_floor']}; search-aware floor {floor_search:.1f} s → "
                 f"{row['wall_over_search_aware_floor']}; minimum-plan floor "
                 f"{floor_minimum:.1f} s → {row['wall_over_minimum_plan_floor']}; 429s {throttled} "
-                f"({row['429_share']:.2%})\n  phases (s from first call): {summary['kind_spans']}",
+                f"({row['429_share']:.2%}); connector CPU {cpu:.1f} s, load {row['loadavg']}\n"
+                f"  phases (s from first call): {summary['kind_spans']}",
                 flush=True,
             )
 

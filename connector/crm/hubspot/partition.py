@@ -11,7 +11,7 @@ disjoint parts read at the same time (:func:`~connector.crm.concurrent.merged`):
   ranges (keyset paging: each page is a new query from the last id, so
   none nears the 10,000-result cap, and ids are unique, so no tie can
   repeat or hide a record). The split shares the work by the two rates:
-  the list cursor's (one page per round trip, measured on the first probe)
+  the list cursor's (one page per round trip, measured on its first page)
   and the search allowance. The list keeps only ids up to the split and
   stops once it has read as many as a search counted there; HubSpot's docs
   do not promise the list's order, so if it is not by id the cursor simply
@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from itertools import pairwise
+from itertools import chain, pairwise
 
 from connector.crm.base import parse_stamp
 from connector.crm.concurrent import merged
@@ -69,22 +69,25 @@ def full_pages(
     minimum: int | None = None,
 ) -> Iterator[list[Item]]:
     """Every live record, read by a list cursor and ``streams - 1`` id-range searches."""
-    started = time.monotonic()
     total, top = probe(session, object_type, [], ID, descending=True)
-    round_trip = time.monotonic() - started
     session.expected = total
+    pages = list_pages(session, object_type, properties)
     if top is None or total < _minimum(session, minimum) or streams < 2:
-        yield from list_pages(session, object_type, properties)
+        yield from pages
         return
-    _, bottom = probe(session, object_type, [], ID)
-    low, high = (int(bottom["id"]) if bottom is not None else 0), int(top["id"])
+    # The list's first page: its round trip sets the cursor's pace, and so the split.
+    started = time.monotonic()
+    first = next(pages, [])
+    round_trip = time.monotonic() - started
+    low = min((int(item["id"]) for item in first), default=0)
+    high = int(top["id"])
     split = low + int((high - low) * _list_share(session, round_trip))
     listed, _ = probe(session, object_type, [search_filter(ID, "LTE", str(split))], ID)
     parts = streams - 1
     step = max(1, (high - split) // parts)
     bounds: list[int | None] = [split + step * i for i in range(parts)]
     bounds.append(None)
-    sources = [_listed_up_to(session, object_type, properties, split, listed)]
+    sources = [_listed_up_to(chain([first], pages), split, listed)]
     for above, upto in pairwise(bounds):
         sources.append(
             search_by_id(session, object_type, properties, [], above=above or 0, upto=upto)
@@ -138,14 +141,12 @@ def _minimum(session: HubSpotSession, minimum: int | None) -> int:
     return session.partition_min if minimum is None else minimum
 
 
-def _listed_up_to(
-    session: HubSpotSession, object_type: str, properties: list[str], split: int, expected: int
-) -> Iterator[list[Item]]:
+def _listed_up_to(pages: Iterator[list[Item]], split: int, expected: int) -> Iterator[list[Item]]:
     """List pages, only their ids up to ``split``; done once ``expected`` of them are read."""
     kept = 0
     if expected <= 0:
         return
-    for page in list_pages(session, object_type, properties):
+    for page in pages:
         mine = [item for item in page if int(item["id"]) <= split]
         kept += len(mine)
         yield mine

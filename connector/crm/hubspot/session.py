@@ -52,7 +52,7 @@ class HubSpotSession:
         # The margin absorbs the skew between sending and HubSpot's counting.
         self._limiter = RollingWindowLimiter(settings.requests_per_10s, margin=0.1, sleep=pause)
         self._search_limiter = RollingWindowLimiter(
-            settings.search_per_second, window=1.0, margin=0.02, sleep=pause
+            settings.search_per_second, window=1.0, margin=0.05, sleep=pause
         )
         self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
         self._calls = 0
