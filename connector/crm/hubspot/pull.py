@@ -10,6 +10,7 @@ companies are looked up.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -60,19 +61,16 @@ def fetch(
     fields: Sequence[str],
     parent_fields: Sequence[str] = (),
 ) -> list[CrmRecord]:
-    """Records by id, 100 a batch read; unknown ids are left out.
+    """Records by id, 100 a batch read, up to ``max_concurrency`` at once; unknown ids left out.
 
     Parent fields are looked up once for all of them (an association read per
     1,000 contacts, a company read per 100 companies), not per batch read.
     """
-    items: list[Item] = []
     properties = sorted({*fields, STAMP})
-    for start in range(0, len(ids), HS_BATCH):
+
+    def read(chunk: Sequence[str]) -> list[Item]:
         # A plain dict: the client serializes it as it is, no model per id.
-        request: dict[str, Any] = {
-            "inputs": [{"id": i} for i in ids[start : start + HS_BATCH]],
-            "properties": properties,
-        }
+        request: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": properties}
         result = session.call(
             "batch read",
             session.batch[object_type].read_with_http_info,
@@ -80,7 +78,19 @@ def fetch(
             raw=True,
             # No ``archived``: see list_pages.
         )
-        items.extend(result.get("results") or [])
+        return list(result.get("results") or [])
+
+    chunks = [ids[start : start + HS_BATCH] for start in range(0, len(ids), HS_BATCH)]
+    workers = max(1, min(session.settings.max_concurrency, len(chunks)))
+    items: list[Item] = []
+    if workers == 1:
+        for chunk in chunks:
+            items.extend(read(chunk))
+    else:
+        # Several batch reads in flight (the re-read before each write chunk is one of these).
+        with ThreadPoolExecutor(workers, thread_name_prefix="hubspot-fetch") as pool:
+            for found in pool.map(read, chunks):
+                items.extend(found)
     return records(session, items, parent_fields) if items else []
 
 
