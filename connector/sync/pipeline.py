@@ -14,9 +14,10 @@ the run, the outcome recorded per chunk, the watermark advanced after
 all), it reads the spool only up to the end of the last whole page, and
 the guard is checked on the whole plan at the end as before.
 
-Without a count (a small pull read by one cursor, Salesforce), with
-children still to read after the pull, or with ``--force`` unset and the
-share not yet certain, the run keeps the old order.
+Without a count (a small incremental window walked by one cursor with
+offset paging, which writes made alongside could disturb; Salesforce), with
+children still to read after the pull, or (without ``--force``) while the
+share is not yet certain, the run keeps the old order.
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ class WriteAhead:
             return
         if pulled == 0:
             return  # records fetched by id come first: the pull (and its count) has not begun
+        # A count is also the adapter's word that its walk is one no write disturbs.
+        expected = self._expected()
+        if expected is None:
+            return
         if not self._force:
-            expected = self._expected()
-            if expected is None:
-                return
             remaining = max(0, expected - pulled) + int(expected * COUNT_MARGIN) + COUNT_SLACK
             if not certain(summary, consumed, remaining, self._previous, self._share):
                 return
