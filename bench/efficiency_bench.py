@@ -57,6 +57,18 @@ def main() -> None:
         help="[sync] lookback_seconds for the runs (default: the shipped 300)",
     )
     parser.add_argument("--crm", choices=["salesforce", "hubspot", "all"], default="all")
+    parser.add_argument(
+        "--no-recheck",
+        action="store_true",
+        help="[sync] recheck_before_write = false (no re-read of each write chunk by id)",
+    )
+    parser.add_argument(
+        "--ingest-rows-per-second",
+        type=float,
+        default=2000.0,
+        help="how fast the Salesforce sandbox applies a Bulk 2.0 ingest job's rows "
+        "(0: the sandbox's poll-count model, 3 polls a job)",
+    )
     args = parser.parse_args()
 
     report: dict[str, Any] = {"when": stamp(), "args": vars(args), "runs": []}
@@ -69,13 +81,16 @@ def main() -> None:
             only=crm,
         ) as sb:
             config = sb.config
+            tuned: dict[str, Any] = {}
             if args.lookback is not None:
-                config = tune_config(
-                    sb.config,
-                    sb.config.with_name("tuned.toml"),
-                    sync={"lookback_seconds": args.lookback},
-                )
+                tuned["lookback_seconds"] = args.lookback
+            if args.no_recheck:
+                tuned["recheck_before_write"] = False
+            if tuned:
+                config = tune_config(sb.config, sb.config.with_name("tuned.toml"), sync=tuned)
             provision(config, crm)
+            if crm == "salesforce" and args.ingest_rows_per_second:
+                sb.call("bulk", ingest_rows_per_second=args.ingest_rows_per_second)
 
             def measured(
                 label: str,
@@ -114,7 +129,8 @@ def main() -> None:
             mutated = sb.call("mutate", crm=crm, share=args.changed, seed=3)
             measured(f"incremental, {args.changed:.0%} edited", "account", False, mutated["edited"])
             report.setdefault("mutations", {})[crm] = mutated
-    path = save(f"efficiency-lookback{args.lookback}", report)
+    name = f"efficiency-lookback{args.lookback}" + ("-norecheck" if args.no_recheck else "")
+    path = save(name, report)
     print(f"saved {path}")
 
 

@@ -10,6 +10,7 @@ Then it answers one JSON line per command line read on stdin:
     {"op": "faults", "crm": "hubspot", "faults": {...}}   set injected faults
     {"op": "limits", "requests_per_10s": 190}             HubSpot portal limits
     {"op": "clear"}                                       request logs, windows, usage
+    {"op": "bulk", "ingest_rows_per_second": 2000}        Salesforce Bulk 2.0 job settings
     {"op": "summary", "crm": "hubspot", "object": "account"}
                                                           calls by kind, 429s, writes per record,
                                                           undeclared fields written
@@ -138,6 +139,14 @@ class Control:
             setattr(self.sb.hubspot.portal.limits, key, value)
         self.sb.hubspot.app.limiter.reset()
         return {k: getattr(self.sb.hubspot.portal.limits, k) for k in limits}
+
+    def op_bulk(self, **settings: Any) -> Any:
+        from segsync_sandbox.salesforce.bulk import bulk_service
+
+        current = bulk_service(self.sb.salesforce.app).settings
+        for key, value in settings.items():
+            setattr(current, key, value)
+        return {k: getattr(current, k) for k in settings}
 
     def op_clear(self) -> Any:
         for app in (self.sb.salesforce.app, self.sb.hubspot.app):

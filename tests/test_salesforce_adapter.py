@@ -483,6 +483,44 @@ def test_bulk_pull_resumes_after_a_failure_without_repeating_records(
     assert _kinds(sfbox).count("bulk.query.create") == 2
 
 
+def _one_stamp_accounts(sfbox: SalesforceSandbox, n: int) -> list[str]:
+    """``n`` accounts loaded by one call: they share one SystemModstamp."""
+    sfbox.org.load_records("Account", [{"Name": f"One stamp {i:03d}"} for i in range(n)])
+    return [r["Id"] for r in sfbox.org.records("Account")]
+
+
+@pytest.mark.parametrize("remembered", [100, 3])
+def test_a_bulk_pull_resumes_inside_one_stamp_only_while_it_remembers_the_ids(
+    sfbox: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch, remembered: int
+) -> None:
+    monkeypatch.setattr("connector.crm.salesforce.bulk.BULK_RESULT_PAGE", 5)
+    monkeypatch.setattr("connector.crm.salesforce.soql.MAX_RESUME_IDS", remembered)
+    ids = _one_stamp_accounts(sfbox, 12)
+    assert len({sfbox.org.get("Account", i)["SystemModstamp"] for i in ids}) == 1  # type: ignore[index]
+
+    def back_off(_seconds: float) -> None:
+        sfbox.app.faults.update(error_rate=0.0)
+
+    policy = RetryPolicy(attempts=3, initial_wait=0.0, max_wait=0.0, sleep=back_off)
+    adapter = SalesforceAdapter(
+        "sf", _settings(sfbox, bulk_read_threshold=1), retry=policy, bulk_wait=0
+    )
+    stream = adapter.pull("account", ["Name"], None)
+    first = next(stream)
+    sfbox.app.faults.update(error_rate=1.0)
+
+    if remembered >= 5:
+        rest = [r for page in stream for r in page]
+        assert sorted(r.id for r in first + rest) == sorted(ids)  # each once, none lost
+        assert len(first + rest) == len(ids)
+    else:
+        # 5 yielded on one stamp, 3 remembered: a restart could not tell the
+        # other 2 apart, so the pull stops (nothing written yet) instead.
+        with pytest.raises(FatalSyncError, match="cannot resume inside that stamp"):
+            list(stream)
+    assert _kinds(sfbox).count("bulk.query.create") == (2 if remembered >= 5 else 1)
+
+
 def test_fetch_reads_records_by_id(sfbox: SalesforceSandbox) -> None:
     ids = _accounts(sfbox, 8)
     adapter = _adapter(sfbox)

@@ -190,3 +190,55 @@ def test_a_step_whose_answer_was_lost_is_checked_before_it_is_repeated(
     closes = [e for e in sfbox.app.log.entries() if e.kind == "bulk.ingest.close"]
     assert len(closes) == 1
     _landed(sfbox, updates)
+
+
+def _kinds(sandbox: SalesforceSandbox) -> Counter[str]:
+    return Counter(e.kind for e in sandbox.app.log.entries())
+
+
+@pytest.mark.parametrize(("org_rate", "most_polls"), [(125.0, 1), (50.0, 3)])
+def test_status_polls_wait_as_long_as_the_job_should_take(
+    sfbox: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch, org_rate: float, most_polls: int
+) -> None:
+    # segsync expects 100 rows / s: 40 rows, a first poll after 0.4 s. An org at
+    # 125 rows / s is done by then (one poll); one at 50 rows / s takes 0.8 s,
+    # and the polls after the first back off (0.2 s, 0.4 s, ...) instead of
+    # coming every 50 ms (about 16 polls).
+    monkeypatch.setattr("connector.crm.salesforce.bulk.BULK_ROWS_PER_SECOND", 100)
+    ids = _accounts(sfbox, 40)
+    bulk_service(sfbox.app).settings.ingest_rows_per_second = org_rate
+    settings = SalesforceConnection(
+        auth="jwt",
+        login_url=sfbox.login_url,
+        ca_file=sfbox.ca_file,
+        client_id=sfbox.client_id,
+        username=sfbox.username,
+        private_key_file=sfbox.private_key_file,
+        bulk_write_threshold=10,
+    )
+    policy = RetryPolicy(attempts=3, initial_wait=0.0, max_wait=0.0, sleep=time.sleep)
+    adapter = SalesforceAdapter("sf", settings, retry=policy, bulk_wait=0.05)
+    sfbox.app.log.clear()
+
+    updates = _write(sfbox, adapter, ids)
+
+    _landed(sfbox, updates)
+    kinds = _kinds(sfbox)
+    assert 1 <= kinds["bulk.ingest.status"] <= most_polls
+    assert kinds["bulk.ingest.create"] == 1
+    # The job's counters say all 40 landed: no result CSV is read.
+    assert kinds["bulk.ingest.results"] == 0
+
+
+def test_a_job_with_failed_rows_reads_its_results(sfbox: SalesforceSandbox) -> None:
+    ids = _accounts(sfbox, 20)
+    adapter = _adapter(sfbox)
+    updates = [RecordUpdate(i, {"Segsync_Tier__c": TIERS[n % 3]}) for n, i in enumerate(ids)]
+    updates[3] = RecordUpdate(ids[3], {"Segsync_Tier__c": "Tier 9"})  # not in the picklist
+    sfbox.app.log.clear()
+
+    outcomes = adapter.write("account", updates)
+
+    assert [o.ok for o in outcomes] == [n != 3 for n in range(20)]
+    assert outcomes[3].code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert _kinds(sfbox)["bulk.ingest.results"] >= 1

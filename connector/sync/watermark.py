@@ -66,6 +66,8 @@ class WatermarkTracker:
     still needs planning); :meth:`watermark` is the watermark after them. Ids
     repeated within the pull count once. With a different mapping version the
     previous boundary ids are ignored: a new mapping re-plans every record.
+    Both id sets hold at most ``max_ids`` ids, so memory stays flat however
+    many records share the top stamp.
     """
 
     def __init__(
@@ -91,7 +93,11 @@ class WatermarkTracker:
         elif moment == self._top:
             if record_id in self._seen_at_top:
                 return False
-            self._seen_at_top.add(record_id)
+            if len(self._seen_at_top) < self._max_ids:
+                # Past the cap a repeat is not caught here: the adapters do
+                # not repeat a record within a pull (search windows and Bulk
+                # resumes drop what they yielded), this is a guard only.
+                self._seen_at_top.add(record_id)
             if len(self._at_top) < self._max_ids:
                 self._at_top.add(record_id)
         return is_new(self._previous, record_id, moment)

@@ -82,12 +82,18 @@ class BulkSettings:
             closed, for an ingest) after which the next poll completes it
             whatever the poll count; None disables.
         default_page_size: Rows per result page when ``maxRecords`` is absent.
+        ingest_rows_per_second: When set, an ingest job takes its rows ÷ this
+            many seconds from its close, as an org processing the rows would:
+            a poll before then sees ``InProgress`` however many came before
+            (``polls_per_state`` no longer moves it), the first poll after
+            completes it. None: the poll-count model above.
 
     """
 
     polls_per_state: int = 1
     complete_after: float | None = None
     default_page_size: int = DEFAULT_PAGE_SIZE
+    ingest_rows_per_second: float | None = None
 
 
 @dataclass
@@ -551,6 +557,14 @@ class BulkService:
         if job.state not in (UPLOAD_COMPLETE, IN_PROGRESS):
             return
         settings = self.settings
+        rate = settings.ingest_rows_per_second
+        if job.kind == "ingest" and rate:
+            # Time alone moves the job: the first poll sees it started, the
+            # first one after rows ÷ rate seconds sees it done.
+            job.state = IN_PROGRESS
+            if time.monotonic() - job.ready_at >= len(job.unprocessed) / rate:
+                self._complete(job, request)
+            return
         due = (
             settings.complete_after is not None
             and time.monotonic() - job.ready_at >= settings.complete_after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -418,6 +419,33 @@ def test_a_job_past_complete_after_completes_on_the_next_poll(sandbox: Salesforc
     info = http.get(f"{url}/{slow['id']}").json()
 
     assert (info["state"], info["numberRecordsProcessed"]) == ("JobComplete", 2)
+
+
+def test_an_ingest_job_takes_its_rows_over_the_rate_however_often_it_is_polled(
+    sandbox: SalesforceSandbox,
+) -> None:
+    ids = _accounts(sandbox, 4)
+    settings = bulk_service(sandbox.app).settings
+    settings.polls_per_state = 0  # would complete on the first poll without the rate
+    settings.ingest_rows_per_second = 2.0  # 4 rows: two seconds
+    http = _raw(sandbox)
+    url = _jobs_url(sandbox, "ingest")
+    job = http.post(url, json={"object": "Account", "operation": "update"}).json()
+    data = "Id,Name\n" + "".join(f"{i},Renamed {n}\n" for n, i in enumerate(ids))
+    put = http.put(f"{url}/{job['id']}/batches", data=data, headers={"Content-Type": "text/csv"})
+    assert put.status_code == 201
+    http.patch(f"{url}/{job['id']}", json={"state": "UploadComplete"})
+
+    early = [http.get(f"{url}/{job['id']}").json()["state"] for _ in range(3)]
+    time.sleep(2.1)
+    done = http.get(f"{url}/{job['id']}").json()
+
+    assert early == ["InProgress"] * 3
+    assert (done["state"], done["numberRecordsProcessed"], done["numberRecordsFailed"]) == (
+        "JobComplete",
+        4,
+        0,
+    )
 
 
 def test_results_are_gzipped_for_clients_that_accept_it(sandbox: SalesforceSandbox) -> None:

@@ -75,7 +75,7 @@ class SalesforceAdapter:
         connection: str,
         settings: SalesforceConnection,
         retry: RetryPolicy | None = None,
-        bulk_wait: int = 2,
+        bulk_wait: float = 2,
         cache: Cache | None = None,
     ) -> None:
         self.connection = connection

@@ -69,6 +69,11 @@ BULK_WRITE_CHUNK = 50_000
 BULK_RESULT_PAGE = 10_000
 #: Longest an ingest job may run before segsync gives up on it (Salesforce's own limit).
 BULK_JOB_TIMEOUT = 24 * 3600
+#: Rows an org is assumed to apply per second once an ingest job is closed: the
+#: first status poll waits rows ÷ this (docs/crm-apis.md, "Bulk API 2.0").
+BULK_ROWS_PER_SECOND = 2_000
+#: Longest pause between two status polls of one ingest job.
+BULK_MAX_POLL_WAIT = 60.0
 
 # Bulk 2.0 job states and the ingest operation, as the API spells them.
 OPEN = "Open"
@@ -97,7 +102,7 @@ class Bulk:
     """
 
     def __init__(
-        self, session: SalesforceSession, describer: Describer, parents: ParentMemory, wait: int
+        self, session: SalesforceSession, describer: Describer, parents: ParentMemory, wait: float
     ) -> None:
         self._session = session
         self._describer = describer
@@ -130,6 +135,13 @@ class Bulk:
             session.budget.check()
             client = session.client()
             if state["pages"] is None or state["generation"] != client.generation:
+                if state["generation"] != -1 and not resume.resumable:
+                    raise FatalSyncError(
+                        f"Salesforce bulk query {sobject}: the query job failed after more than "
+                        f"{resume.max_ids:,} records sharing the modstamp {resume.floor}; it "
+                        "cannot resume inside that stamp, so this run stops before writing "
+                        "anything and the next run reads again from the watermark"
+                    )
                 where, args = window(resume.floor, resume.own_user)
                 query = format_soql(soql(selected, sobject, where), *args)
                 state["pages"] = client.bulk(sobject).query(
@@ -211,8 +223,12 @@ class Bulk:
         for start in range(0, len(updates), BULK_WRITE_CHUNK):
             chunk = updates[start : start + BULK_WRITE_CHUNK]
             job = IngestJob(self._session, sobject, self._wait, journal)
-            job_id = job.run(_ingest_csv(chunk))
-            outcomes.update(self._ingest_results(sobject, job_id))
+            info = job.run(_ingest_csv(chunk), len(chunk))
+            if _all_succeeded(info, len(chunk)):
+                # The job's own counters say every row landed: no result CSV to read.
+                outcomes.update((u.id, WriteOutcome(u.id, True)) for u in chunk)
+            else:
+                outcomes.update(self._ingest_results(sobject, job.require()))
             job.forget()
         return outcomes
 
@@ -251,7 +267,7 @@ class Bulk:
                 if state == OPEN:
                     job.close()
                 try:
-                    job.wait(first=False)
+                    job.wait()
                     done.append(f"finished ingest job {note.job_id} a crashed run left {state}")
                 except FatalSyncError as exc:
                     done.append(str(exc))
@@ -272,6 +288,37 @@ class Bulk:
             out[record_id] = WriteOutcome(record_id, False, code, message, code == LOCK_ERROR)
         # Unprocessed rows are simply absent: the caller re-sends them.
         return out
+
+
+def _all_succeeded(info: Mapping[str, Any], rows: int) -> bool:
+    """Whether a completed job's counters show all ``rows`` processed and none failed."""
+    try:
+        processed = int(info.get("numberRecordsProcessed", -1))
+        failed = int(info.get("numberRecordsFailed", -1))
+    except (TypeError, ValueError):
+        return False
+    return processed == rows and failed == 0
+
+
+def poll_waits(rows: int | None, floor: float) -> Iterator[float]:
+    """Pauses before each status poll of an ingest job of ``rows`` rows.
+
+    The first is the time the org is expected to take (``rows`` ÷
+    :data:`BULK_ROWS_PER_SECOND`), so a job that runs as expected costs one
+    poll; after that, half of it doubling at each poll, up to
+    :data:`BULK_MAX_POLL_WAIT`. None of them is shorter than ``floor`` (the
+    adapter's ``bulk_wait``; 0 polls at once, for tests). ``rows`` None (a
+    job a crashed run left): ``floor`` doubling.
+    """
+    if floor <= 0:
+        while True:
+            yield 0.0
+    expected = max(floor, rows / BULK_ROWS_PER_SECOND) if rows else floor
+    yield min(expected, BULK_MAX_POLL_WAIT) if rows else 0.0
+    step = max(floor, expected / 2)
+    while True:
+        yield min(step, BULK_MAX_POLL_WAIT)
+        step *= 2
 
 
 def _ingest_csv(updates: Sequence[RecordUpdate]) -> str:
@@ -311,7 +358,7 @@ class IngestJob:
         self,
         session: SalesforceSession,
         sobject: str,
-        wait: int,
+        wait: float,
         journal: JobJournal | None = None,
         note: JobNote | None = None,
     ) -> None:
@@ -355,12 +402,15 @@ class IngestJob:
             raise FatalSyncError(f"Salesforce bulk update {self._sobject}: no job")
         return self.job_id
 
-    def run(self, data: str) -> str:
-        """Create, upload, close and wait for the job; its id once it has ended."""
+    def run(self, data: str, rows: int) -> dict[str, Any]:
+        """Create, upload, close and wait for the job of ``rows`` rows; its final info."""
         self.create()
         self.upload(data)
         self.close()
-        self.wait()
+        return self.wait(rows=rows)
+
+    def require(self) -> str:
+        """The job's id (once created)."""
         return self._require()
 
     def create(self) -> None:
@@ -471,20 +521,23 @@ class IngestJob:
         self._step("close job", attempt)
         self._noted("closed")
 
-    def wait(self, *, first: bool = True) -> None:
-        """Poll until the job ends; every poll retried on its own (the job is never re-made).
+    def wait(self, *, rows: int | None = None) -> dict[str, Any]:
+        """Poll until the job ends; its final info. Every poll retried on its own.
 
-        ``first``: wait before the first poll (a job just closed is not done yet).
+        The pauses come from :func:`poll_waits`: sized to ``rows`` (a job just
+        closed), else (a job a crashed run left) starting at once.
         """
         sleep = self._session.retry.sleep
         deadline = time.monotonic() + BULK_JOB_TIMEOUT
-        if first:
-            sleep(self._wait)
+        waits = poll_waits(rows, self._wait)
         while True:
+            pause = next(waits)
+            if pause > 0:
+                sleep(pause)
             info = self.info()
             state = str(info["state"])
             if state == JOB_COMPLETE:
-                return
+                return info
             if state in (FAILED, ABORTED):
                 reason = f": {info['errorMessage']}" if info.get("errorMessage") else ""
                 raise FatalSyncError(
@@ -496,7 +549,6 @@ class IngestJob:
                     f"Salesforce bulk update {self._sobject}: job {self.job_id} still {state} "
                     f"after {BULK_JOB_TIMEOUT // 3600} hours"
                 )
-            sleep(self._wait)
 
 
 def _list_page(client: Client, path: str) -> Any:

@@ -165,17 +165,34 @@ def window(floor: datetime | None, own_user: str | None) -> tuple[str, list[Any]
     return where, [floor, own_user, floor]
 
 
+#: Ids a Bulk pull remembers at its latest stamp, to resume a failed query job
+#: without yielding them again. A pull that yielded more records on one stamp
+#: cannot resume mid-stamp: its failure ends the run (nothing is written before
+#: the plan is complete) and the next run reads again from the watermark.
+MAX_RESUME_IDS = 50_000
+
+
 @dataclass
 class Resume:
     """Where a pull stands: the last stamp yielded and the ids yielded at it.
 
     ``own_user`` (the integration user's id) leaves segsync's own last edits
-    out of incremental pulls (:func:`window`).
+    out of incremental pulls (:func:`window`). At most ``max_ids`` ids are
+    kept (memory stays flat however many records share a stamp); past that
+    :attr:`resumable` is false.
     """
 
     floor: datetime | None
     ids_at_floor: set[str] = field(default_factory=set)
     own_user: str | None = None
+    max_ids: int = field(default_factory=lambda: MAX_RESUME_IDS)
+    overflow: bool = False
+    """More than ``max_ids`` records were yielded at ``floor``: some are not in the set."""
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a query restarted from the floor can tell every record already yielded."""
+        return not self.overflow
 
     def keep(self, record: CrmRecord) -> bool:
         """False for a record before the floor, or one already yielded at it."""
@@ -189,6 +206,9 @@ class Resume:
         """Move the floor past ``page`` (just yielded)."""
         for record in page:
             if self.floor is None or record.stamp > self.floor:
-                self.floor, self.ids_at_floor = record.stamp, {record.id}
+                self.floor, self.ids_at_floor, self.overflow = record.stamp, {record.id}, False
             elif record.stamp == self.floor:
-                self.ids_at_floor.add(record.id)
+                if len(self.ids_at_floor) < self.max_ids:
+                    self.ids_at_floor.add(record.id)
+                else:
+                    self.overflow = True
