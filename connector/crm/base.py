@@ -300,6 +300,27 @@ class JobJournal(Protocol):
 
 
 EchoTest = Callable[[Sequence[CrmRecord]], set[str]]
+
+
+class KnownParents(Protocol):
+    """Parents' inherited values as the state store knows them (``connector/sync/parents.py``).
+
+    A pull of contacts takes a parent's values from :meth:`values` unless the
+    parent was modified at or after :attr:`since` (the CRM's clock): those
+    the adapter reads from the CRM, as it does parents the store does not
+    know. ``since`` None: the store cannot vouch for any parent.
+    """
+
+    @property
+    def since(self) -> datetime | None:
+        """The stamp from which a parent must be read from the CRM."""
+        ...
+
+    def values(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Parent id → its inherited values (field → value), for those the store knows."""
+        ...
+
+
 """Given a page of pulled records, the ids that are echoes of segsync's own writes."""
 
 
@@ -341,6 +362,7 @@ class CrmAdapter(Protocol):
         since: datetime | None,
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records modified at or after ``since`` (all records when None).
 
@@ -350,7 +372,8 @@ class CrmAdapter(Protocol):
         the CRM's query can say so, records whose last change is segsync's
         own write; records for which ``echo`` answers true are still yielded
         (the watermark follows them) but without parent lookups, since the
-        runner will not plan them.
+        runner will not plan them. ``known``: parents' values the store
+        vouches for, where reading them would cost calls.
         """
         ...
 
@@ -360,6 +383,7 @@ class CrmAdapter(Protocol):
         ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        known: KnownParents | None = None,
     ) -> list[CrmRecord]:
         """Records by id (to retry earlier failures); ids that no longer exist are left out."""
         ...
@@ -371,6 +395,7 @@ class CrmAdapter(Protocol):
         parent_fields: Sequence[str] = (),
         *,
         exclude: Collection[str] = frozenset(),
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts of the accounts ``parent_ids`` (ids that no longer exist: none).
 

@@ -200,6 +200,20 @@ changed_parents = sa.Table(
     sa.Column("marked_at", UTCDateTime(), nullable=False),
 )
 
+# What the CRM holds in a parent's (account's) inheritable outputs (segment,
+# tier) as its last account run left them: the values it read, or wrote
+# when the write landed. Child (contact) runs take their parents' values
+# from here instead of reading the parents again (connector/sync/parents.py).
+inherited_values = sa.Table(
+    "inherited_values",
+    metadata,
+    sa.Column("connection", sa.String(KEY), primary_key=True),
+    sa.Column("object", sa.String(KEY), primary_key=True),
+    sa.Column("record_id", sa.String(KEY), primary_key=True),
+    sa.Column("field_values", TaggedJSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 transitions = sa.Table(
     "transitions",
     metadata,

@@ -59,6 +59,7 @@ from connector.sync.bulkjobs import StoreJournal
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
+from connector.sync.parents import StoreParents, known_parents, note_read, note_written
 from connector.sync.pipeline import WriteAhead
 from connector.sync.planner import (
     Decision,
@@ -407,18 +408,25 @@ class Runner:
         # And the accounts whose deals changed, for their rollups (sync/rollups.py).
         marked = feed.marked_ids(crm) if feed is not None and previous is not None else []
         wanted = sorted(set(retry_ids).union(due_ids, agreed, marked))
-        extra = adapter.fetch(obj, wanted, fields, list(parent_keys.values())) if wanted else []
+        # Contacts take their accounts' values from the store where it vouches for them.
+        known = (
+            known_parents(store, conn, job.parent_engine.object)
+            if parent_keys and job.parent_engine is not None
+            else None
+        )
+        parent_fields = list(parent_keys.values())
+        extra = adapter.fetch(obj, wanted, fields, parent_fields, known) if wanted else []
         seen_extra = {r.id for r in extra}
         _spool_gone(spool, [i for i in due_ids if i not in seen_extra])
 
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
-            pulled = adapter.pull(obj, fields, since, list(parent_keys.values()), echo=echoes)
+            pulled = adapter.pull(obj, fields, since, parent_fields, echo=echoes, known=known)
             for page in prefetch(pulled):
                 yield page, True
             # Last, so the children already pulled (or fetched) are not read again.
-            for page in self._children(job, parents, fields, parent_keys, seen_extra):
+            for page in self._children(job, parents, fields, parent_keys, seen_extra, known):
                 yield page, False
 
         # Contacts deferred by an earlier run: their open error closes once planned.
@@ -451,6 +459,8 @@ class Runner:
                     # tier changed is read again below, with its new parent.
                     seen_extra.update(r.id for r in page)
             ids = [r.id for r in page]
+            if inherited and not dry_run:
+                note_read(store, conn, obj, page, inherited)
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
             stored_due = store.due(conn, obj, ids)
@@ -549,6 +559,7 @@ class Runner:
         fields: Sequence[str],
         parent_keys: Mapping[str, str],
         seen: set[str],
+        known: StoreParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the children of ``parents`` not planned yet; their ids join ``seen``.
 
@@ -559,7 +570,9 @@ class Runner:
         wanted = [p for p in parents if well_formed_id(job.adapter.crm, p)]
         if not wanted:
             return
-        pages = job.adapter.children(wanted, fields, list(parent_keys.values()), exclude=seen)
+        pages = job.adapter.children(
+            wanted, fields, list(parent_keys.values()), exclude=seen, known=known
+        )
         for page in pages:
             fresh = []
             for record in page:
@@ -749,6 +762,10 @@ class Runner:
                     code = outcome.code if outcome is not None else "NO_RESULT"
                     message = outcome.message if outcome is not None else "no outcome returned"
                     failed.append(FailedRecord(record_id, code, message))
+            if inherited:
+                # Before the batch: a crash between the two leaves a true note.
+                sent = {e[1]: e[2] for e in writes if e[1] in outcomes and outcomes[e[1]].ok}
+                note_written(store, conn, obj, sent, list(inherited))
             if undeferred:
                 # Before the batch: a write of theirs that fails reopens an error.
                 store.drop_errors(conn, obj, undeferred)

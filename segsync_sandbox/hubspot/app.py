@@ -43,6 +43,9 @@ MAX_LIST_LIMIT = 100
 MAX_BATCH_INPUTS = 100
 MAX_ASSOC_BATCH_INPUTS = 1_000
 MAX_ASSOC_LIMIT = 500
+#: Associations a record read through the objects API carries per associated
+#: type; past that, a ``paging.next.after`` cursor (docs/crm-apis.md#hubspot-list).
+MAX_INLINE_ASSOCIATIONS = 100
 
 _OBJ = r"/crm/v3/objects/(?P<type>[^/]+)"
 _PROPS = r"/crm/v3/properties/(?P<type>[^/]+)"
@@ -217,6 +220,8 @@ class HubSpotApp(SandboxApp):
         #: Associations per input in one batch-read answer; more are paged with
         #: ``paging.next.after`` (lower it in tests to exercise the paging).
         self.assoc_batch_page = MAX_ASSOC_LIMIT
+        self.inline_assoc_limit = MAX_INLINE_ASSOCIATIONS
+        """Associations a listed record carries per type before a ``paging`` cursor."""
         self.honor_trace_ids = True
         """False answers batch writes as if no input carried an objectWriteTraceId
         (a bad value refuses the whole batch with 400): the case a client must
@@ -456,6 +461,12 @@ class HubSpotApp(SandboxApp):
         records, following = self.portal.page(object_type, after, limit, archived=archived)
         request.records = [r.id for r in records]
         body: JsonObj = {"results": [r.to_api(names) for r in records]}
+        wanted = _multi(request, "associations") or []
+        if wanted:
+            for record, out in zip(records, body["results"], strict=True):
+                associations = self._inline_associations(request, object_type, record.id, wanted)
+                if associations:
+                    out["associations"] = associations
         if following is not None:
             params = [(k, v) for k, values in request.query.items() for v in values if k != "after"]
             params.append(("after", str(following)))
@@ -843,6 +854,48 @@ class HubSpotApp(SandboxApp):
                 # The spec types toObjectId as a string: nothing promises digits.
                 to = f"{target}-legacy"
             yield {"toObjectId": to, "associationTypes": [dict(t) for t in types]}
+
+    def _inline_associations(
+        self, request: Request, from_type: str, record_id: str, wanted: list[str]
+    ) -> JsonObj:
+        """A listed record's ``associations``: per type asked for, its first entries.
+
+        Each associated record comes once per association type, as v3 names
+        them (``contact_to_company`` for the primary label,
+        ``contact_to_company_unlabeled``); types with nothing associated, and
+        types that do not exist, are left out. Past :attr:`inline_assoc_limit`
+        entries a type carries ``paging.next`` (``after``, ``link``).
+        """
+        out: JsonObj = {}
+        for name in dict.fromkeys(w for item in wanted for w in item.split(",") if w):
+            try:
+                src, dst = self._pair(from_type, name)
+            except ValidationError:
+                continue  # the docs: associations that do not exist "will be ignored"
+            ids = self.portal.associated(src, record_id, dst) or []
+            if not ids:
+                continue
+            base = f"{_SINGULAR[src]}_to_{_SINGULAR[dst]}"
+            entries = [
+                {
+                    "id": f"{target}-legacy"
+                    if record_id in self.malformed_associations
+                    else target,
+                    "type": kind,
+                }
+                for target in ids
+                for kind in (base, f"{base}_unlabeled")
+            ]
+            limit = self.inline_assoc_limit
+            block: JsonObj = {"results": entries[:limit]}
+            if len(entries) > limit:
+                path = f"/crm/v3/objects/{src}/{record_id}/associations/{dst}"
+                host = request.headers.get("host", "127.0.0.1")
+                block["paging"] = {
+                    "next": {"after": str(limit), "link": f"http://{host}{path}?after={limit}"}
+                }
+            out[name] = block
+        return out
 
     def list_associations(
         self, request: Request, from_type: str, record_id: str, to_type: str

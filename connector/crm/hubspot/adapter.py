@@ -22,6 +22,7 @@ from connector.crm.base import (
     EchoTest,
     FieldSpec,
     JobJournal,
+    KnownParents,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -101,13 +102,17 @@ class HubSpotAdapter:
         since: datetime | None,
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records: the list endpoint when full, search windows when incremental.
 
-        Echoes of segsync's own writes (``echo``) get no parent lookups.
+        Echoes of segsync's own writes (``echo``) get no parent lookups;
+        companies ``known`` vouches for are not read (see :mod:`.parents`).
         """
         self._session.expected = None
-        return pull_records(self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo)
+        return pull_records(
+            self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo, known
+        )
 
     def pull_expected(self) -> int | None:
         """The records HubSpot counted for the pull in progress (its first search's ``total``)."""
@@ -119,9 +124,10 @@ class HubSpotAdapter:
         ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        known: KnownParents | None = None,
     ) -> list[CrmRecord]:
         """Records by id (for retrying earlier failures); unknown ids are left out."""
-        return fetch_records(self._session, OBJECT_TYPES[obj], ids, fields, parent_fields)
+        return fetch_records(self._session, OBJECT_TYPES[obj], ids, fields, parent_fields, known)
 
     def children(
         self,
@@ -130,9 +136,10 @@ class HubSpotAdapter:
         parent_fields: Sequence[str] = (),
         *,
         exclude: Collection[str] = frozenset(),
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of the contacts associated with the companies ``parent_ids`` (v4 associations)."""
-        return children_records(self._session, parent_ids, fields, parent_fields, exclude)
+        return children_records(self._session, parent_ids, fields, parent_fields, exclude, known)
 
     def set_by_person(
         self, obj: ObjectName, current: Mapping[str, Mapping[str, Any]]

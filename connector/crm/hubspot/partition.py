@@ -34,7 +34,7 @@ the pull goes on, since no write of its own can disturb these walks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import chain, pairwise
 
@@ -67,11 +67,15 @@ def full_pages(
     *,
     streams: int = HS_READ_STREAMS,
     minimum: int | None = None,
+    associations: Sequence[str] = (),
 ) -> Iterator[list[Item]]:
-    """Every live record, read by a list cursor and ``streams - 1`` id-range searches."""
+    """Every live record, read by a list cursor and ``streams - 1`` id-range searches.
+
+    ``associations``: asked for on the list pages (search pages carry none).
+    """
     total, top = probe(session, object_type, [], ID, descending=True)
     session.expected = total
-    pages = list_pages(session, object_type, properties)
+    pages = list_pages(session, object_type, properties, associations)
     if top is None or total < _minimum(session, minimum) or streams < 2:
         yield from pages
         return

@@ -4,18 +4,20 @@ Full pulls walk the list endpoint (100 a page); incremental ones walk search
 windows (:mod:`.search`); large ones of either kind are read in parts at once
 (:mod:`.partition`). Contacts that need their company's fields are
 gathered 1,000 at a time, one association batch read's worth, before their
-companies are looked up.
+companies are looked up (:mod:`.parents`; list pages ask for the contacts'
+company associations themselves).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connector.crm.base import CrmRecord, EchoTest
-from connector.crm.hubspot.associations import company_contacts, primary_companies
+from connector.crm.base import CrmRecord, EchoTest, KnownParents
+from connector.crm.hubspot.associations import company_contacts
+from connector.crm.hubspot.parents import Parents
 from connector.crm.hubspot.partition import full_pages, window_pages
 from connector.crm.hubspot.raw import Item, record_of
 from connector.crm.hubspot.session import HubSpotSession
@@ -32,6 +34,7 @@ def pull(
     since: datetime | None,
     parent_fields: Sequence[str] = (),
     echo: EchoTest | None = None,
+    known: KnownParents | None = None,
 ) -> Iterator[list[CrmRecord]]:
     """Pages of records: the list endpoint when full, search windows when incremental.
 
@@ -40,8 +43,9 @@ def pull(
     company reads would be wasted calls.
     """
     properties = sorted({*fields, STAMP})
+    listed_with = ["companies"] if parent_fields else []
     pages = (
-        full_pages(session, object_type, properties)
+        full_pages(session, object_type, properties, associations=listed_with)
         if since is None
         else window_pages(session, object_type, properties, since)
     )
@@ -49,9 +53,10 @@ def pull(
         # One association batch read takes 1,000 ids: gather that many
         # records before looking their parents up, not one list page's 100.
         pages = regroup(pages, HS_ASSOC_BATCH)
+    parents = _parents(session, parent_fields, known)
     for raw in pages:
         if raw:
-            yield records(session, raw, parent_fields, echo)
+            yield records(raw, parents, echo)
 
 
 def fetch(
@@ -60,11 +65,13 @@ def fetch(
     ids: Sequence[str],
     fields: Sequence[str],
     parent_fields: Sequence[str] = (),
+    known: KnownParents | None = None,
+    parents: Parents | None = None,
 ) -> list[CrmRecord]:
     """Records by id, 100 a batch read, up to ``max_concurrency`` at once; unknown ids left out.
 
     Parent fields are looked up once for all of them (an association read per
-    1,000 contacts, a company read per 100 companies), not per batch read.
+    1,000 contacts, then the companies: see :mod:`.parents`), not per batch read.
     """
     properties = sorted({*fields, STAMP})
 
@@ -91,7 +98,9 @@ def fetch(
         with ThreadPoolExecutor(workers, thread_name_prefix="hubspot-fetch") as pool:
             for found in pool.map(read, chunks):
                 items.extend(found)
-    return records(session, items, parent_fields) if items else []
+    if not items:
+        return []
+    return records(items, parents or _parents(session, parent_fields, known))
 
 
 def children(
@@ -100,6 +109,7 @@ def children(
     fields: Sequence[str],
     parent_fields: Sequence[str] = (),
     exclude: Collection[str] = frozenset(),
+    known: KnownParents | None = None,
 ) -> Iterator[list[CrmRecord]]:
     """Pages of the contacts associated with ``company_ids``, with their own company's fields.
 
@@ -109,22 +119,22 @@ def children(
     Contacts in ``exclude`` are not read.
     """
     ids = [i for i in company_contacts(session, company_ids) if i not in exclude]
+    parents = _parents(session, parent_fields, known)
     for start in range(0, len(ids), HS_ASSOC_BATCH):
         page = fetch(
             session,
             OBJECT_TYPES["contact"],
             ids[start : start + HS_ASSOC_BATCH],
             fields,
-            parent_fields,
+            parents=parents,
         )
         if page:
             yield page
 
 
 def records(
-    session: HubSpotSession,
     items: Sequence[Item],
-    parent_fields: Sequence[str],
+    parents: Parents | None,
     echo: EchoTest | None = None,
 ) -> list[CrmRecord]:
     """Raw JSON objects as :class:`CrmRecord`, with their company's fields when asked.
@@ -132,13 +142,13 @@ def records(
     Records ``echo`` names get no parent (and cost no association read).
     """
     bare = [record_of(item) for item in items]
-    if not parent_fields:
+    if parents is None:
         return bare
     skipped = echo(bare) if echo is not None else set()
     wanted = [item for item in items if str(item["id"]) not in skipped]
-    parents = _parents(session, wanted, parent_fields) if wanted else {}
+    found = parents.of(wanted) if wanted else {}
     return [
-        CrmRecord(r.id, r.stamp, r.fields, None if r.id in skipped else parents.get(r.id))
+        CrmRecord(r.id, r.stamp, r.fields, None if r.id in skipped else found.get(r.id))
         for r in bare
     ]
 
@@ -156,14 +166,13 @@ def regroup(pages: Iterator[list[T]], size: int) -> Iterator[list[T]]:
 
 
 def _parents(
-    session: HubSpotSession, items: Sequence[Item], parent_fields: Sequence[str]
-) -> dict[str, Mapping[str, Any]]:
-    """Contact id → its primary company's ``parent_fields``."""
-    company_of = primary_companies(session, [str(i["id"]) for i in items])
-    companies = sorted(set(company_of.values()))
-    values: dict[str, Mapping[str, Any]] = {}
-    for record in fetch(session, OBJECT_TYPES["account"], companies, parent_fields):
-        values[record.id] = record.fields
-    return {
-        contact: values[company] for contact, company in company_of.items() if company in values
-    }
+    session: HubSpotSession, parent_fields: Sequence[str], known: KnownParents | None
+) -> Parents | None:
+    """The parent lookup of one pull (none when no parent field is asked for)."""
+    if not parent_fields:
+        return None
+
+    def read(ids: Sequence[str], wanted: Sequence[str]) -> list[CrmRecord]:
+        return fetch(session, OBJECT_TYPES["account"], ids, wanted)
+
+    return Parents(session, parent_fields, read, known)

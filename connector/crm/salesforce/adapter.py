@@ -28,6 +28,7 @@ from connector.crm.base import (
     EchoTest,
     FieldSpec,
     JobJournal,
+    KnownParents,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -127,6 +128,7 @@ class SalesforceAdapter:
         since: datetime | None,
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
 
@@ -134,7 +136,8 @@ class SalesforceAdapter:
         ``totalSize`` (on its first REST page: no extra call) reaches
         ``bulk_read_threshold``. An incremental pull leaves out records the
         integration user edited last (segsync's own writes), so ``echo`` is
-        not needed: parents come with the query at no cost anyway.
+        not needed: parents come with the query at no cost anyway (and so
+        ``known`` is not used either).
         """
         return self._puller.pull(obj, fields, since, parent_fields)
 
@@ -144,8 +147,12 @@ class SalesforceAdapter:
         ids: Sequence[str],
         fields: Sequence[str],
         parent_fields: Sequence[str] = (),
+        known: KnownParents | None = None,
     ) -> list[CrmRecord]:
-        """Records by id (for retrying earlier failures); unknown or deleted ids are left out."""
+        """Records by id (for retrying earlier failures); unknown or deleted ids are left out.
+
+        Parents come with the query (``known`` is not used).
+        """
         return self._puller.fetch(obj, ids, fields, parent_fields)
 
     def children(
@@ -155,8 +162,12 @@ class SalesforceAdapter:
         parent_fields: Sequence[str] = (),
         *,
         exclude: Collection[str] = frozenset(),
+        known: KnownParents | None = None,
     ) -> Iterator[list[CrmRecord]]:
-        """Pages of the contacts of the accounts ``parent_ids`` (``AccountId IN (...)``)."""
+        """Pages of the contacts of the accounts ``parent_ids`` (``AccountId IN (...)``).
+
+        Parents come with the query (``known`` is not used).
+        """
         return self._puller.children(parent_ids, fields, parent_fields, exclude)
 
     def set_by_person(
