@@ -232,7 +232,7 @@ def test_listed_associations_follow_the_documented_shape(sandbox: HubSpotSandbox
             f"{sandbox.base_url}/crm/v3/objects/contacts?{params}",
             headers={"Authorization": f"Bearer {sandbox.access_token}"},
         )
-        with urllib.request.urlopen(request) as answer:  # noqa: S310 - the local sandbox
+        with urllib.request.urlopen(request) as answer:
             body: dict[str, Any] = json.loads(answer.read())
         return body
 
@@ -254,3 +254,16 @@ def test_listed_associations_follow_the_documented_shape(sandbox: HubSpotSandbox
     cut = listed(limit=5, associations="companies")["results"]
     block = next(r for r in cut if "associations" in r)["associations"]["companies"]
     assert len(block["results"]) == 1 and block["paging"]["next"]["after"] == "1"
+
+
+def test_a_dry_run_notes_nothing(
+    sandbox: HubSpotSandbox,
+    engines: dict[str, Engine],
+    world: tuple[HubSpotAdapter, Runner, Store],
+) -> None:
+    adapter, runner, store = world
+    ids = [r.id for r in sandbox.portal.snapshot("companies")]
+
+    runner.run(Job("hs", adapter, engines["account"]), full=True, dry_run=True)
+
+    assert InheritedStore(store).values("hs", "account", ids) == {}

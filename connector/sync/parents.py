@@ -38,6 +38,16 @@ from connector.crm.base import CrmRecord
 from connector.store.inherited import InheritedStore
 from connector.store.store import Store
 
+#: CRMs whose contact pulls would otherwise read each parent again. Salesforce's
+#: contact query returns the account's fields with each contact at no cost:
+#: nothing is noted for it, and its contact runs use no store values.
+STORED_PARENTS = frozenset({"hubspot"})
+
+
+def stores_parents(crm: str) -> bool:
+    """Whether account runs of ``crm`` note inherited values and contact runs use them."""
+    return crm in STORED_PARENTS
+
 
 class StoreParents:
     """:class:`~connector.crm.base.KnownParents` from the state store, for one contact run."""

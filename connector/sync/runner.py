@@ -59,7 +59,13 @@ from connector.sync.bulkjobs import StoreJournal
 from connector.sync.echo import EchoFilter
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
-from connector.sync.parents import StoreParents, known_parents, note_read, note_written
+from connector.sync.parents import (
+    StoreParents,
+    known_parents,
+    note_read,
+    note_written,
+    stores_parents,
+)
 from connector.sync.pipeline import WriteAhead
 from connector.sync.planner import (
     Decision,
@@ -411,7 +417,7 @@ class Runner:
         # Contacts take their accounts' values from the store where it vouches for them.
         known = (
             known_parents(store, conn, job.parent_engine.object)
-            if parent_keys and job.parent_engine is not None
+            if parent_keys and job.parent_engine is not None and stores_parents(crm)
             else None
         )
         parent_fields = list(parent_keys.values())
@@ -459,7 +465,7 @@ class Runner:
                     # tier changed is read again below, with its new parent.
                     seen_extra.update(r.id for r in page)
             ids = [r.id for r in page]
-            if inherited and not dry_run:
+            if inherited and not dry_run and stores_parents(crm):
                 note_read(store, conn, obj, page, inherited)
             last = store.last_written(conn, obj, ids)
             pending = store.pending(conn, obj, ids)
@@ -762,7 +768,7 @@ class Runner:
                     code = outcome.code if outcome is not None else "NO_RESULT"
                     message = outcome.message if outcome is not None else "no outcome returned"
                     failed.append(FailedRecord(record_id, code, message))
-            if inherited:
+            if inherited and stores_parents(adapter.crm):
                 # Before the batch: a crash between the two leaves a true note.
                 sent = {e[1]: e[2] for e in writes if e[1] in outcomes and outcomes[e[1]].ok}
                 note_written(store, conn, obj, sent, list(inherited))
