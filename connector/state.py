@@ -13,7 +13,7 @@ Pure: frozen dataclasses, no I/O; imports nothing from the package.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -33,16 +33,24 @@ class Watermark:
         boundary_ids: ids of the recorded records whose modstamp is exactly ``stamp``.
         mapping_version: the mapping version the records were planned with; a
             different version means a full pull.
+        known: ``(id, stamp)`` of records segsync has already processed at
+            exactly that stamp, near and above ``stamp``: read in the
+            look-back window, or written by segsync (the stamp its write
+            gave them). The next pull skips them, and proves with one count
+            that nothing else lies among them (``connector/sync/window.py``).
+            Not part of equality: it is a cache of what the store knows.
 
     """
 
     stamp: datetime
     boundary_ids: frozenset[str]
     mapping_version: str
+    known: tuple[tuple[str, datetime], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stamp", utc(self.stamp))
         object.__setattr__(self, "boundary_ids", frozenset(self.boundary_ids))
+        object.__setattr__(self, "known", tuple((i, utc(s)) for i, s in self.known))
 
 
 @dataclass(frozen=True, slots=True)

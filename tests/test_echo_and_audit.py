@@ -164,7 +164,9 @@ def test_contact_runs_skip_echoes_before_their_parent_lookups(crm: Crm) -> None:
     # No association or company reads for records nobody touched since our write.
     assert not [k for k in kinds if k.startswith("assoc") or k == "batch.read"], kinds
     if crm.crm == "hubspot":
-        assert second.echoes == contacts and kinds.count("search") == -(-contacts // 200)
+        # One search: its count proves the window holds only our own writes
+        # (connector/sync/window.py), so the echoes are not even read.
+        assert contacts > 200 and second.echoes == 0 and kinds == ["search"]
     else:
         assert kinds.count("query") <= 1
 

@@ -192,6 +192,9 @@ def test_adapter_satisfies_the_protocol(sfbox: SalesforceSandbox) -> None:
     assert adapter.minimum_calls(0, 0) == 0
     assert adapter.minimum_calls(2_000, 200) == 2
     assert adapter.minimum_calls(2_001, 201) == 4
+    # Bulk API 2.0's own floor where a run uses it (default thresholds 50,000 / 10,000):
+    # a query job (create, a poll, 10,000 rows a result page), an ingest job (5 steps).
+    assert adapter.minimum_calls(100_000, 20_000) == 2 + 10 + 5
 
 
 def test_values_are_formatted_for_rest_and_bulk() -> None:

@@ -336,9 +336,12 @@ def _result_document(result: RunResult) -> dict[str, Any]:
         "changed_since_plan": result.changed_since_plan,
         "deferred": result.deferred,
         "echoes_skipped": result.echoes,
+        "rereads_skipped": result.rereads,
+        "changed_outside": result.outside,
         "history_asked": result.audited,
         "api_calls": result.api_calls,
         "api_calls_minimum": result.minimum_calls,
+        "api_calls_read_floor": result.read_floor_calls,
         "api_calls_to_write": result.planned_calls,
         "seconds": round(result.seconds, 3),
         "transitions": [
@@ -403,7 +406,8 @@ def _render_result(console: Console, result: RunResult) -> None:
         )
     )
     console.print(
-        f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,})"
+        f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,}"
+        f" for what changed; {result.read_floor_calls:,} for what this run read)"
         + (
             f"; writing would take about {result.planned_calls:,} more"
             if result.dry_run and result.planned_calls

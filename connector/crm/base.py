@@ -14,7 +14,7 @@ Objects are named the segsync way, ``"account"``, ``"contact"`` and
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -333,6 +333,27 @@ class CountsPull(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class KnownWindow:
+    """What an incremental pull already knows of the stamps ``start`` ≤ stamp ≤ ``upto``.
+
+    ``expected`` records segsync processed at exactly their stamp lie in that
+    window (read by the last runs, or written by segsync). When the CRM
+    counts as many records there, less those of them (``moved``) now found
+    above ``upto``, the window holds nothing else, and an adapter that can
+    count without reading (HubSpot's search ``total``) reads only the
+    records above ``upto``. See connector/sync/window.py for the proof.
+    """
+
+    start: datetime
+    upto: datetime
+    expected: int
+    moved: Callable[[Iterable[tuple[str, datetime]]], int]
+    """How many of ``(id, stamp)`` were known at a stamp inside the window (they moved)."""
+    known: Callable[[str, datetime], bool]
+    """Whether a record was processed at exactly that stamp."""
+
+
 class CrmAdapter(Protocol):
     """What the sync core needs from a CRM."""
 
@@ -363,6 +384,7 @@ class CrmAdapter(Protocol):
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
         known: KnownParents | None = None,
+        window: KnownWindow | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records modified at or after ``since`` (all records when None).
 
@@ -373,7 +395,9 @@ class CrmAdapter(Protocol):
         own write; records for which ``echo`` answers true are still yielded
         (the watermark follows them) but without parent lookups, since the
         runner will not plan them. ``known``: parents' values the store
-        vouches for, where reading them would cost calls.
+        vouches for, where reading them would cost calls. With ``window``, an
+        adapter may leave out the records of the window when it proves the window
+        holds only known records (:class:`KnownWindow`); it may also ignore it.
         """
         ...
 

@@ -127,6 +127,9 @@ class RunRow:
     api_calls: int
     api_calls_minimum: int
     message: str | None = None
+    api_calls_read_floor: int = 0
+    """The floor for what the run read, re-reads included (``api_calls_minimum``:
+    the floor for what changed in the CRM since the last run)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,9 @@ runs = sa.Table(
     sa.Column("changed_since_plan", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls_minimum", sa.Integer(), nullable=False, server_default="0"),
+    # The floor for what the run chose to read (re-reads included); the
+    # minimum above is the floor for what changed in the CRM since the last run.
+    sa.Column("api_calls_read_floor", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("message", sa.Text(), nullable=True),
     sa.Index(None, "connection", "object", "id"),
 )
@@ -160,6 +163,8 @@ watermarks = sa.Table(
     sa.Column("boundary_ids", TaggedJSON(), nullable=False),
     sa.Column("mapping_version", sa.String(KEY), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # [[id, stamp], ...] already processed near the watermark (Watermark.known).
+    sa.Column("known", TaggedJSON(), nullable=True),
 )
 
 record_state = sa.Table(

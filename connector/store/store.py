@@ -267,6 +267,7 @@ def _run_row(row: sa.Row[Any]) -> RunRow:
         counts=RunCounts(**{name: int(getattr(row, name)) for name in _COUNT_COLUMNS}),
         api_calls=int(row.api_calls),
         api_calls_minimum=int(row.api_calls_minimum),
+        api_calls_read_floor=int(row.api_calls_read_floor),
         message=row.message,
     )
 
@@ -456,8 +457,14 @@ class Store:
         api_calls: int,
         api_calls_minimum: int,
         message: str | None = None,
+        api_calls_read_floor: int | None = None,
     ) -> None:
-        """Record a run's end: its status, counts and API calls (used, and the minimum needed)."""
+        """Record a run's end: its status, counts and API calls (used, and the minimum needed).
+
+        ``api_calls_minimum`` is the floor for what changed in the CRM since
+        the last run; ``api_calls_read_floor`` the floor for what the run read
+        (re-reads included; the minimum when not given).
+        """
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"not a final run status: {status!r}")
         values: dict[str, Any] = {name: getattr(counts, name) for name in _COUNT_COLUMNS}
@@ -470,6 +477,9 @@ class Store:
                     finished_at=self._clock(),
                     api_calls=api_calls,
                     api_calls_minimum=api_calls_minimum,
+                    api_calls_read_floor=api_calls_minimum
+                    if api_calls_read_floor is None
+                    else api_calls_read_floor,
                     message=message,
                     **values,
                 )
@@ -545,7 +555,8 @@ class Store:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return Watermark(row.stamp, frozenset(row.boundary_ids), row.mapping_version)
+        known = tuple((str(i), s) for i, s in row.known or ())
+        return Watermark(row.stamp, frozenset(row.boundary_ids), row.mapping_version, known)
 
     def advance_watermark(self, connection: str, object: str, watermark: Watermark) -> None:
         """Store a new watermark; call it only once every record up to it is recorded."""
@@ -556,10 +567,14 @@ class Store:
             "boundary_ids": sorted(watermark.boundary_ids),
             "mapping_version": watermark.mapping_version,
             "updated_at": self._clock(),
+            "known": [[i, stamp] for i, stamp in watermark.known] or None,
         }
         with self._engine.begin() as conn:
             self._upsert(
-                conn, watermarks, [row], ("stamp", "boundary_ids", "mapping_version", "updated_at")
+                conn,
+                watermarks,
+                [row],
+                ("stamp", "boundary_ids", "mapping_version", "updated_at", "known"),
             )
 
     def reset_watermark(self, connection: str, object: str) -> None:

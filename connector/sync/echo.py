@@ -11,6 +11,9 @@ such records out of the query itself (the integration user as
 ``LastModifiedById``, see :func:`connector.crm.salesforce.soql.window`).
 
 The watermark still follows skipped records, so the window moves past them.
+Records the look-back window meets again at the stamp an earlier run already
+processed them at (:class:`connector.sync.window.Known`) are skipped the same
+way, and counted apart (:attr:`EchoFilter.rereads`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from connector.crm.base import CrmRecord
 from connector.state import utc
 from connector.store.store import Store
+from connector.sync.window import Known
 
 
 class EchoFilter:
@@ -29,21 +33,37 @@ class EchoFilter:
     called from the pull's prefetch thread: it only reads the store).
     """
 
-    def __init__(self, store: Store, connection: str, obj: str) -> None:
+    def __init__(self, store: Store, connection: str, obj: str, known: Known | None = None) -> None:
         self._store = store
         self._connection = connection
         self._object = obj
+        self._known = known
         self.skipped = 0
+        self.rereads = 0
+        """Records skipped as already processed at their stamp (not echoes)."""
 
     def __call__(self, records: Sequence[CrmRecord]) -> set[str]:
-        """The ids of ``records`` still at the stamp our own last write gave them."""
+        """The ids of ``records`` still at the stamp our own last write gave them, or known."""
         if not records:
             return set()
+        return self._echoes(records) | self._rereads(records)
+
+    def drop(self, records: Sequence[CrmRecord]) -> list[CrmRecord]:
+        """``records`` without echoes and re-reads (counted: :attr:`skipped`, :attr:`rereads`)."""
+        if not records:
+            return []
+        echoes = self._echoes(records)
+        rereads = self._rereads([r for r in records if r.id not in echoes])
+        self.skipped += len(echoes)
+        self.rereads += len(rereads)
+        return [r for r in records if r.id not in echoes and r.id not in rereads]
+
+    def _echoes(self, records: Sequence[CrmRecord]) -> set[str]:
         stamps = self._store.echo_stamps(self._connection, self._object, [r.id for r in records])
         return {r.id for r in records if r.id in stamps and utc(r.stamp) == stamps[r.id]}
 
-    def drop(self, records: Sequence[CrmRecord]) -> list[CrmRecord]:
-        """``records`` without the echoes (counted in :attr:`skipped`)."""
-        echoes = self(records)
-        self.skipped += len(echoes)
-        return [r for r in records if r.id not in echoes]
+    def _rereads(self, records: Sequence[CrmRecord]) -> set[str]:
+        known = self._known
+        if not known:
+            return set()
+        return {r.id for r in records if known.has(r.id, r.stamp)}

@@ -33,12 +33,19 @@ import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
 
 from connector.config import SyncSettings
-from connector.crm.base import CountsPull, CrmAdapter, CrmRecord, ObjectName, RecordUpdate
+from connector.crm.base import (
+    CountsPull,
+    CrmAdapter,
+    CrmRecord,
+    KnownWindow,
+    ObjectName,
+    RecordUpdate,
+)
 from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
 from connector.engine import Assignment, Engine
@@ -83,6 +90,7 @@ from connector.sync.recheck import Recheck, Seen
 from connector.sync.rollups import RollupFeed
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
+from connector.sync.window import Known, Recent
 
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
@@ -143,6 +151,10 @@ class RunResult:
     failed: int = 0
     api_calls: int = 0
     minimum_calls: int = 0
+    """The true minimum: the floor for what changed in the CRM since the last run
+    (:attr:`outside` records read, the changes written; 1 call for a quiet object)."""
+    read_floor_calls: int = 0
+    """The floor for what this run read, re-reads and due or retried records included."""
     planned_calls: int = 0
     seconds: float = 0.0
     sample_writes: list[Write] = field(default_factory=list)
@@ -151,6 +163,10 @@ class RunResult:
     message: str = ""
     echoes: int = 0
     """Pulled records skipped as echoes of segsync's own writes (connector/sync/echo.py)."""
+    rereads: int = 0
+    """Pulled records skipped as already processed at their stamp (connector/sync/window.py)."""
+    outside: int = 0
+    """Pulled records planned: changed by someone else since the last run (every one, when full)."""
     audited: int = 0
     """Records whose output values the CRM's audit trail was asked about (sync/audit.py)."""
     audit_persons: int = 0
@@ -241,7 +257,10 @@ class Runner:
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
         marks = self._changed_parents(job)
-        echoes = None if full else EchoFilter(store, conn, obj)
+        known = Known(None if full else previous, engine.version)
+        echoes = None if full else EchoFilter(store, conn, obj, known)
+        recent = Recent(known, timedelta(seconds=self._settings.lookback_seconds))
+        window = _window(known, previous, since)
         audit = AuditTrail()
         try:
             self._check_owned(job, record=not dry_run)
@@ -262,7 +281,7 @@ class Runner:
                 ahead = (
                     WriteAhead(
                         spool,
-                        lambda tail: self._execute(job, result, tail, lease),
+                        lambda tail: self._execute(job, result, tail, lease, recent),
                         adapter.pull_expected,
                         population,
                         self._settings.max_change_share,
@@ -285,6 +304,8 @@ class Runner:
                         result=result,
                         feed=feed,
                         after_page=ahead.after_page if ahead is not None else None,
+                        recent=recent,
+                        window=window,
                     )
                     result.summary = builder.summary()
                     plan = builder.build()
@@ -308,7 +329,7 @@ class Runner:
                     ahead.finish()
                 elif not dry_run:
                     spool.seek(0)
-                    self._execute(job, result, spool, lease)
+                    self._execute(job, result, spool, lease, recent)
                 if not dry_run:
                     if lease is not None:
                         # A run with nothing to write checks too: one that
@@ -318,7 +339,8 @@ class Runner:
                     if feed is not None:
                         feed.clear()
                     if watermark is not None:
-                        store.advance_watermark(conn, obj, watermark)
+                        known_now = recent.known(watermark.stamp)
+                        store.advance_watermark(conn, obj, replace(watermark, known=known_now))
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
             result.status = (
@@ -332,11 +354,16 @@ class Runner:
             raise
         finally:
             result.echoes = echoes.skipped if echoes is not None else 0
+            result.rereads = echoes.rereads if echoes is not None else 0
             result.audited, result.audit_persons = audit.asked, audit.found
             result.api_calls = adapter.api_calls - calls_before
-            result.minimum_calls = adapter.minimum_calls(
-                result.summary.counts.read, result.summary.counts.changed, incremental=not full
+            changed = result.summary.counts.changed
+            result.read_floor_calls = adapter.minimum_calls(
+                result.summary.counts.read, changed, incremental=not full
             )
+            # A quiet object still costs the one call that finds nothing changed.
+            outside = result.outside if full else max(result.outside, 1)
+            result.minimum_calls = adapter.minimum_calls(outside, changed, incremental=not full)
             result.seconds = time.monotonic() - started
             if result.run_id is not None:
                 store.finish_run(
@@ -346,6 +373,7 @@ class Runner:
                     result.api_calls,
                     result.minimum_calls,
                     result.message or None,
+                    api_calls_read_floor=result.read_floor_calls,
                 )
             log.info(
                 "sync %s: read %d, changed %d, written %d, failed %d, %d API calls",
@@ -375,6 +403,8 @@ class Runner:
         result: RunResult | None = None,
         feed: RollupFeed | None = None,
         after_page: Callable[[PlanSummary, int, int], None] | None = None,
+        recent: Recent | None = None,
+        window: KnownWindow | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -428,7 +458,9 @@ class Runner:
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
-            pulled = adapter.pull(obj, fields, since, parent_fields, echo=echoes, known=known)
+            pulled = adapter.pull(
+                obj, fields, since, parent_fields, echo=echoes, known=known, window=window
+            )
             for page in prefetch(pulled):
                 yield page, True
             # Last, so the children already pulled (or fetched) are not read again.
@@ -457,9 +489,13 @@ class Runner:
                     if record.id in in_page:  # a repeat within a page counts once
                         continue
                     in_page.add(record.id)
+                    if recent is not None:
+                        recent.seen(record.id, record.stamp)
                     if tracker.see(record.id, record.stamp) and record.id not in seen_extra:
                         kept.append(record)
                 page = echoes.drop(kept) if echoes is not None else kept
+                if result is not None:
+                    result.outside += len(page)
                 if parents:
                     # Echoes stay out of this set: a contact of an account whose
                     # tier changed is read again below, with its new parent.
@@ -685,7 +721,12 @@ class Runner:
 
     # -- phase 2: execute ------------------------------------------------
     def _execute(
-        self, job: Job, result: RunResult, spool: IO[bytes], lease: Fence | None = None
+        self,
+        job: Job,
+        result: RunResult,
+        spool: IO[bytes],
+        lease: Fence | None = None,
+        recent: Recent | None = None,
     ) -> None:
         engine, adapter, store = job.engine, job.adapter, self._store
         obj, conn = cast(ObjectName, engine.object), job.connection
@@ -753,6 +794,8 @@ class Runner:
                 outcome = outcomes.get(record_id)
                 if outcome is not None and outcome.ok:
                     written.append(WrittenRecord(record_id, baseline, outcome.stamp))
+                    if recent is not None:
+                        recent.wrote(record_id, outcome.stamp)
                     transitions.extend(
                         _transition(record_id, FieldChange(*change), reason, engine.version)
                         for change in changes
@@ -820,6 +863,17 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
     wait with the work. An exception in the worker is raised here, in order.
     """
     return merged([pages], depth, name="segsync-prefetch")
+
+
+def _window(known: Known, previous: Watermark | None, since: datetime | None) -> KnownWindow | None:
+    """The look-back window the adapter may leave unread once a count proves it known."""
+    if previous is None or since is None:
+        return None
+    span = known.window(since, previous.stamp)
+    if span is None:
+        return None
+    upto, expected = span
+    return KnownWindow(since, upto, expected, lambda pairs: known.moved(pairs, since), known.has)
 
 
 def _inherited_fields(engine: Engine, crm: str) -> list[str]:

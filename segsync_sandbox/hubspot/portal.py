@@ -550,10 +550,14 @@ class Portal:
         values.update(given)
         return self._insert(object_type, values, now)
 
-    def add_company(self, props: Mapping[str, Any]) -> str:
-        """Create a company from property values (validated; ``createdate`` may be given)."""
+    def add_company(self, props: Mapping[str, Any], *, stamp: int | None = None) -> str:
+        """Create a company from property values (validated; ``createdate`` may be given).
+
+        ``stamp`` (epoch ms) simulates a late commit: a create whose
+        transaction carried an earlier stamp than it becomes visible at.
+        """
         with self._lock:
-            return self._add("companies", props, self.next_stamp())
+            return self._add("companies", props, self.next_stamp() if stamp is None else stamp)
 
     def add_contact(self, props: Mapping[str, Any], company_id: str | None = None) -> str:
         """Create a contact, associated with ``company_id`` (its primary company) when given."""

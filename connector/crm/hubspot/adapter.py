@@ -23,6 +23,7 @@ from connector.crm.base import (
     FieldSpec,
     JobJournal,
     KnownParents,
+    KnownWindow,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -103,15 +104,17 @@ class HubSpotAdapter:
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
         known: KnownParents | None = None,
+        window: KnownWindow | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records: the list endpoint when full, search windows when incremental.
 
         Echoes of segsync's own writes (``echo``) get no parent lookups;
-        companies ``known`` vouches for are not read (see :mod:`.parents`).
+        companies ``known`` vouches for are not read (see :mod:`.parents`); a
+        ``window`` proven known by one count is not read (:mod:`.window`).
         """
         self._session.expected = None
         return pull_records(
-            self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo, known
+            self._session, OBJECT_TYPES[obj], fields, since, parent_fields, echo, known, window
         )
 
     def pull_expected(self) -> int | None:

@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connector.crm.base import CrmRecord, EchoTest, KnownParents
+from connector.crm.base import CrmRecord, EchoTest, KnownParents, KnownWindow
 from connector.crm.hubspot.associations import company_contacts
 from connector.crm.hubspot.parents import Parents
 from connector.crm.hubspot.partition import full_pages, window_pages
 from connector.crm.hubspot.raw import Item, record_of
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import OBJECT_TYPES, STAMP
+from connector.crm.hubspot.window import search_known
 from connector.crm.limits import HS_ASSOC_BATCH, HS_BATCH
 
 T = TypeVar("T")
@@ -35,20 +36,23 @@ def pull(
     parent_fields: Sequence[str] = (),
     echo: EchoTest | None = None,
     known: KnownParents | None = None,
+    window: KnownWindow | None = None,
 ) -> Iterator[list[CrmRecord]]:
     """Pages of records: the list endpoint when full, search windows when incremental.
 
     Records ``echo`` names (segsync's own writes read back) are yielded
     without their parent: the runner skips them, so their association and
-    company reads would be wasted calls.
+    company reads would be wasted calls. With ``window`` (from ``since``)
+    the window is left unread when a count proves it known (:mod:`.window`).
     """
     properties = sorted({*fields, STAMP})
     listed_with = ["companies"] if parent_fields else []
-    pages = (
-        full_pages(session, object_type, properties, associations=listed_with)
-        if since is None
-        else window_pages(session, object_type, properties, since)
-    )
+    if since is None:
+        pages = full_pages(session, object_type, properties, associations=listed_with)
+    elif window is not None:
+        pages = search_known(session, object_type, properties, window)
+    else:
+        pages = window_pages(session, object_type, properties, since)
     if parent_fields:
         # One association batch read takes 1,000 ids: gather that many
         # records before looking their parents up, not one list page's 100.

@@ -29,6 +29,7 @@ from connector.crm.base import (
     FieldSpec,
     JobJournal,
     KnownParents,
+    KnownWindow,
     NativeAction,
     NativeSummary,
     NativeView,
@@ -42,7 +43,7 @@ from connector.crm.cache import Cache
 from connector.crm.health import Health
 from connector.crm.limits import SF_COLLECTION_BATCH, SF_QUERY_PAGE, DailyBudget
 from connector.crm.retry import RetryPolicy
-from connector.crm.salesforce.bulk import BULK_WRITE_CHUNK, Bulk
+from connector.crm.salesforce.bulk import BULK_RESULT_PAGE, BULK_WRITE_CHUNK, Bulk
 from connector.crm.salesforce.cache import DescribeCache
 from connector.crm.salesforce.deals import DealPuller
 from connector.crm.salesforce.deals import minimum_calls as deal_minimum_calls
@@ -129,6 +130,7 @@ class SalesforceAdapter:
         parent_fields: Sequence[str] = (),
         echo: EchoTest | None = None,
         known: KnownParents | None = None,
+        window: KnownWindow | None = None,
     ) -> Iterator[list[CrmRecord]]:
         """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
 
@@ -137,7 +139,9 @@ class SalesforceAdapter:
         ``bulk_read_threshold``. An incremental pull leaves out records the
         integration user edited last (segsync's own writes), so ``echo`` is
         not needed: parents come with the query at no cost anyway (and so
-        ``known`` is not used either).
+        ``known`` is not used either). ``window`` is not used: the look-back
+        window comes on the same query pages (2,000 records a page), and a
+        count would cost a call of its own.
         """
         return self._puller.pull(obj, fields, since, parent_fields)
 
@@ -254,8 +258,24 @@ class SalesforceAdapter:
         return self._provisioner.provision(obj, outputs, inputs, dry_run)
 
     def minimum_calls(self, read: int, changed: int, *, incremental: bool = False) -> int:
-        """Query pages plus collection calls: the REST floor of one run."""
-        return math.ceil(read / SF_QUERY_PAGE) + math.ceil(changed / SF_COLLECTION_BATCH)
+        """Query pages plus collection calls, or Bulk API 2.0's floor where a run uses it.
+
+        A Bulk query (from ``bulk_read_threshold`` records): create, one
+        status poll, and a result page per :data:`BULK_RESULT_PAGE` rows. A
+        Bulk ingest job (above ``bulk_write_threshold`` updates) per
+        :data:`BULK_WRITE_CHUNK` rows: create, upload, close, one status
+        poll, one results read.
+        """
+        settings = self._settings
+        if read >= settings.bulk_read_threshold:
+            reads = 2 + math.ceil(read / BULK_RESULT_PAGE)
+        else:
+            reads = math.ceil(read / SF_QUERY_PAGE)
+        if changed > settings.bulk_write_threshold:
+            writes = 5 * math.ceil(changed / BULK_WRITE_CHUNK)
+        else:
+            writes = math.ceil(changed / SF_COLLECTION_BATCH)
+        return reads + writes
 
     def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
         """Pages of opportunities (read-only) modified at or after ``since``; see :mod:`.deals`."""

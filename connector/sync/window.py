@@ -1,0 +1,143 @@
+"""No re-reads of what is already known: the look-back window, proven by a count.
+
+An incremental pull starts ``lookback_seconds`` before the watermark, because
+CRMs make a change visible a little after the stamp it carries (a commit, a
+search index catching up): a record stamped inside that window may appear
+only after the run that set the watermark read past it. Re-reading the window
+every run is what makes it safe, and what made quiet runs cost pages: the
+window holds the records the last run read, and every record segsync wrote
+(its write moved the stamp past the watermark).
+
+Segsync knows those records by ``(id, stamp)``: the ones a run read with
+stamps in the look-back window of the new watermark, and the ones it wrote
+(HubSpot answers each write with the record's new stamp). They are kept with
+the watermark (:attr:`connector.state.Watermark.known`, at most
+:data:`MAX_KNOWN`). The next pull
+
+- skips a record found at exactly a known stamp before planning (it is a
+  re-read, not a change: :class:`Known`);
+- and, where the CRM can count a stamp range without reading it (HubSpot
+  search's ``total``), proves the window ``start`` ≤ stamp ≤ ``upto`` holds
+  nothing else: it counts the records there, T, and the known ones still
+  there are K − M (K known in the window, M of them found above ``upto``,
+  which stamps only ever move up to). T = K − M means every record in the
+  window is a known one, at a stamp where segsync already processed it, so
+  only the records above ``upto`` are read. Otherwise the window is read, as
+  before. A late commit inside the window adds one to T: it is read.
+
+What a count cannot tell (docs/crm-apis.md#minimum-calls): a known record
+deleted while an unknown one appears in the window, or a known record edited
+again at a stamp still inside the window (only possible within the CRM's
+commit lag, or during segsync's own write phase for a record it wrote earlier
+in that run). A full pull (``full_every_hours``) reads such records again.
+
+Pure: values in, values out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from connector.state import Watermark, utc
+
+#: ``(id, stamp)`` pairs kept with a watermark. Beyond it the lowest stamps
+#: are dropped: the window then counts more records than it knows, and is
+#: read as before (never a record missed, only calls spent).
+MAX_KNOWN = 20_000
+
+
+class Known:
+    """The ``(id, stamp)`` pairs the previous runs processed, near the watermark.
+
+    Empty when there is no watermark or the mapping changed (a full pull
+    re-plans everything).
+    """
+
+    def __init__(self, previous: Watermark | None, mapping_version: str) -> None:
+        usable = previous is not None and previous.mapping_version == mapping_version
+        self._at: dict[str, datetime] = dict(previous.known) if usable and previous else {}
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def has(self, record_id: str, stamp: datetime) -> bool:
+        """Whether the record was processed at exactly ``stamp`` (a re-read changes nothing)."""
+        return self._at.get(record_id) == utc(stamp)
+
+    def window(self, start: datetime, watermark: datetime) -> tuple[datetime, int] | None:
+        """``(upto, K)``: the window's top stamp and how many known records lie in it.
+
+        ``upto`` is the highest stamp known (segsync's own writes lie above
+        the watermark) or the watermark itself. ``None`` when nothing is
+        known: then there is nothing to prove, the window is read.
+        """
+        if not self._at:
+            return None
+        upto = max(utc(watermark), *self._at.values())
+        start = utc(start)
+        return upto, sum(1 for stamp in self._at.values() if start <= stamp <= upto)
+
+    def moved(self, pairs: Iterable[tuple[str, datetime]], start: datetime) -> int:
+        """How many of ``pairs`` (found above the window) were known at a stamp inside it."""
+        start = utc(start)
+        return sum(
+            1
+            for record_id, _ in pairs
+            if (stamp := self._at.get(record_id)) is not None and stamp >= start
+        )
+
+    def items(self) -> Iterable[tuple[str, datetime]]:
+        """Every known pair."""
+        return self._at.items()
+
+
+class Recent:
+    """The pairs a run processes that the next run's look-back window will meet again.
+
+    Feed it every pulled record (:meth:`seen`) and every write whose new
+    stamp the CRM returned (:meth:`wrote`); :meth:`known` is what to keep with
+    the new watermark: the previous run's pairs and this run's, each record
+    at its latest stamp, those below ``top - lookback`` dropped. Memory stays
+    bounded: pairs below the look-back of the highest stamp so far are
+    pruned as the top rises (they are below the final one too).
+    """
+
+    def __init__(self, previous: Known, lookback: timedelta, max_known: int = MAX_KNOWN) -> None:
+        self._at: dict[str, datetime] = dict(previous.items())
+        self._lookback = lookback
+        self._max = max_known
+        self._top: datetime | None = None
+
+    def seen(self, record_id: str, stamp: datetime) -> None:
+        """A record read at ``stamp`` (planned, or skipped as already known)."""
+        self._put(record_id, utc(stamp))
+
+    def wrote(self, record_id: str, stamp: datetime | None) -> None:
+        """Segsync's write gave the record ``stamp`` (``None``: the CRM did not say)."""
+        if stamp is None:
+            # Not known at its new stamp: the window will count it unknown.
+            self._at.pop(record_id, None)
+        else:
+            self._put(record_id, utc(stamp))
+
+    def known(self, top: datetime) -> tuple[tuple[str, datetime], ...]:
+        """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
+        floor = utc(top) - self._lookback
+        kept = sorted(
+            ((i, s) for i, s in self._at.items() if s >= floor), key=lambda p: p[1], reverse=True
+        )
+        return tuple(kept[: self._max])
+
+    def _put(self, record_id: str, stamp: datetime) -> None:
+        old = self._at.get(record_id)
+        if old is None or stamp >= old:
+            self._at[record_id] = stamp
+        if self._top is None or stamp > self._top:
+            self._top = stamp
+        if len(self._at) > 2 * self._max:
+            floor = self._top - self._lookback
+            self._at = {i: s for i, s in self._at.items() if s >= floor}
+            if len(self._at) > 2 * self._max:
+                kept = sorted(self._at.items(), key=lambda p: p[1], reverse=True)
+                self._at = dict(kept[: self._max])

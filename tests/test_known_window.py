@@ -1,0 +1,249 @@
+"""No re-reads of what is already known, and the true minimum (issue 15).
+
+Both sandboxes, the production wiring (config → adapters → runner → store),
+real clients over HTTP. The look-back window of an incremental pull holds
+the records the last run read and the ones segsync wrote; HubSpot's search
+counts them without reading them (connector/sync/window.py), so a quiet run
+is one call. The count must never hide a record: a create committed late
+with a stamp inside the window, a late edit of a record segsync knows, and
+edits after segsync's writes are all read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.commands.crm import Context, open_context
+from connector.state import Watermark
+from connector.sync.provision import output_specs
+from connector.sync.runner import Runner, RunResult
+from connector.sync.window import Known, Recent
+from segsync_sandbox.launcher import Sandboxes
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+#: Companies added to the small shared dataset, so the window spans several search pages.
+EXTRA = 150
+
+
+class World:
+    """One CRM through the production wiring, with a clock and the sandbox's request log."""
+
+    def __init__(self, crms: Sandboxes, ctx: Context, crm: str) -> None:
+        self.crms, self.ctx, self.crm = crms, ctx, crm
+        self.now = NOW
+        self.runner = Runner(ctx.store, ctx.settings.sync, clock=lambda: self.now)
+        self.adapter = ctx.adapters[crm]
+        app = crms.salesforce.app if crm == "salesforce" else crms.hubspot.app
+        self.log = app.log
+
+    def provision(self) -> None:
+        engine = self.ctx.engines["account"]
+        report = self.adapter.provision(
+            "account",
+            output_specs(engine, self.crm, None),
+            engine.input_fields(self.crm),
+            dry_run=False,
+        )
+        assert not report.problems, report.problems
+
+    def sync(self, **options: Any) -> RunResult:
+        self.now += timedelta(minutes=1)
+        (job,) = self.ctx.jobs(self.crm, "account")
+        self.log.clear()
+        return self.runner.run(job, **options)
+
+    def kinds(self) -> list[str]:
+        # Answered calls only: a 429 from the shared sandbox's rate limit is retried.
+        return [e.kind for e in self.log.entries() if e.status != 429]
+
+    def watermark_ms(self) -> int:
+        mark = self.ctx.store.watermark(self.crm, "account")
+        assert mark is not None
+        return int(mark.stamp.timestamp() * 1000)
+
+
+@pytest.fixture
+def world(
+    request: pytest.FixtureRequest,
+    fresh_sandboxes: Sandboxes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
+    monkeypatch.chdir(ROOT)
+    config = fresh_sandboxes.write_config(
+        tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
+    )
+    with open_context(config, crm=request.param) as ctx:
+        yield World(fresh_sandboxes, ctx, request.param)
+
+
+hubspot = pytest.mark.parametrize("world", ["hubspot"], indirect=True)
+salesforce = pytest.mark.parametrize("world", ["salesforce"], indirect=True)
+
+
+def _company(world: World, n: int) -> dict[str, str]:
+    """Property values for a new company, like the dataset's, with a new name and domain."""
+    portal = world.crms.hubspot.portal
+    model = portal.snapshot("companies")[0]
+    skip = {"hs_object_id", "createdate", "hs_lastmodifieddate", "name", "domain"}
+    props = {k: v for k, v in model.props.items() if k not in skip and not k.startswith("segsync")}
+    return {**props, "name": f"Late Co {n}", "domain": f"late{n}.example.com"}
+
+
+def _ids(world: World) -> list[str]:
+    return [r.id for r in world.crms.hubspot.portal.snapshot("companies")]
+
+
+def _written_world(world: World) -> list[str]:
+    """Provisioned, more than a search page of companies, all written by a full run."""
+    portal = world.crms.hubspot.portal
+    for n in range(EXTRA):
+        portal.add_company(_company(world, n))
+    world.provision()
+    first = world.sync()
+    ids = _ids(world)
+    assert first.full and first.written == len(ids) > 200
+    assert first.minimum_calls == -(-len(ids) // 100) * 2  # list pages + batch updates
+    return ids
+
+
+@hubspot
+def test_a_quiet_run_after_our_writes_is_one_search(world: World) -> None:
+    _written_world(world)
+    quiet = world.sync()
+    # The count proves the window holds only our own writes: none is read.
+    assert world.kinds() == ["search"]
+    assert (quiet.summary.counts.read, quiet.echoes, quiet.outside) == (0, 0, 0)
+    assert quiet.api_calls == 1 and quiet.minimum_calls == 1
+    again = world.sync()
+    assert world.kinds() == ["search"] and again.summary.counts.read == 0
+
+
+@hubspot
+def test_a_create_committed_late_inside_the_window_is_read(world: World) -> None:
+    _written_world(world)
+    world.sync()
+    # A create whose transaction carries a stamp a second before the
+    # watermark: the runs before it could not see it.
+    late = world.crms.hubspot.portal.add_company(
+        _company(world, 999), stamp=world.watermark_ms() - 1000
+    )
+    found = world.sync()
+    assert found.outside == 1 and found.summary.counts.read == 1
+    assert found.written == 1 and found.sample_writes[0].record_id == late
+    # The count no longer matched: the window was read (its known records skipped).
+    assert world.kinds().count("search") > 1 and found.rereads + found.echoes > 200
+    # Known again: the next quiet run is one search.
+    world.sync()
+    assert world.kinds() == ["search"]
+
+
+@hubspot
+def test_a_late_edit_of_a_known_record_inside_the_window_is_read(world: World) -> None:
+    _written_world(world)
+    mark = world.ctx.store.watermark("hubspot", "account")
+    assert mark is not None
+    # A record of the last batch but one segsync wrote, edited with a stamp
+    # right after our write of it, committed late (the last batch has a later
+    # stamp): it moves inside the window, near its top.
+    upto = max(s for _, s in mark.known)
+    second, known_at = max((p for p in mark.known if p[1] < upto), key=lambda p: p[1])
+    stamp = int(known_at.timestamp() * 1000) + 1
+    assert stamp <= int(upto.timestamp() * 1000)
+    world.crms.hubspot.portal.update(
+        "companies", second, {"numberofemployees": "4321"}, stamp=stamp
+    )
+    found = world.sync()
+    assert found.outside == 1 and found.summary.counts.read == 1
+    assert world.kinds().count("search") > 1
+
+
+@hubspot
+def test_edits_after_our_writes_are_read_and_the_window_is_not(world: World) -> None:
+    ids = _written_world(world)
+    portal = world.crms.hubspot.portal
+    portal.update("companies", ids[7], {"numberofemployees": "4321"})
+    one = world.sync()
+    assert one.outside == 1 and one.summary.counts.read == 1
+    assert world.kinds().count("search") == 1
+    # More edits than a search page: walked above the window, then the window is counted.
+    edited = ids[:250]
+    for n, record_id in enumerate(edited):
+        portal.update("companies", record_id, {"numberofemployees": str(5000 + n)})
+    many = world.sync(force=True)  # most tiers move: past the mass-change guard
+    assert many.outside == len(edited) and many.summary.counts.read == len(edited)
+    searches = world.kinds().count("search")
+    assert searches <= 1 + 2 + 1, world.kinds()  # the count, two pages, an empty last one
+    assert many.minimum_calls == 2 + -(-many.summary.counts.changed // 100)
+    # A late create inside the window at the same time: the count catches it.
+    portal.update("companies", ids[300], {"numberofemployees": "77"})
+    portal.add_company(_company(world, 500), stamp=world.watermark_ms() - 10)
+    both = world.sync()
+    assert both.outside == 2 and both.summary.counts.read == 2
+
+
+@salesforce
+def test_salesforce_skips_lookback_rereads_before_planning(world: World) -> None:
+    world.provision()
+    world.sync()
+    org = world.crms.salesforce.org
+    touched = [r["Id"] for r in org.records("Account")][:3]
+    for record_id in touched:
+        # Not an input: the records are read and planned, and nothing is written.
+        org.update("Account", record_id, {"Description": "called on Monday"})
+    seen = world.sync()
+    assert seen.outside == 3 and seen.written == 0
+    # Within the look-back window they come back on the same query page; they
+    # were processed at exactly these stamps, so they are not planned again.
+    again = world.sync()
+    # (The last of them is at the watermark's own stamp: a boundary id, dropped first.)
+    assert again.summary.counts.read == 0 and again.rereads == 2 and again.outside == 0
+    assert world.kinds().count("query") == 1 and again.minimum_calls == 1
+
+
+# -- the pure parts ----------------------------------------------------------
+
+T0 = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_recent_keeps_each_record_at_its_latest_stamp_within_the_lookback() -> None:
+    previous = Watermark(_at(100), frozenset({"a"}), "v1", (("a", _at(100)), ("old", _at(10))))
+    recent = Recent(Known(previous, "v1"), timedelta(seconds=60))
+    recent.seen("b", _at(150))
+    recent.wrote("b", _at(170))  # our write moved it
+    recent.wrote("c", None)  # a write whose new stamp the CRM did not return
+    recent.seen("c", _at(160))
+    recent.wrote("c", None)
+    assert dict(recent.known(_at(150))) == {"a": _at(100), "b": _at(170)}
+    # Another mapping version knows nothing: the pull is full.
+    assert len(Known(previous, "v2")) == 0
+
+
+def test_recent_stays_bounded_and_drops_the_oldest_first() -> None:
+    recent = Recent(Known(None, "v1"), timedelta(seconds=1000), max_known=10)
+    for n in range(100):
+        recent.seen(str(n), _at(n))
+    kept = recent.known(_at(99))
+    assert len(kept) == 10 and {i for i, _ in kept} == {str(n) for n in range(90, 100)}
+
+
+def test_known_window_counts_what_is_known_inside_it_and_what_moved_out() -> None:
+    known = Known(
+        Watermark(_at(100), frozenset(), "v1", (("a", _at(50)), ("b", _at(100)), ("c", _at(130)))),
+        "v1",
+    )
+    assert known.window(_at(40), _at(100)) == (_at(130), 3)
+    assert known.window(_at(60), _at(100)) == (_at(130), 2)
+    assert known.moved([("a", _at(140)), ("z", _at(141))], _at(40)) == 1
+    assert known.has("b", _at(100)) and not known.has("b", _at(101))
+    assert Known(None, "v1").window(_at(0), _at(1)) is None
