@@ -561,11 +561,15 @@ class DealSource(Protocol):
         """API calls made so far."""
         ...
 
-    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+    def pull_deals(
+        self, since: datetime | None, window: KnownWindow | None = None
+    ) -> Iterator[DealPage]:
         """Pages of deals modified at or after ``since`` (all when None).
 
         Incremental pulls (``since`` given) come in ascending stamp order, so
         the watermark can follow each page; a full pull may come in any order.
+        ``window``: as for :meth:`CrmAdapter.pull`, a look-back window the
+        source may leave unread once a count proves it known.
         """
         ...
 

@@ -20,18 +20,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import cast
 
 from connector.crm.base import DealSource
 from connector.errors import SegsyncError
-from connector.state import DealProblem
+from connector.state import DealProblem, Watermark
 from connector.store.deals import DEAL_OBJECT, DealStore
 from connector.store.leases import Fence
 from connector.store.records import RunCounts, RunStatus
 from connector.store.store import Store
+from connector.sync.echo import known_window
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
+from connector.sync.window import Known, Recent
 
 log = logging.getLogger("segsync.sync")
 
@@ -61,6 +63,9 @@ class DealSyncResult:
     """Problems by code."""
     api_calls: int = 0
     minimum_calls: int = 0
+    """The floor for the deals changed since the last run (re-reads not counted)."""
+    rereads: int = 0
+    """Deals the look-back window met again at a stamp already recorded (not counted)."""
     seconds: float = 0.0
     message: str = ""
     object: str = DEAL_OBJECT
@@ -90,12 +95,21 @@ def sync_deals(
     full = full or needs_full(previous, DEALS_VERSION)
     since = None if full else query_start(previous, lookback)
     tracker = WatermarkTracker(None if full else previous, DEALS_VERSION)
+    # Deals already recorded at their stamp (connector/sync/window.py): not
+    # recorded again, and a look-back window of only those is not even read.
+    known = Known(None if full else previous, DEALS_VERSION)
+    recent = Recent(known, lookback)
     result = DealSyncResult(connection, source.crm, full)
     result.run_id = store.start_run(connection, source.crm, DEAL_OBJECT, DEALS_VERSION, full=full)
     deals = DealStore(store)
     try:
-        for page in source.pull_deals(since):
+        for page in source.pull_deals(since, known_window(known, previous, since)):
+            for record_id, stamp in page.seen:
+                recent.seen(record_id, stamp)
             new = {i for i, stamp in page.seen if tracker.see(i, stamp)}
+            again = {i for i, stamp in page.seen if i in new and known.has(i, stamp)}
+            new -= again
+            result.rereads += len(again)
             kept = [d for d in page.deals if d.id in new]
             problems = [p for p in page.problems if p.id in new]
             if lease is not None:
@@ -116,12 +130,12 @@ def sync_deals(
             result.kinds.update(p.code for p in problems)
             mark = tracker.watermark()
             if not full and mark is not None:
-                store.advance_watermark(connection, DEAL_OBJECT, mark)
+                store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
         mark = tracker.watermark()
         if full and mark is not None:
             if lease is not None:
                 lease.fence()
-            store.advance_watermark(connection, DEAL_OBJECT, mark)
+            store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
     except SegsyncError as exc:
         result.status, result.message = "failed", str(exc)
         _finish(store, source, result, calls_before, started, since is not None)
@@ -140,6 +154,11 @@ def sync_deals(
         extra={"connection": connection, "crm": source.crm, "read": result.read},
     )
     return result
+
+
+def _with_known(mark: Watermark, recent: Recent) -> Watermark:
+    """The watermark with the deals recorded in its look-back window, by id and stamp."""
+    return replace(mark, known=recent.known(mark.stamp))
 
 
 def _finish(

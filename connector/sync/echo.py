@@ -19,9 +19,10 @@ way, and counted apart (:attr:`EchoFilter.rereads`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from connector.crm.base import CrmRecord
-from connector.state import utc
+from connector.crm.base import CrmRecord, KnownWindow
+from connector.state import Watermark, utc
 from connector.store.store import Store
 from connector.sync.window import Known
 
@@ -67,3 +68,16 @@ class EchoFilter:
         if not known:
             return set()
         return {r.id for r in records if known.has(r.id, r.stamp)}
+
+
+def known_window(
+    known: Known, previous: Watermark | None, since: datetime | None
+) -> KnownWindow | None:
+    """The look-back window an adapter may leave unread once a count proves it known."""
+    if previous is None or since is None:
+        return None
+    span = known.window(since, previous.stamp)
+    if span is None:
+        return None
+    upto, expected = span
+    return KnownWindow(since, upto, expected, lambda pairs: known.moved(pairs, since), known.has)

@@ -63,7 +63,7 @@ from connector.store.store import Store
 from connector.sync.agreement import Agreement, with_note
 from connector.sync.audit import AuditTrail
 from connector.sync.bulkjobs import StoreJournal
-from connector.sync.echo import EchoFilter
+from connector.sync.echo import EchoFilter, known_window
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
 from connector.sync.parents import (
@@ -260,7 +260,7 @@ class Runner:
         known = Known(None if full else previous, engine.version)
         echoes = None if full else EchoFilter(store, conn, obj, known)
         recent = Recent(known, timedelta(seconds=self._settings.lookback_seconds))
-        window = _window(known, previous, since)
+        window = known_window(known, previous, since)
         audit = AuditTrail()
         try:
             self._check_owned(job, record=not dry_run)
@@ -863,17 +863,6 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
     wait with the work. An exception in the worker is raised here, in order.
     """
     return merged([pages], depth, name="segsync-prefetch")
-
-
-def _window(known: Known, previous: Watermark | None, since: datetime | None) -> KnownWindow | None:
-    """The look-back window the adapter may leave unread once a count proves it known."""
-    if previous is None or since is None:
-        return None
-    span = known.window(since, previous.stamp)
-    if span is None:
-        return None
-    upto, expected = span
-    return KnownWindow(since, upto, expected, lambda pairs: known.moved(pairs, since), known.has)
 
 
 def _inherited_fields(engine: Engine, crm: str) -> list[str]:

@@ -212,9 +212,11 @@ class HubSpotAdapter:
         page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
         return -(-read // page) + -(-changed // HS_BATCH)
 
-    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+    def pull_deals(
+        self, since: datetime | None, window: KnownWindow | None = None
+    ) -> Iterator[DealPage]:
         """Pages of deals (read-only) modified at or after ``since``; see :mod:`.deals`."""
-        return DealPuller(self._session).pull(since)
+        return DealPuller(self._session).pull(since, window)
 
     def deal_minimum_calls(self, read: int, *, incremental: bool) -> int:
         """Pipelines, pages and association reads: the floor of a deal pull."""

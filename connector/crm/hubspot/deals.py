@@ -27,13 +27,14 @@ from hubspot.crm.associations.v4.models import (
     PublicFetchAssociationsBatchRequest,
 )
 
-from connector.crm.base import DealPage, parse_stamp
+from connector.crm.base import DealPage, KnownWindow, parse_stamp
 from connector.crm.hubspot.listing import list_pages
 from connector.crm.hubspot.pull import regroup
 from connector.crm.hubspot.raw import stamp_of
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP
+from connector.crm.hubspot.window import search_known
 from connector.crm.limits import HS_ASSOC_BATCH, HS_LIST_PAGE, HS_SEARCH_PAGE
 from connector.state import DealProblem, DealRecord
 
@@ -178,15 +179,19 @@ class DealPuller:
         )
         return stages_of(list(answer.results or []))
 
-    def pull(self, since: datetime | None) -> Iterator[DealPage]:
-        """Pages of deals modified at or after ``since`` (all when None)."""
+    def pull(self, since: datetime | None, window: KnownWindow | None = None) -> Iterator[DealPage]:
+        """Pages of deals modified at or after ``since`` (all when None).
+
+        With ``window``, a look-back window proven known is not read (:mod:`.window`).
+        """
         stages = self.stages()
         properties = list(PROPERTIES)
-        pages = (
-            list_pages(self._session, OBJECT_TYPE, properties)
-            if since is None
-            else search_since(self._session, OBJECT_TYPE, properties, since)
-        )
+        if since is None:
+            pages = list_pages(self._session, OBJECT_TYPE, properties)
+        elif window is not None:
+            pages = search_known(self._session, OBJECT_TYPE, properties, window)
+        else:
+            pages = search_since(self._session, OBJECT_TYPE, properties, since)
         # One association read takes 1,000 deals: gather that many first.
         for raw in regroup(pages, HS_ASSOC_BATCH):
             if not raw:

@@ -277,7 +277,9 @@ class SalesforceAdapter:
             writes = math.ceil(changed / SF_COLLECTION_BATCH)
         return reads + writes
 
-    def pull_deals(self, since: datetime | None) -> Iterator[DealPage]:
+    def pull_deals(
+        self, since: datetime | None, window: KnownWindow | None = None
+    ) -> Iterator[DealPage]:
         """Pages of opportunities (read-only) modified at or after ``since``; see :mod:`.deals`."""
         return self._deals.pull(since)
 
