@@ -184,6 +184,10 @@ def result_row(result: RunResult) -> dict[str, Any]:
         "failed": result.failed,
         "api_calls": result.api_calls,
         "minimum_calls": result.minimum_calls,
+        "read_floor": result.read_floor_calls,
+        "outside": result.outside,
+        "rereads": result.rereads,
+        "echoes": result.echoes,
         "ratio": round(result.api_calls / result.minimum_calls, 3)
         if result.minimum_calls
         else None,
