@@ -746,7 +746,13 @@ class Runner:
         )
         for chunk in self._chunks(spool, size):
             if recheck is not None:
-                chunk = _without_stale(chunk, recheck, result)
+                kept = _without_stale(chunk, recheck, result)
+                if recent is not None:
+                    # Changed since the plan: no longer known at the stamp it was read at,
+                    # so the next run's window counts it unknown and reads it.
+                    for record_id in {e[1] for e in chunk}.difference(e[1] for e in kept):
+                        recent.forget(record_id)
+                chunk = kept
             writes = [entry for entry in chunk if entry[0] == "write"]
             updates = [RecordUpdate(entry[1], entry[2]) for entry in writes]
             if lease is not None and updates:

@@ -117,9 +117,13 @@ class Recent:
         """Segsync's write gave the record ``stamp`` (``None``: the CRM did not say)."""
         if stamp is None:
             # Not known at its new stamp: the window will count it unknown.
-            self._at.pop(record_id, None)
+            self.forget(record_id)
         else:
             self._put(record_id, utc(stamp))
+
+    def forget(self, record_id: str) -> None:
+        """The record is not known at any stamp (it changed since it was read)."""
+        self._at.pop(record_id, None)
 
     def known(self, top: datetime) -> tuple[tuple[str, datetime], ...]:
         """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
