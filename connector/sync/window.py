@@ -36,6 +36,7 @@ Pure: values in, values out.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -100,7 +101,8 @@ class Recent:
     the new watermark: the previous run's pairs and this run's, each record
     at its latest stamp, those below ``top - lookback`` dropped. Memory stays
     bounded: pairs below the look-back of the highest stamp so far are
-    pruned as the top rises (they are below the final one too).
+    pruned as the top rises (they are below the final one too). Thread-safe:
+    the writes of a run may go out while its plan is still reading.
     """
 
     def __init__(self, previous: Known, lookback: timedelta, max_known: int = MAX_KNOWN) -> None:
@@ -108,6 +110,7 @@ class Recent:
         self._lookback = lookback
         self._max = max_known
         self._top: datetime | None = None
+        self._lock = threading.Lock()
 
     def seen(self, record_id: str, stamp: datetime) -> None:
         """A record read at ``stamp`` (planned, or skipped as already known)."""
@@ -123,17 +126,22 @@ class Recent:
 
     def forget(self, record_id: str) -> None:
         """The record is not known at any stamp (it changed since it was read)."""
-        self._at.pop(record_id, None)
+        with self._lock:
+            self._at.pop(record_id, None)
 
     def known(self, top: datetime) -> tuple[tuple[str, datetime], ...]:
         """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
         floor = utc(top) - self._lookback
-        kept = sorted(
-            ((i, s) for i, s in self._at.items() if s >= floor), key=lambda p: p[1], reverse=True
-        )
+        with self._lock:
+            pairs = [(i, s) for i, s in self._at.items() if s >= floor]
+        kept = sorted(pairs, key=lambda p: p[1], reverse=True)
         return tuple(kept[: self._max])
 
     def _put(self, record_id: str, stamp: datetime) -> None:
+        with self._lock:
+            self._put_locked(record_id, stamp)
+
+    def _put_locked(self, record_id: str, stamp: datetime) -> None:
         old = self._at.get(record_id)
         if old is None or stamp >= old:
             self._at[record_id] = stamp
