@@ -11,10 +11,7 @@ write from it.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from service_helpers import start_service, until
 
 from connector import templates
 from connector.cli import cli
@@ -31,7 +29,6 @@ from connector.store import Store
 from connector.store.schema import job_leases
 from segsync_sandbox.launcher import Sandboxes
 
-ROOT = Path(__file__).resolve().parent.parent
 LEASE_SECONDS = 6
 INTERVAL_SECONDS = 2.0
 ENTERPRISE_SAAS = {
@@ -60,26 +57,6 @@ def _config(sandboxes: Sandboxes, tmp_path: Path, store_url: str) -> Path:
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "connector", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-
-
-def _until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _lease(store: Store, job: str) -> Any:
     with store.engine.connect() as conn:
         return conn.execute(sa.select(job_leases).where(job_leases.c.job == job)).first()
@@ -92,9 +69,9 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
     portal = fresh_sandboxes.hubspot.portal
     config = _config(fresh_sandboxes, tmp_path, pg_schema_url)
     store = Store.open(pg_schema_url)
-    replicas = [_start(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
+    replicas = [start_service(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
     try:
-        _until(
+        until(
             lambda: (
                 {r.object for r in store.runs(100) if r.status == "succeeded"}
                 == {"account", "contact"}
@@ -126,7 +103,7 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
             pid = int(lease.holder.split()[2].split("@")[0])
             return (pid, running[0].id) if pid in pids else None
 
-        victim_pid, victim_run = _until(victim_mid_pull, 60, "an account run in flight")
+        victim_pid, victim_run = until(victim_mid_pull, 60, "an account run in flight")
         victim = pids.pop(victim_pid)
         victim.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
@@ -140,14 +117,14 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
             # "pending" is the moment between taking the lease and trying the lock.
             return lease if taken and lease.mode != "pending" else None
 
-        lease = _until(taken_over, LEASE_SECONDS + 4 * INTERVAL_SECONDS + 20, "the takeover")
+        lease = until(taken_over, LEASE_SECONDS + 4 * INTERVAL_SECONDS + 20, "the takeover")
         took = time.monotonic() - stopped_at
         assert lease.mode == "steal"
         app.faults.update(latency_ms=0)
         # The survivor's run after the takeover. It may have nothing left to write:
         # a run that started while the test was editing can already have written
         # the 30 companies before the victim's run began (the ticks are 2 s apart).
-        done = _until(
+        done = until(
             lambda: [
                 r
                 for r in store.runs(20, object="account")
@@ -156,7 +133,7 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
             60,
             "the survivor's account run",
         )
-        _until(
+        until(
             lambda: [
                 r
                 for r in store.runs(20, object="contact")
@@ -175,7 +152,7 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
             row = store.run(victim_run)
             return row if row is not None and "lease" in (row.message or "") else None
 
-        row = _until(ended, 30, "the resumed replica to end its run")
+        row = until(ended, 30, "the resumed replica to end its run")
         time.sleep(2 * INTERVAL_SECONDS)  # and a tick or two of it running on
         after = [e for e in app.log.entries()[log_mark:] if e.kind == "batch.update"]
         victim.send_signal(signal.SIGTERM)

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
+from service_helpers import start_service, until
 
 from connector.cli import cli
 from connector.service.scheduler import EPOCH
@@ -49,26 +50,6 @@ def _config(sandboxes: Sandboxes, tmp_path: Path, store_url: str, interval_minut
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as stderr:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "connector", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-
-
-def _until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _log_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
@@ -88,10 +69,10 @@ def test_sigterm_lets_the_run_record_and_exits_zero(
     config = _config(fresh_sandboxes, tmp_path, url, interval_minutes=60)
     slow_hubspot(250)  # every call a quarter second: the first full run takes seconds
     log = tmp_path / "service.log"
-    process = _start(config, log)
+    process = start_service(config, log)
     store = Store.open(url)
     try:
-        running = _until(
+        running = until(
             lambda: [r for r in store.runs(5) if r.status == "running"], 30, "a run in flight"
         )[0]
         signalled = datetime.now(UTC)
@@ -177,10 +158,10 @@ def test_two_replicas_share_the_jobs_and_survive_a_kill(
         fresh_sandboxes, tmp_path, pg_schema_url, interval_minutes=INTERVAL_SECONDS / 60
     )
     store = Store.open(pg_schema_url)
-    replicas = [_start(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
+    replicas = [start_service(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
     try:
         # Phase 1: both replicas up for a few ticks.
-        _until(
+        until(
             lambda: (
                 {r.object for r in store.runs(100) if r.status == "succeeded"}
                 == {"account", "contact"}
@@ -201,7 +182,7 @@ def test_two_replicas_share_the_jobs_and_survive_a_kill(
             in_flight = [r for r in store.runs(5, object="account") if r.status == "running"]
             return holder if holder and in_flight else None
 
-        victim_pid = _until(holder_mid_run, 30, "an account run in flight")
+        victim_pid = until(holder_mid_run, 30, "an account run in flight")
         victim_run = store.runs(1, object="account")[0]
         assert victim_run.status == "running"
         victim = next(p for p in replicas if p.pid == victim_pid)
@@ -212,7 +193,7 @@ def test_two_replicas_share_the_jobs_and_survive_a_kill(
         slow_hubspot(0)
 
         # Phase 3: the survivor takes the job over at its next tick.
-        takeover = _until(
+        takeover = until(
             lambda: [
                 r
                 for r in store.runs(5, object="account")

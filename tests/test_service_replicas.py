@@ -12,15 +12,13 @@ from __future__ import annotations
 import itertools
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from service_helpers import start_service, until
 
 from connector import templates
 from connector.cli import cli
@@ -30,7 +28,6 @@ from connector.store import Store
 from connector.store.records import RunRow
 from segsync_sandbox.launcher import Sandboxes
 
-ROOT = Path(__file__).resolve().parent.parent
 INTERVAL_SECONDS = 2.0
 CRMS = ("salesforce", "hubspot")
 
@@ -62,26 +59,6 @@ def _config(sandboxes: Sandboxes, tmp_path: Path, store_url: str) -> Path:
     result = CliRunner().invoke(cli, ["provision", "--config", str(path)])
     assert result.exit_code == 0, result.output
     return path
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "connector", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-
-
-def _until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _edit(sandboxes: Sandboxes, crm: str, record_id: str, values: dict[str, Any]) -> None:
@@ -131,10 +108,10 @@ def test_two_replicas_both_crms_contacts_follow_their_accounts(
 ) -> None:
     config = _config(fresh_sandboxes, tmp_path, pg_schema_url)
     store = Store.open(pg_schema_url)
-    replicas = [_start(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
+    replicas = [start_service(config, tmp_path / f"replica-{i}.log") for i in (1, 2)]
     rng = random.Random(16)
     try:
-        _until(
+        until(
             lambda: (
                 len({(r.connection, r.object) for r in store.runs(200) if r.status == "succeeded"})
                 == 4
@@ -152,9 +129,9 @@ def test_two_replicas_both_crms_contacts_follow_their_accounts(
             time.sleep(1.5)
         last = max(r.id for r in store.runs(1))
         # Every job then runs once more after the edits (contacts after accounts).
-        _until(lambda: _settled(store, last), 60, "every job to run after the last edit")
+        until(lambda: _settled(store, last), 60, "every job to run after the last edit")
         last = max(r.id for r in store.runs(1))
-        _until(lambda: _settled(store, last), 60, "every job to run once more")
+        until(lambda: _settled(store, last), 60, "every job to run once more")
         for process in replicas:
             process.send_signal(signal.SIGTERM)
         for process in replicas:
