@@ -87,6 +87,9 @@ class DealRecord:
     ``IsWon``) or from the stage's metadata in the pipelines API (HubSpot).
     ``amount`` is None when blank or not a number; ``closed_at`` is the close
     date of a closed deal (a planned one for an open deal, as the CRM holds it).
+    ``pipeline`` is HubSpot's pipeline id (Salesforce has no pipeline on an
+    Opportunity: None); ``type`` is the deal type, Salesforce ``Type`` (its
+    picklist value) or HubSpot ``dealtype`` (its internal option value).
     """
 
     id: str
@@ -100,6 +103,7 @@ class DealRecord:
     closed_at: datetime | None
     lost_reason: str | None
     stamp: datetime
+    type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

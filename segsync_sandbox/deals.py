@@ -53,6 +53,12 @@ RENEWALS_PIPELINE = "2764311"
 DELETED_PIPELINE = "2764400"
 """A pipeline that was deleted while deals still pointed at it (not served by the pipelines API)."""
 
+#: HubSpot's ``dealtype`` options (internal value → label), as HubSpot defines
+#: them; Salesforce's ``Type`` picklist holds the labels.
+DEAL_TYPES: dict[str, str] = {
+    "newbusiness": "New Business",
+    "existingbusiness": "Existing Business",
+}
 PIPELINES: dict[str, tuple[str, tuple[tuple[str, str, float, bool], ...]]] = {
     SALES_PIPELINE: (
         "Sales Pipeline",
@@ -291,6 +297,7 @@ def hubspot_deal_props(deal: Deal) -> dict[str, str]:
         "dealstage": hubspot_stage(deal),
         "closedate": _hs_datetime(dt.datetime.combine(deal.close_date, dt.time(), tzinfo=dt.UTC)),
         "createdate": _hs_datetime(deal.created_at),
+        "dealtype": "existingbusiness" if deal.renewal else "newbusiness",
     }
     if deal.lost_reason is not None:
         props["closed_lost_reason"] = deal.lost_reason

@@ -152,8 +152,7 @@ def load_engines(paths: Sequence[Path], *, deals: bool = True) -> dict[str, Engi
 
     ``deals``: the command computes rollup attributes from the deals its
     deal syncs keep (``sync``, ``run``); without (``parity``) a mapping with
-    rollups is refused, as one whose rollups filter on the deal type is
-    everywhere live (the deal store keeps no type).
+    rollups is refused.
     """
     engines: dict[str, Engine] = {}
     problems: list[Problem] = []
@@ -182,23 +181,17 @@ def load_engines(paths: Sequence[Path], *, deals: bool = True) -> dict[str, Engi
 
 def _rollup_problems(path: Path, engine: Engine, deals: bool) -> list[Problem]:
     """The rollup attributes a live command cannot compute (see :func:`load_engines`)."""
-    out = []
-    for name, rollup in engine.definition.rollups.items():
-        if not deals:
-            message = (
-                "rollup attributes are computed from the deals of one connection; this "
-                "command compares two CRMs without their deals (`segsync diff --deals FILE` "
-                "computes them from an export)"
-            )
-        elif rollup.types is not None:
-            message = (
-                "a rollup filtered on the deal type cannot run live: deal syncs keep no deal "
-                "type (preview, explain and diff with --deals FILE read it from an export)"
-            )
-        else:
-            continue
-        out.append(Problem(str(path), f"attributes.{name}.rollup", message))
-    return out
+    if deals:
+        return []
+    message = (
+        "rollup attributes are computed from the deals of one connection; this "
+        "command compares two CRMs without their deals (`segsync diff --deals FILE` "
+        "computes them from an export)"
+    )
+    return [
+        Problem(str(path), f"attributes.{name}.rollup", message)
+        for name in engine.definition.rollups
+    ]
 
 
 def make_adapter(

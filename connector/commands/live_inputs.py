@@ -7,7 +7,7 @@ their deals from the state store (as the last deal sync left them, like
 reads: an accounts JSON Lines file (the CRM's field names, values as the API
 sent them, the record id under ``Id`` / ``hs_object_id``) and a deals JSON
 Lines file (``id``, ``account_id``, ``is_closed``, ``is_won``, ``amount``,
-``created_at``, ``closed_at``, ``pipeline``). The diff then runs on those
+``created_at``, ``closed_at``, ``pipeline``, ``type``). The diff then runs on those
 files exactly as on exports, so a live result is reproducible offline from
 the files (``--save-inputs DIR`` keeps them) with ``--now`` set to its
 ``evaluated_at``. Streams page by page; nothing is written to the CRM or the
@@ -114,6 +114,7 @@ def pull_inputs(
                     "created_at": deal.created_at.isoformat(),
                     "closed_at": deal.closed_at.isoformat() if deal.closed_at else None,
                     "pipeline": deal.pipeline,
+                    "type": deal.type,
                 }
                 out.write(json.dumps(row) + "\n")
                 written += 1

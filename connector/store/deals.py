@@ -38,6 +38,7 @@ DEAL_MARKS = "account.deals"
 _ROLLUP_INPUTS = (
     "account_id",
     "pipeline",
+    "type",
     "is_closed",
     "is_won",
     "amount",
@@ -73,6 +74,7 @@ class DealStore:
                 "crm": crm,
                 "account_id": d.account_id,
                 "pipeline": d.pipeline,
+                "type": d.type,
                 "stage": d.stage,
                 "is_closed": d.is_closed,
                 "is_won": d.is_won,
@@ -209,6 +211,7 @@ def _deal(row: Any) -> DealRecord:
         closed_at=row.closed_at,
         lost_reason=row.lost_reason,
         stamp=row.modstamp,
+        type=row.type,
     )
 
 

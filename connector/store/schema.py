@@ -337,6 +337,7 @@ deals = sa.Table(
     sa.Column("closed_at", UTCDateTime(), nullable=True),
     sa.Column("lost_reason", sa.Text(), nullable=True),
     sa.Column("modstamp", UTCDateTime(), nullable=False),
+    sa.Column("type", sa.String(KEY), nullable=True),
     sa.Index(None, "connection", "account_id"),
 )
 

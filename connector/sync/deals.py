@@ -37,9 +37,10 @@ from connector.sync.window import Known, Recent
 
 log = logging.getLogger("segsync.sync")
 
-DEALS_VERSION = "deals-1"
+DEALS_VERSION = "deals-2"
 """Stands in for a mapping version in the deal watermark: a change of what is
-stored bumps it, and the next deal sync is full."""
+stored bumps it, and the next deal sync is full. ``deals-2``: the deal type
+is kept (HubSpot's ``dealtype`` was not read before)."""
 
 SAMPLE = 20
 """Problems kept in the result to show (all of them are in the store's errors)."""

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from segsync_sandbox.data import SENIORITIES, TECH_STACK
-from segsync_sandbox.deals import PIPELINES
+from segsync_sandbox.deals import DEAL_TYPES, PIPELINES
 
 JsonObj = dict[str, Any]
 
@@ -378,6 +378,14 @@ def _deal_properties() -> list[JsonObj]:
             "radio",
             g,
             options=options_for([s[0] for s in stages], {s[0]: s[1] for s in stages}),
+        ),
+        make_property(
+            "dealtype",
+            "Deal Type",
+            "enumeration",
+            "radio",
+            g,
+            options=options_for(DEAL_TYPES, DEAL_TYPES),
         ),
         make_property("closed_lost_reason", "Closed Lost Reason", "string", "textarea", g),
     ]

@@ -45,6 +45,7 @@ PROPERTIES = (
     "closedate",
     "createdate",
     "dealstage",
+    "dealtype",
     "pipeline",
     STAMP,
 )
@@ -126,6 +127,7 @@ def deal(
         closed_at=parse_stamp(closes) if closes else None,
         lost_reason=str(lost) if lost else None,
         stamp=stamp,
+        type=str(props["dealtype"]) if props.get("dealtype") else None,
     )
     problem = None
     if not readable:

@@ -6,7 +6,9 @@ watermark, its REST pages of up to 2,000 records followed through
 platform sets them from the stage's ``OpportunityStage`` row), so a stage
 name retired from the picklist is still judged right. The loss reason is not
 a standard field: ``Loss_Reason__c`` is read when the org has it (one cached
-describe of Opportunity per adapter).
+describe of Opportunity per adapter). ``Type`` is the deal's type (what a
+rollup's ``type`` filter reads, as in an Opportunity export); an Opportunity
+has no pipeline (HubSpot's), so ``pipeline`` stays None.
 
 Segsync never writes an Opportunity.
 """
@@ -82,7 +84,7 @@ def opportunity(row: Mapping[str, Any], loss_field: str | None) -> DealRecord | 
     deal = DealRecord(
         id=deal_id,
         account_id=str(account),
-        pipeline=str(row["Type"]) if row.get("Type") else None,
+        pipeline=None,
         stage=str(row["StageName"]) if row.get("StageName") else None,
         is_closed=closed,
         is_won=closed and bool(row.get("IsWon")),
@@ -91,6 +93,7 @@ def opportunity(row: Mapping[str, Any], loss_field: str | None) -> DealRecord | 
         closed_at=_date(row.get("CloseDate")),
         lost_reason=str(lost) if lost else None,
         stamp=parse_stamp(row.get("SystemModstamp")),
+        type=str(row["Type"]) if row.get("Type") else None,
     )
     if not readable:
         return DealProblem(
