@@ -400,6 +400,29 @@ def test_due_dates_are_recorded_with_the_batch_and_listed_when_passed(store: Sto
     assert store.last_written("sf", "account", ["001A"])["001A"] == {"Tier__c": "Tier 1"}
 
 
+def test_reading_due_dates_by_id_looks_records_up_by_key(tmp_path: Any, clock: Clock) -> None:
+    # Per page of a pull: with the not-null test in the query, SQLite walked the
+    # due-date index (every record with a due date) instead of the key.
+    with Store.open(f"sqlite:///{tmp_path}/s.db", clock=clock) as store:
+        run_id = store.start_run("sf", "salesforce", "account", "v1", full=True)
+        store.record_batch(run_id, "sf", "account", due={"001A": T0, "001B": None})
+        plans: list[str] = []
+
+        def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            if "record_state" in statement and statement.lstrip().upper().startswith("SELECT"):
+                rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, params)
+                plans.extend(str(row[-1]) for row in rows)
+
+        sa.event.listen(store.engine, "before_cursor_execute", explain)
+        try:
+            assert store.due("sf", "account", ["001A", "001B", "zzz"]) == {"001A": T0}
+            assert store.echo_stamps("sf", "account", ["001A"]) == {}
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", explain)
+        assert plans and all("due_at" not in plan for plan in plans), plans
+        assert all("sqlite_autoindex_record_state" in plan for plan in plans), plans
+
+
 def test_upgrade_from_the_first_schema_keeps_the_records(url: str, clock: Clock) -> None:
     config = alembic_config()
     with Store.open(url, clock=clock, migrate=False) as old:

@@ -591,7 +591,13 @@ class Store:
     def _column_by_id(
         self, connection: str, object: str, ids: Sequence[str], column: sa.Column[Any]
     ) -> dict[str, Any]:
-        """Record id → ``column``'s value, for those of ``ids`` where it is not null."""
+        """Record id → ``column``'s value, for those of ``ids`` where it is not null.
+
+        Nulls are left out here, not in the query: with ``column IS NOT NULL``
+        in it, SQLite chose the ``due_at`` index over the primary key and read
+        every record with a due date for each page (2.5 s a page of 200 at
+        100,000 records on a loaded machine, against 4 ms by key).
+        """
         found: dict[str, Any] = {}
         with self._engine.connect() as conn:
             for chunk in _chunks(list(dict.fromkeys(ids))):
@@ -599,10 +605,10 @@ class Store:
                     record_state.c.connection == connection,
                     record_state.c.object == object,
                     record_state.c.record_id.in_(chunk),
-                    column.is_not(None),
                 )
                 for record_id, value in conn.execute(query):
-                    found[str(record_id)] = value
+                    if value is not None:
+                        found[str(record_id)] = value
         return found
 
     def last_written(
