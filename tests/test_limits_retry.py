@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,71 @@ def test_retry_gives_up_and_does_not_retry_other_errors() -> None:
     with pytest.raises(SkippableError):
         RetryPolicy(attempts=3, sleep=clock.sleep).call(skip)
     assert len(attempts) == 1
+
+
+def _serve(limiter: RollingWindowLimiter, clock: FakeClock, calls: int, seed: int) -> list[float]:
+    """One caller at a time: each call counted by the server 80-150 ms after it is sent
+    (the network's jitter), answered 1-20 ms later. The times the server counted."""
+    rng = random.Random(seed)
+    counted = []
+    for _ in range(calls):
+        slot = limiter.begin()
+        clock.now += rng.uniform(0.08, 0.15)
+        counted.append(clock.now)
+        clock.now += rng.uniform(0.001, 0.02)
+        slot.done()
+    return counted
+
+
+def _most_in_a_window(counted: list[float], window: float) -> int:
+    # As HubSpot's window counts: a call exactly one window later is in the next.
+    return max(sum(1 for c in counted if t - window < c <= t) for t in counted)
+
+
+def test_search_pacing_keeps_the_server_count_within_the_limit_at_nearly_full_rate() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(5, window=1.0, margin=0.01, clock=clock, sleep=clock.sleep)
+    counted = _serve(limiter, clock, 300, seed=3)
+    assert _most_in_a_window(counted, 1.0) == 5
+    rate = len(counted) / (counted[-1] - counted[0])
+    assert rate > 4.7  # 5 / (1 s + the jitter's mean excess over its fastest + margin)
+    # Paced by send times with that margin instead, the jitter shows through.
+    clock = FakeClock()
+    by_start = RollingWindowLimiter(5, window=1.0, margin=0.01, clock=clock, sleep=clock.sleep)
+    by_start.begin = lambda: _started(by_start)  # type: ignore[method-assign]
+    assert _most_in_a_window(_serve(by_start, clock, 300, seed=3), 1.0) > 5
+
+
+def _started(limiter: RollingWindowLimiter) -> Any:
+    limiter.acquire()
+
+    class _Done:
+        def done(self) -> None:
+            pass
+
+    return _Done()
+
+
+def test_a_call_in_flight_holds_its_place_and_an_answer_frees_it_a_window_later() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(2, window=10.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    first = limiter.begin()
+    clock.now += 0.1
+    second = limiter.begin()
+    clock.now += 5.0  # both in flight, holding their places
+    first.done()  # a 5.1 s round trip: the fastest seen, so lead 5.1
+    second.done()  # 5.0 s round trip: lead 5.0, free at 1005.1 + 10 - 5.0
+    assert limiter.lead == 5.0
+    third_at = clock.now
+    limiter.begin()
+    # The first call's place: its answer (1005.1) + 10 s - its own 5.1 s lead = 1010.0.
+    assert clock.now == pytest.approx(1010.0) and clock.now > third_at
+
+
+def test_calls_counted_elsewhere_keep_their_place_for_a_window() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(3, window=10.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    limiter.begin().done()
+    limiter.observe(3, 0, 10.0)  # the portal counts 3: two of them not ours
+    limiter.begin()
+    assert clock.now == pytest.approx(1010.0)  # a window from when they were reported

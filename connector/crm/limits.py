@@ -39,16 +39,55 @@ class BudgetExhausted(FatalSyncError):
     """The share of the daily API allocation that segsync may use is spent."""
 
 
+PACING_MARGIN = 0.01
+"""Seconds a call's place in a window is held beyond what its round trip proves (the two
+halves of a round trip may differ from call to call): HubSpot's pacing."""
+ROUND_TRIPS_KEPT = 50
+"""Round trips a limiter remembers to know the fastest one (see :class:`RollingWindowLimiter`)."""
+_IN_FLIGHT_POLL = 0.01
+"""Seconds to wait for an answer when every call in the window is still in flight."""
+
+
+class Slot:
+    """One call booked in a :class:`RollingWindowLimiter`: give it back with :meth:`done`."""
+
+    __slots__ = ("_limiter", "free_at", "start")
+
+    def __init__(self, limiter: RollingWindowLimiter, start: float) -> None:
+        self._limiter = limiter
+        self.start = start
+        self.free_at: float | None = None
+        """When the call surely left the server's window (None: still in flight)."""
+
+    def done(self) -> None:
+        """The answer (or the failure) is in: the call's time in the window now has an end."""
+        self._limiter._done(self)
+
+
 @dataclass
 class RollingWindowLimiter:
-    """Paces calls so that at most ``limit`` start in any rolling ``window`` seconds.
+    """Paces calls so that at most ``limit`` are counted in any rolling ``window`` seconds.
 
-    HubSpot counts requests per token in a rolling ten-second window and
-    answers 429 beyond it; pacing below the limit costs less than retrying
-    storms of 429s (HubSpot asks that errors stay under 5 % of calls).
-    ``margin`` seconds are added to absorb the skew between when we send and
-    when the server counts. ``clock`` and ``sleep`` are seams for tests and
-    for shutdown (a sleep that an event cuts short).
+    HubSpot counts requests per token in a rolling ten-second window (search
+    per account in one second) and answers 429 beyond it; pacing at the
+    limit costs less than retrying storms of 429s (HubSpot asks that errors
+    stay under 5 % of calls). The server counts a call at some moment
+    between our sending it and our receiving the answer, and that moment
+    wanders with the network's jitter, so pacing by send times alone needs
+    a margin as wide as the jitter (too wide for search's one-second window:
+    at 80-150 ms a call, 5 / 1.07 s).
+
+    :meth:`begin` books a call and :meth:`Slot.done` closes it. A call holds
+    its place from its start until ``window`` after its answer, less the
+    fastest round trip seen lately (``lead``), plus ``margin``: the server
+    counted the old call no later than its answer, and counts a new one no
+    sooner than that much after sending it, as long as a round trip's two
+    halves do not trade places by more than ``margin``. A call still in
+    flight holds its place. So the window is used whole (one lead's width
+    is lost per window only to jitter), whatever the latency. :meth:`acquire`
+    books a call counted when it starts (no answer awaited): its place is
+    held ``window + margin`` from then. ``clock`` and ``sleep`` are seams
+    for tests and for shutdown (a sleep that an event cuts short).
     """
 
     limit: int
@@ -60,15 +99,21 @@ class RollingWindowLimiter:
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError("limit must be at least 1")
-        self._starts: deque[float] = deque()
+        self._slots: list[Slot] = []
+        self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
         self._lock = threading.Lock()
+
+    @property
+    def lead(self) -> float:
+        """The fastest recent round trip (0 before the first answer)."""
+        return min(self._round_trips, default=0.0)
 
     def observe(self, limit: int, remaining: int, window: float) -> None:
         """Follow the limit the server reports: its size, its window, its count of our calls.
 
         ``limit`` and ``window`` replace the configured figures (the portal
         knows its own tier). When the server has counted more calls in the
-        window than were started here (another process on the same token),
+        window than this limiter holds (another process on the same token),
         the difference is booked now, so this limiter leaves room for them.
         """
         if limit < 1 or window <= 0:
@@ -76,30 +121,50 @@ class RollingWindowLimiter:
         with self._lock:
             self.limit, self.window = limit, window
             now = self.clock()
-            horizon = self.window + self.margin - 1e-6
-            while self._starts and now - self._starts[0] >= horizon:
-                self._starts.popleft()
-            unseen = (limit - max(0, remaining)) - len(self._starts)
-            if unseen > 0:
-                self._starts.extend([now] * unseen)  # the newest: the deque stays in order
+            self._prune(now)
+            unseen = (limit - max(0, remaining)) - len(self._slots)
+            for _ in range(max(0, unseen)):
+                # Counted by the server at the latest now.
+                slot = Slot(self, now)
+                slot.free_at = now + self.window + self.margin
+                self._slots.append(slot)
 
     def acquire(self) -> float:
-        """Block until a call may start; return the seconds waited."""
+        """Block until a call may start, counted from its start; return the seconds waited."""
+        slot, waited = self._book()
+        slot.free_at = slot.start + self.window + self.margin
+        return waited
+
+    def begin(self) -> Slot:
+        """Block until a call may start; its :class:`Slot`, to be closed when it is answered."""
+        return self._book()[0]
+
+    def _book(self) -> tuple[Slot, float]:
         waited = 0.0
         while True:
             with self._lock:
                 now = self.clock()
-                # The epsilon keeps float rounding from leaving a call a hair
-                # inside the window forever.
-                horizon = self.window + self.margin - 1e-6
-                while self._starts and now - self._starts[0] >= horizon:
-                    self._starts.popleft()
-                if len(self._starts) < self.limit:
-                    self._starts.append(now)
-                    return waited
-                pause = max(self._starts[0] + self.window + self.margin - now, 1e-3)
+                self._prune(now)
+                if len(self._slots) < self.limit:
+                    slot = Slot(self, now)
+                    self._slots.append(slot)
+                    return slot, waited
+                ends = [s.free_at for s in self._slots if s.free_at is not None]
+                pause = max(min(ends) - now, 1e-3) if ends else _IN_FLIGHT_POLL
             self.sleep(pause)
             waited += pause
+
+    def _done(self, slot: Slot) -> None:
+        with self._lock:
+            if slot.free_at is not None:
+                return
+            now = self.clock()
+            self._round_trips.append(max(0.0, now - slot.start))
+            slot.free_at = now + self.window - self.lead + self.margin
+
+    def _prune(self, now: float) -> None:
+        # The epsilon keeps float rounding from leaving a call a hair inside the window.
+        self._slots = [s for s in self._slots if s.free_at is None or s.free_at > now + 1e-6]
 
 
 @dataclass

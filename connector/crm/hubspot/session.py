@@ -20,7 +20,12 @@ from hubspot import HubSpot
 from connector.config import HubSpotConnection
 from connector.crm.health import Health
 from connector.crm.hubspot.errors import translate
-from connector.crm.limits import HS_PARTITION_MIN, DailyBudget, RollingWindowLimiter
+from connector.crm.limits import (
+    HS_PARTITION_MIN,
+    PACING_MARGIN,
+    DailyBudget,
+    RollingWindowLimiter,
+)
 from connector.crm.retry import RetryPolicy
 from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError
 
@@ -49,10 +54,14 @@ class HubSpotSession:
         pause = sleep or self.retry.sleep
         # The whole window: the configured limit until the portal reports its
         # own (X-HubSpot-RateLimit-Max / -Interval-Milliseconds), then that.
-        # The margin absorbs the skew between sending and HubSpot's counting.
-        self._limiter = RollingWindowLimiter(settings.requests_per_10s, margin=0.1, sleep=pause)
+        # Each call holds its place until a window after its answer, less the
+        # fastest round trip (the limiter's docstring): no fixed headroom.
+        self._limiter = RollingWindowLimiter(
+            settings.requests_per_10s, margin=PACING_MARGIN, sleep=pause
+        )
+        # Search sends no rate-limit headers: its configured rate, held the same way.
         self._search_limiter = RollingWindowLimiter(
-            settings.search_per_second, window=1.0, margin=0.05, sleep=pause
+            settings.search_per_second, window=1.0, margin=PACING_MARGIN, sleep=pause
         )
         self.budget = DailyBudget(share=1.0, total=settings.daily_limit, used=None)
         self._calls = 0
@@ -119,19 +128,25 @@ class HubSpotSession:
 
         def attempt() -> Any:
             self.budget.check()
-            (self._search_limiter if search else self._limiter).acquire()
+            slot = (self._search_limiter if search else self._limiter).begin()
             with self._count_lock:
                 self._calls += 1
             try:
                 if raw:
-                    response = fn(*args, **kwargs)
                     try:
-                        body, headers = response.data, response.headers
+                        response = fn(*args, **kwargs)
+                        try:
+                            body, headers = response.data, response.headers
+                        finally:
+                            response.release_conn()
                     finally:
-                        response.release_conn()
+                        slot.done()  # the answer is in: parsing it is no part of the round trip
                     data = json.loads(body) if body else {}
                 else:
-                    data, _status, headers = fn(*args, **kwargs)
+                    try:
+                        data, _status, headers = fn(*args, **kwargs)
+                    finally:
+                        slot.done()
             except Exception as exc:
                 raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
