@@ -19,6 +19,7 @@ Then it answers one JSON line per command line read on stdin:
     {"op": "check", "crm": "hubspot"}                     CRM state vs the engine on final inputs
     {"op": "ids", "crm": "hubspot", "share": 0.05}        a sample of record ids
     {"op": "counters", "crm": "hubspot"}                  the request log's counters
+    {"op": "timeline", "crm": "hubspot"}                  [seconds, class, status] per request
     {"op": "snapshot", "dir": ...} / {"op": "restore", "dir": ...}
     {"op": "stop"}
 
@@ -157,6 +158,21 @@ class Control:
 
     def op_counters(self, crm: str) -> Any:
         return dict(self.app(crm).log.counters)
+
+    def op_timeline(self, crm: str) -> Any:
+        """Each logged request as ``[seconds from the first, class, status]``, in log order.
+
+        The class is the request's kind, or ``search`` / ``other`` for one refused
+        before its handler ran (a 429 carries no kind); the time is when the answer
+        was ready.
+        """
+        entries = self.app(crm).log.entries()
+        first = entries[0].time if entries else 0.0
+        rows = []
+        for e in entries:
+            cls = e.kind or ("search" if e.path.endswith("/search") else "other")
+            rows.append([round(e.time - first, 4), cls, e.status])
+        return rows
 
     def op_summary(
         self, crm: str, declared: list[str] | None = None, exclude: list[str] | None = None

@@ -46,6 +46,33 @@ LATENCY = {"latency_ms": 80, "jitter_ms": 70, "seed": 1}
 FAST = 1_000_000
 
 
+def timeline_stats(rows: list[list[Any]], wall: float) -> dict[str, Any]:
+    """Where the wall time went, from the sandbox's request log: per class of call
+    its count, span, rate over that span and 429s; and how full each limit was kept
+    (answered calls ÷ what the limit allows over the run's wall time)."""
+    classes: dict[str, dict[str, Any]] = {}
+    for t, cls, status in rows:
+        c = classes.setdefault(cls, {"calls": 0, "span": [t, t], "429": 0})
+        c["calls"] += 1
+        c["span"][1] = t
+        c["429"] += status == 429
+    for c in classes.values():
+        length = c["span"][1] - c["span"][0]
+        c["per_second"] = round(c["calls"] / length, 2) if length > 0 else None
+    ok_search = sum(1 for _t, cls, st in rows if cls == "search" and st != 429)
+    ok_other = sum(1 for _t, cls, st in rows if cls != "search" and st != 429)
+    # Seconds in which no answered non-search call was logged: the ten-second
+    # window's idle time.
+    busy = {int(t) for t, cls, st in rows if cls != "search" and st != 429}
+    span = int(rows[-1][0]) + 1 if rows else 0
+    return {
+        "classes": classes,
+        "window_use": round(ok_other / max(1e-9, wall * LIMIT / 10), 3),
+        "search_use": round(ok_search / max(1e-9, wall * SEARCH_LIMIT), 3) if ok_search else 0,
+        "idle_seconds_non_search": sorted(set(range(span)) - busy),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
@@ -96,6 +123,7 @@ def main() -> None:
             result = sync(at_limit, "hubspot", full=full)
             cpu = time.process_time() - cpu
             summary = sb.call("summary", crm="hubspot")
+            timeline = sb.call("timeline", crm="hubspot")
             sb.call("faults", crm="hubspot", faults={})
             calls = result.api_calls
             kinds = summary["kinds"]
@@ -127,6 +155,8 @@ def main() -> None:
                 "connector_cpu_seconds": round(cpu, 1),
                 "429_share": round(throttled / max(1, summary["requests"]), 4),
                 "records_per_second": round(result.summary.counts.read / result.seconds, 1),
+                "timeline": timeline_stats(timeline, result.seconds),
+                "timeline_raw": timeline,
             }
             report["runs"].append(row)
             print(
@@ -136,7 +166,9 @@ def main() -> None:
                 f"{row['wall_over_search_aware_floor']}; minimum-plan floor "
                 f"{floor_minimum:.1f} s → {row['wall_over_minimum_plan_floor']}; 429s {throttled} "
                 f"({row['429_share']:.2%}); connector CPU {cpu:.1f} s, load {row['loadavg']}\n"
-                f"  phases (s from first call): {summary['kind_spans']}",
+                f"  phases (s from first call): {summary['kind_spans']}\n"
+                f"  timeline: { {k: v for k, v in row['timeline'].items() if k != 'classes'} }\n"
+                + "".join(f"    {k}: {v}\n" for k, v in row["timeline"]["classes"].items()),
                 flush=True,
             )
 
