@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from service_helpers import start_service, until
+from service_helpers import PATIENCE, freeze_when, start_service, until
 
 from connector import templates
 from connector.cli import cli
@@ -76,8 +76,9 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
                 {r.object for r in store.runs(100) if r.status == "succeeded"}
                 == {"account", "contact"}
             ),
-            60,
+            PATIENCE,
             "the first (full) runs of both jobs",
+            alive=replicas,
         )
         # People make 30 companies Enterprise SaaS; every call now takes 0.4 s,
         # so the next account run spends seconds pulling before it writes.
@@ -103,9 +104,9 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
             pid = int(lease.holder.split()[2].split("@")[0])
             return (pid, running[0].id) if pid in pids else None
 
-        victim_pid, victim_run = until(victim_mid_pull, 60, "an account run in flight")
+        # Stopped while its run is in flight (checked again once it is stopped).
+        victim_pid, victim_run = freeze_when(victim_mid_pull, PATIENCE, "an account run in flight")
         victim = pids.pop(victim_pid)
-        victim.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
         (survivor,) = pids.values()
         stolen_token = _lease(store, "hubspot.account").token
