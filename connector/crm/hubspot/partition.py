@@ -25,7 +25,7 @@ disjoint parts read at the same time (:func:`~connector.crm.concurrent.merged`):
   An edit made while the parts are read carries a later stamp: it is the
   next run's, so none hides behind an id already passed, and segsync's own
   writes made meanwhile (:mod:`connector.sync.pipeline`) shift nothing.
-  Smaller windows stay one walk in stamp order (:mod:`.search`).
+  Smaller windows stay one keyset walk in stamp order (:mod:`.search`).
 
 Both set ``session.expected`` (the count): the runner may then write while
 the pull goes on, since no write of its own can disturb these walks.
@@ -112,8 +112,8 @@ def window_pages(
     head = first_page(session, object_type, properties, since)
     total = int(head.get("total") or 0)
     if total < _minimum(session, minimum) or streams < 2:
-        # One walk in stamp order, offset paging: its count is not published (see
-        # connector/sync/pipeline.py), so no write runs alongside it.
+        # One keyset walk in stamp order (.search): its count is not published
+        # (see connector/sync/pipeline.py), so no write runs alongside it.
         yield from search_since(session, object_type, properties, since, first=head)
         return
     session.expected = total

@@ -1,21 +1,26 @@
-"""Incremental pulls: search windows on the stamp that never reach the cap.
+"""Incremental pulls: keyset walks on the stamp, which an edit during the walk cannot shift.
 
-HubSpot's search endpoint returns at most 10,000 results for one query, 200
-a page. A walk of ``hs_lastmodifieddate >= since`` sorted by the stamp is
-therefore cut into windows: before a window reaches the cap, the next one
-starts again from the last stamp seen, skipping the ids already yielded at
-that stamp. When a whole window shares one stamp (more records modified in
-the same millisecond than a window holds), that stamp is walked on its own
-by ``hs_object_id`` and the walk goes on one millisecond after it, so no
-record is lost and no window repeats forever.
+HubSpot's search pages a query by offset (``after``), and an offset counts
+records in the order the query has *now*: a record already passed that is
+edited during the walk moves to the end (its stamp is the newest), every
+later record shifts one place left, and the record at the page boundary is
+never read. So no walk here sends ``after``. Every page is a new query that
+starts from the last stamp seen (keyset paging, the way HubSpot's docs say
+to get past the 10,000-result cap): ``hs_lastmodifieddate > t`` OR
+(``hs_lastmodifieddate = t`` AND ``hs_object_id`` ≠ each id already read at
+``t``), sorted by the stamp. A record edited meanwhile moves above ``t`` and
+is read again at its new stamp; nothing at or above ``t`` is passed over.
 
-Records that share a stamp (a tie) may come back in another order on every
-request: nothing in HubSpot's docs promises more than the sort itself, and
-a tie split across two pages of offset paging could then show some of its
-records twice and others never. So a stamp seen on both sides of a page
-boundary is read whole by ``hs_object_id`` (unique, so its order is total)
-and skipped from then on. The sort is sent in the object form the search
-guide documents: an ignored sort would break every assumption above.
+Ties: search sorts by one property only, and records sharing a stamp may
+come back in any order on every request. The ids already read at the last
+stamp are left out by ``NEQ`` filters, a few at most
+(:data:`MAX_EXCLUDED`); when more records share the page's last stamp, or a
+whole page is one stamp (more records modified in the same millisecond than
+a page holds), that stamp is read whole by ``hs_object_id`` (keyset again:
+ids are unique, so their order is total) and the walk goes on one
+millisecond after it. No query ever pages, so none nears the cap. The sort
+is sent in the object form the search guide documents: an ignored sort would
+break every assumption above.
 """
 
 from __future__ import annotations
@@ -25,12 +30,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.crm.base import parse_stamp
-from connector.crm.hubspot.raw import Item, next_after
+from connector.crm.hubspot.raw import Item, next_after, stamp_of
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP, epoch_ms
-from connector.crm.limits import HS_SEARCH_MAX_RESULTS, HS_SEARCH_PAGE
+from connector.crm.limits import HS_SEARCH_PAGE
 
 ID = "hs_object_id"
+
+#: Ids already read at the last stamp that the next query leaves out by
+#: ``NEQ`` filters: with the stamp filter, at most 5 in a group (HubSpot
+#: documents 6 filters a group). More than that at one stamp: read by id.
+MAX_EXCLUDED = 4
 
 
 def search_since(
@@ -47,80 +57,42 @@ def search_since(
     ``first``: the walk's first page, already read (by :func:`first_page`).
     """
     below = [search_filter(STAMP, "LT", epoch_ms(until))] if until is not None else []
-    start = since
-    seen_at_start: set[str] = set()
+    groups: list[list[dict[str, str]]] = [[search_filter(STAMP, "GTE", epoch_ms(since)), *below]]
     while True:
-        offset = 0
-        last_stamp: datetime | None = None
-        ids_at_last: set[str] = set()
-        complete: set[datetime] = set()  # stamps already read whole, by id
-        previous: tuple[datetime, set[str]] | None = None  # last page's top stamp, its ids
-        window_full = jump = False
-        while True:
-            result = (
-                first
-                if first is not None
-                else _search_page(
-                    session,
-                    object_type,
-                    properties,
-                    [search_filter(STAMP, "GTE", epoch_ms(start)), *below],
-                    STAMP,
-                    offset,
-                )
-            )
-            first = None
-            raw = [
-                (parse_stamp((i.get("properties") or {}).get(STAMP)), i)
-                for i in result.get("results") or []
-            ]
-            tied = previous[0] if previous is not None else None
-            if not raw or tied in complete or min(s for s, _ in raw) != tied:
-                tied = None
-            # A stamp in both this page and the last one (see the module's
-            # docstring) is read whole below, not from this page.
-            yield [
-                i
-                for s, i in raw
-                if s not in complete and s != tied and str(i["id"]) not in seen_at_start
-            ]
-            if tied is not None and previous is not None:
-                shown = previous[1] | (seen_at_start if tied == start else set())
-                yield from _search_one_stamp(session, object_type, properties, tied, shown)
-                complete.add(tied)
-                # A page that ends on that stamp: what follows starts after it.
-                jump = max(s for s, _ in raw) == tied
-            for stamp, item in raw:
-                if last_stamp is None or stamp > last_stamp:
-                    last_stamp, ids_at_last = stamp, {str(item["id"])}
-                elif stamp == last_stamp:
-                    ids_at_last.add(str(item["id"]))
-            if raw:
-                top = max(s for s, _ in raw)
-                previous = (top, {str(i["id"]) for s, i in raw if s == top})
-            after = next_after(result)
-            if after is None:
-                return
-            offset = int(after)
-            if jump:
-                break
-            if offset + HS_SEARCH_PAGE > HS_SEARCH_MAX_RESULTS:
-                window_full = True
-                break
-        if last_stamp is None or not (window_full or jump):
-            return
-        if last_stamp == start and last_stamp not in complete:
-            # A whole window shares one stamp: walk that stamp by id, then go on after it
-            # (skipping what this window and the last one showed of it).
-            shown = seen_at_start | ids_at_last
-            yield from _search_one_stamp(session, object_type, properties, start, shown)
-            complete.add(start)
-        if last_stamp in complete:
-            start = datetime.fromtimestamp((int(epoch_ms(last_stamp)) + 1) / 1000, tz=UTC)
-            seen_at_start = set()
+        result = (
+            first
+            if first is not None
+            else _search_groups(session, object_type, properties, groups, STAMP)
+        )
+        first = None
+        raw = sorted(
+            ((parse_stamp(stamp_of(i)), i) for i in result.get("results") or []),
+            key=lambda pair: pair[0],
+        )
+        yield [item for _, item in raw]
+        if not raw or next_after(result) is None:
+            return  # the query's every match was on this page
+        top = raw[-1][0]
+        at_top = {str(i["id"]) for s, i in raw if s == top}
+        if groups[-1][0]["operator"] == "EQ" and top == _ms(groups[-1][0]["value"]):
+            # Still on the last page's stamp: what it showed there is read too.
+            at_top |= {f["value"] for f in groups[-1][1:]}
+        if raw[0][0] == top or len(at_top) > MAX_EXCLUDED:
+            # A page of one stamp, or many ids on it: read that stamp whole by id.
+            yield from _search_one_stamp(session, object_type, properties, top, at_top)
+            after = [search_filter(STAMP, "GT", epoch_ms(top)), *below]
+            groups = [after]
             continue
-        # Restart from the last stamp seen; the ids already yielded there are skipped.
-        start, seen_at_start = last_stamp, ids_at_last
+        rest = [search_filter(ID, "NEQ", record_id) for record_id in sorted(at_top)]
+        groups = [
+            [search_filter(STAMP, "GT", epoch_ms(top)), *below],
+            [search_filter(STAMP, "EQ", epoch_ms(top)), *rest],
+        ]
+
+
+def _ms(value: str) -> datetime:
+    """An epoch-millisecond filter value as a datetime."""
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
 def first_page(
@@ -217,8 +189,26 @@ def _search_page(
     descending: bool = False,
 ) -> dict[str, Any]:
     """One page of a search (raw JSON): ``filters`` all apply, sorted by ``sort``."""
+    groups = [filters] if filters else []
+    return _search_groups(
+        session, object_type, properties, groups, sort, after, limit=limit, descending=descending
+    )
+
+
+def _search_groups(
+    session: HubSpotSession,
+    object_type: str,
+    properties: list[str],
+    groups: list[list[dict[str, str]]],
+    sort: str,
+    after: int = 0,
+    *,
+    limit: int = HS_SEARCH_PAGE,
+    descending: bool = False,
+) -> dict[str, Any]:
+    """One page of a search (raw JSON): records any of ``groups`` matches, sorted by ``sort``."""
     request: dict[str, Any] = {
-        "filterGroups": [{"filters": filters}] if filters else [],
+        "filterGroups": [{"filters": filters} for filters in groups],
         # The object form HubSpot's search guide documents.
         "sorts": [{"propertyName": sort, "direction": "DESCENDING" if descending else "ASCENDING"}],
         "properties": properties,
