@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.commands.crm import Context, open_context
 from connector.config import SyncSettings
 from connector.crm.base import Current, RecordUpdate
+from connector.errors import FatalSyncError
 from connector.store.records import RunCounts, WrittenRecord
 from connector.sync.provision import output_specs
-from connector.sync.recheck import moved
+from connector.sync.recheck import SETTLED_AFTER, moved
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes
+from segsync_sandbox.salesforce.org import format_datetime, make_id
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -48,10 +52,10 @@ class Crm:
         )
         assert not report.problems, report.problems
 
-    def runner(self, hook: Callable[[str, int], None], **sync: Any) -> Runner:
+    def runner(self, hook: Callable[[str, int], None], chunk: int = CHUNK, **sync: Any) -> Runner:
         settings = SyncSettings(**{**self.ctx.settings.sync.model_dump(), **sync})
         return Runner(
-            self.ctx.store, settings, clock=lambda: self.now, write_chunk=CHUNK, progress=hook
+            self.ctx.store, settings, clock=lambda: self.now, write_chunk=chunk, progress=hook
         )
 
     def sync(self, runner: Runner) -> RunResult:
@@ -226,3 +230,187 @@ def test_moved_names_what_changed() -> None:
     # Our own write: by the integration user, or at the stamp our write returned.
     assert moved(seen, Current("1", t1, {"Tier__c": "T9"}, own=True), None) is None
     assert moved(seen, Current("1", t1, {"Tier__c": "T9"}), t1) is None
+
+
+# -- Salesforce: a chunk of 1,000 and more in one call ------------------------
+
+sf_only = pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+
+_SYSTEM = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById"}
+
+
+def _load(crm: Crm, count: int, changed: datetime) -> list[str]:
+    """``count`` copies of seeded accounts (no output values), last changed at ``changed``."""
+    org = crm.crms.salesforce.org
+    outputs = set(crm.ctx.engines["account"].output_fields("salesforce").values())
+    stamp = format_datetime(changed)
+    seeded = [dict(r) for r in org.records("Account")][:200]
+    before = set(crm.ids())
+    rows = [
+        {
+            **{k: v for k, v in seeded[n % len(seeded)].items() if k not in _SYSTEM | outputs},
+            "Name": f"Copy {n}",
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+        for n in range(count)
+    ]
+    org.load_records("Account", rows)
+    return [i for i in crm.ids() if i not in before]
+
+
+@sf_only
+def test_salesforce_rereads_a_chunk_of_1300_in_one_call(crm: Crm) -> None:
+    """Settled records are re-read without their values; edits of every kind are still held."""
+    crm.provision()
+    settled = _load(crm, 1_000, datetime.now(UTC) - timedelta(days=30))
+    fresh = _load(crm, 100, datetime.now(UTC))
+    total = len(crm.ids())
+    assert total == 1_300
+    tier, headcount = crm.field("tier"), crm.headcount()
+    lock_field, locked = crm.lock()
+    # People at work once the plan is made: on settled records (any place in the
+    # chunk, so in different queries of the one call) and on a fresh one.
+    pinned, lockee, retyped, gone = settled[5], settled[500], settled[990], settled[-1]
+    fresh_pinned = fresh[7]
+    pins = {pinned: _other(crm, pinned), fresh_pinned: _other(crm, fresh_pinned)}
+
+    def hook(phase: str, done: int) -> None:
+        if phase == "plan" and done == total:
+            for record_id, value in pins.items():
+                crm.edit(record_id, tier, value)
+            crm.edit(lockee, lock_field, locked)
+            crm.edit(retyped, headcount, 4321)
+            crm.crms.salesforce.org.delete("Account", gone)
+
+    result = crm.sync(crm.runner(hook, chunk=2_000))
+    assert result.summary.counts.changed == total
+    # One Composite call: the fresh ids in queries of 200 with their values (up
+    # to 300: the seeded 200 may be fresh too), the settled ones in lean queries.
+    assert result.recheck_calls == 1
+    assert dict(result.sample_changed) == {
+        pinned: "edited",  # its values were not re-read: the stamp moved
+        fresh_pinned: f"{tier} changed",
+        lockee: f"{lock_field} changed",  # the lock is read always
+        retyped: "edited",
+        gone: "deleted",
+    }
+    assert result.changed_since_plan == 5 and result.written == total - 5
+    for record_id, value in pins.items():
+        assert crm.value(record_id, tier) == value
+
+
+@sf_only
+def test_settled_means_older_than_the_margin_before_the_run(crm: Crm) -> None:
+    """Changed within ``SETTLED_AFTER`` before the run: compared value by value."""
+    crm.provision()
+    now = datetime.now(UTC)
+    (inside,) = _load(crm, 1, now - SETTLED_AFTER + timedelta(minutes=5))
+    (outside,) = _load(crm, 1, now - SETTLED_AFTER - timedelta(minutes=5))
+    tier = crm.field("tier")
+    pins = {inside: _other(crm, inside), outside: _other(crm, outside)}
+    total = len(crm.ids())
+
+    def hook(phase: str, done: int) -> None:
+        if phase == "plan" and done == total:
+            for record_id, value in pins.items():
+                crm.edit(record_id, tier, value)
+
+    result = crm.sync(crm.runner(hook, chunk=2_000))
+    assert dict(result.sample_changed) == {inside: f"{tier} changed", outside: "edited"}
+
+
+@sf_only
+def test_a_refused_query_in_the_composite_call_fails_the_run_clearly(crm: Crm) -> None:
+    """A subrequest's error is raised as the same query alone would raise it."""
+    ids = crm.ids() + [make_id("Account", 900_000 + n) for n in range(800)]
+    with pytest.raises(FatalSyncError, match="No_Such_Field__c"):
+        crm.adapter.current("account", ids, ["No_Such_Field__c"])
+
+
+@sf_only
+def test_the_reread_by_composite_answers_like_single_queries(crm: Crm) -> None:
+    """1,000 ids (200 live, 800 unknown) in one call; the unknown ones are left out."""
+    crm.provision()
+    live = crm.ids()
+    ids = [make_id("Account", 900_000 + n) for n in range(800)] + live
+    fields = [crm.field("tier"), crm.field("lock")]
+    before = crm.adapter.api_calls
+    now = crm.adapter.current("account", ids, fields)
+    assert crm.adapter.api_calls - before == 1
+    assert set(now) == set(live)
+    org = crm.crms.salesforce.org
+    for record_id in live:
+        record = org.get("Account", record_id)
+        assert record is not None
+        assert format_datetime(now[record_id].stamp) == record["SystemModstamp"]
+        assert not now[record_id].partial and set(now[record_id].fields) == set(fields)
+    # Settled, keeping the lock only: the same stamps, and the lock alone.
+    lean = crm.adapter.current("account", ids, fields, settled=set(ids), keep=fields[1:])
+    assert {i: c.stamp for i, c in lean.items()} == {i: c.stamp for i, c in now.items()}
+    assert all(c.partial and set(c.fields) == {fields[1]} for c in lean.values())
+
+
+def test_a_composite_subrequest_url_is_held_to_the_uri_limit(salesforce_sandbox: Any) -> None:
+    """The sandbox answers 414 to a subrequest URL longer than 16,384 bytes, as to a URI."""
+    ids = ",".join(f"'{make_id('Account', n)}'" for n in range(800))
+    query = f"SELECT+Id+FROM+Account+WHERE+Id+IN+({ids})"
+    sf = salesforce_sandbox.client()
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "compositeRequest": [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v59.0/query/?q={query}",
+                    "referenceId": "big",
+                }
+            ]
+        },
+    )
+    (sub,) = answer["compositeResponse"]
+    assert sub["httpStatusCode"] == 414
+
+
+# -- moved(): the stamp stands for what a partial re-read leaves out ------------
+
+_T0 = NOW
+_NAMES = ("Tier__c", "Reason__c", "Lock__c")
+_KEEP = ("Lock__c",)
+_value = st.sampled_from([None, "a", "b", True, False])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    seen_values=st.fixed_dictionaries({n: _value for n in _NAMES}),
+    moved_by=st.integers(0, 2),
+    new_values=st.fixed_dictionaries({n: _value for n in _NAMES}),
+    own=st.booleans(),
+    echo=st.sampled_from(["none", "now", "other"]),
+    gone=st.booleans(),
+)
+def test_a_partial_reread_holds_back_exactly_what_a_full_one_does(
+    seen_values: dict[str, Any],
+    moved_by: int,
+    new_values: dict[str, Any],
+    own: bool,
+    echo: str,
+    gone: bool,
+) -> None:
+    """Given what the CRM guarantees (same stamp → same stored values), same decisions."""
+    stamp = _T0 + timedelta(seconds=moved_by)
+    # The CRM's record now: at the planned stamp it holds what the plan saw.
+    values = dict(seen_values) if moved_by == 0 else new_values
+    full = None if gone else Current("1", stamp, values, own=own)
+    lean = (
+        None if gone else Current("1", stamp, {k: values[k] for k in _KEEP}, own=own, partial=True)
+    )
+    echo_stamp = {"none": None, "now": stamp, "other": _T0 - timedelta(seconds=9)}[echo]
+    seen = (_T0, seen_values)
+    before, after = moved(seen, full, echo_stamp), moved(seen, lean, echo_stamp)
+    assert (before is None) == (after is None)
+    if after is not None:
+        # Named by the stamp, or by a field both read, where the full one named another.
+        assert after in {before, "edited", *(f"{k} changed" for k in _KEEP)}

@@ -132,12 +132,15 @@ class Current:
     ``own``: the CRM says segsync's own integration user made the last change
     (Salesforce ``LastModifiedById``); ``False`` where the CRM does not say
     (HubSpot: the runner compares the stamp with the one our write returned).
+    ``partial``: only some of the asked fields were read (the others are not in
+    ``fields``); the stamp stands for them (see :mod:`connector.sync.recheck`).
     """
 
     id: str
     stamp: datetime
     fields: Mapping[str, Any]
     own: bool = False
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,13 +449,21 @@ class CrmAdapter(Protocol):
         ...
 
     def current(
-        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        settled: Collection[str] = frozenset(),
+        keep: Sequence[str] = (),
     ) -> dict[str, Current]:
         """The records ``ids`` as they stand now: stamp and ``fields`` (deleted ones left out).
 
         The re-read right before a write chunk (``sync.recheck_before_write``):
-        as few calls as the CRM allows (a SOQL ``Id IN`` query per ~500 ids, a
-        HubSpot batch read per 100), no parent lookups.
+        as few calls as the CRM allows (Salesforce: ``Id IN`` queries, five to
+        a Composite call; HubSpot: a batch read per 100), no parent lookups.
+        For ids in ``settled`` the adapter may read only ``keep`` of
+        ``fields`` (their :class:`Current` is then ``partial``): the caller
+        judges the others by the stamp.
         """
         ...
 

@@ -180,6 +180,8 @@ class RunResult:
     """Some of those: (record id, what moved)."""
     recheck_calls: int = 0
     """API calls the re-reads before writing took."""
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """Wall-clock start, before the pull (the re-read's settled records, sync/recheck.py)."""
 
     @property
     def counts(self) -> RunCounts:
@@ -740,7 +742,16 @@ class Runner:
         journal = StoreJournal(store, conn, obj, run_id)
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
         recheck = (
-            Recheck(adapter, store, conn, obj, _recheck_fields(engine, adapter.crm), self._sample)
+            Recheck(
+                adapter,
+                store,
+                conn,
+                obj,
+                _recheck_fields(engine, adapter.crm),
+                self._sample,
+                keep=[lock] if (lock := engine.lock_field(adapter.crm)) else [],
+                started=result.began,
+            )
             if self._settings.recheck_before_write
             else None
         )

@@ -1064,6 +1064,10 @@ class SalesforceApp(SandboxApp):
         body: Any,
         sub: Mapping[str, Any],
     ) -> Response:
+        if len(url.encode()) > MAX_URI_AND_HEADERS_BYTES:
+            # The docs give subrequest URLs no bound of their own: the stricter
+            # reading holds them to the one a plain request's URI has.
+            return sf_error(414, "URI Too Long", "URI_TOO_LONG")
         parts = urlsplit(url)
         extra = sub.get("httpHeaders") if isinstance(sub.get("httpHeaders"), dict) else {}
         headers = {**outer.headers, **{str(k).lower(): str(v) for k, v in (extra or {}).items()}}

@@ -151,12 +151,19 @@ class HubSpotAdapter:
         return history_set_by_person(self._session, OBJECT_TYPES[obj], current)
 
     def current(
-        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        settled: Collection[str] = frozenset(),
+        keep: Sequence[str] = (),
     ) -> dict[str, Current]:
         """``ids`` as they stand now: batch reads of 100 (``updatedAt`` and ``fields``).
 
         HubSpot does not say who changed a record last: ``own`` stays false
         and the runner compares ``updatedAt`` with the stamp our write returned.
+        ``settled`` is not used: the batch read is the only consistent read
+        by id, and it costs one call per 100 ids whatever it selects.
         """
         records = fetch_records(self._session, OBJECT_TYPES[obj], ids, fields)
         return {r.id: Current(r.id, r.stamp, dict(r.fields)) for r in records}

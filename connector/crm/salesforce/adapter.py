@@ -181,10 +181,19 @@ class SalesforceAdapter:
         return self._history.set_by_person(obj, current)
 
     def current(
-        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        settled: Collection[str] = frozenset(),
+        keep: Sequence[str] = (),
     ) -> dict[str, Current]:
-        """``ids`` as they stand now (``SystemModstamp``, ``fields``, edited last by us?)."""
-        return self._puller.current(obj, ids, fields)
+        """``ids`` as they stand now (``SystemModstamp``, ``fields``, edited last by us?).
+
+        Five ``Id IN`` queries to a Composite call; ``settled`` ids without the
+        fields outside ``keep`` (see :meth:`.pull.Puller.current`).
+        """
+        return self._puller.current(obj, ids, fields, settled, keep)
 
     def write_chunk(self, total: int) -> int:
         """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""

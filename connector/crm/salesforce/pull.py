@@ -10,8 +10,16 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
 from simple_salesforce.format import format_soql
 
 from connector.crm.base import CrmRecord, Current, ObjectName, parse_stamp
@@ -30,6 +38,7 @@ from connector.crm.salesforce.soql import (
     soql,
     window,
 )
+from connector.errors import FatalSyncError
 
 # A query travels in the GET URL: Salesforce answers 414 when the URI passes 16,384
 # bytes (431 when URI and headers together do). Fetches by id size each
@@ -38,6 +47,18 @@ from connector.crm.salesforce.soql import (
 FETCH_QUERY_BYTES = 12_000
 # And never more ids than one page of results holds.
 FETCH_CHUNK = 2_000
+# What simple-salesforce raises for each status (its exception_handler's table).
+_SUBREQUEST_ERRORS: dict[int, type[SalesforceError]] = {
+    400: SalesforceMalformedRequest,
+    401: SalesforceExpiredSession,
+    403: SalesforceRefusedRequest,
+    404: SalesforceResourceNotFound,
+}
+# Composite runs up to 25 subrequests as one API call, at most 5 of them queries.
+COMPOSITE_QUERIES = 5
+# Ids a re-read query that selects output values names: Salesforce's smallest
+# query batch (200 rows, where long text areas are selected) holds their answer.
+VALUES_CHUNK = 200
 
 
 def id_chunks(template: str, ids: Sequence[str], budget: int = FETCH_QUERY_BYTES) -> Iterator[str]:
@@ -59,6 +80,51 @@ def id_chunks(template: str, ids: Sequence[str], budget: int = FETCH_QUERY_BYTES
 
 def _query_more(client: Client, url: str) -> Any:
     return client.sf.query_more(url, identifier_is_url=True)
+
+
+def _recheck_columns(fields: Sequence[str]) -> list[str]:
+    """The SELECT list of a re-read: id, stamp, last editor and ``fields``, once each."""
+    return list({c.lower(): c for c in ("Id", STAMP, EDITED_BY, *fields)}.values())
+
+
+def _composite_queries(client: Client, queries: Sequence[str]) -> list[dict[str, Any]]:
+    """The first page of each of ``queries`` (at most 5), through one Composite request.
+
+    A subrequest that failed raises what simple-salesforce raises for the same
+    status on its own (so errors translate, retry and re-authenticate alike).
+    Each subrequest URL stays within the budget of a plain query's
+    (:data:`FETCH_QUERY_BYTES`): Salesforce documents no other bound for it.
+    """
+    base = urlsplit(client.sf.base_url).path
+    refs = [f"q{n}" for n in range(len(queries))]
+    body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            {"method": "GET", "url": f"{base}query/?q={quote_plus(q)}", "referenceId": ref}
+            for ref, q in zip(refs, queries, strict=True)
+        ],
+    }
+    answer = client.sf.restful("composite", method="POST", json=body)
+    subs = {
+        str(sub.get("referenceId")): sub
+        for sub in (answer or {}).get("compositeResponse") or []
+        if isinstance(sub, dict)
+    }
+    out: list[dict[str, Any]] = []
+    for ref in refs:
+        sub = subs.get(ref)
+        if sub is None:
+            raise FatalSyncError(f"Salesforce re-read: the Composite answer has no {ref}")
+        status = int(sub.get("httpStatusCode") or 0)
+        if status >= 300:
+            error = _SUBREQUEST_ERRORS.get(status, SalesforceGeneralError)
+            content: Any = sub.get("body")  # parsed JSON, as simple-salesforce passes it
+            raise error(client.sf.base_url + "composite", status, "composite", content)
+        result = sub.get("body")
+        if not isinstance(result, dict):
+            raise FatalSyncError(f"Salesforce re-read: {ref} answered no query result")
+        out.append(result)
+    return out
 
 
 class Puller:
@@ -137,37 +203,73 @@ class Puller:
         return out
 
     def current(
-        self, obj: ObjectName, ids: Sequence[str], fields: Sequence[str]
+        self,
+        obj: ObjectName,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        settled: Collection[str] = frozenset(),
+        keep: Sequence[str] = (),
     ) -> dict[str, Current]:
         """``ids`` as they stand: ``SystemModstamp``, ``fields``, and whether we edited last.
 
-        One ``WHERE Id IN (...)`` query per URL-sized chunk of ids (about 500
-        18-character ids: :data:`FETCH_QUERY_BYTES`), unordered, no parent
-        columns. ``own`` compares ``LastModifiedById`` with the integration
-        user, who logs in first.
+        ``WHERE Id IN (...)`` queries, up to five in one Composite request (one
+        API call, :data:`COMPOSITE_QUERIES`), unordered, no parent columns:
+
+        - ids not in ``settled``: every one of ``fields``, 200 ids a query, so
+          the answer is one page whatever the columns (long text areas shrink
+          pages to 200 rows; 200 is Salesforce's smallest query batch);
+        - ids in ``settled``: only ``keep`` of ``fields`` (the stamp stands for
+          the others, see :mod:`connector.sync.recheck`), as many ids as the
+          URL budget holds (about 440, one 2,000-row page); their
+          :class:`Current` is ``partial``.
+
+        A query whose answer is not done is followed with ``queryMore`` (not
+        expected at these sizes). ``own`` compares ``LastModifiedById`` with the
+        integration user, who logs in first.
         """
         if not ids:
             return {}
         sobject = SOBJECTS[obj]
         check_names(fields, "re-read")
-        selected = list({c.lower(): c for c in ("Id", STAMP, EDITED_BY, *fields)}.values())
+        lean_fields = [f for f in fields if f.lower() in {k.lower() for k in keep}]
         self._session.authenticate()
         own_user = self._session.user_id
-        wanted = {f.lower(): f for f in fields}
+        queries: list[tuple[str, list[str]]] = []
+        full = [i for i in ids if i not in settled]
+        lean = [i for i in ids if i in settled]
+        for start in range(0, len(full), VALUES_CHUNK):
+            template = soql(_recheck_columns(fields), sobject, "Id IN {}", order=False)
+            chunk = full[start : start + VALUES_CHUNK]
+            queries += [(q, list(fields)) for q in id_chunks(template, chunk)]
+        if lean:
+            template = soql(_recheck_columns(lean_fields), sobject, "Id IN {}", order=False)
+            queries += [(q, lean_fields) for q in id_chunks(template, lean)]
         out: dict[str, Current] = {}
-        template = soql(selected, sobject, "Id IN {}", order=False)
-        for query in id_chunks(template, ids):
-            for raw_page in self._rest_pages(query):
-                for raw in raw_page:
-                    values = {k.lower(): v for k, v in raw.items() if k != "attributes"}
-                    record_id = str(values["id"])
-                    out[record_id] = Current(
-                        record_id,
-                        parse_stamp(values.get(STAMP.lower())),
-                        {name: values.get(low) for low, name in wanted.items()},
-                        own=own_user is not None and values.get(EDITED_BY.lower()) == own_user,
-                    )
+        for start in range(0, len(queries), COMPOSITE_QUERIES):
+            group = queries[start : start + COMPOSITE_QUERIES]
+            firsts = self._first_pages([q for q, _ in group])
+            for (query, selected), first in zip(group, firsts, strict=True):
+                wanted = {f.lower(): f for f in selected}
+                lean_read = len(selected) < len(fields)
+                for raw_page in self._rest_pages(query, first):
+                    for raw in raw_page:
+                        values = {k.lower(): v for k, v in raw.items() if k != "attributes"}
+                        record_id = str(values["id"])
+                        out[record_id] = Current(
+                            record_id,
+                            parse_stamp(values.get(STAMP.lower())),
+                            {name: values.get(low) for low, name in wanted.items()},
+                            own=own_user is not None and values.get(EDITED_BY.lower()) == own_user,
+                            partial=lean_read,
+                        )
         return out
+
+    def _first_pages(self, queries: Sequence[str]) -> list[dict[str, Any]]:
+        """The first page of each query: one plain query, or one Composite call for up to 5."""
+        if len(queries) == 1:
+            (query,) = queries
+            return [self._session.call("query", lambda c: c.sf.query(query))]
+        return self._session.call("re-read", partial(_composite_queries, queries=queries))
 
     def children(
         self,
