@@ -53,6 +53,7 @@ from segsync_sandbox.common import Faults  # noqa: E402
 from segsync_sandbox.hubspot import Portal, start_hubspot  # noqa: E402
 from segsync_sandbox.launcher import DatasetInfo, Sandboxes  # noqa: E402
 from segsync_sandbox.salesforce import Org, start_salesforce  # noqa: E402
+from segsync_sandbox.salesforce.org import format_datetime  # noqa: E402
 
 KEYS = ("segment", "tier", "score.fit", "score.intent", "version")
 WRITE_KINDS = {"batch.update", "update", "collections.update", "sobject.update", "composite"}
@@ -70,18 +71,31 @@ def _groups(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def load(
-    org: Org, portal: Portal, accounts: int, cpa: int, seed: int, only: str, group: int = 0
+    org: Org,
+    portal: Portal,
+    accounts: int,
+    cpa: int,
+    seed: int,
+    only: str,
+    group: int = 0,
+    age: float = 0.0,
 ) -> None:
     """The launcher's dataset, streamed into the CRMs asked for only.
 
     The sandboxes stamp every record of one load call with one modstamp. With
     ``group`` > 0 accounts are loaded ``group`` at a time, so they carry
-    modstamps the way records saved in transactions of that size do.
+    modstamps the way records saved in transactions of that size do. With
+    ``age`` > 0 Salesforce accounts were last changed ``age`` seconds ago.
     """
     ref = data.REFERENCE
     if only in ("all", "salesforce"):
+        aged: dict[str, str] = {}
+        if age > 0:
+            then = format_datetime(datetime.fromtimestamp(time.time() - age, UTC))
+            aged = {"CreatedDate": then, "LastModifiedDate": then, "SystemModstamp": then}
         rows = (
-            data.salesforce_account_row(c) for c in data.companies(seed, accounts, reference=ref)
+            {**data.salesforce_account_row(c), **aged}
+            for c in data.companies(seed, accounts, reference=ref)
         )
         for chunk in _groups(rows, group or max(1, accounts)):
             org.load_accounts(chunk)
@@ -317,6 +331,12 @@ def main() -> None:
         default=0,
         help="load accounts this many per modstamp (0: one stamp for all, the launcher's way)",
     )
+    parser.add_argument(
+        "--age-seconds",
+        type=float,
+        default=0.0,
+        help="Salesforce accounts last changed this long ago (0: at load)",
+    )
     parser.add_argument("--config-out", type=Path, required=True)
     parser.add_argument("--store-url", required=True)
     args = parser.parse_args()
@@ -336,6 +356,7 @@ def main() -> None:
         args.seed,
         args.only,
         args.stamp_group,
+        args.age_seconds,
     )
     salesforce = start_salesforce(org=org)
     hubspot = start_hubspot(portal=portal)
