@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from connector.config import HubSpotConnection
+from connector.crm.base import KnownWindow
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
+from connector.crm.hubspot.window import search_known
 from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 from segsync_sandbox.hubspot.search import SearchLimits
 
@@ -89,3 +91,24 @@ def test_ties_past_a_page_and_edits_during_the_walk_lose_nothing() -> None:
         assert set(read) == set(loaded)
         # Nothing but the edited record is read more than once.
         assert {i for i in set(read) if read.count(i) > 1} <= {read[0]}
+
+
+def test_what_lies_above_a_known_window_is_read_whole_by_stamp_then_id() -> None:
+    # Ten batches of 100 records, one stamp each (a batch update's records
+    # share one), ties served in a new order on every request; the window
+    # proves nothing (upto below them all): everything is read, each once.
+    portal = Portal(requests_per_10s=FAST, search_per_second=FAST)
+    loaded: list[str] = []
+    for batch in range(10):
+        loaded += portal.load_companies({"name": f"b{batch}-{i}"} for i in range(100))
+    window = KnownWindow(EPOCH, EPOCH, 0, lambda pairs: 0, lambda record_id, stamp: False)
+    with start_hubspot(portal=portal, search_limits=SearchLimits(shuffle=True)) as sandbox:
+        session = HubSpotSession("hs", _settings(sandbox))
+        read = [
+            str(i["id"])
+            for page in search_known(session, "companies", ["name"], window)
+            for i in page
+        ]
+        assert sorted(read) == sorted(loaded)
+        # The probe, a page in stamp order, then by id: ⌈1,000 / 200⌉ + 1.
+        assert _searches(sandbox) == 6

@@ -340,19 +340,22 @@ class CountsPull(Protocol):
 class KnownWindow:
     """What an incremental pull already knows of the stamps ``start`` ≤ stamp ≤ ``upto``.
 
-    ``expected`` records segsync processed at exactly their stamp lie in that
-    window (read by the last runs, or written by segsync). When the CRM
-    counts as many records there, less those of them (``moved``) now found
-    above ``upto``, the window holds nothing else, and an adapter that can
-    count without reading (HubSpot's search ``total``) reads only the
-    records above ``upto``. See connector/sync/window.py for the proof.
+    ``upto`` is the last watermark: the run that set it saw every record up
+    to it, and any change since carries a later stamp. ``expected`` records
+    segsync processed at exactly their stamp lie in that window (read by the
+    last runs). When the CRM counts as many records there, less those of
+    them (``moved``) now found above ``upto``, the window holds nothing else,
+    and an adapter that can count without reading (HubSpot's search
+    ``total``) reads only the records above ``upto`` (segsync's own last
+    writes among them: a count could not vouch for those). See
+    connector/sync/window.py for the proof.
     """
 
     start: datetime
     upto: datetime
     expected: int
     moved: Callable[[Iterable[tuple[str, datetime]]], int]
-    """How many of ``(id, stamp)`` were known at a stamp inside the window (they moved)."""
+    """How many of ``(id, stamp)`` (found above ``upto``) were known inside the window (moved)."""
     known: Callable[[str, datetime], bool]
     """Whether a record was processed at exactly that stamp."""
 

@@ -80,4 +80,6 @@ def known_window(
     if span is None:
         return None
     upto, expected = span
-    return KnownWindow(since, upto, expected, lambda pairs: known.moved(pairs, since), known.has)
+    return KnownWindow(
+        since, upto, expected, lambda pairs: known.moved(pairs, since, upto), known.has
+    )

@@ -17,19 +17,34 @@ the watermark (:attr:`connector.state.Watermark.known`, at most
 - skips a record found at exactly a known stamp before planning (it is a
   re-read, not a change: :class:`Known`);
 - and, where the CRM can count a stamp range without reading it (HubSpot
-  search's ``total``), proves the window ``start`` ≤ stamp ≤ ``upto`` holds
-  nothing else: it counts the records there, T, and the known ones still
-  there are K − M (K known in the window, M of them found above ``upto``,
-  which stamps only ever move up to). T = K − M means every record in the
-  window is a known one, at a stamp where segsync already processed it, so
-  only the records above ``upto`` are read. Otherwise the window is read, as
-  before. A late commit inside the window adds one to T: it is read.
+  search's ``total``), proves that the part of the window up to the last
+  watermark, ``start`` ≤ stamp ≤ ``upto`` = the watermark, holds nothing
+  else, and reads only what lies above it.
 
-What a count cannot tell (docs/crm-apis.md#minimum-calls): a known record
-deleted while an unknown one appears in the window, or a known record edited
-again at a stamp still inside the window (only possible within the CRM's
-commit lag, or during segsync's own write phase for a record it wrote earlier
-in that run). A full pull (``full_every_hours``) reads such records again.
+Why the proof stops at the watermark, not at the highest known stamp: the
+run that set the watermark read every record at or below it at its stamp
+then, and a change it could not see (made after its reads, while it wrote,
+or since) carries a later stamp, so it lies above the watermark, where it
+is read. Above the watermark a count proves nothing: a person's edit of a
+record segsync had written earlier in the same write phase keeps that
+record among our writes at a new stamp, and a known record deleted while an
+unknown one appears keeps the count; both are read there, whatever their
+depth. Below it the window can only lose records (a known record edited
+moves above, a deleted one is gone) or gain one committed late (with a stamp
+already passed): it counts T, the known ones still there are K − M (K known
+there, M of them found above, where stamps only ever move up), and T = K − M
+means every record there is a known one at the stamp segsync processed, so
+it is not read. A late commit adds one to T: the window is read.
+
+What that costs: the records segsync wrote lie above the watermark, so the
+run after a write phase reads them once (one search page per 200 written,
+skipped before planning) and moves the watermark past them; the runs after
+it are one call again.
+
+What a count still cannot tell: a known record deleted while, in the same
+part below the watermark, a record is committed late with a stamp already
+passed (HubSpot's search shows writes seconds late; Salesforce needs no
+count). A full pull (``full_every_hours``) reads it.
 
 Pure: values in, values out.
 """
@@ -67,25 +82,26 @@ class Known:
         return self._at.get(record_id) == utc(stamp)
 
     def window(self, start: datetime, watermark: datetime) -> tuple[datetime, int] | None:
-        """``(upto, K)``: the window's top stamp and how many known records lie in it.
+        """``(upto, K)``: the part of the window a count may prove, and the known records in it.
 
-        ``upto`` is the highest stamp known (segsync's own writes lie above
-        the watermark) or the watermark itself. ``None`` when nothing is
-        known: then there is nothing to prove, the window is read.
+        ``upto`` is the watermark: what lies above it (segsync's own writes,
+        and any change the last run could not see) is read, not counted.
+        ``None`` when nothing is known: then there is nothing to prove, the
+        window is read.
         """
         if not self._at:
             return None
-        upto = max(utc(watermark), *self._at.values())
+        upto = utc(watermark)
         start = utc(start)
         return upto, sum(1 for stamp in self._at.values() if start <= stamp <= upto)
 
-    def moved(self, pairs: Iterable[tuple[str, datetime]], start: datetime) -> int:
-        """How many of ``pairs`` (found above the window) were known at a stamp inside it."""
-        start = utc(start)
+    def moved(self, pairs: Iterable[tuple[str, datetime]], start: datetime, upto: datetime) -> int:
+        """How many of ``pairs`` (found above ``upto``) were known from ``start`` to ``upto``."""
+        start, upto = utc(start), utc(upto)
         return sum(
             1
             for record_id, _ in pairs
-            if (stamp := self._at.get(record_id)) is not None and stamp >= start
+            if (stamp := self._at.get(record_id)) is not None and start <= stamp <= upto
         )
 
     def items(self) -> Iterable[tuple[str, datetime]]:
