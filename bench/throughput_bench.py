@@ -13,8 +13,11 @@ jitter_ms=70``). Steps, on ``--accounts`` companies:
 
 The floor is ``calls ÷ 19 per second`` (docs/crm-apis.md#minimum-calls); a search-aware floor
 also counts searches against their own 5 / s; the minimum-plan floor is the time the
-minimum calls for what was read and written (list pages when full, search pages when
-incremental) take at those limits, whatever way the run chose to read.
+issue's minimum calls take at those limits, whatever way the run chose to read: list pages
+of 100 for every record when full, search pages of 200 for the records changed outside
+segsync when incremental (``RunResult.outside``), batch updates of 100 for those whose
+outputs change, searches at 5 / s beside the rest at 19 / s. The re-read before each write
+chunk (``sync/recheck.py``) is not in it.
 
     .venv/bin/python bench/throughput_bench.py [--accounts 100000] [--changed 0.2]
 """
@@ -133,9 +136,12 @@ def main() -> None:
             # The floor of the minimum plan (list pages of 100 when full, search
             # pages of 200 when incremental, batches of 100), searches at their own
             # 5 / s: comparable across ways of reading.
-            read, written = result.summary.counts.read, result.summary.counts.changed
-            min_searches = 0 if full else -(-read // 200)
-            min_other = (-(-read // 100) if full else 0) + -(-written // 100)
+            # The issue's floor: every record when full, else the E records changed outside
+            # segsync since the last run (``outside``, not what the run chose to re-read);
+            # the C whose outputs change written. The re-reads before writing are not in it.
+            outside, written = result.outside, result.summary.counts.changed
+            min_searches = 0 if full else -(-outside // 200)
+            min_other = (-(-outside // 100) if full else 0) + -(-written // 100)
             floor_minimum = max(min_other / (LIMIT / 10), min_searches / SEARCH_LIMIT)
             throttled = summary["statuses"].get("429", 0)
             row = {
