@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from connector.config import HubSpotConnection
+from connector.crm.hubspot.search import search_since
+from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.limits import BudgetExhausted, DailyBudget, RollingWindowLimiter
 from connector.crm.retry import RetryPolicy
 from connector.errors import RetriableError, SkippableError
+from segsync_sandbox.hubspot import start_hubspot
 
 
 class FakeClock:
@@ -157,3 +163,43 @@ def test_calls_counted_elsewhere_keep_their_place_for_a_window() -> None:
     limiter.observe(3, 0, 10.0)  # the portal counts 3: two of them not ours
     limiter.begin()
     assert clock.now == pytest.approx(1010.0)  # a window from when they were reported
+
+
+def test_a_refusal_holds_places_longer_until_answers_wear_it_off() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(1, window=1.0, margin=0.0, clock=clock, sleep=clock.sleep)
+
+    def hold() -> float:
+        """How long one call of a 0.1 s round trip keeps the next one waiting."""
+        slot = limiter.begin()
+        started = clock.now
+        clock.now += 0.1
+        slot.done()
+        limiter.begin().done()  # waits for the place
+        return clock.now - started
+
+    assert hold() == pytest.approx(1.0)  # a window after the answer, less the 0.1 s lead
+    limiter.refused()
+    limiter.refused()
+    assert limiter.extra == pytest.approx(0.02)
+    assert hold() > 1.0  # 20 ms longer, less what this answer wore off
+    for _ in range(200):
+        limiter.begin().done()
+    assert limiter.extra == 0.0
+    for _ in range(100):
+        limiter.refused()
+    assert limiter.extra == pytest.approx(0.05)  # at most a twentieth of the window
+
+
+def test_a_429_makes_the_session_hold_search_places_longer() -> None:
+    with start_hubspot(search_per_second=1_000) as sandbox:
+        settings = HubSpotConnection(
+            base_url=sandbox.base_url,
+            access_token=SecretStr(sandbox.access_token),
+            search_per_second=1_000,
+        )
+        session = HubSpotSession("hs", settings, retry=RetryPolicy(initial_wait=0.01))
+        sandbox.app.faults.update(rate_limit_next=1)  # the next request: 429 (search policy)
+        list(search_since(session, "companies", ["name"], datetime(2000, 1, 1, tzinfo=UTC)))
+        assert session._search_limiter.extra > 0
+        assert session._limiter.extra == 0.0

@@ -42,6 +42,10 @@ class BudgetExhausted(FatalSyncError):
 PACING_MARGIN = 0.01
 """Seconds a call's place in a window is held beyond what its round trip proves (the two
 halves of a round trip may differ from call to call): HubSpot's pacing."""
+REFUSAL_STEP = 0.01
+"""Seconds a 429 adds to a limiter's hold (see :meth:`RollingWindowLimiter.refused`)."""
+REFUSAL_DECAY_CALLS = 50
+"""Answered calls that take one :data:`REFUSAL_STEP` off again."""
 ROUND_TRIPS_KEPT = 50
 """Round trips a limiter remembers to know the fastest one (see :class:`RollingWindowLimiter`)."""
 _IN_FLIGHT_POLL = 0.01
@@ -84,7 +88,11 @@ class RollingWindowLimiter:
     sooner than that much after sending it, as long as a round trip's two
     halves do not trade places by more than ``margin``. A call still in
     flight holds its place. So the window is used whole (one lead's width
-    is lost per window only to jitter), whatever the latency. :meth:`acquire`
+    is lost per window only to jitter), whatever the latency. Where the two
+    halves do vary more (a server that takes longer on some calls after
+    counting them), a 429 tells: :meth:`refused` adds 10 ms to the hold, and
+    every 50 answers take 10 ms off again, so refusals stay rare without a
+    wide margin for good. :meth:`acquire`
     books a call counted when it starts (no answer awaited): its place is
     held ``window + margin`` from then. ``clock`` and ``sleep`` are seams
     for tests and for shutdown (a sleep that an event cuts short).
@@ -102,6 +110,8 @@ class RollingWindowLimiter:
         self._slots: list[Slot] = []
         self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
         self._lock = threading.Lock()
+        self.extra = 0.0
+        """Seconds added to every hold after refusals (:meth:`refused`), decaying."""
 
     @property
     def lead(self) -> float:
@@ -128,6 +138,14 @@ class RollingWindowLimiter:
                 slot = Slot(self, now)
                 slot.free_at = now + self.window + self.margin
                 self._slots.append(slot)
+
+    def refused(self) -> None:
+        """The server refused a call for this limit (429): hold places a little longer.
+
+        Capped at a twentieth of the window (0.5 s of ten, 50 ms of search's one).
+        """
+        with self._lock:
+            self.extra = min(self.extra + REFUSAL_STEP, self.window / 20)
 
     def acquire(self) -> float:
         """Block until a call may start, counted from its start; return the seconds waited."""
@@ -160,7 +178,8 @@ class RollingWindowLimiter:
                 return
             now = self.clock()
             self._round_trips.append(max(0.0, now - slot.start))
-            slot.free_at = now + self.window - self.lead + self.margin
+            slot.free_at = now + self.window - self.lead + self.margin + self.extra
+            self.extra = max(0.0, self.extra - REFUSAL_STEP / REFUSAL_DECAY_CALLS)
 
     def _prune(self, now: float) -> None:
         # The epsilon keeps float rounding from leaving a call a hair inside the window.

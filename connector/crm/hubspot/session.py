@@ -128,7 +128,8 @@ class HubSpotSession:
 
         def attempt() -> Any:
             self.budget.check()
-            slot = (self._search_limiter if search else self._limiter).begin()
+            limiter = self._search_limiter if search else self._limiter
+            slot = limiter.begin()
             with self._count_lock:
                 self._calls += 1
             try:
@@ -148,6 +149,8 @@ class HubSpotSession:
                     finally:
                         slot.done()
             except Exception as exc:
+                if getattr(exc, "status", None) == 429:
+                    limiter.refused()  # its pacing was a hair too close: hold places longer
                 raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
             self.health.ok()
