@@ -381,6 +381,13 @@ def test_a_deal_run_marks_the_accounts_whose_rollup_inputs_changed(tmp_path: Pat
         assert store.changed_parents("c", DEAL_MARKS) == []
 
 
+def _deal_call(path: str) -> bool:
+    """A HubSpot request of a deal pull: pipelines, deal pages or searches, associations."""
+    return path.startswith(
+        ("/crm/v3/pipelines/deals", "/crm/v3/objects/deals", "/crm/v4/associations/deals")
+    )
+
+
 def test_the_service_pulls_deals_before_accounts_under_their_own_claim(
     fresh_sandboxes: Sandboxes, config: Path
 ) -> None:
@@ -417,12 +424,27 @@ def test_the_service_pulls_deals_before_accounts_under_their_own_claim(
         assert refused.status == "failed" and "never synced" in (refused.message or "")
         assert store.runs(5, connection="hubspot", object="deal") == []
 
-        # --once: the deal job first, then the accounts (which pull the deals again).
+        # --once: the deal job first, then the accounts, which do not pull the
+        # deals again: this cycle's deal run is fresh. Counted in the sandbox's log.
+        log = fresh_sandboxes.hubspot.app.log
+        mark = log.entries()[-1].seq
         before = datetime.now(UTC)
         assert service.run_once() == ["succeeded", "succeeded"]
         after = datetime.now(UTC)
         objects = [r.object for r in reversed(store.runs(10, connection="hubspot"))]
-        assert objects == ["account", "deal", "deal", "account"]
+        assert objects == ["account", "deal", "account"]
+        [deal_job] = store.runs(1, connection="hubspot", object="deal")
+        once_deal_calls = [e for e in log.entries(mark) if _deal_call(e.path)]
+        assert len(once_deal_calls) == deal_job.api_calls > 0
+        assert sum(e.kind == "pipelines.list" for e in once_deal_calls) == 1
+
+        # Outside a cycle an account job pulls the deals first: with nothing
+        # changed, a quiet pull, which is what --once no longer spends twice.
+        mark = log.entries()[-1].seq
+        assert run_job("hubspot", "account", check_tick=False) == "succeeded"
+        quiet = [e for e in log.entries(mark) if _deal_call(e.path)]
+        [quiet_run] = store.runs(1, connection="hubspot", object="deal")
+        assert quiet_run.counts.read == 0 and len(quiet) == quiet_run.api_calls == 2
         deals, companies, _ = _hubspot_state(fresh_sandboxes)
         _check(
             deals,

@@ -232,10 +232,17 @@ class Service:
         """Run every configured job once, accounts before contacts (``segsync run --once``)."""
         context = self.context or self.open()
         outcomes: list[Outcome] = []
-        for plan in jobs_in_order(context.jobs):
-            if self.stop_event.is_set():
-                break
-            outcomes.append(run_job(plan.connection, plan.object, check_tick=False))
+        # Runs recorded from here on are this cycle's: an account job does not
+        # pull the deals the deal job just pulled (scheduler._deals_fresh).
+        latest = context.store.runs(1)
+        context.cycle_after = latest[0].id if latest else 0
+        try:
+            for plan in jobs_in_order(context.jobs):
+                if self.stop_event.is_set():
+                    break
+                outcomes.append(run_job(plan.connection, plan.object, check_tick=False))
+        finally:
+            context.cycle_after = None
         return outcomes
 
     def request_stop(self) -> None:

@@ -94,7 +94,8 @@ class Metrics:
         self.skips = Counter(
             "segsync_job_skips",
             "Scheduled ticks this replica skipped: locked (another replica runs the job), "
-            "done (the tick's run already happened), stopping.",
+            "done (the tick's run already happened), stopping; fresh (object deal: an "
+            "account job's deal pull, already done for its cycle).",
             ["connection", "object", "reason"],
             registry=r,
         )

@@ -27,7 +27,9 @@ Scheduling rules:
   ``[sync] deals = true``) each account job first pulls its connection's
   deals under that claim, so the rollups read fresh deals; held elsewhere,
   the account run uses the deals the store has (the other run marks the
-  accounts whose deals it changes for the next account run).
+  accounts whose deals it changes for the next account run). A deal run
+  that already succeeded for the same cycle (the deal job earlier in the
+  same ``--once``, or since the account job's tick) is not repeated.
 - A failing job is logged (and alerted) and simply runs again at its next
   tick; nothing a job raises reaches the scheduler.
 """
@@ -264,6 +266,9 @@ class ServiceContext:
     """Each account job pulls its connection's deals first (rollups, or ``[sync] deals``)."""
     deal_marks: bool = False
     """Deal runs mark the accounts whose deals changed (the account mapping has rollups)."""
+    cycle_after: int | None = None
+    """``segsync run --once``: the store's last run id when the cycle began (a deal
+    run after it is this cycle's), None outside ``--once``."""
     _inflight: int = 0
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
@@ -431,7 +436,9 @@ def _guarded(
                 return "skipped:stopping"
             full = full or ctx.full_due(plan, now)
             if object == "account" and ctx.deals_first:
-                _deals_first(ctx, connection, extra)
+                since = ctx.tick_of(plan, now) if check_tick else None
+                if not _deals_fresh(ctx, connection, since, extra):
+                    _deals_first(ctx, connection, extra)
             return _run(ctx, plan, full, latest[0].id if latest else 0, extra, lease)
     finally:
         serial.release()
@@ -473,6 +480,38 @@ def _run(
     ctx.metrics.observe_run(row)
     _alert(ctx, key, row, mass_change, stopped)
     return cast(Outcome, row.status)
+
+
+def _deals_fresh(
+    ctx: ServiceContext, connection: str, tick: datetime | None, extra: dict[str, str]
+) -> bool:
+    """Whether this account run's deals were already pulled for its cycle (no pull again).
+
+    Fresh means the connection's latest deal run succeeded and belongs to the
+    cycle this account run serves: recorded after ``--once`` began
+    (:attr:`ServiceContext.cycle_after`), or started at or after the account
+    job's tick (a deal job on the same schedule ran first). Pulling again
+    would read only what changed in the seconds between the two runs, as a
+    pull just before the accounts misses what changes during them; the next
+    cycle reads it. A failed or older deal run is not fresh.
+    """
+    latest = ctx.store.runs(1, connection=connection, object=DEAL_OBJECT)
+    if not latest or latest[0].status != "succeeded":
+        return False
+    run = latest[0]
+    if ctx.cycle_after is not None:
+        fresh = run.id > ctx.cycle_after
+    else:
+        fresh = tick is not None and run.started_at >= tick
+    if fresh:
+        log.info(
+            "deals of %s were pulled for this cycle (run %d): not pulled again",
+            connection,
+            run.id,
+            extra={**extra, "job": job_key(connection, DEAL_OBJECT), "object": DEAL_OBJECT},
+        )
+        ctx.metrics.skips.labels(connection, DEAL_OBJECT, "fresh").inc()
+    return fresh
 
 
 def _deals_first(ctx: ServiceContext, connection: str, extra: dict[str, str]) -> None:
