@@ -275,3 +275,69 @@ def test_parity_needs_one_connection_of_each_crm(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "parity compares one salesforce connection" in result.output
     assert "Traceback" not in result.output
+
+
+# A value class by a matrix over two scores: its reason quotes them.
+CLASSES = """
+object = "account"
+version = "c-1"
+
+[attributes.revenue]
+type = "number"
+salesforce = "AnnualRevenue"
+hubspot = "annualrevenue"
+
+[attributes.visits]
+type = "integer"
+salesforce = "Visits__c"
+hubspot = "visits"
+
+[[segments]]
+name = "All"
+default = true
+
+[scores.value]
+rules = [
+  { points = 60, label = "rich", when = { attr = "revenue", gte = 1_000_000 } },
+  { points = 30, label = "some", when = { attr = "revenue", between = [100_000, 999_999] } },
+]
+
+[scores.engagement]
+rules = [ { points = 50, label = "regular", when = { attr = "visits", gte = 10 } } ]
+
+[[tiers]]
+name = "Tier 1"
+default = true
+
+[classifications.value.matrix]
+rows = { score = "value", at_least = [60, 30], labels = ["high", "medium", "low"] }
+columns = { score = "engagement", at_least = [50], labels = ["engaged", "quiet"] }
+cells = [["Grow", "Re-engage"], ["Grow", "Nurture"], ["Nurture", "Monitor"]]
+"""
+
+
+def test_a_classification_reason_is_not_an_output_parity_compares() -> None:
+    """Both sides in one value class (Grow) for different value scores: one difference, the score.
+
+    A classification's reason line quotes the scores, so it differs whenever
+    they do; counted as an output it would add a second, spurious difference.
+    """
+    from connector.analysis.identity import Identity, Match
+    from connector.analysis.parity import Pair, classification, compare
+    from connector.mapping import loads_mapping
+
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    engine = compile_mapping(loads_mapping(CLASSES, "classes.toml"))
+    sf = {"AnnualRevenue": 2_000_000, "Visits__c": 60}
+    hs = {"annualrevenue": "500000", "visits": "60"}
+    left, right = engine.evaluate(sf, "salesforce", at), engine.evaluate(hs, "hubspot", at)
+    assert left.classifications["value"] == right.classifications["value"] == "Grow"
+    assert left.classification_reasons["value"] != right.classification_reasons["value"]
+    assert not any(name.startswith("classification_reason") for name in classification(left))
+
+    match = Match("001000000000001AAA", "101", "domain")
+    result = compare(engine, [Pair(match, sf, hs)], Identity([match]), at)
+    [disagreement] = result.disagreements
+    assert dict(disagreement.outputs) == {"score.value": (60, 30)}
+    assert "classifications.value" in result.outputs
+    assert not any(name.startswith("classification_reason") for name in result.outputs)

@@ -26,7 +26,7 @@ from connector.engine import Assignment, Engine
 from connector.mapping.models import AttributeDef
 from connector.mapping.values import is_blank
 
-_NOT_OUTPUTS = frozenset({"version", "reason", "output_spec", "due_at"})
+_NOT_OUTPUTS = frozenset({"version", "reason", "classification_reasons", "output_spec", "due_at"})
 _TEXT_TYPES = frozenset({"string", "enum"})
 CRMS = ("salesforce", "hubspot")
 
@@ -36,8 +36,10 @@ def classification(assignment: Assignment) -> dict[str, Any]:
 
     ``segment``, ``tier``, ``persona`` (contacts), ``score.NAME`` for each
     score, and any further field the assignment carries (a mapping field
-    ``x`` as ``x.KEY``): the stamp, the reason line and the due date are
-    consequences, not decisions, and are left out.
+    ``x`` as ``x.KEY``): the stamp, the reason lines (the record's and each
+    classification's) and the due date are consequences, not decisions, and
+    are left out: a reason quotes scores and inputs, so it differs wherever
+    they do, and would list a second difference for one cause.
     """
     out: dict[str, Any] = {}
     for f in dataclasses.fields(assignment):
