@@ -320,3 +320,45 @@ def test_readyz_fails_at_once_when_the_org_refuses_the_credentials(
         oauth.client_secret = secret
     assert status == 503 and not body["checks"]["crm:salesforce"]["ok"]
     assert "rotated-elsewhere" not in json.dumps(body)
+
+
+def test_a_login_refused_outside_a_call_is_recorded_for_readyz(
+    fresh_sandboxes: Sandboxes,
+) -> None:
+    """``authenticate()`` called directly (an incremental pull, the history read) logs in.
+
+    A refusal there must reach the health record /readyz reads, as one
+    inside a call does: else a bad credential shows ready.
+    """
+    sf = fresh_sandboxes.salesforce
+
+    def adapter() -> SalesforceAdapter:
+        settings = SalesforceConnection(
+            auth="client_credentials",
+            login_url=sf.login_url,
+            instance_url=sf.instance_url,
+            ca_file=sf.ca_file,
+            client_id=sf.client_id,
+            client_secret="wrong-secret",
+        )
+        return SalesforceAdapter("sf", settings)
+
+    since = datetime.now(UTC) - timedelta(hours=1)
+    pulling = adapter()
+    mark = _mark(sf)
+    with pytest.raises(CrmAccessError, match="refused"):
+        list(pulling.pull("account", ["Name"], since))
+    # Only the token request went out: the refusal came from authenticate(), not a call.
+    assert _kinds(sf, mark) == Counter({"token": 1})
+    state = pulling.health.state()
+    assert state.error is not None and "refused" in state.error
+    assert "wrong-secret" not in state.error
+    pulling.close()
+
+    reading = adapter()
+    # The overrides' history read (connector/crm/salesforce/history.py) logs in first too.
+    with pytest.raises(CrmAccessError, match="refused"):
+        reading.set_by_person("account", {"001000000000001AAA": {"Segsync_Tier__c": "Tier 1"}})
+    state = reading.health.state()
+    assert state.error is not None and "refused" in state.error
+    reading.close()

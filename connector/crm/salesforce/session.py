@@ -183,7 +183,11 @@ class SalesforceSession:
         return session
 
     def authenticate(self) -> None:
-        """Obtain a session now (else the first call does); FatalSyncError when refused."""
+        """Obtain a session now (else the first call does); FatalSyncError when refused.
+
+        A refusal, or a login endpoint that does not answer, is recorded in
+        :attr:`health` as a failed call would be (``/readyz`` reads it).
+        """
         with self._auth_lock:
             if self._token is None:
                 self._login()
@@ -195,7 +199,13 @@ class SalesforceSession:
         def fetch() -> Token:
             return self._tokens.fetch(http, on_no_response=self.count_unanswered)
 
-        self._token = self.retry.call(fetch)
+        try:
+            self._token = self.retry.call(fetch)
+        except (CrmAccessError, CrmUnreachable) as exc:
+            # Logins outside call() (authenticate() from the pull and the history
+            # reads) must not leave the health record saying nothing.
+            self.health.failed(str(exc))
+            raise
         self._generation += 1
         self._token_cache.save(self._token)
         self._token_noted = True
