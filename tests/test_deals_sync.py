@@ -206,3 +206,30 @@ def test_sync_object_deal_and_the_deals_setting(
         cli, ["sync", "--config", str(off), "--crm", "hubspot", "--object", "account", "--dry-run"]
     )
     assert "deals" not in plain.stdout
+
+
+def test_a_full_hubspot_deal_pull_takes_the_companies_from_the_list_pages(
+    fresh_sandboxes: Sandboxes, store: Store
+) -> None:
+    """``associations=companies`` on the list: no v4 association read, the same companies."""
+    app = fresh_sandboxes.hubspot.app
+    mark = app.log.entries()[-1].seq if app.log.entries() else 0
+    listed = sync_deals(_hubspot(fresh_sandboxes), store, "hs", lookback=timedelta(0))
+    kinds = Counter(e.kind for e in app.log.entries(mark))
+    assert kinds["assoc.batch.read"] == 0 and kinds["list"] > 0
+    assert listed.api_calls == listed.minimum_calls == 1 + kinds["list"]
+    by_list = {d.id: d.account_id for d in DealStore(store).deals("hs")}
+
+    # Every deal's company cut off after one association (a paging cursor): all
+    # of them are read through v4 instead, 1,000 a call, with the same answer.
+    limit, app.inline_assoc_limit = app.inline_assoc_limit, 1
+    try:
+        mark = app.log.entries()[-1].seq
+        again = sync_deals(_hubspot(fresh_sandboxes), store, "hs", full=True)
+    finally:
+        app.inline_assoc_limit = limit
+    kinds = Counter(e.kind for e in app.log.entries(mark))
+    assert kinds["assoc.batch.read"] == -(-again.read // 1000) > 0
+    assert again.api_calls == listed.api_calls + kinds["assoc.batch.read"]
+    assert len(by_list) > 200
+    assert {d.id: d.account_id for d in DealStore(store).deals("hs")} == by_list

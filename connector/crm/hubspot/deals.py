@@ -3,10 +3,12 @@
 A deal holds its pipeline and stage ids only; whether a stage is closed, and
 won, is in the pipelines API (``GET /crm/v3/pipelines/deals``: a stage's
 ``metadata.isClosed`` and ``metadata.probability``, 1.0 for won, both sent
-as strings), read once per pull. Its company comes from the v4 associations
-(deal → company, 1,000 deals a batch read; the one labelled primary wins, else
-the lowest id). Full pulls walk the list endpoint (100 a page), incremental
-ones the search windows of :mod:`.search`.
+as strings), read once per pull. Its company comes from its associations
+(the one labelled primary wins, else the lowest id): listed with it on a full
+pull (the list endpoint, 100 a page, ``associations=companies``), else from
+the v4 batch read (1,000 deals a call) for deals found by the search windows
+of :mod:`.search` (incremental pulls), or listed with more associations than
+one page holds.
 
 Rows that cannot be judged are reported, never fatal (``DealProblem``): no
 company, a stage its pipeline does not have, a pipeline the API no longer
@@ -51,6 +53,9 @@ PROPERTIES = (
 )
 PRIMARY_COMPANY_TYPE = 5
 """HubSpot's association type from a deal to its primary company."""
+PRIMARY_LISTED_TYPE = "deal_to_company"
+"""The same association as the list endpoint names it (v3; the unlabeled one is
+``deal_to_company_unlabeled``)."""
 
 Stages = dict[tuple[str, str], tuple[bool, bool]]
 """(pipeline id, stage id) → (closed, won)."""
@@ -168,6 +173,37 @@ def companies_of(session: HubSpotSession, deal_ids: Sequence[str]) -> dict[str, 
     return out
 
 
+def listed_companies(items: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    """Deal id → company from the associations listed with the deals; the deals that need v4.
+
+    A full pull lists deals with ``associations=companies``: each carries its
+    first associations (``{}`` when it has none). A deal without the key was
+    found by search (which cannot list them); one whose list carries a
+    ``paging`` cursor, or names a company by something other than a record
+    id, is read through the v4 batch read too, which sees all of them.
+    """
+    company_of: dict[str, str] = {}
+    rest: list[str] = []
+    for item in items:
+        deal_id = str(item["id"])
+        if "associations" not in item:
+            rest.append(deal_id)
+            continue
+        listed = (item["associations"] or {}).get("companies")
+        if not listed:
+            continue  # listed with its associations: it has no company
+        links = list(listed.get("results") or [])
+        following = ((listed.get("paging") or {}).get("next") or {}).get("after")
+        if following or not all(str(link.get("id")).isdigit() for link in links):
+            rest.append(deal_id)
+            continue
+        if not links:
+            continue
+        primary = [link for link in links if link.get("type") == PRIMARY_LISTED_TYPE]
+        company_of[deal_id] = min((str(link["id"]) for link in primary or links), key=int)
+    return company_of, rest
+
+
 class DealPuller:
     """Reads one portal's deals."""
 
@@ -189,7 +225,8 @@ class DealPuller:
         stages = self.stages()
         properties = list(PROPERTIES)
         if since is None:
-            pages = list_pages(self._session, OBJECT_TYPE, properties)
+            # Each listed deal carries its companies: no association reads.
+            pages = list_pages(self._session, OBJECT_TYPE, properties, ("companies",))
         elif window is not None:
             pages = search_known(self._session, OBJECT_TYPE, properties, window)
         else:
@@ -198,7 +235,9 @@ class DealPuller:
         for raw in regroup(pages, HS_ASSOC_BATCH):
             if not raw:
                 continue
-            company_of = companies_of(self._session, [str(item["id"]) for item in raw])
+            company_of, rest = listed_companies(raw)
+            if rest:
+                company_of.update(companies_of(self._session, rest))
             deals: list[DealRecord] = []
             problems: list[DealProblem] = []
             seen: list[tuple[str, datetime]] = []
@@ -215,6 +254,11 @@ class DealPuller:
 
 
 def minimum_calls(read: int, *, incremental: bool) -> int:
-    """Pipelines, pages and association reads: the floor of reading ``read`` deals."""
-    page = HS_SEARCH_PAGE if incremental else HS_LIST_PAGE
-    return 1 + max(1, -(-read // page)) + -(-read // HS_ASSOC_BATCH)
+    """Pipelines, pages and association reads: the floor of reading ``read`` deals.
+
+    A full pull's list pages carry the companies; a search page cannot, so an
+    incremental pull reads them, 1,000 deals a call.
+    """
+    if not incremental:
+        return 1 + max(1, -(-read // HS_LIST_PAGE))
+    return 1 + max(1, -(-read // HS_SEARCH_PAGE)) + -(-read // HS_ASSOC_BATCH)
