@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -233,3 +234,55 @@ def test_a_full_hubspot_deal_pull_takes_the_companies_from_the_list_pages(
     assert again.api_calls == listed.api_calls + kinds["assoc.batch.read"]
     assert len(by_list) > 200
     assert {d.id: d.account_id for d in DealStore(store).deals("hs")} == by_list
+
+
+def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
+    fresh_sandboxes: Sandboxes, store: Store
+) -> None:
+    """2,100 deals saved in one transaction share a stamp: the inclusive pull re-read them all.
+
+    Known at that stamp, they are counted in the same composite call that
+    reads what lies above them (one API call): a quiet pull is one call, as
+    is an edit; a deal committed late at the known stamp breaks the count and
+    is read (the window then costs its pages, as before).
+    """
+    sf = fresh_sandboxes.salesforce
+    account = next(iter(sf.org.records("Account")))["Id"]
+    row = {"AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-31"}
+    sf.org.load_records("Opportunity", [{**row, "Name": f"Bulk {n}"} for n in range(2100)])
+    adapter = _salesforce(fresh_sandboxes)
+    first = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    assert first.read > 2100
+
+    mark = _sf_mark(sf)
+    quiet = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    kinds = Counter(e.kind for e in sf.app.log.entries(mark))
+    assert kinds == Counter({"composite": 1}), kinds  # was 2 query pages
+    assert quiet.read == 0 and quiet.api_calls == quiet.minimum_calls == 1
+
+    # A deal committed late with a stamp inside the known window: the count
+    # differs, the window is read, and the deal is not missed.
+    late_stamp = next(r for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 8")[
+        "SystemModstamp"
+    ]
+    sf.org.load_records("Opportunity", [{**row, "Name": "Late", "SystemModstamp": late_stamp}])
+    late = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Late")
+    mark = _sf_mark(sf)
+    caught = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    kinds = Counter(e.kind for e in sf.app.log.entries(mark))
+    assert kinds["composite"] == 1 and kinds["query"] == 1, kinds
+    assert late in {d.id for d in DealStore(store).deals("sf")}
+    assert caught.read == 1  # the others are known at their stamp: not read as new
+
+    target = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 7")
+    sf.client().Opportunity.update(target, {"Amount": 4321})
+    mark = _sf_mark(sf)
+    edited = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    assert Counter(e.kind for e in sf.app.log.entries(mark)) == Counter({"composite": 1})
+    assert edited.read == 1 and edited.api_calls == 1
+    assert {d.id: d.amount for d in DealStore(store).deals("sf")}[target] == 4321
+
+
+def _sf_mark(sf: Any) -> int:
+    entries = sf.app.log.entries()
+    return entries[-1].seq if entries else 0

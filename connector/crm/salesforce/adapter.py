@@ -289,8 +289,12 @@ class SalesforceAdapter:
     def pull_deals(
         self, since: datetime | None, window: KnownWindow | None = None
     ) -> Iterator[DealPage]:
-        """Pages of opportunities (read-only) modified at or after ``since``; see :mod:`.deals`."""
-        return self._deals.pull(since)
+        """Pages of opportunities (read-only) modified at or after ``since``; see :mod:`.deals`.
+
+        A large ``window`` of known deals is proven by a count in the same call
+        as the page above it, and not read again.
+        """
+        return self._deals.pull(since, window)
 
     def deal_minimum_calls(self, read: int, *, incremental: bool) -> int:
         """Query pages: the REST floor of a deal pull."""

@@ -16,13 +16,14 @@ Segsync never writes an Opportunity.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import DealPage, parse_stamp
+from connector.crm.base import DealPage, KnownWindow, parse_stamp
 from connector.crm.limits import SF_QUERY_PAGE
 from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.session import Client, SalesforceSession
@@ -43,6 +44,9 @@ COLUMNS = (
 )
 LOSS_REASON = "Loss_Reason__c"
 """The custom field many orgs keep the loss reason in; read when it exists."""
+PROOF_MINIMUM = SF_QUERY_PAGE // 2
+"""Known deals in the look-back window from which a pull proves the window by a
+count instead of reading it again (see :meth:`DealPuller.pull`)."""
 
 
 def _query_more(client: Client, url: str) -> Any:
@@ -114,8 +118,68 @@ class DealPuller:
         loss = next((name for name in fields if name.lower() == LOSS_REASON.lower()), None)
         return [*COLUMNS, *([loss] if loss else [])], loss
 
-    def pull(self, since: datetime | None) -> Iterator[DealPage]:
-        """Pages of opportunities with ``SystemModstamp >= since`` (all when None), oldest first."""
+    def _above_proven(
+        self, text: str, since: datetime, window: KnownWindow
+    ) -> dict[str, Any] | None:
+        """The page above a proven look-back window, or None (then read from ``since``).
+
+        SOQL datetime literals carry whole seconds, so the counted window is
+        widened to them: ``floor(since) <= SystemModstamp < floor(upto) + 1 s``,
+        and the page above starts there. The window is proven when its count
+        equals the known deals less those now found above it: then it holds no
+        deal this connection has not recorded at its stamp (a deal committed
+        late inside it, one in the widened edges, or any other change makes the
+        counts differ, and the window is read). The page above must be the whole
+        answer (``done``); a larger change is read by the plain query.
+        """
+        start = since.replace(microsecond=0)
+        end = parse_stamp(window.upto).replace(microsecond=0) + timedelta(seconds=1)
+        counted = format_soql(
+            f"SELECT COUNT() FROM {SOBJECT} WHERE SystemModstamp >= {{}} AND SystemModstamp < {{}}",
+            start,
+            end,
+        )
+        above = format_soql(text + " WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id", end)
+        version = self._session.settings.api_version
+
+        def sub(ref: str, soql: str) -> dict[str, str]:
+            url = f"/services/data/v{version}/query/?{urlencode({'q': soql})}"
+            return {"method": "GET", "url": url, "referenceId": ref}
+
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [sub("window", counted), sub("above", above)],
+        }
+        answer = self._session.call(
+            "query opportunities (window count)",
+            lambda c: c.sf.restful("composite", method="POST", json=body),
+        )
+        parts = {
+            str(r.get("referenceId")): r for r in (answer or {}).get("compositeResponse") or []
+        }
+        if any(parts.get(ref, {}).get("httpStatusCode") != 200 for ref in ("window", "above")):
+            return None
+        page = parts["above"].get("body") or {}
+        if not page.get("done", True):
+            return None
+        pairs = [
+            (str(row["Id"]), parse_stamp(row.get("SystemModstamp")))
+            for row in page.get("records") or []
+        ]
+        total = int((parts["window"].get("body") or {}).get("totalSize") or 0)
+        if total != window.expected - window.moved(pairs):
+            return None
+        return dict(page)
+
+    def pull(self, since: datetime | None, window: KnownWindow | None = None) -> Iterator[DealPage]:
+        """Pages of opportunities with ``SystemModstamp >= since`` (all when None), oldest first.
+
+        With ``window`` holding at least :data:`PROOF_MINIMUM` known deals, one
+        composite call (two queries, one API call) counts the window and reads
+        what lies above it; when the count shows the window holds only known
+        deals (:meth:`_above_proven`), it is not read again. Otherwise, or when
+        more than a page lies above, the plain query reads from ``since``.
+        """
         columns, loss = self._columns()
         text = f"SELECT {', '.join(columns)} FROM {SOBJECT}"
         if since is not None:
@@ -126,7 +190,11 @@ class DealPuller:
         else:
             query = text + " ORDER BY SystemModstamp, Id"
         call = self._session.call
-        result = call("query opportunities", lambda c: c.sf.query(query))
+        result = None
+        if since is not None and window is not None and window.expected >= PROOF_MINIMUM:
+            result = self._above_proven(text, since, window)
+        if result is None:
+            result = call("query opportunities", lambda c: c.sf.query(query))
         while True:
             rows = list(result.get("records") or [])
             deals: list[DealRecord] = []
