@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from service_helpers import start_service, until
+from service_helpers import PATIENCE, start_service, until
 
 from connector import templates
 from connector.cli import cli
@@ -116,8 +116,9 @@ def test_two_replicas_both_crms_contacts_follow_their_accounts(
                 len({(r.connection, r.object) for r in store.runs(200) if r.status == "succeeded"})
                 == 4
             ),
-            90,
+            PATIENCE,
             "a first successful run of every job",
+            alive=replicas,
         )
         # 30 s of people editing accounts in both CRMs while both replicas run.
         ids = {crm: sorted(_accounts(fresh_sandboxes, crm)) for crm in CRMS}
@@ -129,9 +130,14 @@ def test_two_replicas_both_crms_contacts_follow_their_accounts(
             time.sleep(1.5)
         last = max(r.id for r in store.runs(1))
         # Every job then runs once more after the edits (contacts after accounts).
-        until(lambda: _settled(store, last), 60, "every job to run after the last edit")
+        until(
+            lambda: _settled(store, last),
+            PATIENCE,
+            "every job to run after the last edit",
+            alive=replicas,
+        )
         last = max(r.id for r in store.runs(1))
-        until(lambda: _settled(store, last), 60, "every job to run once more")
+        until(lambda: _settled(store, last), PATIENCE, "every job to run once more", alive=replicas)
         for process in replicas:
             process.send_signal(signal.SIGTERM)
         for process in replicas:
