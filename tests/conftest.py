@@ -7,7 +7,9 @@ Salesforce org and the HubSpot portal; ``salesforce_sandbox`` and
 calls take ``reset_sandboxes`` (faults, request logs, rate-limit windows and
 API usage cleared before and after); tests that write data or create fields
 take ``fresh_sandboxes`` (that, plus the data and schema restored to the
-session's starting point).
+session's starting point). ``tier_org`` is a Salesforce sandbox of the test
+module's own, an empty org with a tier picklist for Bulk 2.0 writes; the
+plain setup helpers are in ``sandbox_fixtures``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from sandbox_fixtures import clear_org, running_salesforce, with_tier_picklist
 
 from segsync_sandbox.hubspot import HubSpotSandbox
 from segsync_sandbox.launcher import Sandboxes, start_sandboxes
@@ -81,6 +84,25 @@ def fresh_sandboxes(_sandboxes_and_snapshot: tuple[Sandboxes, Path]) -> Iterator
     running.restore(snapshot)
     yield running
     running.restore(snapshot)
+
+
+# -- A Salesforce org for Bulk 2.0 writes ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _tier_org_server(request: pytest.FixtureRequest) -> Iterator[SalesforceSandbox]:
+    with running_salesforce(client_id=f"{request.module.__name__}-test") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def tier_org(_tier_org_server: SalesforceSandbox) -> Iterator[SalesforceSandbox]:
+    """A Salesforce sandbox of the test module's own, serving an empty org with a tier picklist.
+
+    No records, jobs or faults: each test starts afresh (``sandbox_fixtures.with_tier_picklist``).
+    """
+    yield with_tier_picklist(_tier_org_server)
+    clear_org(_tier_org_server)
 
 
 # -- PostgreSQL --------------------------------------------------------------

@@ -106,15 +106,9 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"accounts": accounts_file, "deals": deals_file, "after": after}
 
 
-def _pairwise_auc(pairs: list[tuple[float, bool]]) -> float:
-    won = [s for s, w in pairs if w]
-    lost = [s for s, w in pairs if not w]
-    total = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in won for b in lost)
-    return total / (len(won) * len(lost))
-
-
-def test_backtest_figures_are_reproducible_from_the_exports(exports: dict[str, Path]) -> None:
-    args = [
+def _diff(exports: dict[str, Path], *options: str) -> list[str]:
+    """`segsync diff` of the shipped accounts definition against the proposal, on the export."""
+    return [
         "diff",
         "--before",
         str(templates.ACCOUNTS),
@@ -124,12 +118,19 @@ def test_backtest_figures_are_reproducible_from_the_exports(exports: dict[str, P
         str(exports["accounts"]),
         "--crm",
         "salesforce",
-        "--now",
-        NOW,
-        "--deals",
-        str(exports["deals"]),
-        "--outcomes",
+        *options,
     ]
+
+
+def _pairwise_auc(pairs: list[tuple[float, bool]]) -> float:
+    won = [s for s, w in pairs if w]
+    lost = [s for s, w in pairs if not w]
+    total = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in won for b in lost)
+    return total / (len(won) * len(lost))
+
+
+def test_backtest_figures_are_reproducible_from_the_exports(exports: dict[str, Path]) -> None:
+    args = _diff(exports, "--now", NOW, "--deals", str(exports["deals"]), "--outcomes")
     result = CliRunner().invoke(cli, [*args, "--format", "json"])
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)["outcomes"]
@@ -193,21 +194,7 @@ def test_backtest_figures_are_reproducible_from_the_exports(exports: dict[str, P
 
 
 def test_outcomes_needs_the_deals(exports: dict[str, Path]) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "diff",
-            "--before",
-            str(templates.ACCOUNTS),
-            "--after",
-            str(exports["after"]),
-            "-i",
-            str(exports["accounts"]),
-            "--crm",
-            "salesforce",
-            "--outcomes",
-        ],
-    )
+    result = CliRunner().invoke(cli, _diff(exports, "--outcomes"))
     assert result.exit_code == 2
     assert "--outcomes backtests on closed deals: add --deals FILE" in result.stderr
     assert "Traceback" not in result.output
@@ -227,24 +214,9 @@ def test_the_readme_worked_example_quotes_these_figures(exports: dict[str, Path]
     """README's measure-and-refine example is this backtest: its figures must stay true."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Measure and refine") : readme.index("## One definition")]
-    args = [
-        "diff",
-        "--before",
-        str(templates.ACCOUNTS),
-        "--after",
-        str(exports["after"]),
-        "-i",
-        str(exports["accounts"]),
-        "--crm",
-        "salesforce",
-        "--now",
-        NOW,
-        "--deals",
-        str(exports["deals"]),
-        "--outcomes",
-        "--format",
-        "json",
-    ]
+    args = _diff(
+        exports, "--now", NOW, "--deals", str(exports["deals"]), "--outcomes", "--format", "json"
+    )
     got = json.loads(CliRunner().invoke(cli, args).stdout)["outcomes"]
     before = {t["tier"]: t for t in got["before"]["tiers"]}
     after = {t["tier"]: t for t in got["after"]["tiers"]}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sandbox_fixtures import sandbox_config
 
 from connector.cli import cli
 from connector.store.store import Store
@@ -57,15 +58,8 @@ def test_a_killed_bulk_write_resumes_its_job_and_writes_each_record_once(
 ) -> None:
     monkeypatch.chdir(ROOT)
     snapshot = crm.snapshot(tmp_path / "snapshot")
-    store_path = tmp_path / "s.db"
-    config = crm.write_config(tmp_path / "config.toml", store_url=f"sqlite:///{store_path}")
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        text.replace(
-            "[connections.salesforce]\n", "[connections.salesforce]\nbulk_write_threshold = 100\n"
-        ),
-        encoding="utf-8",
-    )
+    config = sandbox_config(crm, tmp_path, salesforce={"bulk_write_threshold": 100})
+    store_path = tmp_path / "state.db"
     app = crm.salesforce.app
     service = bulk_service(app)
     service.reset()

@@ -16,17 +16,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sandbox_fixtures import TIERS, salesforce_adapter
 
-from connector.config import SalesforceConnection
 from connector.crm.base import JobNote, RecordUpdate
-from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce import SalesforceAdapter
 from connector.crm.salesforce.bulk import IngestJob, _ingest_csv
-from segsync_sandbox.salesforce import CustomFieldSpec, SalesforceSandbox, start_salesforce
+from segsync_sandbox.salesforce import SalesforceSandbox
 from segsync_sandbox.salesforce.bulk import Job, bulk_service
 from segsync_sandbox.salesforce.org import UI_USER_ID
-
-TIERS = ("Tier 1", "Tier 2", "Tier 3")
 
 
 class Journal:
@@ -47,43 +44,9 @@ class Journal:
         return list(self.kept.values())
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[SalesforceSandbox]:
-    sandbox = start_salesforce(client_id="bulk-resume-test")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
 @pytest.fixture
-def sfbox(_server: SalesforceSandbox) -> Iterator[SalesforceSandbox]:
-    _server.reset()
-    bulk_service(_server.app).reset()
-    _server.org.add_custom_field(
-        "Account",
-        CustomFieldSpec(
-            "Account.Segsync_Tier__c", "Picklist", "Tier", picklist_values=TIERS, restricted=True
-        ),
-    )
-    yield _server
-    _server.reset()
-    bulk_service(_server.app).reset()
-
-
-@pytest.fixture
-def adapter(sfbox: SalesforceSandbox) -> Iterator[SalesforceAdapter]:
-    settings = SalesforceConnection(
-        auth="jwt",
-        login_url=sfbox.login_url,
-        ca_file=sfbox.ca_file,
-        client_id=sfbox.client_id,
-        username=sfbox.username,
-        private_key_file=sfbox.private_key_file,
-        bulk_write_threshold=10,
-    )
-    policy = RetryPolicy(attempts=10, initial_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
-    made = SalesforceAdapter("sf", settings, retry=policy, bulk_wait=0)
+def adapter(tier_org: SalesforceSandbox) -> Iterator[SalesforceAdapter]:
+    made = salesforce_adapter(tier_org, attempts=10)
     made.authenticate()
     yield made
     made.close()
@@ -111,81 +74,81 @@ def _session(adapter: SalesforceAdapter) -> Any:
 
 
 def test_a_lost_create_answer_reuses_the_job_it_made(
-    sfbox: SalesforceSandbox, adapter: SalesforceAdapter
+    tier_org: SalesforceSandbox, adapter: SalesforceAdapter
 ) -> None:
-    updates = _updates(sfbox, 50)
-    sfbox.app.faults.update(lost_answers={"bulk.ingest.create": 1})
+    updates = _updates(tier_org, 50)
+    tier_org.app.faults.update(lost_answers={"bulk.ingest.create": 1})
     journal = Journal()
     outcomes = adapter.write("account", updates, journal)
     assert all(o.ok for o in outcomes)
     # The create landed but its answer did not: the retry listed the jobs and
     # used the one it had made. One job, complete, nothing left Open.
-    creates = [e for e in sfbox.app.log.entries() if e.kind == "bulk.ingest.create"]
+    creates = [e for e in tier_org.app.log.entries() if e.kind == "bulk.ingest.create"]
     assert len(creates) == 1
-    assert any(e.kind == "bulk.ingest.list" for e in sfbox.app.log.entries())
-    assert [j.state for j in _jobs(sfbox)] == ["JobComplete"]
-    assert _applied(sfbox) == Counter(u.id for u in updates)
+    assert any(e.kind == "bulk.ingest.list" for e in tier_org.app.log.entries())
+    assert [j.state for j in _jobs(tier_org)] == ["JobComplete"]
+    assert _applied(tier_org) == Counter(u.id for u in updates)
     # Noted before each step, forgotten once its results were read.
     assert journal.steps == ["creating", "created", "uploaded", "closed"]
     assert journal.notes() == []
 
 
 def test_an_uploaded_job_left_by_a_crash_is_finished_not_repeated(
-    sfbox: SalesforceSandbox, adapter: SalesforceAdapter
+    tier_org: SalesforceSandbox, adapter: SalesforceAdapter
 ) -> None:
-    updates = _updates(sfbox, 40)
+    updates = _updates(tier_org, 40)
     journal = Journal()
     # A process uploads its chunk and dies before closing the job.
     job = IngestJob(_session(adapter), "Account", 0, journal)
     job.create()
     job.upload(_ingest_csv(updates))
-    assert [j.state for j in _jobs(sfbox)] == ["Open"]
+    assert [j.state for j in _jobs(tier_org)] == ["Open"]
     (note,) = journal.notes()
     assert (note.job_id, note.step) == (job.job_id, "uploaded")
 
     done = adapter.resume("account", journal)
     assert len(done) == 1 and job.job_id in done[0]
-    assert [j.state for j in _jobs(sfbox)] == ["JobComplete"]
-    assert _applied(sfbox) == Counter(u.id for u in updates)
+    assert [j.state for j in _jobs(tier_org)] == ["JobComplete"]
+    assert _applied(tier_org) == Counter(u.id for u in updates)
     assert journal.notes() == []
     # A second resume finds nothing to do.
     assert adapter.resume("account", journal) == []
 
 
 def test_a_closed_job_left_by_a_crash_is_waited_for(
-    sfbox: SalesforceSandbox, adapter: SalesforceAdapter
+    tier_org: SalesforceSandbox, adapter: SalesforceAdapter
 ) -> None:
-    updates = _updates(sfbox, 30)
+    updates = _updates(tier_org, 30)
     journal = Journal()
-    bulk_service(sfbox.app).settings.polls_per_state = 3
+    bulk_service(tier_org.app).settings.polls_per_state = 3
     job = IngestJob(_session(adapter), "Account", 0, journal)
     job.create()
     job.upload(_ingest_csv(updates))
     job.close()
     assert journal.notes()[0].step == "closed"
     adapter.resume("account", journal)
-    assert [j.state for j in _jobs(sfbox)] == ["JobComplete"]
-    assert _applied(sfbox) == Counter(u.id for u in updates)
+    assert [j.state for j in _jobs(tier_org)] == ["JobComplete"]
+    assert _applied(tier_org) == Counter(u.id for u in updates)
     assert journal.notes() == []
 
 
 def test_an_open_job_whose_upload_is_unknown_is_aborted(
-    sfbox: SalesforceSandbox, adapter: SalesforceAdapter
+    tier_org: SalesforceSandbox, adapter: SalesforceAdapter
 ) -> None:
     journal = Journal()
     job = IngestJob(_session(adapter), "Account", 0, journal)
     job.create()
     assert journal.notes()[0].step == "created"
     adapter.resume("account", journal)
-    assert [j.state for j in _jobs(sfbox)] == ["Aborted"]
+    assert [j.state for j in _jobs(tier_org)] == ["Aborted"]
     assert journal.notes() == []
 
 
 def test_a_job_whose_id_was_never_learned_is_found_and_aborted(
-    sfbox: SalesforceSandbox, adapter: SalesforceAdapter
+    tier_org: SalesforceSandbox, adapter: SalesforceAdapter
 ) -> None:
     journal = Journal()
-    service = bulk_service(sfbox.app)
+    service = bulk_service(tier_org.app)
     # An org with many jobs: the list comes 1,000 a page, ours on the second.
     first = IngestJob(_session(adapter), "Account", 0)
     first.create()
@@ -204,12 +167,12 @@ def test_a_job_whose_id_was_never_learned_is_found_and_aborted(
     for object_name, user in (("Account", UI_USER_ID), ("Contact", ours.created_by)):
         other = replace(ours, id=f"750{object_name[:3]}00000Other", object=object_name)
         service._jobs[other.id] = replace(other, created_by=user)
-    sfbox.app.log.clear()
+    tier_org.app.log.clear()
     done = adapter.resume("account", journal)
     assert len(done) == 1 and str(job.job_id) in done[0]
-    lists = [e for e in sfbox.app.log.entries() if e.kind == "bulk.ingest.list"]
+    lists = [e for e in tier_org.app.log.entries() if e.kind == "bulk.ingest.list"]
     assert len(lists) == 2
-    states = Counter(j.state for j in _jobs(sfbox) if j.id != first.job_id)
+    states = Counter(j.state for j in _jobs(tier_org) if j.id != first.job_id)
     assert states == {"Open": 1_202, "Aborted": 1}
-    assert next(j for j in _jobs(sfbox) if j.id == job.job_id).state == "Aborted"
+    assert next(j for j in _jobs(tier_org) if j.id == job.job_id).state == "Aborted"
     assert journal.notes() == []

@@ -15,20 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from sandbox_fixtures import (
+    hubspot_adapter,
+    provision,
+    seeded_hubspot,
+    shipped_engines,
+    sqlite_store,
+)
 
-from connector import templates
-from connector.config import HubSpotConnection, SyncSettings
+from connector.config import SyncSettings
 from connector.crm.hubspot import HubSpotAdapter
-from connector.crm.retry import RetryPolicy
-from connector.engine import Engine, compile_mapping
-from connector.mapping import load_mapping
+from connector.engine import Engine
 from connector.store.inherited import InheritedStore
 from connector.store.store import Store
-from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner
-from segsync_sandbox import data
-from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+from segsync_sandbox.hubspot import HubSpotSandbox
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 COMPANIES = 60
@@ -43,18 +44,12 @@ EDIT = {
 
 @pytest.fixture(scope="module")
 def engines() -> dict[str, Engine]:
-    return {
-        "account": compile_mapping(load_mapping(templates.ACCOUNTS)),
-        "contact": compile_mapping(load_mapping(templates.CONTACTS)),
-    }
+    return shipped_engines()
 
 
 @pytest.fixture
 def sandbox() -> Iterator[HubSpotSandbox]:
-    portal = Portal(requests_per_10s=10_000, search_per_second=1_000)
-    portal.load_companies(data.hubspot_company_props(c) for c in data.companies(11, COMPANIES))
-    portal.load_contacts(data.hubspot_contact_props(c) for c in data.contacts(11, COMPANIES, 2))
-    with start_hubspot(portal=portal) as running:
+    with seeded_hubspot(11, COMPANIES) as running:
         yield running
 
 
@@ -62,23 +57,9 @@ def sandbox() -> Iterator[HubSpotSandbox]:
 def world(
     sandbox: HubSpotSandbox, engines: dict[str, Engine], tmp_path: Path
 ) -> tuple[HubSpotAdapter, Runner, Store]:
-    connection = HubSpotConnection(
-        base_url=sandbox.base_url,
-        access_token=SecretStr(sandbox.access_token),
-        requests_per_10s=10_000,
-        search_per_second=1_000,
-    )
-    adapter = HubSpotAdapter("hs", connection, retry=RetryPolicy(sleep=lambda s: None))
-    for obj in ("account", "contact"):
-        parent = engines["account"] if obj == "contact" else None
-        report = adapter.provision(
-            obj,  # type: ignore[arg-type]
-            output_specs(engines[obj], "hubspot", parent),
-            engines[obj].input_fields("hubspot"),
-            dry_run=False,
-        )
-        assert not report.problems, report.problems
-    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    adapter = hubspot_adapter(sandbox)
+    provision(adapter, engines, "hubspot")
+    store = sqlite_store(tmp_path)
     return adapter, Runner(store, SyncSettings(), clock=lambda: NOW), store
 
 
