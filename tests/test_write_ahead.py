@@ -8,6 +8,9 @@ and one that would trip the guard writes nothing at all.
 
 from __future__ import annotations
 
+import pickle
+import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,7 @@ from connector.engine import Engine, compile_mapping
 from connector.mapping import load_mapping
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError
-from connector.sync.pipeline import certain
+from connector.sync.pipeline import _Tail, certain
 from connector.sync.planner import PlanCounts, PlanSummary
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner
@@ -100,6 +103,34 @@ def _edit(sandbox: HubSpotSandbox, engine: Engine, count: int) -> list[str]:
                 break
     assert len(edited) == count
     return edited
+
+
+def test_the_writer_reads_each_spooled_entry_whole_as_pages_are_published() -> None:
+    # Publications may end anywhere (here: mid-entry); the writer's view blocks
+    # there, reads on in blocks once more is published, and ends at the last.
+    entries = [("write", str(i), {"tier": "x" * (i % 50)}) for i in range(3_000)]
+    got: list[object] = []
+    with tempfile.TemporaryFile() as spool:
+        tail = _Tail(spool)
+
+        def writer() -> None:
+            while True:
+                try:
+                    got.append(pickle.load(tail))
+                except EOFError:
+                    return
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        for start in range(0, len(entries), 700):
+            for entry in entries[start : start + 700]:
+                pickle.dump(entry, spool, protocol=pickle.HIGHEST_PROTOCOL)
+            spool.flush()
+            tail.publish(spool.tell() - 3)  # the last entry's end not yet published
+        spool.flush()
+        tail.publish(spool.tell(), last=True)
+        thread.join(timeout=30)
+    assert got == entries
 
 
 def test_an_incremental_run_writes_while_its_pages_still_come_in(

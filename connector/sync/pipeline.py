@@ -131,12 +131,20 @@ class WriteAhead:
             raise self._error
 
 
+#: The most one ``os.pread`` of the spool takes at once.
+_BLOCK = 1 << 20
+
+
 class _Tail:
     """A read-only view of the spool up to its published end; blocks there until more comes.
 
     Reads with ``os.pread`` so the planner's file position is never moved.
     At the end of the last publication it answers ``b""`` (EOF); once
-    stopped, it answers EOF at once.
+    stopped, it answers EOF at once. pickle asks for a few bytes at a
+    time; each ``pread`` lets go of the GIL and, with the planner busy, waits
+    to get it back. So the published bytes are read a block at a time and
+    pickle is served from that block (5 preads a record before: 1.2 s of a
+    6,000-record incremental run's profile).
     """
 
     def __init__(self, spool: IO[bytes]) -> None:
@@ -146,6 +154,8 @@ class _Tail:
         self._last = False
         self._stopped = False
         self._cond = threading.Condition()
+        self._block = b""
+        self._block_at = 0  # the spool offset of self._block's first byte
 
     def publish(self, end: int, *, last: bool = False) -> None:
         with self._cond:
@@ -168,7 +178,12 @@ class _Tail:
             if available <= 0:
                 return b""
             want = available if size is None or size < 0 else min(size, available)
-        data = os.pread(self._fd, want, self._pos)
+        start = self._pos - self._block_at
+        if start < 0 or start + want > len(self._block):
+            # Published bytes never change: read on to the published end (a block at most).
+            self._block = os.pread(self._fd, max(want, min(available, _BLOCK)), self._pos)
+            self._block_at, start = self._pos, 0
+        data = self._block[start : start + want]
         self._pos += len(data)
         return data
 
