@@ -57,6 +57,7 @@ from connector.sync.planner import (  # noqa: E402
     NO_HYSTERESIS,
     PlanInput,
     Policy,
+    RecordPlanner,
     plan_record,
 )
 from connector.sync.runner import TRACKED_KEYS, UNGUARDED_KEYS  # noqa: E402
@@ -297,24 +298,57 @@ Loop = Callable[[Rows], None]
 PAGE = {"salesforce": 2_000, "hubspot": 100}
 
 
-def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
-    """What the runner does per record (``Runner._plan``) minus the store, spool and I/O.
-
-    With ``due``, :meth:`Engine.assign` instead of ``evaluate``, as the runner
-    calls it: it also finds when time alone changes the record (one more
-    evaluation per future ``within_days`` boundary).
-    """
-    outputs = engine.output_fields(crm)
-    out_fields = list(outputs.values())
-    score_fields = [f for key, f in outputs.items() if key.startswith("score.")]
-    policy = Policy(
+def _policy(outputs: dict[str, str]) -> Policy:
+    """The policy the runner builds for these outputs (``respect``, no hysteresis)."""
+    return Policy(
         "respect",
         volatile=frozenset([outputs["updated_at"]]),
         tracked=frozenset(outputs[k] for k in TRACKED_KEYS if k in outputs),
         guarded=frozenset(f for k, f in outputs.items() if k not in UNGUARDED_KEYS),
     )
-    evaluate, lock_reading, hysteresis, now = (
+
+
+def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
+    """What the runner does per record (``Runner._plan``) minus the store, spool and I/O.
+
+    Read the lock, evaluate, then :meth:`RecordPlanner.decide` (outputs, whole-number
+    scores, plan_record), as the runner calls them. With ``due``,
+    :meth:`Engine.assign` instead of ``evaluate``, as the runner calls it: it
+    also finds when time alone changes the record (one more evaluation per
+    future ``within_days`` boundary).
+    """
+    outputs = engine.output_fields(crm)
+    planner = RecordPlanner(
+        crm,
+        _policy(outputs),
+        NO_HYSTERESIS,
+        NOW,
+        outputs.values(),
+        [f for key, f in outputs.items() if key.startswith("score.")],
+    )
+    evaluate, lock_reading, decide, now = (
         engine.assign if due else engine.evaluate,
+        engine.lock_reading,
+        planner.decide,
+        NOW,
+    )
+
+    def loop(rows: Rows) -> None:
+        for record_id, fields, last in rows:
+            locked = lock_reading(fields, crm).locked
+            decide(record_id, evaluate(fields, crm, now), fields, last, locked, None)
+
+    return loop
+
+
+def old_sync_path(engine: Engine, crm: str) -> Loop:
+    """The runner's glue before ``RecordPlanner``: outputs, a ``PlanInput``, plan_record."""
+    outputs = engine.output_fields(crm)
+    out_fields = list(outputs.values())
+    score_fields = [f for key, f in outputs.items() if key.startswith("score.")]
+    policy = _policy(outputs)
+    evaluate, lock_reading, hysteresis, now = (
+        engine.evaluate,
         engine.lock_reading,
         NO_HYSTERESIS,
         NOW,
@@ -335,23 +369,14 @@ def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
     return loop
 
 
-def without_plan(engine: Engine, crm: str) -> Loop:
-    """:func:`sync_path` without plan_record: its cost is the difference."""
-    outputs = engine.output_fields(crm)
-    out_fields = list(outputs.values())
-    score_fields = [f for key, f in outputs.items() if key.startswith("score.")]
+def evaluate_lock(engine: Engine, crm: str) -> Loop:
+    """:func:`sync_path` without the planner: read the lock and evaluate."""
     evaluate, lock_reading, now = engine.evaluate, engine.lock_reading, NOW
 
     def loop(rows: Rows) -> None:
-        for record_id, fields, last in rows:
-            locked = lock_reading(fields, crm).locked
-            desired = evaluate(fields, crm, now).outputs(crm, now)
-            for name in score_fields:
-                if isinstance(desired.get(name), float):
-                    desired[name] = round(desired[name])
-            PlanInput(
-                record_id, desired, {f: fields.get(f) for f in out_fields}, last, locked, None
-            )
+        for _, fields, _ in rows:
+            lock_reading(fields, crm)
+            evaluate(fields, crm, now)
 
     return loop
 
@@ -481,9 +506,10 @@ def main() -> None:
     print("\nparts of it, and what the runner calls (same records):")
     parts: tuple[tuple[str, Callable[[Engine, str], Loop]], ...] = (
         ("evaluate", evaluate_only),
+        ("lock + evaluate", evaluate_lock),
         ("evaluate + outputs", evaluate_outputs),
-        ("all but plan_record", without_plan),
         ("full path with Engine.assign (due dates)", partial(sync_path, due=True)),
+        ("full path, the glue before RecordPlanner", old_sync_path),
     )
     for crm in CRMS:
         for name, body in parts:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from connector.state import Candidate, Pending
@@ -14,6 +16,7 @@ from connector.sync.planner import (
     Hysteresis,
     PlanInput,
     Policy,
+    RecordPlanner,
     _plan_record,
     _same,
     plan_record,
@@ -91,3 +94,127 @@ _scalars = st.one_of(
 def test_the_quick_comparison_is_same_value(a: Any, b: Any) -> None:
     assert _same(a, b) == same_value(a, b)
     assert _same(b, a) == same_value(a, b)
+
+
+class _Evaluated:
+    """An assignment as RecordPlanner sees one: its outputs (a new dict per call)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
+        assert crm == "hubspot"
+        return dict(self.values)
+
+
+def _spelled_back(values: dict[str, Any], how: str) -> dict[str, Any]:
+    """The values as a CRM sends them back: whole numbers as text (HubSpot) or floats."""
+    if how == "text":
+        return {k: str(v) if v.__class__ is int else v for k, v in values.items()}
+    if how == "float":
+        return {k: float(v) if v.__class__ is int else v for k, v in values.items()}
+    return dict(values)
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, bool]:
+    """Desired outputs, a record's fields and the store's last-written values for them."""
+    desired = draw(_maps)
+    fields = draw(
+        st.sampled_from(
+            [
+                _spelled_back(desired, draw(st.sampled_from(["as is", "text", "float"]))),
+                {**desired, **draw(_maps)},
+                draw(_maps),
+                {},
+            ]
+        )
+    )
+    fields["input"] = "ignored"
+    last = draw(st.sampled_from([None, dict(desired), _spelled_back(desired, "text"), draw(_maps)]))
+    return desired, fields, last, draw(st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_records(), min_size=1, max_size=4),
+    _policies,
+    _hysteresis,
+    st.frozensets(st.sampled_from(FIELDS), max_size=2),
+    st.none() | st.just(Pending({"tier": Candidate("Tier 1", 1, NOW - timedelta(days=1))})),
+)
+def test_the_record_planner_decides_as_plan_record_on_the_input_it_stands_for(
+    records: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, bool]],
+    policy: Policy,
+    hysteresis: Hysteresis,
+    rounded: frozenset[str],
+    pending: Pending | None,
+) -> None:
+    # Scores are finite (round() refuses infinities, as it did in the runner before).
+    assume(
+        all(
+            not isinstance(v, float) or math.isfinite(v)
+            for desired, *_ in records
+            for k, v in desired.items()
+            if k in rounded
+        )
+    )
+    planner = RecordPlanner("hubspot", policy, hysteresis, NOW, FIELDS, sorted(rounded))
+    shared = _Evaluated(records[0][0])
+    for desired, fields, last, locked in records:
+        # Records share an assignment (its outputs cached) or bring their own.
+        for evaluated in (shared, _Evaluated(desired)):
+            item = planner.plan_input("001", evaluated, fields, last, locked, pending)
+            want = plan_record(item, policy, hysteresis, NOW)
+            got = planner.decide("001", evaluated, fields, last, locked, pending)
+            assert type(got) is Decision
+            assert _fields(got) == _fields(want)
+
+
+def test_the_record_planner_rounds_scores_and_reads_only_output_fields() -> None:
+    planner = RecordPlanner("hubspot", Policy(), Hysteresis(), NOW, ["fit", "seg"], ["fit"])
+    item = planner.plan_input(
+        "001", _Evaluated({"fit": 79.6, "seg": "SMB"}), {"fit": "80", "x": 1}, None, False, None
+    )
+    assert item == PlanInput("001", {"fit": 80, "seg": "SMB"}, {"fit": "80", "seg": None})
+
+
+def test_equal_is_not_always_the_same_value() -> None:
+    """Why the planner's tuple comparison is kept to text, whole numbers and blanks.
+
+    Python's ``True == 1.0`` holds; same_value says they differ.
+    """
+    assert not same_value(True, 1.0)
+
+
+def test_a_record_holding_what_it_wants_is_decided_without_the_full_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desired = {"seg": "SMB", "tier": "Tier 1", "fit": 80, "stamp": NOW}
+    planner = RecordPlanner(
+        "hubspot", Policy(volatile=frozenset({"stamp"})), Hysteresis(), NOW, FIELDS
+    )
+    evaluated = _Evaluated(desired)
+    steady: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"seg": "SMB", "tier": "Tier 1", "fit": "80", "stamp": "x", "reason": None}, desired),
+        ({"seg": "SMB", "tier": "Tier 1", "fit": 80.0, "stamp": None, "reason": ""}, desired),
+    ]
+    moved = {"seg": "SMB", "tier": "Tier 2", "fit": "80", "stamp": None, "reason": None}
+    expected = [
+        plan_record(
+            planner.plan_input("1", evaluated, f, last, False, None),
+            planner.policy,
+            planner.hysteresis,
+            NOW,
+        )
+        for f, last in steady
+    ]
+    assert [d.status for d in expected] == ["unchanged", "unchanged"]
+    assert planner.decide("1", evaluated, moved, None, False, None).status == "changed"
+
+    def full_rules(*args: Any) -> Decision:
+        raise AssertionError("took the full rules")
+
+    monkeypatch.setattr("connector.sync.planner.plan_record", full_rules)
+    for (fields, last), want in zip(steady, expected, strict=True):
+        assert _fields(planner.decide("1", evaluated, fields, last, False, None)) == _fields(want)

@@ -43,8 +43,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector.state import Candidate, Pending
 from connector.sync.values import as_text, is_blank, same_value
@@ -474,6 +475,145 @@ def _plan_record(
         rewrite=rewrite,
         adopt=baseline if write is None and stale else None,
     )
+
+
+class Evaluated(Protocol):
+    """What :class:`RecordPlanner` needs of an evaluation: the engine's ``Assignment``."""
+
+    def outputs(self, crm: str, now: datetime) -> dict[str, Any]:
+        """CRM field → value of every declared output, ``now`` in the updated-at one."""
+        ...
+
+
+#: Assignments whose outputs a :class:`RecordPlanner` remembers. A run meets a few
+#: hundred to a few thousand distinct ones; beyond the limit a record is planned
+#: the same way, only without the memory (each entry is about 1 kB).
+PLANNER_CACHE_LIMIT = 20_000
+#: A want no CRM value is taken to spell.
+_NO_SPELLING: Any = object()
+
+
+class RecordPlanner:
+    """:func:`plan_record` for one run's evaluated records, without a :class:`PlanInput` each.
+
+    What the runner does per record, in one step: take the assignment's
+    outputs for ``crm`` (``Assignment.outputs(crm, now)``), round the score
+    fields to whole numbers (they are provisioned as such: a fraction would
+    come back rounded and look changed on every run), read the output fields'
+    current values from the record, and plan it. :meth:`decide` returns
+    exactly ``plan_record(self.plan_input(…), policy, hysteresis, now)``.
+
+    Why: a steady-state run finds almost every record already holding what
+    it wants. Records share assignments (the engine interns them), so the
+    outputs are computed once per assignment and kept with the two tuples a
+    record is compared with: the wanted values, and the same with whole
+    numbers spelled as text (HubSpot sends ``80`` back as ``"80"``). A record
+    whose output fields and last-written values equal one of those (tuple
+    equality: identity, then ``==``, which for the text, whole numbers and
+    blanks an assignment outputs implies :func:`same_value`) is decided
+    unchanged without its dict of current values, its ``PlanInput`` or a
+    per-field comparison; every other record takes :func:`plan_record` on
+    the input it would have had.
+    """
+
+    def __init__(
+        self,
+        crm: str,
+        policy: Policy,
+        hysteresis: Hysteresis,
+        now: datetime,
+        out_fields: Iterable[str],
+        round_fields: Iterable[str] = (),
+    ) -> None:
+        self.crm = crm
+        self.policy = policy
+        self.hysteresis = hysteresis
+        self.now = now
+        self.out_fields = tuple(out_fields)
+        self.round_fields = tuple(round_fields)
+        # id(assignment) → (assignment, desired, checked-field getter, wants, spelled wants);
+        # the entry holds the assignment, so its id is not reused while it is cached.
+        self._cache: dict[int, tuple[Any, dict[str, Any], Any, Any, Any]] = {}
+
+    def desired(self, assignment: Evaluated) -> dict[str, Any]:
+        """The record's outputs as the planner compares them (scores rounded); a new dict."""
+        desired = assignment.outputs(self.crm, self.now)
+        for name in self.round_fields:
+            if isinstance(desired.get(name), float):
+                desired[name] = round(desired[name])
+        return desired
+
+    def plan_input(
+        self,
+        record_id: str,
+        assignment: Evaluated,
+        fields: Mapping[str, Any],
+        last_written: Mapping[str, Any] | None,
+        locked: bool,
+        pending: Pending | None,
+    ) -> PlanInput:
+        """The record's :class:`PlanInput` (what :meth:`decide` plans, spelled out)."""
+        current = {f: fields.get(f) for f in self.out_fields}
+        return PlanInput(
+            record_id, self.desired(assignment), current, last_written, locked, pending
+        )
+
+    def _entry(self, assignment: Evaluated) -> tuple[Any, dict[str, Any], Any, Any, Any]:
+        desired = self.desired(assignment)
+        checked = [name for name in desired if name not in self.policy.volatile]
+        wants = tuple(desired[name] for name in checked)
+        spelled = tuple(str(w) if w.__class__ is int else w for w in wants)
+        # Tuple equality stands in for same_value only for what assignments output:
+        # text, whole numbers and blanks (not booleans or floats: True == 1.0, yet
+        # same_value says they differ).
+        if len(checked) < 2 or not all(w is None or w.__class__ in (str, int) for w in wants):
+            getter: Any = None
+        else:
+            getter = itemgetter(*checked)
+        entry = (
+            assignment,
+            desired,
+            getter,
+            wants,
+            spelled if spelled != wants else _NO_SPELLING,
+        )
+        if len(self._cache) < PLANNER_CACHE_LIMIT:
+            self._cache[id(assignment)] = entry
+        return entry
+
+    def decide(
+        self,
+        record_id: str,
+        assignment: Evaluated,
+        fields: Mapping[str, Any],
+        last_written: Mapping[str, Any] | None,
+        locked: bool,
+        pending: Pending | None,
+    ) -> Decision:
+        """``plan_record(self.plan_input(record_id, …), policy, hysteresis, now)``, faster."""
+        entry = self._cache.get(id(assignment))
+        if entry is None or entry[0] is not assignment:
+            entry = self._entry(assignment)
+        getter = entry[2]
+        if getter is not None and not locked and last_written is not None:
+            try:
+                current = getter(fields)
+                ours = getter(last_written)
+            except KeyError:
+                pass  # a field the record or the store does not hold: the full rules
+            else:
+                wants = entry[3]
+                if (current == wants or current == entry[4]) and ours == wants:
+                    return _unchanged(record_id, pending, None)
+        item = PlanInput(
+            record_id,
+            dict(entry[1]),
+            {f: fields.get(f) for f in self.out_fields},
+            last_written,
+            locked,
+            pending,
+        )
+        return plan_record(item, self.policy, self.hysteresis, self.now)
 
 
 @dataclass(frozen=True, slots=True)

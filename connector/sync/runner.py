@@ -83,6 +83,7 @@ from connector.sync.planner import (
     PlanInput,
     PlanSummary,
     Policy,
+    RecordPlanner,
     Write,
     plan_record,
 )
@@ -116,6 +117,8 @@ Progress = Callable[[str, int], None]
 Planned = tuple[str, tuple[datetime | None] | None, Seen]
 """What a planned record carries to the spool: its reason, its new due date if changed,
 and what the plan saw of it (for the re-read before the write, ``sync/recheck.py``)."""
+#: RecordPlanner.decide's arguments: id, assignment, fields, last written, locked, pending.
+PlanArgs = tuple[str, Assignment, Mapping[str, Any], Mapping[str, Any] | None, bool, Pending | None]
 
 
 @dataclass(frozen=True)
@@ -412,7 +415,6 @@ class Runner:
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
         outputs = engine.output_fields(crm)
         out_fields = list(outputs.values())
-        score_fields = [f for key, f in outputs.items() if key.startswith("score.")]
         lock = engine.lock_field(crm)
         fields = list(
             dict.fromkeys([*engine.input_fields(crm), *out_fields, *([lock] if lock else [])])
@@ -435,6 +437,16 @@ class Runner:
         if audit is not None:
             audit.bind(adapter, obj, policy)
         builder = PlanBuilder(keep=self._sample)
+        # Outputs, whole-number scores (provisioned as such: a fraction would come
+        # back rounded and look changed on every run) and plan_record in one step.
+        planner = RecordPlanner(
+            crm,
+            policy,
+            hysteresis,
+            now,
+            out_fields,
+            [f for key, f in outputs.items() if key.startswith("score.")],
+        )
         tracker = WatermarkTracker(previous, engine.version)
         retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
         # A full pull reads every record anyway; an incremental one also
@@ -476,9 +488,12 @@ class Runner:
             else set()
         )
 
-        def decide(planned: list[tuple[PlanInput, Planned]]) -> None:
+        def decide(planned: Sequence[tuple[PlanInput | PlanArgs, Planned]]) -> None:
             for item, (reason, changed_due, seen) in planned:
-                decision = plan_record(item, policy, hysteresis, now)
+                if isinstance(item, PlanInput):  # through the audit trail
+                    decision = plan_record(item, policy, hysteresis, now)
+                else:
+                    decision = planner.decide(*item)
                 builder.add(decision)
                 self._spool(spool, decision, reason, changed_due, seen)
 
@@ -511,7 +526,7 @@ class Runner:
             decided = job.agreement.resolve(page) if job.agreement is not None else {}
             if feed is not None:
                 feed.load(ids)
-            planned: list[tuple[PlanInput, Planned]] = []
+            planned: list[tuple[PlanArgs, Planned]] = []
             for record in page:
                 if inherited and _inherited_changed(record, inherited, last.get(record.id)):
                     # A person changed a value contacts inherit (kept under
@@ -542,16 +557,10 @@ class Runner:
                 else:
                     assignment = engine.assign(agreed_input.fields, agreed_input.crm, now, parent)
                     assignment = with_note(assignment, agreed_input.note)
-                desired = assignment.outputs(crm, now)
-                for name in score_fields:
-                    # Score fields are provisioned as whole numbers: a fraction
-                    # would come back rounded and look changed on every run.
-                    if isinstance(desired.get(name), float):
-                        desired[name] = round(desired[name])
-                item = PlanInput(
+                item: PlanArgs = (
                     record.id,
-                    desired,
-                    {f: record.fields.get(f) for f in out_fields},
+                    assignment,
+                    record.fields,
                     last.get(record.id),
                     lock_state.locked,
                     pending.get(record.id),
@@ -560,7 +569,10 @@ class Runner:
                 changed_due = None if stored_due.get(record.id) == due else (due,)
                 seen: Seen = (record.stamp, {f: record.fields.get(f) for f in recheck_fields})
                 planned.append((item, (assignment.reason, changed_due, seen)))
-            decide(audit.hold(planned) if audit is not None else planned)
+            if audit is not None:
+                decide(audit.hold([(planner.plan_input(*item), p) for item, p in planned]))
+            else:
+                decide(planned)
             read += len(page)
             self._progress("plan", read)
             if after_page is not None:
