@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from connector import templates
@@ -21,6 +21,7 @@ from connector.engine import REASON_LIMIT, compile_mapping, reason_line
 from connector.engine.assignment import points_text
 from connector.engine.coerce import make_coercer
 from connector.engine.compiler import score_total
+from connector.errors import MappingError
 from connector.mapping import load_mapping, loads_mapping
 from connector.mapping.models import AttributeDef
 
@@ -278,3 +279,116 @@ def test_lock_reading_plain_values(raw: object, locked: bool, unreadable: bool) 
         assert (reading.locked, reading.unreadable) == (locked, unreadable)
     with pytest.raises(ValueError, match="unknown CRM"):
         engine.lock_reading({}, "pipedrive")
+
+
+# -- generated mappings: tests shared between rules are computed once ------------------------
+
+_TESTS = [
+    '{ attr = "i", gte = 100 }',
+    '{ attr = "i", between = [10, 500] }',
+    '{ attr = "i", lt = 50 }',
+    '{ attr = "i", missing = true }',
+    '{ attr = "n", gte = 2.5 }',
+    '{ attr = "n", ne = 3 }',
+    '{ attr = "e", eq = "Software" }',
+    '{ attr = "e", in = ["Software", "Banking"] }',
+    '{ attr = "e", not_in = ["Other"] }',
+    '{ attr = "s", eq = "United States" }',
+    '{ attr = "s", contains = "co" }',
+    '{ attr = "s", matches = "^a" }',
+    '{ attr = "z", contains = "AWS" }',
+    '{ attr = "z", contains_any = ["GCP", "Slack"] }',
+    '{ attr = "z", missing = true }',
+    '{ attr = "d", within_days = 30 }',
+    '{ attr = "d", older_than_days = 90 }',
+    '{ attr = "t", within_days = 1 }',
+    '{ attr = "b", eq = true }',
+]
+_VALUES = {
+    "S": st.sampled_from([None, "", "USA", "acme co", "Alpha", "ACO"]),
+    "E": st.sampled_from([None, "Software", "banking", "Retail", ""]),
+    "I": st.sampled_from([None, 5, 49, 50, 100, 500, 501, "120", "n/a", 10.0]),
+    "N": st.sampled_from([None, 2.5, 3, "3.0", 1, "x"]),
+    "B": st.sampled_from([None, True, False, "true", "maybe"]),
+    "D": st.sampled_from(
+        [None, "2026-11-22", "2026-10-23", "2026-10-22", "2026-08-24", "2025-01-01"]
+    ),
+    "T": st.sampled_from([None, "2026-11-21T12:00:00.000Z", "2026-11-21T11:59:59Z", "2026-11-22"]),
+    "Z": st.sampled_from([None, "AWS", "GCP;Slack", "Stripe", "", "aws;gcp"]),
+}
+
+
+@st.composite
+def _conditions(draw: st.DrawFn, depth: int = 2) -> str:
+    if depth == 0 or draw(st.booleans()):
+        return draw(st.sampled_from(_TESTS))
+    kind = draw(st.sampled_from(["all", "any", "not"]))
+    if kind == "not":
+        return f"{{ not = {draw(_conditions(depth - 1))} }}"
+    items = draw(st.lists(_conditions(depth - 1), min_size=1, max_size=3))
+    return f"{{ {kind} = [{', '.join(items)}] }}"
+
+
+@st.composite
+def _mappings(draw: st.DrawFn) -> str:
+    from tests.test_engine_operators import ATTRIBUTES
+
+    parts = [ATTRIBUTES]
+    # Segments must differ (the loader refuses a rule that an earlier one shadows).
+    for i, when in enumerate(draw(st.lists(_conditions(), max_size=3, unique=True))):
+        parts.append(f'[[segments]]\nname = "S{i}"\nwhen = {when}\n')
+    parts.append('[[segments]]\nname = "Rest"\ndefault = true\n')
+    scores = draw(st.integers(1, 3))
+    for k in range(scores):
+        rules = [
+            f'{{ points = {points}, label = "r{j}", when = {draw(_conditions())} }}'
+            for j, points in enumerate(
+                draw(st.lists(st.integers(-20, 40), min_size=1, max_size=14))
+            )
+        ]
+        listed = ",\n  ".join(rules)
+        parts.append(f"[scores.s{k}]\ncap = 60\nrules = [\n  {listed},\n]\n")
+    parts.append(
+        '[[tiers]]\nname = "High"\nwhen = { all = [ { score = "s0", gte = 30 }, '
+        f"{draw(_conditions())} ] }}\n"
+    )
+    parts.append('[[tiers]]\nname = "Low"\ndefault = true\n')
+    return "\n".join(parts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_mappings(), st.lists(st.fixed_dictionaries(_VALUES), min_size=1, max_size=6))
+def test_generated_mappings_decide_as_the_explained_rules(
+    text: str, records: list[dict[str, object]]
+) -> None:
+    try:
+        mapping = loads_mapping(text, "generated.toml")
+    except MappingError:  # two rules that read alike (the loader refuses the second)
+        assume(False)
+    engine = compile_mapping(mapping)
+    for fields in records:
+        a = engine.evaluate(fields, "salesforce", NOW)
+        e = engine.explain(fields, "salesforce", NOW)
+        assert (a.segment, a.tier) == (e.segment.value, e.tier.value)
+        assert dict(a.scores) == {s.name: s.value for s in e.scores}
+        hits = [f"{r.label} " for s in e.scores for r in s.rules if r.hit]
+        assert all(h in a.reason for h in hits)
+
+
+def test_a_score_too_wide_for_a_table_adds_its_points_as_it_goes() -> None:
+    from tests.test_engine_operators import ATTRIBUTES
+
+    rules = ",\n  ".join(
+        f'{{ points = {p}, label = "i ≥ {k}", when = {{ attr = "i", gte = {k} }} }}'
+        for k, p in zip(range(1, 15), [1, 2.5, -1] * 5, strict=False)
+    )
+    text = (
+        f'{ATTRIBUTES}\n[[segments]]\nname = "All"\ndefault = true\n'
+        f"[scores.wide]\ncap = 12\nfloor = 1\nrules = [\n  {rules},\n]\n"
+        '[[tiers]]\nname = "Only"\ndefault = true\n'
+    )
+    engine = compile_mapping(loads_mapping(text, "wide.toml"))
+    assert "m >>" not in engine.source()  # 14 rules: no table, points added as they hit
+    for i in range(16):
+        e = engine.explain({"I": i}, "salesforce", NOW)
+        assert engine.evaluate({"I": i}, "salesforce", NOW).scores["wide"] == e.scores[0].value

@@ -51,6 +51,9 @@ from connector.mapping.models import (
 
 #: Distinct assignments remembered per engine (keyed by decisions, not records).
 INTERN_LIMIT = 100_000
+#: Scores with at most this many rules take their value from a table of every hit
+#: pattern (4,096 entries at most) instead of adding points record by record.
+TABLE_RULES = 12
 
 Threshold = date | datetime
 #: (attribute type, days) → threshold; computed from ``now`` per call. Days
@@ -380,7 +383,15 @@ class Compiler:
                 threshold_keys.append(tk)
             return f"T[{threshold_keys.index(tk)}]"
 
+        # Attribute tests read more than once and always evaluated: each is computed
+        # once into a local (``t0``…) and read from it (see _shared_tests).
+        shared: dict[str, str] = {}
+
         def leaf_expr(leaf: Leaf) -> str:
+            expr = test_expr(leaf)
+            return shared.get(expr, expr)
+
+        def test_expr(leaf: Leaf) -> str:
             if leaf.kind == "segment":
                 return f"(seg {'==' if leaf.op == 'eq' else 'in'} {g.const(leaf.value)})"
             if leaf.kind == "score":
@@ -521,6 +532,10 @@ class Compiler:
                 else:
                     g.emit(1, "if v.__class__ is int or (v.__class__ is float and v - v == 0.0):")
                 g.emit(2, f"{var} = v")
+                # Blank as each API sends it (Salesforce null, HubSpot ""): the
+                # attribute's blank value, as the coercer gives, without calling it.
+                g.emit(1, 'elif v is None or v == "":')
+                g.emit(2, f"{var} = {g.const(attr.blank)}")
                 # Short enough for int() (Python refuses over 4,300 digits: the
                 # coercer reads those as unreadable, i.e. blank, and never raises).
                 g.emit(
@@ -562,6 +577,12 @@ class Compiler:
                 else:
                     g.emit(1, f"{fvar} = {var}.casefold() if {var} is not None else None")
 
+        for leaf in self._shared_tests(test_expr):
+            expr = test_expr(leaf)
+            if expr not in shared:
+                var = f"t{len(shared)}"
+                g.emit(1, f"{var} = {expr}")
+                shared[expr] = var
         inherit_segment = "segment" in m.inherit
         inherit_tier = "tier" in m.inherit
         # segment
@@ -574,10 +595,25 @@ class Compiler:
             rules_chain(2, "seg", m.segments, seg_fallback)
         else:
             rules_chain(1, "seg", m.segments, seg_fallback)
-        # scores
+        # scores: each rule that holds sets its bit in `m`; a score of up to
+        # TABLE_RULES rules then reads its value from a table indexed by its bits
+        # (score_total of every hit pattern: the same additions in the same order,
+        # so the same floats), wider ones add up as they go.
         g.emit(1, "m = 0")
         for score, bits in zip(self.score_list, self.rule_bits, strict=True):
             var = score_var[score.name]
+            width = len(score.rules)
+            if width <= TABLE_RULES:
+                for rule, b in zip(score.rules, bits, strict=True):
+                    g.emit(1, f"if {cond_expr(rule.when)}:")
+                    g.emit(2, f"m |= {1 << b}")
+                points = tuple(r.points for r in score.rules)
+                table = tuple(
+                    score_total(points, mask, score.cap, score.floor) for mask in range(1 << width)
+                )
+                offset = bits[0] if bits else 0
+                g.emit(1, f"{var} = {g.const(table)}[m >> {offset} & {(1 << width) - 1}]")
+                continue
             g.emit(1, f"{var} = 0")
             for rule, b in zip(score.rules, bits, strict=True):
                 g.emit(1, f"if {cond_expr(rule.when)}:")
@@ -631,6 +667,45 @@ class Compiler:
         g.emit(1, "return a")
 
         return g.lines
+
+    def _shared_tests(self, expr: Callable[[Leaf], str]) -> list[Leaf]:
+        """Attribute tests worth computing once: read twice or more, and always evaluated.
+
+        A test is always evaluated when it is a score rule's condition (every
+        score rule is tried on every record), the first rule's condition of an
+        ordered rule list, or the first item of such an ``all`` / ``any`` /
+        ``not`` (later items may be cut short). Computing such a test up front
+        costs nothing it would not cost anyway; tests are pure and never raise,
+        so where they are computed does not change any result. Tests of scores
+        and the segment are left where they are (they read values computed
+        later). ``expr`` gives a test's generated expression: equal
+        expressions are one test.
+        """
+        m = self.m
+        counts: dict[str, int] = {}
+        always: list[Leaf] = []
+
+        def walk(cond: Condition | None, first: bool) -> None:
+            if isinstance(cond, Leaf):
+                if cond.kind == "attr":
+                    key = expr(cond)
+                    counts[key] = counts.get(key, 0) + 1
+                    if first:
+                        always.append(cond)
+            elif isinstance(cond, AllOf | AnyOf):
+                for i, c in enumerate(cond.items):
+                    walk(c, first and i == 0)
+            elif isinstance(cond, NotOf):
+                walk(cond.item, first)
+
+        for rules in (m.segments, *m.tier_rule_sets(), m.personas):
+            conditions = [r.when for r in rules if not r.default and r.when is not None]
+            for i, when in enumerate(conditions):
+                walk(when, i == 0)
+        for score in m.scores.values():
+            for srule in score.rules:
+                walk(srule.when, True)
+        return [leaf for leaf in always if counts[expr(leaf)] > 1]
 
     def _folded_attributes(self) -> set[str]:
         """Free-text attributes read by a case-insensitive comparison (see :func:`folds`)."""
