@@ -84,12 +84,18 @@ def test_the_shortcut_decides_like_the_full_rules(
 _scalars = st.one_of(
     _values,
     st.text(max_size=6),
+    # Text that differs only where cleaning or number reading looks: padding,
+    # line endings, signs, dots, digits of other scripts.
+    st.lists(
+        st.sampled_from(["Tier", " ", "\r\n", "\n", "\r", "1", "+", "-", ".", "٣", "e5", "x"]),
+        max_size=4,
+    ).map("".join),
     st.integers(-(2**60), 2**60),
     st.integers(-(2**60), 2**60).map(str),
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(_scalars, _scalars)
 def test_the_quick_comparison_is_same_value(a: Any, b: Any) -> None:
     assert _same(a, b) == same_value(a, b)

@@ -40,7 +40,7 @@ may ever be written):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -298,6 +298,17 @@ def _same(have: Any, want: Any) -> bool:
     if wc is hc:
         if have == want:
             return True
+        if wc is str and have and want and "\r" not in have and "\r" not in want:
+            # Two different texts, neither blank nor padded (so cleaning leaves
+            # them as they are), at least one not starting like a number (so
+            # they do not compare as numbers): same_value compares them as
+            # text, and they differ. (\d in its number pattern is any decimal
+            # digit, as isdecimal() is.)
+            h, w = have[0], want[0]
+            if not (
+                h.isspace() or have[-1].isspace() or w.isspace() or want[-1].isspace()
+            ) and not ((h in "+-." or h.isdecimal()) and (w in "+-." or w.isdecimal())):
+                return False
     elif wc is int and hc is str:
         if have == str(want):
             return True
@@ -534,6 +545,8 @@ class RecordPlanner:
         # id(assignment) → (assignment, desired, checked-field getter, wants, spelled wants);
         # the entry holds the assignment, so its id is not reused while it is cached.
         self._cache: dict[int, tuple[Any, dict[str, Any], Any, Any, Any]] = {}
+        self._decide = self._decider()
+        self.decide = self._decide  # type: ignore[method-assign]
 
     def desired(self, assignment: Evaluated) -> dict[str, Any]:
         """The record's outputs as the planner compares them (scores rounded); a new dict."""
@@ -590,30 +603,49 @@ class RecordPlanner:
         locked: bool,
         pending: Pending | None,
     ) -> Decision:
-        """``plan_record(self.plan_input(record_id, …), policy, hysteresis, now)``, faster."""
-        entry = self._cache.get(id(assignment))
-        if entry is None or entry[0] is not assignment:
-            entry = self._entry(assignment)
-        getter = entry[2]
-        if getter is not None and not locked and last_written is not None:
-            try:
-                current = getter(fields)
-                ours = getter(last_written)
-            except KeyError:
-                pass  # a field the record or the store does not hold: the full rules
-            else:
-                wants = entry[3]
-                if (current == wants or current == entry[4]) and ours == wants:
-                    return _unchanged(record_id, pending, None)
-        item = PlanInput(
-            record_id,
-            dict(entry[1]),
-            {f: fields.get(f) for f in self.out_fields},
-            last_written,
-            locked,
-            pending,
-        )
-        return plan_record(item, self.policy, self.hysteresis, self.now)
+        """``plan_record(self.plan_input(record_id, …), policy, hysteresis, now)``, faster.
+
+        (Replaced per instance by the same steps with their names bound once.)
+        """
+        return self._decide(record_id, assignment, fields, last_written, locked, pending)
+
+    def _decider(self) -> Callable[..., Decision]:
+        cache_get, entry_of, out_fields = self._cache.get, self._entry, self.out_fields
+        policy, hysteresis, now = self.policy, self.hysteresis, self.now
+
+        def decide(
+            record_id: str,
+            assignment: Evaluated,
+            fields: Mapping[str, Any],
+            last_written: Mapping[str, Any] | None,
+            locked: bool,
+            pending: Pending | None,
+        ) -> Decision:
+            entry = cache_get(id(assignment))
+            if entry is None or entry[0] is not assignment:
+                entry = entry_of(assignment)
+            getter = entry[2]
+            if getter is not None and not locked and last_written is not None:
+                try:
+                    current = getter(fields)
+                    ours = getter(last_written)
+                except KeyError:
+                    pass  # a field the record or the store does not hold: the full rules
+                else:
+                    wants = entry[3]
+                    if (current == wants or current == entry[4]) and ours == wants:
+                        return _unchanged(record_id, pending, None)
+            item = PlanInput(
+                record_id,
+                dict(entry[1]),
+                {f: fields.get(f) for f in out_fields},
+                last_written,
+                locked,
+                pending,
+            )
+            return plan_record(item, policy, hysteresis, now)
+
+        return decide
 
 
 @dataclass(frozen=True, slots=True)
