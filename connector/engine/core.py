@@ -274,9 +274,13 @@ class Engine:
         if not flips:
             return assignment
         state = rollup_state(self._m, listed, now)
+        # At the thresholds of each instant (evaluate_at), not through evaluate(…,
+        # moment): that would replace the run's cached thresholds for every searched
+        # instant, and the next record would compute them again.
+        evaluate_at, cuts = self._compiler.evaluate_at, self._compiler.cuts
         for moment in sorted(flips):
             if rollup_state(self._m, listed, moment) != state or (
-                self._evaluate(self.with_deals(fields, listed, moment), crm, moment, parent)
+                evaluate_at(self.with_deals(fields, listed, moment), crm, cuts(moment), parent)
                 != assignment
             ):
                 return replace(assignment, due_at=moment)

@@ -105,7 +105,8 @@ def same_value(left: Any, right: Any) -> bool:
     if a is b or (type(a) is type(b) and a == b):
         return True
     if isinstance(a, bool) or isinstance(b, bool):
-        return _as_bool(a) is not None and _as_bool(a) == _as_bool(b)
+        truth = _as_bool(a)
+        return truth is not None and truth == _as_bool(b)
     na, nb = _as_number(a), _as_number(b)
     if na is not None and nb is not None:
         if isinstance(na, int) and isinstance(nb, int):
