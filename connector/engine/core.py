@@ -36,6 +36,8 @@ class LockReading(NamedTuple):
 DATED_LIMIT = 50_000
 _UNLOCKED = LockReading(False)
 _LOCKED = LockReading(True)
+#: What the lock field map gives for a CRM it does not know.
+_NO_CRM: Any = object()
 
 
 class Engine:
@@ -145,12 +147,14 @@ class Engine:
         the ordinary rule (an unreadable boolean is blank).
 
         """
-        if crm not in self._lock_fields:
+        field = self._lock_fields.get(crm, _NO_CRM)
+        if field is _NO_CRM:
             self._check_crm(crm)
-        field = self._lock_fields[crm]
         if field is None or self._m.lock is None:
             return _UNLOCKED
-        raw = nested_get(fields, field)
+        raw = fields.get(field)
+        if raw is None:  # or a nested record's path (nested_get reads both)
+            raw = nested_get(fields, field)
         # The plain values both CRMs send, answered before the general rules.
         if raw is False or raw == "false":
             return _UNLOCKED
