@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_engine_operators import ATTRIBUTES
 
 from connector import templates
 from connector.analysis.parity import classification
@@ -331,8 +332,6 @@ def _conditions(draw: st.DrawFn, depth: int = 2) -> str:
 
 @st.composite
 def _mappings(draw: st.DrawFn) -> str:
-    from tests.test_engine_operators import ATTRIBUTES
-
     parts = [ATTRIBUTES]
     # Segments must differ (the loader refuses a rule that an earlier one shadows).
     for i, when in enumerate(draw(st.lists(_conditions(), max_size=3, unique=True))):
@@ -376,8 +375,6 @@ def test_generated_mappings_decide_as_the_explained_rules(
 
 
 def test_a_score_too_wide_for_a_table_adds_its_points_as_it_goes() -> None:
-    from tests.test_engine_operators import ATTRIBUTES
-
     rules = ",\n  ".join(
         f'{{ points = {p}, label = "i ≥ {k}", when = {{ attr = "i", gte = {k} }} }}'
         for k, p in zip(range(1, 15), [1, 2.5, -1] * 5, strict=False)
