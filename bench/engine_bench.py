@@ -26,6 +26,7 @@ last wrote them, some changed since, some never written (see ``--changed``,
 
     .venv/bin/python bench/engine_bench.py [--records 300000] [--repeat 3] [--seed 7]
     .venv/bin/python bench/engine_bench.py --old-method   # the pre-2026-11-29 figure, labeled
+    .venv/bin/python bench/engine_bench.py --records 2000 --ops 2000   # bytecodes, not time
 
 ``--old-method`` times ``evaluate`` alone on records whose HubSpot dates
 repeat (one time of day per calendar day, so the coercion memo always hits):
@@ -440,6 +441,35 @@ def measure(
     return best_cpu, best_wall
 
 
+def count_ops(loop: Loop, rows: Rows) -> tuple[float, float]:
+    """Python bytecodes and Python-level calls per record of ``loop`` over ``rows``.
+
+    Deterministic, so it compares two versions of the code on a machine too
+    busy for timings to (C-level work, such as parsing a timestamp or
+    building a dict, counts as the one bytecode that calls it). One warm
+    pass first, as a sync's memos and caches are warm after its first pages.
+    """
+    loop(rows)
+    ops = calls = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal ops, calls
+        if event == "opcode":
+            ops += 1
+        elif event == "call":
+            calls += 1
+            frame.f_trace_opcodes = True
+        return trace
+
+    sys.settrace(trace)
+    try:
+        loop(rows)
+    finally:
+        sys.settrace(None)
+    # The loop's own frame is entered once: not a per-record call.
+    return ops / len(rows), (calls - 1) / len(rows)
+
+
 def report(label: str, n: int, cpu: float, wall: float) -> dict[str, Any]:
     print(
         f"{label:<52} {n / cpu:>9,.0f} records/s CPU ({cpu:5.2f} s)"
@@ -467,6 +497,13 @@ def main() -> None:
         "--old-method",
         action="store_true",
         help="also time the old figure: evaluate only, HubSpot dates repeating (memo hits)",
+    )
+    parser.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of timing, count Python bytecodes per record over N records (load-proof)",
     )
     args = parser.parse_args()
 
@@ -497,13 +534,6 @@ def main() -> None:
     }
     del state_engine
 
-    pages = {crm: paged(rows[crm], PAGE[crm]) for crm in CRMS}
-    results = []
-    print("\nsync path: lock + evaluate + outputs + plan_record (what `make bench` reports)")
-    for crm in CRMS:
-        cpu, wall = measure(args.mapping, pages[crm], crm, sync_path, args.repeat)
-        results.append(report(f"  {crm} (pages of {PAGE[crm]:,})", n, cpu, wall))
-    print("\nparts of it, and what the runner calls (same records):")
     parts: tuple[tuple[str, Callable[[Engine, str], Loop]], ...] = (
         ("evaluate", evaluate_only),
         ("lock + evaluate", evaluate_lock),
@@ -511,6 +541,25 @@ def main() -> None:
         ("full path with Engine.assign (due dates)", partial(sync_path, due=True)),
         ("full path, the glue before RecordPlanner", old_sync_path),
     )
+    if args.ops:
+        counted = []
+        print(f"\nbytecodes executed per record (first {args.ops:,} records, after a warm pass)")
+        for crm in CRMS:
+            for name, body in (("sync path", sync_path), *parts):
+                engine = compile_mapping(load_mapping(args.mapping))
+                ops, calls = count_ops(body(engine, crm), rows[crm][: args.ops])
+                print(f"  {crm}: {name:<44} {ops:8.1f} bytecodes {calls:6.2f} calls")
+                counted.append({"crm": crm, "label": name, "bytecodes": ops, "calls": calls})
+        save("engine_ops", {**stamp(), "records": args.ops, "results": counted})
+        return
+
+    pages = {crm: paged(rows[crm], PAGE[crm]) for crm in CRMS}
+    results = []
+    print("\nsync path: lock + evaluate + outputs + plan_record (what `make bench` reports)")
+    for crm in CRMS:
+        cpu, wall = measure(args.mapping, pages[crm], crm, sync_path, args.repeat)
+        results.append(report(f"  {crm} (pages of {PAGE[crm]:,})", n, cpu, wall))
+    print("\nparts of it, and what the runner calls (same records):")
     for crm in CRMS:
         for name, body in parts:
             cpu, wall = measure(args.mapping, pages[crm], crm, body, args.repeat)
