@@ -89,7 +89,7 @@ def stopped(pid: int) -> bool:
 
 
 def freeze_when(
-    found: Callable[[], tuple[int, T] | None], timeout: float, what: str
+    found: Callable[[], tuple[int, T] | None], timeout: float, what: str, *, every: float = 0.05
 ) -> tuple[int, T]:
     """SIGSTOP the process ``found()`` names, and return once ``found()`` holds while it is stopped.
 
@@ -99,13 +99,13 @@ def freeze_when(
     its run may end in between. So the process is stopped first and ``found``
     asked again: a stopped process changes nothing, so what ``found`` says then
     stays true until the caller resumes (SIGCONT) or kills it. When it no longer
-    holds, the process is resumed and the search goes on.
+    holds, the process is resumed and the search goes on, looking ``every`` seconds.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen = found()
         if seen is None:
-            time.sleep(0.05)
+            time.sleep(every)
             continue
         pid = seen[0]
         os.kill(pid, signal.SIGSTOP)

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sandbox_fixtures import sandbox_config
+from service_helpers import PATIENCE, freeze_when
 
 from connector.cli import cli
 from connector.store.store import Store
@@ -78,12 +78,15 @@ def test_a_killed_bulk_write_resumes_its_job_and_writes_each_record_once(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+        def at_the_step() -> tuple[int, str] | None:
+            assert process.poll() is None, "the sync ended before the step"
+            return (process.pid, kill_at) if _step(store_path) == kill_at else None
+
         try:
-            deadline = time.monotonic() + 60
-            while _step(store_path) != kill_at:
-                assert time.monotonic() < deadline, "the sync never reached the step"
-                assert process.poll() is None, "the sync ended before the step"
-                time.sleep(0.005)
+            # Stopped once the store shows the step, and checked again while stopped:
+            # killed at that step, never at one it reached between a look and the kill.
+            freeze_when(at_the_step, PATIENCE, f"the sync to reach {kill_at!r}", every=0.005)
         finally:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
