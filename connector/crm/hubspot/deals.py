@@ -32,7 +32,7 @@ from hubspot.crm.associations.v4.models import (
 from connector.crm.base import DealPage, KnownWindow, parse_stamp
 from connector.crm.hubspot.listing import list_pages
 from connector.crm.hubspot.pull import regroup
-from connector.crm.hubspot.raw import stamp_of
+from connector.crm.hubspot.raw import listed_company, stamp_of
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import STAMP
@@ -186,21 +186,11 @@ def listed_companies(items: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str]
     rest: list[str] = []
     for item in items:
         deal_id = str(item["id"])
-        if "associations" not in item:
+        known, company = listed_company(item, PRIMARY_LISTED_TYPE)
+        if not known:
             rest.append(deal_id)
-            continue
-        listed = (item["associations"] or {}).get("companies")
-        if not listed:
-            continue  # listed with its associations: it has no company
-        links = list(listed.get("results") or [])
-        following = ((listed.get("paging") or {}).get("next") or {}).get("after")
-        if following or not all(str(link.get("id")).isdigit() for link in links):
-            rest.append(deal_id)
-            continue
-        if not links:
-            continue
-        primary = [link for link in links if link.get("type") == PRIMARY_LISTED_TYPE]
-        company_of[deal_id] = min((str(link["id"]) for link in primary or links), key=int)
+        elif company is not None:
+            company_of[deal_id] = company
     return company_of, rest
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from connector.crm.base import CrmRecord, KnownParents
 from connector.crm.hubspot.associations import primary_companies
-from connector.crm.hubspot.raw import Item
+from connector.crm.hubspot.raw import Item, listed_company
 from connector.crm.hubspot.search import search_since
 from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import OBJECT_TYPES, STAMP
@@ -118,20 +118,10 @@ def _inline_companies(
     rest: list[Item] = []
     for item in items:
         contact = str(item["id"])
-        if "associations" not in item:
+        known, company = listed_company(item, PRIMARY_TYPE)
+        if not known:
             rest.append(item)
-            continue
-        listed = (item["associations"] or {}).get("companies")
-        if not listed:
-            continue  # listed with its associations: it has no company
-        links = list(listed.get("results") or [])
-        following = ((listed.get("paging") or {}).get("next") or {}).get("after")
-        if following or not all(str(link.get("id")).isdigit() for link in links):
-            rest.append(item)
-            continue
-        if not links:
-            continue
-        primary = [link for link in links if link.get("type") == PRIMARY_TYPE]
-        session.unwritable.pop(("contacts", contact), None)
-        company_of[contact] = min((str(link["id"]) for link in primary or links), key=int)
+        elif company is not None:
+            session.unwritable.pop(("contacts", contact), None)
+            company_of[contact] = company
     return company_of, rest
