@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 
 from connector.cli import cli
 from connector.config import HubSpotConnection, SalesforceConnection
+from connector.crm.base import parse_stamp
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce import SalesforceAdapter
@@ -249,6 +251,11 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
     sf = fresh_sandboxes.salesforce
     account = next(iter(sf.org.records("Account")))["Id"]
     row = {"AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-31"}
+    # SOQL datetime literals carry whole seconds, so the counted window covers
+    # the bulk load's whole second: a seeded deal in that second that is not
+    # recorded (the seed's deal without an account is reported and skipped)
+    # would rightly break the count. Start the load on a second of its own.
+    _next_second(max(parse_stamp(r["SystemModstamp"]) for r in sf.org.records("Opportunity")))
     sf.org.load_records("Opportunity", [{**row, "Name": f"Bulk {n}"} for n in range(2100)])
     adapter = _salesforce(fresh_sandboxes)
     first = sync_deals(adapter, store, "sf", lookback=timedelta(0))
@@ -275,12 +282,22 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
     assert caught.read == 1  # the others are known at their stamp: not read as new
 
     target = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 7")
+    # An edit a second or more after the window's top: an edit within the same
+    # whole second moves the deal inside the counted window, where a count
+    # cannot see it (a known gap, left for the next issue).
+    _next_second(parse_stamp(late_stamp))
     sf.client().Opportunity.update(target, {"Amount": 4321})
     mark = _sf_mark(sf)
     edited = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     assert Counter(e.kind for e in sf.app.log.entries(mark)) == Counter({"composite": 1})
     assert edited.read == 1 and edited.api_calls == 1
     assert {d.id: d.amount for d in DealStore(store).deals("sf")}[target] == 4321
+
+
+def _next_second(stamp: datetime) -> None:
+    """Wait until the sandbox's clock (the wall clock) is past ``stamp``'s whole second."""
+    wait = stamp.replace(microsecond=0) + timedelta(seconds=1) - datetime.now(UTC)
+    time.sleep(max(0.0, wait.total_seconds()) + 0.01)
 
 
 def _sf_mark(sf: Any) -> int:
