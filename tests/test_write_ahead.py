@@ -133,6 +133,27 @@ def test_the_writer_reads_each_spooled_entry_whole_as_pages_are_published() -> N
     assert got == entries
 
 
+def test_a_read_past_the_published_end_waits_for_the_rest() -> None:
+    # pickle takes a short read as truncated data: read(n) answers n bytes or
+    # waits (the race above lost the last entry in CI when the writer caught up
+    # with a publication that ended mid-entry).
+    got: list[bytes] = []
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"0123456789")
+        spool.flush()
+        tail = _Tail(spool)
+        tail.publish(7)
+        reader = threading.Thread(target=lambda: got.append(tail.read(10)))
+        reader.start()
+        reader.join(timeout=0.2)
+        assert reader.is_alive() and got == []
+        tail.publish(10)
+        reader.join(timeout=30)
+        assert got == [b"0123456789"]
+        tail.publish(10, last=True)
+        assert tail.read(5) == b""
+
+
 def test_an_incremental_run_writes_while_its_pages_still_come_in(
     sandbox: HubSpotSandbox, engine: Engine, tmp_path: Path
 ) -> None:

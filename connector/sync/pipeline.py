@@ -139,6 +139,7 @@ class _Tail:
     """A read-only view of the spool up to its published end; blocks there until more comes.
 
     Reads with ``os.pread`` so the planner's file position is never moved.
+    ``read(n)`` waits until n bytes are published, as a file's would have them.
     At the end of the last publication it answers ``b""`` (EOF); once
     stopped, it answers EOF at once. pickle asks for a few bytes at a
     time; each ``pread`` lets go of the GIL and, with the planner busy, waits
@@ -169,8 +170,11 @@ class _Tail:
             self._cond.notify_all()
 
     def read(self, size: int = -1) -> bytes:
+        # A file's read(n) answers n bytes unless at EOF (pickle takes fewer as
+        # truncated data): a publication that ends mid-entry is waited past.
+        need = 1 if size is None or size < 0 else max(size, 1)
         with self._cond:
-            while self._pos >= self._end and not (self._last or self._stopped):
+            while self._pos + need > self._end and not (self._last or self._stopped):
                 self._cond.wait()
             if self._stopped:
                 return b""
