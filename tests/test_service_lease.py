@@ -107,20 +107,20 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
         # Stopped while its run is in flight (checked again once it is stopped).
         victim_pid, victim_run = freeze_when(victim_mid_pull, PATIENCE, "an account run in flight")
         victim = pids.pop(victim_pid)
-        stopped_at = time.monotonic()
         (survivor,) = pids.values()
-        stolen_token = _lease(store, "hubspot.account").token
+        stolen = _lease(store, "hubspot.account")
 
         # The survivor takes the job over once the lease expired, and does its work.
         def taken_over() -> Any:
             lease = _lease(store, "hubspot.account")
-            taken = lease.token > stolen_token and str(survivor.pid) in lease.holder
+            taken = lease.token > stolen.token and str(survivor.pid) in lease.holder
             # "pending" is the moment between taking the lease and trying the lock.
             return lease if taken and lease.mode != "pending" else None
 
-        lease = until(taken_over, LEASE_SECONDS + 4 * INTERVAL_SECONDS + 20, "the takeover")
-        took = time.monotonic() - stopped_at
+        lease = until(taken_over, PATIENCE, "the takeover")
         assert lease.mode == "steal"
+        # Not before the stopped replica's lease ran out (however long that took here).
+        assert lease.acquired_at >= stolen.expires_at, (lease, stolen)
         app.faults.update(latency_ms=0)
         # The survivor's run after the takeover. It may have nothing left to write:
         # a run that started while the test was editing can already have written
@@ -169,7 +169,6 @@ def test_a_stopped_replica_loses_its_job_and_writes_nothing_after(
                 process.wait(timeout=10)
         store.close()
 
-    assert took < LEASE_SECONDS + 4 * INTERVAL_SECONDS + 20, took
     assert row.status in ("aborted", "interrupted"), row
     assert "lost its lease" in (row.message or "") or "took the job over" in (row.message or "")
     assert after == [], [(e.kind, len(e.records)) for e in after]
