@@ -621,3 +621,24 @@ def test_what_lint_calls_unreachable_the_engine_never_assigns(
         assert a.tier not in dead_tiers, (fields, a.tier, [str(w) for w in warnings])
         if cap_never:
             assert m.scores["s"].cap is not None and a.scores["s"] < m.scores["s"].cap
+
+
+def test_a_pipeline_filter_counts_no_salesforce_deal() -> None:
+    rollups = """
+[attributes.default_won]
+rollup = { count = "deals", stage = "won", pipeline = ["default", "renewals"] }
+
+[attributes.new_won]
+rollup = { count = "deals", stage = "won", type = ["New Business"] }
+"""
+    warnings = lint_mapping(
+        loads_mapping(HEAD + rollups + DEFAULT + SCORE + TIERS + TAIL, "m.toml")
+    )
+    assert where(warnings) == [("attributes.default_won.rollup.pipeline", "no-deals")]
+    assert "default or renewals" in warnings[0].message
+    assert "Salesforce opportunities have no pipeline" in warnings[0].message
+    # Written to HubSpot only, the filter means what it says.
+    hubspot_only = (HEAD + rollups + DEFAULT + SCORE + TIERS).replace(
+        'salesforce = "', 'hubspot = "'
+    ) + '\n[outputs.hubspot]\nsegment = "segsync_segment"\ntier = "segsync_tier"\n'
+    assert lint_mapping(loads_mapping(hubspot_only, "m.toml")) == []

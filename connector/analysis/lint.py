@@ -57,7 +57,12 @@ from connector.mapping.models import (
 )
 
 WarningKind = Literal[
-    "shadowed", "impossible", "unreachable-default", "unreachable-cap", "unreachable-tier"
+    "shadowed",
+    "impossible",
+    "unreachable-default",
+    "unreachable-cap",
+    "unreachable-tier",
+    "no-deals",
 ]
 
 #: Condition evaluations one question may cost before the analysis gives up
@@ -82,7 +87,7 @@ class LintWarning:
         location: the table or array index (``segments[3]``, ``scores.fit.cap``).
         message: what is unreachable or impossible, and why.
         kind: ``shadowed``, ``impossible``, ``unreachable-default``,
-            ``unreachable-cap`` or ``unreachable-tier``.
+            ``unreachable-cap``, ``unreachable-tier`` or ``no-deals``.
 
     """
 
@@ -757,7 +762,32 @@ def lint_mapping(m: MappingDef) -> list[LintWarning]:
     )
     _check_matrix(a, overrides, out)
     _check_rules(a, "personas", "persona", m.personas, out)
+    out.extend(_check_rollups(m))
     return out
+
+
+def _check_rollups(m: MappingDef) -> list[LintWarning]:
+    """Rollups that count no deal in a CRM the definition writes to.
+
+    A Salesforce Opportunity has no pipeline (HubSpot's), so a ``pipeline``
+    filter matches none of its deals: on Salesforce the rollup is always 0
+    (or blank), whatever the deals.
+    """
+    if "salesforce" not in m.outputs:
+        return []
+    return [
+        LintWarning(
+            m.path,
+            f"attributes.{name}.rollup.pipeline",
+            f"rollup {name!r} keeps only deals in pipeline "
+            f"{' or '.join(sorted(rollup.pipelines))}: Salesforce opportunities have no "
+            "pipeline, so on Salesforce it counts no deal (filter on `type` there, or give "
+            "Salesforce a mapping of its own)",
+            "no-deals",
+        )
+        for name, rollup in m.rollups.items()
+        if rollup.pipelines is not None
+    ]
 
 
 def _reads_score(m: MappingDef, location: str) -> bool:
