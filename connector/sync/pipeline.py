@@ -14,8 +14,9 @@ the run, the outcome recorded per chunk, the watermark advanced after
 all), it reads the spool only up to the end of the last whole page, and
 the guard is checked on the whole plan at the end as before.
 
-Without a count (a small incremental window walked by one cursor with
-offset paging, which writes made alongside could disturb; Salesforce), with
+Without a count (a small incremental window walked by one keyset cursor in
+stamp order, whose path writes made alongside would cross: each write moves
+its record's stamp ahead of the walk; Salesforce), with
 children still to read after the pull, or (without ``--force``) while the
 share is not yet certain, the run keeps the old order.
 """
