@@ -52,7 +52,9 @@ class Crm:
         )
         assert not report.problems, report.problems
 
-    def runner(self, hook: Callable[[str, int], None], chunk: int = CHUNK, **sync: Any) -> Runner:
+    def runner(
+        self, hook: Callable[[str, int], None], chunk: int | None = CHUNK, **sync: Any
+    ) -> Runner:
         settings = SyncSettings(**{**self.ctx.settings.sync.model_dump(), **sync})
         return Runner(
             self.ctx.store, settings, clock=lambda: self.now, write_chunk=chunk, progress=hook
@@ -299,6 +301,19 @@ def test_salesforce_rereads_a_chunk_of_1300_in_one_call(crm: Crm) -> None:
     assert result.changed_since_plan == 5 and result.written == total - 5
     for record_id, value in pins.items():
         assert crm.value(record_id, tier) == value
+
+
+@sf_only
+def test_salesforce_write_chunks_fill_whole_reread_calls(crm: Crm) -> None:
+    # One Composite call re-reads 1,000 fresh records (five queries of 200); the
+    # adapter's chunk is a multiple of it (was 1,600: two calls for the second 600).
+    crm.provision()
+    _load(crm, 1_800, datetime.now(UTC))
+    total = len(crm.ids())
+    assert total == 2_000
+    result = crm.sync(crm.runner(lambda phase, done: None, chunk=None))
+    assert result.summary.counts.changed == result.written == total
+    assert result.recheck_calls == 2
 
 
 @sf_only

@@ -51,7 +51,7 @@ from connector.crm.salesforce.describe import Describer
 from connector.crm.salesforce.history import FieldHistory
 from connector.crm.salesforce.native import provision_list_views, read_list_views
 from connector.crm.salesforce.provision import Provisioner
-from connector.crm.salesforce.pull import Puller
+from connector.crm.salesforce.pull import RECHECK_CALL, Puller
 from connector.crm.salesforce.session import SalesforceSession
 from connector.crm.salesforce.soql import SOBJECTS, ParentMemory
 from connector.crm.salesforce.write import CollectionWriter, check_writable, schema_refusals
@@ -196,10 +196,16 @@ class SalesforceAdapter:
         return self._puller.current(obj, ids, fields, settled, keep)
 
     def write_chunk(self, total: int) -> int:
-        """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls."""
+        """One Bulk 2.0 job's worth above the bulk threshold, else rounds of 200-record calls.
+
+        The rounds are made up to whole re-read calls (``RECHECK_CALL``
+        fresh records each): with the default concurrency 2,000, not 1,600
+        (whose second 600 cost a re-read call of their own).
+        """
         if total > self._settings.bulk_write_threshold:
             return max(self._settings.bulk_write_threshold + 1, BULK_WRITE_CHUNK)
-        return SF_COLLECTION_BATCH * self._settings.max_concurrency * 2
+        rounds = SF_COLLECTION_BATCH * self._settings.max_concurrency * 2
+        return -(-rounds // RECHECK_CALL) * RECHECK_CALL
 
     def write(
         self,

@@ -59,6 +59,8 @@ COMPOSITE_QUERIES = 5
 # Ids a re-read query that selects output values names: Salesforce's smallest
 # query batch (200 rows, where long text areas are selected) holds their answer.
 VALUES_CHUNK = 200
+# Fresh records one re-read call covers (five queries of 200, one Composite call).
+RECHECK_CALL = COMPOSITE_QUERIES * VALUES_CHUNK
 
 
 def id_chunks(template: str, ids: Sequence[str], budget: int = FETCH_QUERY_BYTES) -> Iterator[str]:
