@@ -2164,6 +2164,25 @@ class Org:
                 self.access.recompute(USER_ID)
             return resolved
 
+    def undelete(self, sobject: str, record_id: str, *, user: str = UI_USER_ID) -> str:
+        """Restore a record from the Recycle Bin (the UI's Restore, SOAP ``undelete()``).
+
+        ``IsDeleted`` goes back to false and the stamps move, as on the platform
+        (``getUpdated`` reports an undeleted record as updated); a record that is
+        not in the Recycle Bin is refused with ``UNDELETE_FAILED``.
+        """
+        with self._lock:
+            if not isinstance(record_id, str) or not _ID_RE.fullmatch(record_id):
+                raise RecordError("MALFORMED_ID", f"{sobject} ID: id value of incorrect type")
+            resolved = self._resolve_id(sobject, record_id)
+            if resolved is None:
+                raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            if not self._records[sobject][resolved].get("IsDeleted"):
+                raise RecordError("UNDELETE_FAILED", "Entity is not in the recycle bin")
+            self._apply(sobject, resolved, {"IsDeleted": False}, self._stamp(), user)
+            self._deleted[sobject].pop(resolved, None)
+            return resolved
+
     # ------------------------------------------------------------------ transactions
     def begin(self) -> None:
         """Start journaling this thread's writes so :meth:`rollback` can undo them."""

@@ -920,6 +920,44 @@ def test_get_updated_and_deleted(
     assert narrow["ids"] == []  # a's last write is outside the window; b is deleted
 
 
+def test_delete_and_undelete_move_the_stamp_and_queryall_counts_deleted_rows(
+    sf: Salesforce, fake_clock: Any, clocked_org: Org
+) -> None:
+    """Deleting moves SystemModstamp (queryAll shows the row); undelete moves it again."""
+    a = clocked_org.insert("Account", {"Name": "a"})
+    b = clocked_org.insert("Account", {"Name": "b"})
+    fake_clock.advance(60)
+    sf.Account.delete(b)
+    deleted_at = datetime.fromtimestamp(fake_clock.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = f"SELECT COUNT() FROM Account WHERE SystemModstamp >= {deleted_at}"
+    assert sf.query(since)["totalSize"] == 0
+    assert sf.query(since, include_deleted=True)["totalSize"] == 1
+    rows = sf.query(
+        f"SELECT Id, IsDeleted FROM Account WHERE SystemModstamp >= {deleted_at}",
+        include_deleted=True,
+    )["records"]
+    assert [(r["Id"], r["IsDeleted"]) for r in rows] == [(b, True)]
+
+    fake_clock.advance(60)
+    clocked_org.undelete("Account", b)
+    restored = clocked_org.get("Account", b)
+    assert restored is not None and not restored["IsDeleted"]
+    assert restored["SystemModstamp"] > format_datetime(
+        datetime.fromtimestamp(fake_clock.now - 1, UTC)
+    )
+    assert {r["Id"] for r in sf.query("SELECT Id FROM Account")["records"]} == {a, b}
+    assert (
+        sf.Account.deleted(
+            datetime.fromtimestamp(fake_clock.now - 600, UTC),
+            datetime.fromtimestamp(fake_clock.now + 600, UTC),
+        )["deletedRecords"]
+        == []
+    )
+    with pytest.raises(RecordError) as info:
+        clocked_org.undelete("Account", a)
+    assert info.value.status_code == "UNDELETE_FAILED"
+
+
 def test_replication_window_rules(sf: Salesforce, fake_clock: Any, clocked_org: Org) -> None:
     now = datetime.fromtimestamp(fake_clock.now, UTC)
     with pytest.raises(SalesforceMalformedRequest) as info:
