@@ -95,6 +95,7 @@ def document(result: DealSyncResult) -> dict[str, Any]:
         "dry_run": False,
         "read": result.read,
         "stored": result.stored,
+        "removed": result.removed,
         "skipped": result.skipped,
         "problems": result.problems,
         "written": 0,
@@ -114,7 +115,8 @@ def render(console: Console, result: DealSyncResult, job_name: str) -> None:
     kind = "full" if result.full else "incremental"
     console.print(
         f"[bold]{job_name}[/] ({kind}, {result.status}, read-only): read {result.read:,} · "
-        f"stored {result.stored:,} · skipped {result.skipped:,} · problems {result.problems:,}"
+        f"stored {result.stored:,} · removed {result.removed:,} · skipped {result.skipped:,} · "
+        f"problems {result.problems:,}"
     )
     console.print(
         f"  API calls used {result.api_calls:,} (minimum possible {result.minimum_calls:,})"

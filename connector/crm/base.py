@@ -554,12 +554,16 @@ class DealPage:
     """One page of a deal pull: the deals read, the problems met, and every id and stamp seen.
 
     ``seen`` lists ``(id, stamp)`` of every row on the page, readable or not,
-    so the watermark moves past bad rows too.
+    so the watermark moves past bad rows too. ``gone`` lists the deals found
+    deleted in the CRM (a Salesforce row with ``IsDeleted``, in ``seen`` too:
+    deleting moves its stamp; a HubSpot deal in the archived list, not in
+    ``seen``: that list is not in stamp order): the store drops them.
     """
 
     deals: tuple[DealRecord, ...]
     problems: tuple[DealProblem, ...]
     seen: tuple[tuple[str, datetime], ...]
+    gone: tuple[str, ...] = ()
 
 
 class DealSource(Protocol):
@@ -583,7 +587,10 @@ class DealSource(Protocol):
         Incremental pulls (``since`` given) come in ascending stamp order, so
         the watermark can follow each page; a full pull may come in any order.
         ``window``: as for :meth:`CrmAdapter.pull`, a look-back window the
-        source may leave unread once a count proves it known.
+        source may leave unread once a count proves it known. An incremental
+        pull also names the deals deleted since (:attr:`DealPage.gone`); a
+        full pull lists every live deal, so a stored deal it does not list is
+        gone as well.
         """
         ...
 

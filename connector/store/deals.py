@@ -1,8 +1,12 @@
 """The deals table: what a deal sync read, kept for the outcome analyses.
 
 One :meth:`DealStore.record` per page, one transaction: the page's readable
-deals are upserted and the rows that could not be judged are removed (they
-may have been readable before). The watermark is advanced separately, after.
+deals are upserted and the rows that could not be judged, or were deleted in
+the CRM, are removed (they may have been readable before). A full pull lists
+every live deal: :meth:`DealStore.keep_only` then removes the stored deals it
+did not list (deleted in the CRM and purged since, or archived). A removed
+deal is gone from every rollup and outcome; restored in the CRM, it is read
+and stored again. The watermark is advanced separately, after.
 Unreadable rows are not open errors: segsync writes nothing to a deal, so
 there is nothing to retry; the run reports them (``segsync sync``, ``status``).
 
@@ -16,7 +20,7 @@ re-evaluates them though the accounts themselves did not change
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +65,13 @@ class DealStore:
         deals: Sequence[DealRecord],
         problems: Sequence[DealProblem],
         mark_run: int | None = None,
-    ) -> None:
-        """Keep one page's outcome: readable deals stored, the unreadable ones removed.
+        gone: Sequence[str] = (),
+    ) -> int:
+        """Keep one page's outcome: readable deals stored, the unreadable and ``gone`` removed.
 
         ``mark_run``: the deal run marking the accounts whose deals changed
-        (none: no marks, nothing reads them).
+        (none: no marks, nothing reads them). ``gone``: deals deleted in the CRM.
+        Returns how many of ``gone`` were stored (and are removed now).
         """
         rows = [
             {
@@ -89,7 +95,7 @@ class DealStore:
         skipped = [p.id for p in problems if not p.kept]
         with self._engine.begin() as conn:
             if mark_run is not None:
-                self._mark(conn, connection, rows, skipped, mark_run)
+                self._mark(conn, connection, rows, [*skipped, *gone], mark_run)
             if rows:
                 stmt = _insert(conn)(deals_table)
                 stmt = stmt.on_conflict_do_update(
@@ -101,12 +107,24 @@ class DealStore:
                     },
                 )
                 conn.execute(stmt, rows)
-            for chunk in _chunks(skipped):
-                conn.execute(
-                    sa.delete(deals_table).where(
-                        deals_table.c.connection == connection, deals_table.c.id.in_(chunk)
-                    )
-                )
+            _delete(conn, connection, skipped)
+            return _delete(conn, connection, gone)
+
+    def keep_only(self, connection: str, present: Set[str], mark_run: int | None = None) -> int:
+        """Remove the connection's stored deals not in ``present``; how many were removed.
+
+        ``present``: every deal a complete (full) pull listed, readable or not.
+        One transaction; ``mark_run`` marks the removed deals' accounts as
+        :meth:`record` does.
+        """
+        query = sa.select(deals_table.c.id).where(deals_table.c.connection == connection)
+        with self._engine.begin() as conn:
+            absent = [row.id for row in conn.execute(query) if row.id not in present]
+            if absent:
+                if mark_run is not None:
+                    self._mark(conn, connection, [], absent, mark_run)
+                _delete(conn, connection, absent)
+        return len(absent)
 
     def _mark(
         self,
@@ -231,6 +249,19 @@ def _utc(moment: datetime) -> datetime:
 def _insert(conn: Connection) -> Any:
     """The dialect's INSERT construct, which has ``on_conflict_do_update``."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _delete(conn: Connection, connection: str, ids: Sequence[str]) -> int:
+    """Delete the connection's deals ``ids``; how many there were."""
+    deleted = 0
+    for chunk in _chunks(ids):
+        done = conn.execute(
+            sa.delete(deals_table).where(
+                deals_table.c.connection == connection, deals_table.c.id.in_(chunk)
+            )
+        )
+        deleted += done.rowcount
+    return deleted
 
 
 def _chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:

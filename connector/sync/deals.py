@@ -9,6 +9,13 @@ the watermark follows each page; a full pull (the list endpoint, in id
 order) moves it once, at the end. A crash re-reads from the old watermark:
 upserts make a repeat harmless.
 
+A deal deleted in the CRM leaves the store, and so every rollup and outcome:
+an incremental pull names the deals deleted since (``DealPage.gone``: the
+Salesforce rows ``queryAll`` returns with ``IsDeleted``, HubSpot's archived
+list), and a full pull, which lists every live deal, removes the stored deals
+it did not list (:meth:`~connector.store.deals.DealStore.keep_only`, before
+the watermark moves). Their accounts are marked like those of changed deals.
+
 A deal that cannot be judged (no account, an unknown stage, a deleted
 pipeline) is reported and skipped; an amount that is not a number keeps the
 deal without an amount. Either way the page lands and the run goes on; the
@@ -57,6 +64,8 @@ class DealSyncResult:
     status: str = "running"
     read: int = 0
     stored: int = 0
+    removed: int = 0
+    """Stored deals removed: deleted in the CRM (or, on a full pull, no longer listed)."""
     skipped: int = 0
     problems: int = 0
     sample_problems: list[DealProblem] = field(default_factory=list)
@@ -103,10 +112,15 @@ def sync_deals(
     result = DealSyncResult(connection, source.crm, full)
     result.run_id = store.start_run(connection, source.crm, DEAL_OBJECT, DEALS_VERSION, full=full)
     deals = DealStore(store)
+    # A full pull: every deal it listed, readable or not (the stored rest are gone).
+    listed: set[str] = set()
     try:
         for page in source.pull_deals(since, known_window(known, previous, since)):
             for record_id, stamp in page.seen:
                 recent.seen(record_id, stamp)
+            if full:
+                listed.update(i for i, _ in page.seen)
+                listed.difference_update(page.gone)
             new = {i for i, stamp in page.seen if tracker.see(i, stamp)}
             again = {i for i, stamp in page.seen if i in new and known.has(i, stamp)}
             new -= again
@@ -115,12 +129,13 @@ def sync_deals(
             problems = [p for p in page.problems if p.id in new]
             if lease is not None:
                 lease.fence()
-            deals.record(
+            result.removed += deals.record(
                 connection,
                 source.crm,
                 kept,
                 problems,
                 mark_run=result.run_id if mark_accounts else None,
+                gone=page.gone,
             )
             result.read += len(new)
             result.stored += len(kept)
@@ -133,10 +148,14 @@ def sync_deals(
             if not full and mark is not None:
                 store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
         mark = tracker.watermark()
-        if full and mark is not None:
+        if full:
             if lease is not None:
                 lease.fence()
-            store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
+            result.removed += deals.keep_only(
+                connection, listed, mark_run=result.run_id if mark_accounts else None
+            )
+            if mark is not None:
+                store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
     except SegsyncError as exc:
         result.status, result.message = "failed", str(exc)
         _finish(store, source, result, calls_before, started, since is not None)

@@ -10,6 +10,14 @@ the v4 batch read (1,000 deals a call) for deals found by the search windows
 of :mod:`.search` (incremental pulls), or listed with more associations than
 one page holds.
 
+An archived (deleted) deal leaves search and the live list at once, and
+nothing about it moves a stamp a search can see: an incremental pull
+therefore also pages the archived list (``archived=true``, 100 a page, in id
+order: one call while up to 100 deals sit in the recycle bin, which
+keeps them 90 days) and names them :attr:`DealPage.gone`; the store drops
+those it holds. A full pull lists every live deal, so the deal sync drops the
+stored deals it did not list (connector/sync/deals.py).
+
 Rows that cannot be judged are reported, never fatal (``DealProblem``): no
 company, a stage its pipeline does not have, a pipeline the API no longer
 lists (deleted with its deals left in it). An amount that is not a number
@@ -211,6 +219,7 @@ class DealPuller:
         """Pages of deals modified at or after ``since`` (all when None).
 
         With ``window``, a look-back window proven known is not read (:mod:`.window`).
+        An incremental pull ends with the archived deals, as :attr:`DealPage.gone`.
         """
         stages = self.stages()
         properties = list(PROPERTIES)
@@ -241,14 +250,29 @@ class DealPuller:
                 if problem is not None:
                     problems.append(problem)
             yield DealPage(tuple(deals), tuple(problems), tuple(seen))
+        if since is not None:
+            yield from self.archived()
+
+    def archived(self) -> Iterator[DealPage]:
+        """The archived deals, a list page at a time, as pages of ``gone`` ids only.
+
+        The list holds every deal in the recycle bin, whenever archived: the
+        store tells which it still holds. No ``seen``: the list is in id
+        order, and an archive time is not a modification a search filters on.
+        """
+        for raw in list_pages(self._session, OBJECT_TYPE, [STAMP], archived=True):
+            gone = tuple(str(item["id"]) for item in raw)
+            if gone:
+                yield DealPage((), (), (), gone)
 
 
 def minimum_calls(read: int, *, incremental: bool) -> int:
     """Pipelines, pages and association reads: the floor of reading ``read`` deals.
 
     A full pull's list pages carry the companies; a search page cannot, so an
-    incremental pull reads them, 1,000 deals a call.
+    incremental pull reads them, 1,000 deals a call, and it reads the archived
+    list (one page counted: its length is the recycle bin's, not the run's).
     """
     if not incremental:
         return 1 + max(1, -(-read // HS_LIST_PAGE))
-    return 1 + max(1, -(-read // HS_SEARCH_PAGE)) + -(-read // HS_ASSOC_BATCH)
+    return 1 + max(1, -(-read // HS_SEARCH_PAGE)) + -(-read // HS_ASSOC_BATCH) + 1

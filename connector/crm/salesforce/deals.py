@@ -2,7 +2,11 @@
 
 One query, ordered by ``SystemModstamp, Id`` with an inclusive ``>=`` on the
 watermark, its REST pages of up to 2,000 records followed through
-``nextRecordsUrl``. ``IsClosed`` / ``IsWon`` are read from the record (the
+``nextRecordsUrl``. The query goes to ``queryAll``, which also returns the
+rows in the Recycle Bin (``IsDeleted`` true): deleting an Opportunity moves
+its ``SystemModstamp``, so an incremental pull meets the deletion and the
+deal leaves the store (:attr:`DealPage.gone`); an undelete moves it again,
+and the deal is read back. ``IsClosed`` / ``IsWon`` are read from the record (the
 platform sets them from the stage's ``OpportunityStage`` row), so a stage
 name retired from the picklist is still judged right. The loss reason is not
 a standard field: ``Loss_Reason__c`` is read when the org has it (one cached
@@ -41,12 +45,19 @@ COLUMNS = (
     "CreatedDate",
     "Type",
     "SystemModstamp",
+    "IsDeleted",
 )
 LOSS_REASON = "Loss_Reason__c"
 """The custom field many orgs keep the loss reason in; read when it exists."""
+ENDPOINT = "queryAll"
+"""Where every query of the pull goes, window count included: it sees the deleted rows too."""
 PROOF_MINIMUM = SF_QUERY_PAGE // 2
 """Known deals in the look-back window from which a pull proves the window by a
 count instead of reading it again (see :meth:`DealPuller.pull`)."""
+
+
+def _query(client: Client, soql: str) -> Any:
+    return client.sf.query(soql, include_deleted=True)
 
 
 def _query_more(client: Client, url: str) -> Any:
@@ -143,7 +154,7 @@ class DealPuller:
         version = self._session.settings.api_version
 
         def sub(ref: str, soql: str) -> dict[str, str]:
-            url = f"/services/data/v{version}/query/?{urlencode({'q': soql})}"
+            url = f"/services/data/v{version}/{ENDPOINT}/?{urlencode({'q': soql})}"
             return {"method": "GET", "url": url, "referenceId": ref}
 
         body = {
@@ -174,6 +185,8 @@ class DealPuller:
     def pull(self, since: datetime | None, window: KnownWindow | None = None) -> Iterator[DealPage]:
         """Pages of opportunities with ``SystemModstamp >= since`` (all when None), oldest first.
 
+        Deleted ones (in the Recycle Bin) come as :attr:`DealPage.gone`.
+
         With ``window`` holding at least :data:`PROOF_MINIMUM` known deals, one
         composite call (two queries, one API call) counts the window and reads
         what lies above it; when the count shows the window holds only known
@@ -194,12 +207,13 @@ class DealPuller:
         if since is not None and window is not None and window.expected >= PROOF_MINIMUM:
             result = self._above_proven(text, since, window)
         if result is None:
-            result = call("query opportunities", lambda c: c.sf.query(query))
+            result = call("query opportunities", partial(_query, soql=query))
         while True:
             rows = list(result.get("records") or [])
             deals: list[DealRecord] = []
             problems: list[DealProblem] = []
             seen: list[tuple[str, datetime]] = []
+            gone: list[str] = []
             for row in rows:
                 stamp = parse_stamp(row.get("SystemModstamp"))
                 # format_soql drops sub-second precision: the query may return a
@@ -207,6 +221,9 @@ class DealPuller:
                 if since is not None and stamp < since:
                     continue
                 seen.append((str(row["Id"]), stamp))
+                if row.get("IsDeleted"):
+                    gone.append(str(row["Id"]))
+                    continue
                 read = opportunity(row, loss)
                 if isinstance(read, DealProblem):
                     problems.append(read)
@@ -218,7 +235,7 @@ class DealPuller:
                 else:
                     deals.append(read)
             if seen:
-                yield DealPage(tuple(deals), tuple(problems), tuple(seen))
+                yield DealPage(tuple(deals), tuple(problems), tuple(seen), tuple(gone))
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 return
