@@ -313,6 +313,10 @@ class SandboxApp:
         """True for routes served without authentication (the OAuth token endpoint)."""
         return False
 
+    def now(self) -> float:
+        """The server's time, seconds since the epoch: what each answer's ``Date`` says."""
+        return time.time()
+
     # Dispatch ----------------------------------------------------------
     def handle(self, request: Request) -> Response | None:
         """Serve one request; None means 'drop the connection' (an injected timeout)."""
@@ -417,6 +421,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the app's clock (a sandbox's injectable one), whole seconds."""
+        return super().date_time_string(self.server.app.now() if timestamp is None else timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log; the RequestLog keeps it."""

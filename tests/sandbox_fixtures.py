@@ -9,6 +9,8 @@ wires the real ones to a sandbox.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +103,35 @@ def hubspot_adapter(sandbox: HubSpotSandbox, **settings: Any) -> HubSpotAdapter:
 
 
 # -- Salesforce ------------------------------------------------------------------
+
+
+class OrgClock:
+    """A Salesforce sandbox org's clock, held still and moved by the test (epoch seconds).
+
+    The org's stamps and the ``Date`` of its answers follow it: a test decides
+    which writes share a second and when a second has closed, without sleeping.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
+        self.now += seconds
+
+
+def hold_clock(sandbox: SalesforceSandbox) -> OrgClock:
+    """Hold ``sandbox``'s org clock half-way into the wall clock's next second.
+
+    No stamp handed out before falls in that second (stamps keep whole
+    seconds). A restore (``fresh_sandboxes``) puts the wall clock back.
+    """
+    clock = OrgClock(math.floor(time.time()) + 1.5)
+    sandbox.org.clock = clock
+    return clock
 
 
 @contextmanager

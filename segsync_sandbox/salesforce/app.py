@@ -376,6 +376,10 @@ class SalesforceApp(SandboxApp):
             message = NOT_FOUND_MESSAGE
         return sf_error(status, message, code)
 
+    def now(self) -> float:
+        """The org's clock: the ``Date`` of each answer agrees with the stamps it hands out."""
+        return self.org.clock()
+
     def decorate(self, request: Request, response: Response) -> None:
         """``Sforce-Limit-Info`` on every REST response."""
         if request.path.startswith("/services/data"):

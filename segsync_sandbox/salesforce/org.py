@@ -1028,11 +1028,12 @@ class Org:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def _stamp(self) -> str:
-        # Strictly increasing at millisecond precision even when two writes land in the
-        # same millisecond, so a watermark on SystemModstamp always orders writes.
+        # Whole seconds, as Salesforce keeps SystemModstamp and LastModifiedDate (the
+        # milliseconds are always .000): writes in the same second share the stamp.
+        # Never behind an earlier stamp, should the clock step back.
         with self._lock:
-            now_ms = int(self.clock() * 1000)
-            self._last_stamp_ms = max(now_ms, self._last_stamp_ms + 1)
+            now_ms = int(self.clock()) * 1000
+            self._last_stamp_ms = max(now_ms, self._last_stamp_ms)
             return format_epoch_ms(self._last_stamp_ms)
 
     # ------------------------------------------------------------------ schema

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hubspot.crm.pipelines.exceptions import ApiException
+from sandbox_fixtures import hold_clock
 
 from segsync_sandbox import data, deals
 from segsync_sandbox.hubspot import Portal
@@ -94,6 +95,7 @@ def test_salesforce_derives_is_closed_and_is_won_from_the_stage(fresh_sandboxes:
     org = fresh_sandboxes.salesforce.org
     sf = fresh_sandboxes.salesforce.client()
     opp = next(r for r in org.records("Opportunity") if not r["IsClosed"])
+    hold_clock(fresh_sandboxes.salesforce)  # a second after the seed's stamps
     sf.Opportunity.update(opp["Id"], {"StageName": "Closed Won"})
     after = sf.Opportunity.get(opp["Id"])
     assert (after["IsClosed"], after["IsWon"]) == (True, True)

@@ -145,7 +145,8 @@ def test_salesforce_field_history_and_last_modifier(
     rows: list[dict[str, Any]] = sf.query(
         "SELECT AccountId, Field, OldValue, NewValue, CreatedById, CreatedDate "
         f"FROM AccountHistory WHERE AccountId IN ('{account}') AND Field IN ('Tier__c') "
-        "ORDER BY CreatedDate DESC"
+        # Both rows may share a second (CreatedDate keeps whole seconds): Id breaks the tie.
+        "ORDER BY CreatedDate DESC, Id DESC"
     )["records"]
     assert [(r["NewValue"], r["OldValue"], r["CreatedById"]) for r in rows] == [
         ("Tier 1", "Tier 2", SF_UI_USER),

@@ -259,6 +259,8 @@ def test_ingest_reads_the_header_row_whatever_the_column_order(
 ) -> None:
     ids = _accounts(sandbox, 2)
     before = sandbox.org.get("Account", ids[0])["SystemModstamp"]
+    # Stamps keep whole seconds: the update lands on the org's next second.
+    sandbox.org.clock = lambda: time.time() + 1.0
     data = tmp_path / "accounts.csv"
     data.write_text(
         f"website,NumberOfEmployees,id\nhttps://a.example,120,{ids[0]}\n,,{ids[1]}\n",

@@ -447,12 +447,13 @@ def test_get_record_errors(sf_sandbox: SalesforceSandbox, sf: Salesforce) -> Non
 
 
 def test_patch_record_updates_and_advances_stamps(
-    sf_sandbox: SalesforceSandbox, sf: Salesforce
+    sf_sandbox: SalesforceSandbox, sf: Salesforce, fake_clock: Any, clocked_org: Org
 ) -> None:
-    provision(sf_sandbox.org)
-    account_id = sf_sandbox.org.insert("Account", {"Name": "Acme"})
-    before = sf_sandbox.org.get("Account", account_id)
+    provision(clocked_org)
+    account_id = clocked_org.insert("Account", {"Name": "Acme"})
+    before = clocked_org.get("Account", account_id)
     assert before is not None
+    fake_clock.advance(1)  # stamps keep whole seconds: the update's is a second later
     status = sf.Account.update(
         account_id, {"Segsync_Tier__c": "Tier 1", "Segsync_Fit_Score__c": 42}
     )
@@ -519,17 +520,28 @@ def test_patch_missing_or_deleted_record(sf_sandbox: SalesforceSandbox, sf: Sale
     assert error_of(info.value)["errorCode"] == "ENTITY_IS_DELETED"
 
 
-def test_two_writes_in_one_millisecond_still_order(fake_clock: Any) -> None:
+def test_stamps_keep_whole_seconds_and_writes_in_one_second_share_them(fake_clock: Any) -> None:
+    """SystemModstamp keeps whole seconds (``.000``): writes in one second carry one stamp."""
+    fake_clock.now = 1_795_000_000.25
     org = Org(clock=fake_clock)
     a = org.insert("Account", {"Name": "a"})
     stamps = []
     for i in range(5):
+        fake_clock.advance(0.1)  # 0.35 … 0.75: still the same second
         org.update("Account", a, {"Name": f"a{i}"})
         record = org.get("Account", a)
         assert record is not None
         stamps.append(record["SystemModstamp"])
-    assert stamps == sorted(stamps)
-    assert len(set(stamps)) == 5
+        assert record["LastModifiedDate"] == record["SystemModstamp"]
+    assert set(stamps) == {"2026-11-18T11:06:40.000+0000"}
+    fake_clock.advance(0.5)  # the next second
+    org.update("Account", a, {"Name": "later"})
+    later = org.get("Account", a)
+    assert later is not None and later["SystemModstamp"] == "2026-11-18T11:06:41.000+0000"
+    fake_clock.advance(-30)  # a clock stepping back never moves a stamp back
+    org.update("Account", a, {"Name": "back"})
+    back = org.get("Account", a)
+    assert back is not None and back["SystemModstamp"] == later["SystemModstamp"]
     assert all(SF_DATETIME.fullmatch(s) for s in stamps)
 
 
@@ -1017,8 +1029,8 @@ def test_org_update_custom_field_retires_removed_values() -> None:
     assert values == {"Tier 1": True, "Tier 2": True, "Tier 4": True, "Tier 3": False}
 
 
-def test_org_save_and_load_round_trip(tmp_path: Any) -> None:
-    org = Org(daily_api_limit=1234)
+def test_org_save_and_load_round_trip(tmp_path: Any, fake_clock: Any) -> None:
+    org = Org(daily_api_limit=1234, clock=fake_clock)
     provision(org)
     a = org.insert("Account", {"Name": "A", "Tech_Stack__c": "AWS"})
     b = org.insert("Account", {"Name": "B"})
@@ -1028,7 +1040,8 @@ def test_org_save_and_load_round_trip(tmp_path: Any) -> None:
     org.count_call()
     org.save(tmp_path)
     assert (tmp_path / "Account.jsonl").read_text().count("\n") == 2
-    loaded = Org.load(tmp_path)
+    # Loaded on a clock an hour behind: its stamps still never go below the saved ones.
+    loaded = Org.load(tmp_path, clock=lambda: fake_clock.now - 3600)
     assert loaded.usage() == (1, 1234)
     assert loaded.get("Account", a) == org.get("Account", a)
     assert loaded.get("Contact", c) == org.get("Contact", c)
@@ -1038,6 +1051,9 @@ def test_org_save_and_load_round_trip(tmp_path: Any) -> None:
     assert loaded.insert("Account", {"Name": "D"}) not in (a, b)
     stamp_before = loaded.get("Account", a)["SystemModstamp"]  # type: ignore[index]
     loaded.update("Account", a, {"Name": "A2"})
+    assert loaded.get("Account", a)["SystemModstamp"] == stamp_before  # type: ignore[index]
+    fake_clock.advance(3601)
+    loaded.update("Account", a, {"Name": "A3"})
     assert loaded.get("Account", a)["SystemModstamp"] > stamp_before  # type: ignore[index]
 
 
@@ -1085,7 +1101,7 @@ def test_admin_endpoints(sf_sandbox: SalesforceSandbox, sf_http: requests.Sessio
     assert [e["kind"] for e in log] == ["query", "query", "query"]
 
 
-def test_concurrent_collection_writes_all_land_with_ordered_stamps(
+def test_concurrent_collection_writes_all_land_with_one_stamp_per_chunk(
     sf_sandbox: SalesforceSandbox, add_accounts: Callable[[int], list[str]]
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
@@ -1113,5 +1129,7 @@ def test_concurrent_collection_writes_all_land_with_ordered_stamps(
         {sf_sandbox.org.get("Account", i)["SystemModstamp"] for i in chunk}  # type: ignore[index]
         for chunk in chunks
     ]
+    # Each chunk is one transaction: one stamp. Chunks that land in the same
+    # second share it (stamps keep whole seconds).
     assert all(len(s) == 1 for s in stamps_per_chunk)
-    assert len(set().union(*stamps_per_chunk)) == 4
+    assert all(s.endswith(".000+0000") for s in set().union(*stamps_per_chunk))
