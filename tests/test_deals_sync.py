@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
+from sandbox_fixtures import hold_clock
 
 from connector.cli import cli
 from connector.config import HubSpotConnection, SalesforceConnection
-from connector.crm.base import parse_stamp
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce import SalesforceAdapter
@@ -65,6 +64,9 @@ def test_salesforce_deals_are_pulled_incrementally(
 ) -> None:
     adapter = _salesforce(fresh_sandboxes)
     sf = fresh_sandboxes.salesforce.client()
+    # The org's clock held two seconds on: every seed stamp's second has closed
+    # (the look-back is 0), so the full pull's deals are known at their stamps.
+    hold_clock(fresh_sandboxes.salesforce).advance(1)
     # Counted independently, through the API.
     rows = list(sf.query_all_iter("SELECT Id, AccountId, IsClosed, IsWon, Amount FROM Opportunity"))
     linked = [r for r in rows if r["AccountId"]]
@@ -89,6 +91,7 @@ def test_salesforce_deals_are_pulled_incrementally(
     assert (after.is_closed, after.is_won, after.amount) == (True, True, 1234.5)
 
     # A deal whose account is removed is reported, skipped and dropped from the store.
+    # The clock has not moved: the same second, the same stamp as the edit read above.
     sf.Opportunity.update(target["Id"], {"AccountId": None})
     orphaned = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     assert orphaned.status == "succeeded" and orphaned.skipped == 1
@@ -246,21 +249,37 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
     Known at that stamp, they are counted in the same composite call that
     reads what lies above them (one API call): a quiet pull is one call, as
     is an edit; a deal committed late at the known stamp breaks the count and
-    is read (the window then costs its pages, as before).
+    is read (the window then costs its pages, as before). Stamps keep whole
+    seconds: an edit in the second a pull read (the window's top second)
+    keeps the deal's stamp, so deals read before their second closed are not
+    known, and the next pull reads them again.
     """
     sf = fresh_sandboxes.salesforce
+    clock = hold_clock(sf)  # the org's seconds move only when the test moves them
     account = next(iter(sf.org.records("Account")))["Id"]
     row = {"AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-31"}
-    # SOQL datetime literals carry whole seconds, so the counted window covers
-    # the bulk load's whole second: a seeded deal in that second that is not
-    # recorded (the seed's deal without an account is reported and skipped)
-    # would rightly break the count. Start the load on a second of its own.
-    _next_second(max(parse_stamp(r["SystemModstamp"]) for r in sf.org.records("Opportunity")))
     sf.org.load_records("Opportunity", [{**row, "Name": f"Bulk {n}"} for n in range(2100)])
     adapter = _salesforce(fresh_sandboxes)
     first = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     assert first.read > 2100
 
+    # An edit in the same second as the load and the pull: the same stamp.
+    target = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 7")
+    stamp = sf.org.get("Opportunity", target)["SystemModstamp"]
+    sf.client().Opportunity.update(target, {"Amount": 1234})
+    assert sf.org.get("Opportunity", target)["SystemModstamp"] == stamp
+    mark = _sf_mark(sf)
+    same_second = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    kinds = Counter(e.kind for e in sf.app.log.entries(mark))
+    assert kinds == Counter({"query": 1, "queryMore": 1}), kinds  # the window, read again
+    assert {d.id: d.amount for d in DealStore(store).deals("sf")}[target] == 1234
+    assert same_second.read == 2100  # read before their second closed: none was known
+
+    # Once the second has closed (the Date less the request's time: 2 s), the
+    # window is read once more and its deals are known from then on.
+    clock.advance(2)
+    settling = sync_deals(adapter, store, "sf", lookback=timedelta(0))
+    assert settling.read == 2100 and settling.api_calls == 2
     mark = _sf_mark(sf)
     quiet = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     kinds = Counter(e.kind for e in sf.app.log.entries(mark))
@@ -269,10 +288,7 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
 
     # A deal committed late with a stamp inside the known window: the count
     # differs, the window is read, and the deal is not missed.
-    late_stamp = next(r for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 8")[
-        "SystemModstamp"
-    ]
-    sf.org.load_records("Opportunity", [{**row, "Name": "Late", "SystemModstamp": late_stamp}])
+    sf.org.load_records("Opportunity", [{**row, "Name": "Late", "SystemModstamp": stamp}])
     late = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Late")
     mark = _sf_mark(sf)
     caught = sync_deals(adapter, store, "sf", lookback=timedelta(0))
@@ -281,23 +297,13 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
     assert late in {d.id for d in DealStore(store).deals("sf")}
     assert caught.read == 1  # the others are known at their stamp: not read as new
 
-    target = next(r["Id"] for r in sf.org.records("Opportunity") if r["Name"] == "Bulk 7")
-    # An edit a second or more after the window's top: an edit within the same
-    # whole second moves the deal inside the counted window, where a count
-    # cannot see it (a known gap, left for the next issue).
-    _next_second(parse_stamp(late_stamp))
+    # An edit now: above the window, read in the composite call.
     sf.client().Opportunity.update(target, {"Amount": 4321})
     mark = _sf_mark(sf)
     edited = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     assert Counter(e.kind for e in sf.app.log.entries(mark)) == Counter({"composite": 1})
     assert edited.read == 1 and edited.api_calls == 1
     assert {d.id: d.amount for d in DealStore(store).deals("sf")}[target] == 4321
-
-
-def _next_second(stamp: datetime) -> None:
-    """Wait until the sandbox's clock (the wall clock) is past ``stamp``'s whole second."""
-    wait = stamp.replace(microsecond=0) + timedelta(seconds=1) - datetime.now(UTC)
-    time.sleep(max(0.0, wait.total_seconds()) + 0.01)
 
 
 def _sf_mark(sf: Any) -> int:

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_fixtures import OrgClock, hold_clock
 
 from connector.commands.crm import Context, open_context
 from connector.state import Watermark
+from connector.sync.echo import known_window
 from connector.sync.provision import output_specs
 from connector.sync.runner import Runner, RunResult
-from connector.sync.window import Known, Recent
+from connector.sync.window import Known, Recent, settled
 from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,7 @@ class World:
         self.adapter = ctx.adapters[crm]
         app = crms.salesforce.app if crm == "salesforce" else crms.hubspot.app
         self.log = app.log
+        self.bulk = False
 
     def provision(self) -> None:
         engine = self.ctx.engines["account"]
@@ -76,11 +79,18 @@ def world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     monkeypatch.chdir(ROOT)
+    crm, _, variant = request.param.partition(":")
     config = fresh_sandboxes.write_config(
         tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
     )
-    with open_context(config, crm=request.param) as ctx:
-        yield World(fresh_sandboxes, ctx, request.param)
+    if variant == "bulk":  # Salesforce pulls of 3,000 records and more through Bulk 2.0
+        section = "[connections.salesforce]\n"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(section, section + "bulk_read_threshold = 3000\n", 1))
+    with open_context(config, crm=crm) as ctx:
+        made = World(fresh_sandboxes, ctx, crm)
+        made.bulk = variant == "bulk"
+        yield made
 
 
 hubspot = pytest.mark.parametrize("world", ["hubspot"], indirect=True)
@@ -239,23 +249,106 @@ def test_edits_after_our_writes_are_read_and_the_window_is_not(world: World) -> 
     assert both.outside == 2 and both.summary.counts.read == 2
 
 
+def _settle(world: World, clock: OrgClock) -> None:
+    """Move the org's clock past every second read so far, plus the look-back (commit lag)."""
+    clock.advance(world.ctx.settings.sync.lookback_seconds + 2)
+
+
 @salesforce
 def test_salesforce_skips_lookback_rereads_before_planning(world: World) -> None:
     world.provision()
     world.sync()
+    clock = hold_clock(world.crms.salesforce)
     org = world.crms.salesforce.org
     touched = [r["Id"] for r in org.records("Account")][:3]
     for record_id in touched:
         # Not an input: the records are read and planned, and nothing is written.
         org.update("Account", record_id, {"Description": "called on Monday"})
+        clock.advance(1)  # each on a second of its own
     seen = world.sync()
     assert seen.outside == 3 and seen.written == 0
+    # Read within their own second: a later edit in it would keep their stamp,
+    # so they are not known yet and the next run plans them again.
+    again = world.sync()
+    assert again.outside == 3 and again.rereads == 0 and again.written == 0
+    # Read once their second had closed (plus the look-back): known from then on.
+    _settle(world, clock)
+    settled = world.sync()
+    assert settled.outside == 3 and settled.written == 0
+    quiet = world.sync()
     # Within the look-back window they come back on the same query page; they
     # were processed at exactly these stamps, so they are not planned again.
-    again = world.sync()
     # (The last of them is at the watermark's own stamp: a boundary id, dropped first.)
-    assert again.summary.counts.read == 0 and again.rereads == 2 and again.outside == 0
-    assert world.kinds().count("query") == 1 and again.minimum_calls == 1
+    assert quiet.summary.counts.read == 0 and quiet.rereads == 2 and quiet.outside == 0
+    assert world.kinds().count("query") == 1 and quiet.minimum_calls == 1
+
+
+@salesforce
+def test_salesforce_an_edit_in_the_second_of_our_write_is_planned_next_run(
+    world: World,
+) -> None:
+    """Stamps keep whole seconds: a person's edit right after our write keeps the record's stamp.
+
+    The run that read the record in that second must not take it as processed
+    at that stamp (a boundary id, a known pair): the next run plans it again
+    and recomputes its values.
+    """
+    world.provision()
+    world.sync()
+    clock = hold_clock(world.crms.salesforce)
+    org = world.crms.salesforce.org
+    segment = world.ctx.engines["account"].output_fields("salesforce")["segment"]
+    target = next(r["Id"] for r in org.records("Account") if (r.get("NumberOfEmployees") or 0) < 50)
+    # A person makes it large; the next run recomputes and writes it, all in one second.
+    org.update("Account", target, {"NumberOfEmployees": 20_000})
+    wrote = world.sync()
+    assert wrote.outside == 1 and wrote.written == 1
+    large = org.get("Account", target)
+    assert large is not None
+    # In the same second, a person makes it small again: the stamp does not move.
+    org.update("Account", target, {"NumberOfEmployees": 5})
+    small = org.get("Account", target)
+    assert small is not None and small["SystemModstamp"] == large["SystemModstamp"]
+    again = world.sync()
+    assert again.outside == 1 and again.written == 1
+    recomputed = org.get("Account", target)
+    assert recomputed is not None and recomputed[segment] != large[segment]
+    # Once settled, the record is known at its stamp: nothing more to do.
+    _settle(world, clock)
+    world.sync()
+    assert world.sync().summary.counts.read == 0
+
+
+@pytest.mark.parametrize("world", ["salesforce", "salesforce:bulk"], indirect=True)
+def test_salesforce_a_load_of_5000_in_one_second_is_pulled_whole_then_known(
+    world: World,
+) -> None:
+    """5,000 accounts saved in one second share one stamp, across REST pages or a Bulk job.
+
+    The ``>=`` pull ordered by ``SystemModstamp, Id`` reads them all once,
+    neither losing nor repeating any at the page edges; once their second has
+    closed they are known, and incremental runs plan none of them again.
+    """
+    world.provision()
+    world.sync()
+    clock = hold_clock(world.crms.salesforce)
+    org = world.crms.salesforce.org
+    # Locked: segsync plans them and writes none, so every pull meets them again.
+    rows = [{"Name": f"Loaded {n:04d}", "Segsync_Lock__c": True} for n in range(5_000)]
+    org.load_records("Account", rows)
+    loaded = world.sync()
+    assert loaded.outside == 5_000 and loaded.written == 0
+    kinds = world.kinds()
+    if not world.bulk:  # REST: 25 pages of 200 (the reason fields are long text areas)
+        assert kinds.count("query") == 1 and kinds.count("queryMore") == 24, kinds
+    else:
+        assert any(k.startswith("bulk") for k in kinds), kinds
+    _settle(world, clock)
+    settling = world.sync()
+    assert settling.outside == 5_000  # read before their second closed: planned again
+    for _ in range(2):
+        quiet = world.sync()
+        assert quiet.summary.counts.read == 0 and quiet.outside == 0 and quiet.written == 0
 
 
 # -- the pure parts ----------------------------------------------------------
@@ -300,3 +393,25 @@ def test_known_window_counts_what_is_known_inside_it_and_what_moved_out() -> Non
     assert known.moved([("c", _at(140))], _at(40), _at(100)) == 0  # known above the window
     assert known.has("b", _at(100)) and not known.has("b", _at(101))
     assert Known(None, "v1").window(_at(0), _at(1)) is None
+
+
+def test_a_pair_counts_as_processed_only_once_its_second_and_the_lag_have_passed() -> None:
+    lag = timedelta(seconds=60)
+    assert settled(_at(100), None, lag)  # stamps that tell every change apart (HubSpot)
+    assert not settled(_at(100), _at(160.999), lag)
+    assert settled(_at(100), _at(161), lag)
+    assert not settled(_at(100.5), _at(160.999), lag)  # the whole second counts
+    previous = Watermark(_at(90), frozenset({"b"}), "v1", (("a", _at(80)), ("b", _at(90))))
+    recent = Recent(Known(previous, "v1"), lag)
+    recent.seen("a", _at(100), _at(120))  # read open: not kept, nor its older pair
+    recent.seen("c", _at(95), _at(200))
+    mark = recent.mark(Watermark(_at(100), frozenset({"a"}), "v1"))
+    # The watermark's own second was read open: no boundary id, no proof below it.
+    assert mark.boundary_ids == frozenset() and dict(mark.known) == {"b": _at(90), "c": _at(95)}
+    assert known_window(Known(mark, "v1"), mark, _at(40)) is None
+    closed = Recent(Known(previous, "v1"), lag)
+    closed.seen("a", _at(100), _at(161))
+    kept = closed.mark(Watermark(_at(100), frozenset({"a"}), "v1"))
+    assert kept.boundary_ids == {"a"} and dict(kept.known)["a"] == _at(100)
+    window = known_window(Known(kept, "v1"), kept, _at(40))
+    assert window is not None and window.expected == 2  # a (at its new stamp) and b

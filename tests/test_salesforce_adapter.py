@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -376,22 +377,35 @@ def test_incremental_pull_is_inclusive_at_the_boundary(
     sfbox: SalesforceSandbox, clock: FakeClock
 ) -> None:
     ids = _accounts(sfbox, 10)
-    clock.advance(3600)
-    changed = [ids[2], ids[5], ids[7]]
-    for record_id in changed:  # three stamps, one millisecond apart, in one second
+    clock.advance(3600.25)
+    changed = [ids[2], ids[5], ids[7], ids[8]]
+    for record_id in changed[:3]:  # three stamps, a second apart (stamps keep whole seconds)
         sfbox.org.update("Account", record_id, {"BillingCity": "Berlin"})
+        clock.advance(1)
+    clock.advance(-1)
+    sfbox.org.update("Account", ids[8], {"BillingCity": "Berlin"})  # ids[7]'s second
     stamps = {i: parse_stamp(sfbox.org.get("Account", i)["SystemModstamp"]) for i in changed}  # type: ignore[index]
+    assert stamps[ids[7]] == stamps[ids[8]] and stamps[ids[7]].microsecond == 0
     adapter = _adapter(sfbox)
 
     later = _ids(list(adapter.pull("account", ["BillingCity"], stamps[ids[2]])))
     boundary = _ids(list(adapter.pull("account", ["BillingCity"], stamps[ids[5]])))
+    shared = list(adapter.pull("account", ["BillingCity"], stamps[ids[7]]))
     after_all = list(adapter.pull("account", ["BillingCity"], stamps[ids[7]] + timedelta(0, 1)))
 
     assert later == changed
-    # The watermark equals ids[5]'s stamp exactly: included; ids[2], a millisecond
-    # earlier in the same second, is not.
-    assert boundary == [ids[5], ids[7]]
+    # The watermark equals ids[5]'s stamp exactly: included; ids[2], a second
+    # earlier, is not.
+    assert boundary == [ids[5], ids[7], ids[8]]
+    # Two records saved in one second share the stamp: both at the boundary.
+    assert _ids(shared) == [ids[7], ids[8]]
     assert after_all == []
+    # Each record says when it was read, on the org's clock: the answer's Date
+    # (whole seconds) less the time the request took, so never after the read.
+    read_at = {r.read_at for page in shared for r in page}
+    (moment,) = read_at
+    assert moment is not None
+    assert int(clock.now) - 60 < moment.timestamp() <= int(clock.now)
 
 
 def test_contacts_carry_their_account_fields_as_parent(sfbox: SalesforceSandbox) -> None:
@@ -444,7 +458,9 @@ def test_bulk_pull_returns_what_rest_returns(sfbox: SalesforceSandbox) -> None:
     rest_contacts = list(rest.pull("contact", ["LastName", "Email"], None, ["Segsync_Tier__c"]))
     bulk_contacts = list(bulk.pull("contact", ["LastName", "Email"], None, ["Segsync_Tier__c"]))
 
-    flat = lambda pages: [r for p in pages for r in p]  # noqa: E731
+    # The same records, each read at its own pull's time.
+    flat = lambda pages: [replace(r, read_at=None) for p in pages for r in p]  # noqa: E731
+    assert all(r.read_at is not None for p in [*bulk_accounts, *rest_accounts] for r in p)
     assert flat(bulk_accounts) == flat(rest_accounts)
     assert flat(bulk_contacts) == flat(rest_contacts)
     assert sum(1 for r in flat(bulk_contacts) if r.parent is not None) == 10

@@ -93,6 +93,13 @@ class CrmRecord:
     stamp: datetime
     fields: Mapping[str, Any]
     parent: Mapping[str, Any] | None = None
+    read_at: datetime | None = None
+    """For a CRM whose stamps keep whole seconds (Salesforce): the earliest the
+    CRM's clock can have shown when the record was read. A change later in
+    the stamp's second carries the same stamp, so the record counts as
+    processed at its stamp only when that second had closed, plus the commit
+    lag, by then (:func:`connector.sync.window.settled`). None: the stamps tell
+    every change apart (HubSpot's milliseconds)."""
 
 
 #: The mark segsync puts in the description (and Salesforce help text) of every
@@ -564,6 +571,8 @@ class DealPage:
     problems: tuple[DealProblem, ...]
     seen: tuple[tuple[str, datetime], ...]
     gone: tuple[str, ...] = ()
+    read_at: datetime | None = None
+    """As :attr:`CrmRecord.read_at`, for every deal on the page."""
 
 
 class DealSource(Protocol):

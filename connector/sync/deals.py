@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import cast
 
@@ -117,7 +117,7 @@ def sync_deals(
     try:
         for page in source.pull_deals(since, known_window(known, previous, since)):
             for record_id, stamp in page.seen:
-                recent.seen(record_id, stamp)
+                recent.seen(record_id, stamp, page.read_at)
             if full:
                 listed.update(i for i, _ in page.seen)
                 listed.difference_update(page.gone)
@@ -178,7 +178,7 @@ def sync_deals(
 
 def _with_known(mark: Watermark, recent: Recent) -> Watermark:
     """The watermark with the deals recorded in its look-back window, by id and stamp."""
-    return replace(mark, known=recent.known(mark.stamp))
+    return recent.mark(mark)
 
 
 def _finish(

@@ -73,8 +73,14 @@ class EchoFilter:
 def known_window(
     known: Known, previous: Watermark | None, since: datetime | None
 ) -> KnownWindow | None:
-    """The look-back window an adapter may leave unread once a count proves it known."""
-    if previous is None or since is None:
+    """The look-back window an adapter may leave unread once a count proves it known.
+
+    None without boundary ids: the run that set the watermark read its
+    second before it closed (Salesforce's whole-second stamps), so a change
+    in that second could still appear below the watermark unseen
+    (:meth:`connector.sync.window.Recent.mark`).
+    """
+    if previous is None or since is None or not previous.boundary_ids:
         return None
     span = known.window(since, previous.stamp)
     if span is None:

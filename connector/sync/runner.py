@@ -33,7 +33,7 @@ import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
 
@@ -344,8 +344,7 @@ class Runner:
                     if feed is not None:
                         feed.clear()
                     if watermark is not None:
-                        known_now = recent.known(watermark.stamp)
-                        store.advance_watermark(conn, obj, replace(watermark, known=known_now))
+                        store.advance_watermark(conn, obj, recent.mark(watermark))
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
             result.status = (
@@ -507,7 +506,7 @@ class Runner:
                         continue
                     in_page.add(record.id)
                     if recent is not None:
-                        recent.seen(record.id, record.stamp)
+                        recent.seen(record.id, record.stamp, record.read_at)
                     if tracker.see(record.id, record.stamp) and record.id not in seen_extra:
                         kept.append(record)
                 page = echoes.drop(kept) if echoes is not None else kept

@@ -3,8 +3,10 @@
 A watermark is the largest modstamp whose records are all durably recorded,
 plus the ids of the records that carry exactly that stamp. The next pull asks
 for ``stamp >= watermark.stamp - lookback`` (inclusive, so a record modified
-in the same millisecond as the boundary is never lost) and drops only the
-boundary ids at exactly the boundary stamp (so they are not planned twice).
+at the boundary's own stamp is never lost) and drops only the boundary ids
+at exactly the boundary stamp (so they are not planned twice). Salesforce's
+stamps keep whole seconds: a watermark whose second was read before it
+closed keeps no boundary ids (``connector/sync/window.py``).
 The look-back re-reads a short window on purpose: CRMs commit modstamps a
 little out of order, and re-planning an unchanged record writes nothing.
 

@@ -43,8 +43,23 @@ it are one call again.
 
 What a count still cannot tell: a known record deleted while, in the same
 part below the watermark, a record is committed late with a stamp already
-passed (HubSpot's search shows writes seconds late; Salesforce needs no
-count). A full pull (``full_every_hours``) reads it.
+passed (HubSpot's search shows writes seconds late). A full pull
+(``full_every_hours``) reads it.
+
+**A pair is known only once its second has closed.** Salesforce's stamps
+keep whole seconds, so two changes of one record in the same second carry
+the same stamp: a read between them saw ``(id, stamp)``, and the second
+change leaves that pair as it was. A change becomes visible when it
+commits, up to the look-back after its stamp. So a pair read at ``read_at``
+(the org's clock, a lower bound: :attr:`~connector.crm.base.CrmRecord.read_at`)
+counts as processed only when ``floor(stamp) + 1 s + lookback <= read_at``
+(:func:`settled`); otherwise it is not kept (:meth:`Recent.seen`), and when
+the watermark's own second was read open its boundary ids are not kept
+either (:meth:`Recent.mark`): the next run reads and plans the record again.
+A watermark without boundary ids proves no window by a count (the run that
+set it may have missed a change in its last second: :func:`known_window` in
+``connector/sync/echo.py``). HubSpot's stamps (milliseconds) tell every
+change apart: its records carry no ``read_at`` and are kept as read.
 
 Pure: values in, values out.
 """
@@ -53,6 +68,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from connector.state import Watermark, utc
@@ -61,6 +77,21 @@ from connector.state import Watermark, utc
 #: are dropped: the window then counts more records than it knows, and is
 #: read as before (never a record missed, only calls spent).
 MAX_KNOWN = 20_000
+
+SECOND = timedelta(seconds=1)
+
+
+def settled(stamp: datetime, read_at: datetime | None, lag: timedelta) -> bool:
+    """Whether a record read at ``read_at`` at ``stamp`` counts as processed at that stamp.
+
+    True when ``stamp``'s whole second had closed, plus ``lag`` (the commit
+    lag the look-back allows), by ``read_at``: no change carrying the same
+    stamp can become visible after that read. ``read_at`` None: the CRM's
+    stamps tell every change apart, so every read pair counts.
+    """
+    if read_at is None:
+        return True
+    return utc(stamp).replace(microsecond=0) + SECOND + lag <= utc(read_at)
 
 
 class Known:
@@ -126,11 +157,25 @@ class Recent:
         self._lookback = lookback
         self._max = max_known
         self._top: datetime | None = None
+        self._open: datetime | None = None
+        """The highest stamp read before its second closed (:func:`settled`)."""
         self._lock = threading.Lock()
 
-    def seen(self, record_id: str, stamp: datetime) -> None:
-        """A record read at ``stamp`` (planned, or skipped as already known)."""
-        self._put(record_id, utc(stamp))
+    def seen(self, record_id: str, stamp: datetime, read_at: datetime | None = None) -> None:
+        """A record read at ``stamp`` (planned, or skipped as already known).
+
+        ``read_at``: when it was read (the CRM's clock), for stamps that keep
+        whole seconds: a pair read before its second closed is not kept, so
+        the next run plans the record again (see :func:`settled`).
+        """
+        stamp = utc(stamp)
+        if settled(stamp, read_at, self._lookback):
+            self._put(record_id, stamp)
+            return
+        with self._lock:
+            self._at.pop(record_id, None)
+            if self._open is None or stamp > self._open:
+                self._open = stamp
 
     def wrote(self, record_id: str, stamp: datetime | None) -> None:
         """Segsync's write gave the record ``stamp`` (``None``: the CRM did not say)."""
@@ -144,6 +189,23 @@ class Recent:
         """The record is not known at any stamp (it changed since it was read)."""
         with self._lock:
             self._at.pop(record_id, None)
+
+    def mark(self, watermark: Watermark) -> Watermark:
+        """``watermark`` as it is kept: with :meth:`known`, and boundary ids only if final.
+
+        When a record at the watermark's second was read before that second
+        closed, a later change in the same second carries the watermark's
+        stamp: the next run must plan the records at it again, so no
+        boundary id is kept (and no window is proven below it).
+        """
+        ids = watermark.boundary_ids
+        with self._lock:
+            top_open = self._open
+        if top_open is not None and top_open.replace(microsecond=0) >= utc(watermark.stamp).replace(
+            microsecond=0
+        ):
+            ids = frozenset()
+        return replace(watermark, boundary_ids=ids, known=self.known(watermark.stamp))
 
     def known(self, top: datetime) -> tuple[tuple[str, datetime], ...]:
         """The pairs to keep with a watermark at ``top``: highest stamps first kept."""

@@ -116,8 +116,13 @@ class Bulk:
         fields: Sequence[str],
         parents: Sequence[str],
         resume: Resume,
+        read_at: datetime | None = None,
     ) -> Iterator[list[CrmRecord]]:
-        """Pages of up to 2,000 records from a query job on ``selected``, after ``resume``."""
+        """Pages of up to 2,000 records from a query job on ``selected``, after ``resume``.
+
+        ``read_at``: when the pull began (the org's clock, a lower bound), for
+        every record's :attr:`~connector.crm.base.CrmRecord.read_at`.
+        """
         sobject = SOBJECTS[obj]
         session = self._session
         described = self._describer.fields(sobject)
@@ -171,7 +176,7 @@ class Bulk:
             for row in reader:
                 if not row:
                     continue
-                record = self._record(header, row, types, names, fields, parents, obj)
+                record = self._record(header, row, types, names, fields, parents, obj, read_at)
                 if resume.keep(record):
                     batch.append(record)
                 if len(batch) >= SF_QUERY_PAGE:
@@ -191,6 +196,7 @@ class Bulk:
         fields: Sequence[str],
         parents: Sequence[str],
         obj: ObjectName,
+        read_at: datetime | None = None,
     ) -> CrmRecord:
         """A Bulk CSV row as the CrmRecord REST would have produced."""
         values: dict[str, Any] = {}
@@ -204,7 +210,7 @@ class Bulk:
         parent: dict[str, Any] | None = None
         if parents and relation.get("id"):
             parent = {p: relation.get(p.lower()) for p in parents}
-        return finish(values, parent, fields, obj == "contact", self._parents)
+        return finish(values, parent, fields, obj == "contact", self._parents, read_at)
 
     def ingest(
         self,

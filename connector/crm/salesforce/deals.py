@@ -208,6 +208,9 @@ class DealPuller:
             result = self._above_proven(text, since, window)
         if result is None:
             result = call("query opportunities", partial(_query, soql=query))
+        # What this pull reads, it reads after that call was sent: each deal may
+        # be known at its stamp only if its second had closed by then (sync/window.py).
+        read_at = self._session.answered_at()
         while True:
             rows = list(result.get("records") or [])
             deals: list[DealRecord] = []
@@ -235,7 +238,7 @@ class DealPuller:
                 else:
                     deals.append(read)
             if seen:
-                yield DealPage(tuple(deals), tuple(problems), tuple(seen), tuple(gone))
+                yield DealPage(tuple(deals), tuple(problems), tuple(seen), tuple(gone), read_at)
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 return

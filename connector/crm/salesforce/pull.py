@@ -156,16 +156,22 @@ class Puller:
         where, args = window(since, own_user)
         query = format_soql(soql(selected, sobject, where), *args)
         first = self._session.call("query", lambda c: c.sf.query(query))
+        # Every record this pull reads, it reads after this query was sent (a
+        # Bulk job's snapshot comes later still): the stamps' seconds closed by
+        # then are the ones its records may be known at (sync/window.py).
+        read_at = self._session.answered_at()
         total = int(first.get("totalSize") or 0)
         if total == 0:
             return
         resume = Resume(since, own_user=own_user)
         if total >= self._session.settings.bulk_read_threshold:
-            yield from self._bulk.query(obj, selected, fields, parents, resume)
+            yield from self._bulk.query(obj, selected, fields, parents, resume, read_at)
             return
         contact = obj == "contact"
         for raw_page in self._rest_pages(query, first):
-            page = [rest_record(r, fields, parents, contact, self._parents) for r in raw_page]
+            page = [
+                rest_record(r, fields, parents, contact, self._parents, read_at) for r in raw_page
+            ]
             # format_soql drops sub-second precision from the watermark, so the query
             # may return a few records from just before it: drop them here.
             page = [r for r in page if resume.keep(r)]

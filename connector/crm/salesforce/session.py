@@ -23,6 +23,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
@@ -42,6 +44,30 @@ from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError, Seg
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+"""The read time of an answer that carried no ``Date``: no second counts as closed."""
+
+
+def answered_at(response: requests.Response) -> datetime:
+    """The earliest the org's clock can have shown when ``response``'s request was served.
+
+    The answer's ``Date`` (whole seconds, rounded down) less the time the
+    request took, measured here (``elapsed``): whatever the request read, it
+    read after it was sent, and the server stamped the ``Date`` before this
+    host had the answer. No clock of this host is compared with the org's, so
+    no skew enters. :data:`NEVER` when the answer carries no readable ``Date``.
+    """
+    text = response.headers.get("Date")
+    if not text:
+        return NEVER
+    try:
+        served = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return NEVER
+    if served.tzinfo is None:
+        served = served.replace(tzinfo=UTC)
+    return served.astimezone(UTC) - response.elapsed
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -158,7 +184,17 @@ class SalesforceSession:
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         with self._count_lock:
             self._calls += 1
+        self._local.answered = answered_at(response)
         return response
+
+    def answered_at(self) -> datetime:
+        """:func:`answered_at` of the calling thread's last answer (:data:`NEVER`: none yet).
+
+        Read right after a call: the answer is that call's (hooks run in the
+        thread that sent the request; a retried call's last answer is its own).
+        """
+        answered: datetime = getattr(self._local, "answered", NEVER)
+        return answered
 
     def count_unanswered(self) -> None:
         """Count a request that got no response (the response hook never saw it)."""

@@ -114,14 +114,20 @@ def finish(
     fields: Sequence[str],
     contact: bool,
     memory: ParentMemory,
+    read_at: datetime | None = None,
 ) -> CrmRecord:
-    """The CrmRecord of a row's values: the parent remembered, ``AccountId`` kept if asked."""
+    """The CrmRecord of a row's values: the parent remembered, ``AccountId`` kept if asked.
+
+    ``read_at``: the earliest the org's clock can have shown when the row was
+    read (:attr:`CrmRecord.read_at`; None for reads by id, which no window
+    meets again).
+    """
     record_id = str(values["Id"])
     if contact:
         memory.remember(record_id, values.get(PARENT_ID))
         if not any(f.lower() == PARENT_ID.lower() for f in fields):
             values.pop(PARENT_ID, None)
-    return CrmRecord(record_id, parse_stamp(values.get(STAMP)), values, parent)
+    return CrmRecord(record_id, parse_stamp(values.get(STAMP)), values, parent, read_at)
 
 
 def rest_record(
@@ -130,6 +136,7 @@ def rest_record(
     parents: Sequence[str],
     contact: bool,
     memory: ParentMemory,
+    read_at: datetime | None = None,
 ) -> CrmRecord:
     """A REST record as a CrmRecord: relationship removed from fields, parent attached."""
     relation = raw.get(PARENT) if contact else None
@@ -145,7 +152,7 @@ def rest_record(
         # The API answers in the org's casing; the mapping may have used another.
         lowered = {str(k).lower(): v for k, v in relation.items()}
         parent = {p: lowered.get(p.lower()) for p in parents}
-    return finish(values, parent, fields, contact, memory)
+    return finish(values, parent, fields, contact, memory, read_at)
 
 
 def window(floor: datetime | None, own_user: str | None) -> tuple[str, list[Any]]:
