@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce.exceptions import SalesforceRefusedRequest
@@ -33,6 +34,7 @@ from connector.crm.salesforce import (
     to_json,
 )
 from connector.crm.salesforce.errors import translate
+from connector.crm.salesforce.session import NEVER, answered_at
 from connector.errors import FatalSyncError, RetriableError
 from segsync_sandbox.salesforce import CustomFieldSpec, Org, SalesforceSandbox, start_salesforce
 from segsync_sandbox.salesforce.bulk import bulk_service
@@ -406,6 +408,18 @@ def test_incremental_pull_is_inclusive_at_the_boundary(
     (moment,) = read_at
     assert moment is not None
     assert int(clock.now) - 60 < moment.timestamp() <= int(clock.now)
+
+
+def test_the_read_time_is_the_answer_s_date_less_the_request_s_time() -> None:
+    """The earliest the org's clock can have shown when a request was served; no host clock."""
+    response = requests.Response()
+    response.headers["Date"] = "Mon, 30 Nov 2026 06:00:10 GMT"
+    response.elapsed = timedelta(seconds=2.5)
+    assert answered_at(response) == datetime(2026, 11, 30, 6, 0, 7, 500_000, tzinfo=UTC)
+    response.headers["Date"] = "not a date"
+    assert answered_at(response) == NEVER  # then no second counts as closed
+    del response.headers["Date"]
+    assert answered_at(response) == NEVER
 
 
 def test_contacts_carry_their_account_fields_as_parent(sfbox: SalesforceSandbox) -> None:

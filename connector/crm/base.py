@@ -348,7 +348,9 @@ class KnownWindow:
     """What an incremental pull already knows of the stamps ``start`` ≤ stamp ≤ ``upto``.
 
     ``upto`` is the last watermark: the run that set it saw every record up
-    to it, and any change since carries a later stamp. ``expected`` records
+    to it, and any change since carries a later stamp (no window is given
+    when that run read the watermark's own second before it closed:
+    connector/sync/window.py). ``expected`` records
     segsync processed at exactly their stamp lie in that window (read by the
     last runs). When the CRM counts as many records there, less those of
     them (``moved``) now found above ``upto``, the window holds nothing else,
