@@ -271,7 +271,7 @@ def test_a_salesforce_quiet_pull_proves_a_large_known_window_in_one_call(
     mark = _sf_mark(sf)
     same_second = sync_deals(adapter, store, "sf", lookback=timedelta(0))
     kinds = Counter(e.kind for e in sf.app.log.entries(mark))
-    assert kinds == Counter({"query": 1, "queryMore": 1}), kinds  # the window, read again
+    assert kinds == Counter({"queryAll": 1, "queryMore": 1}), kinds  # the window, read again
     assert {d.id: d.amount for d in DealStore(store).deals("sf")}[target] == 1234
     assert same_second.read == 2100  # read before their second closed: none was known
 
