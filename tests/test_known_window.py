@@ -17,14 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_fixtures import OrgClock, hold_clock
+import sqlalchemy as sa
+from sandbox_fixtures import (
+    REQUESTS_PER_10S,
+    SEARCH_PER_SECOND,
+    OrgClock,
+    hold_clock,
+    hubspot_adapter,
+    provision,
+    shipped_engines,
+    sqlite_store,
+)
 
 from connector.commands.crm import Context, open_context
+from connector.config import SyncSettings
 from connector.state import Watermark
 from connector.sync.echo import known_window
 from connector.sync.provision import output_specs
-from connector.sync.runner import Runner, RunResult
+from connector.sync.runner import Job, Runner, RunResult
 from connector.sync.window import Known, Recent, settled
+from segsync_sandbox import data
+from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 from segsync_sandbox.launcher import Sandboxes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,3 +428,103 @@ def test_a_pair_counts_as_processed_only_once_its_second_and_the_lag_have_passed
     assert kept.boundary_ids == {"a"} and dict(kept.known)["a"] == _at(100)
     window = known_window(Known(kept, "v1"), kept, _at(40))
     assert window is not None and window.expected == 2  # a (at its new stamp) and b
+# -- at scale: more written than the old cap of 20,000 pairs ------------------
+
+SCALE = 25_000
+
+
+@pytest.fixture
+def scale_sandbox() -> Iterator[HubSpotSandbox]:
+    portal = Portal(requests_per_10s=REQUESTS_PER_10S, search_per_second=SEARCH_PER_SECOND)
+    portal.load_companies(data.hubspot_company_props(c) for c in data.companies(15, SCALE))
+    with start_hubspot(portal=portal) as running:
+        yield running
+
+
+def test_after_a_large_write_a_quiet_run_is_one_search_and_edits_are_read(
+    scale_sandbox: HubSpotSandbox, tmp_path: Path
+) -> None:
+    # 25,000 companies written by segsync: every pair of them is kept (the
+    # window holds them all), so once our writes are read back the window is
+    # proven by one count, and a person's edits among them are all it reads.
+    engines = shipped_engines()
+    adapter = hubspot_adapter(scale_sandbox)
+    provision(adapter, engines, "hubspot", ["account"])
+    store = sqlite_store(tmp_path)
+    runner = Runner(store, SyncSettings(), clock=lambda: NOW)
+    job = Job("hs", adapter, engines["account"])
+    log = scale_sandbox.app.log
+    full = runner.run(job)
+    assert full.written == SCALE
+    back = runner.run(job)  # our writes lie above the watermark: read once, none planned
+    assert back.summary.counts.read == 0 and back.echoes + back.rereads >= SCALE
+    mark = store.watermark("hs", "account")
+    assert mark is not None and len(mark.known) >= SCALE
+    log.clear()
+    quiet = runner.run(job)
+    assert [e.kind for e in log.entries()] == ["search"]
+    assert quiet.summary.counts.read == 0 and quiet.api_calls == 1
+    portal = scale_sandbox.portal
+    edited = [r.id for r in portal.snapshot("companies")[1000:25_000:9_000]]
+    for record_id in edited:
+        portal.update("companies", record_id, {"phone": "+1 555 0100"})
+    log.clear()
+    found = runner.run(job)
+    assert found.outside == len(edited) == 3 and found.summary.counts.read == 3
+    assert [e.kind for e in log.entries()] == ["search"]
+    log.clear()
+    runner.run(job)
+    assert [e.kind for e in log.entries()] == ["search"]
+
+
+def test_recent_merges_the_previous_pairs_with_this_runs_and_forgets_what_changed() -> None:
+    ids = [str(10_000_000_000 + n) for n in range(6)]
+    previous = Watermark(
+        _at(100),
+        frozenset(),
+        "v1",
+        [
+            (ids[0], _at(90)),
+            (ids[1], _at(95)),
+            (ids[2], _at(99)),
+            (ids[3], _at(10)),
+            ("a", _at(98)),
+        ],
+    )
+    recent = Recent(Known(previous, "v1"), timedelta(seconds=60))
+    recent.wrote(ids[1], _at(120))  # our write moved it
+    recent.seen(ids[2], _at(98))  # a lagging page shows an older stamp: the latest stays
+    recent.forget(ids[0])  # changed since it was read: not known at any stamp
+    recent.forget(ids[4])
+    recent.seen(ids[4], _at(130))  # read again later at its new stamp
+    recent.wrote(ids[5], _at(125))
+    recent.wrote("a", None)
+    kept = recent.known(_at(110))
+    assert dict(kept) == {
+        ids[1]: _at(120),
+        ids[2]: _at(99),
+        ids[4]: _at(130),
+        ids[5]: _at(125),
+    }  # ids[3] is below the look-back of 110
+    assert len(kept) == 4 and kept.numeric[0].tolist() == sorted(int(i) for i in dict(kept))
+
+
+def test_known_pairs_are_kept_compact_in_the_store_and_read_back_exactly(tmp_path: Path) -> None:
+    store = sqlite_store(tmp_path)
+    # 100,000 written records (HubSpot ids, a stamp per batch of 100, microseconds
+    # kept) and a few Salesforce ids: every pair back, in a few bytes each.
+    pairs = [
+        (str(30_000_000_000 + 3 * n), _at(n // 100 * 0.12) + timedelta(microseconds=n % 7))
+        for n in range(100_000)
+    ]
+    pairs += [("001000000000001AAA", _at(3)), ("001000000000002AAA", _at(4))]
+    mark = Watermark(_at(12), frozenset(), "v1", pairs)
+    store.advance_watermark("hs", "account", mark)
+    back = store.watermark("hs", "account")
+    assert back is not None and dict(back.known) == dict(pairs) and len(back.known) == len(pairs)
+    with store._engine.connect() as conn:  # the stored size is the point
+        packed = conn.execute(sa.text("SELECT known_packed FROM watermarks")).scalar_one()
+    assert len(packed) < 4 * 100_000, len(packed)  # JSON took about 60 bytes a pair
+    known = Known(back, "v1")
+    assert known.has(pairs[5][0], pairs[5][1]) and not known.has(pairs[5][0], _at(99))
+    assert known.window(_at(0), _at(1)) == (_at(1), 900)

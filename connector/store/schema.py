@@ -163,8 +163,11 @@ watermarks = sa.Table(
     sa.Column("boundary_ids", TaggedJSON(), nullable=False),
     sa.Column("mapping_version", sa.String(KEY), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
-    # [[id, stamp], ...] already processed near the watermark (Watermark.known).
+    # [[id, stamp], ...] already processed near the watermark (Watermark.known):
+    # the pairs whose ids are not numbers (Salesforce's); before 0015, all.
     sa.Column("known", TaggedJSON(), nullable=True),
+    # The pairs with numeric ids (HubSpot's), packed (connector/store/known.py).
+    sa.Column("known_packed", sa.LargeBinary(), nullable=True),
 )
 
 record_state = sa.Table(

@@ -28,7 +28,9 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from connector.config import check_store_url
 from connector.errors import ConfigError, Problem, StoreError, redact_url
-from connector.state import Candidate, Pending, Watermark
+from connector.state import Candidate, KnownPairs, Pending, Watermark, from_micros, micros
+from connector.store.known import pack as pack_known
+from connector.store.known import unpack as unpack_known
 from connector.store.records import (
     RUN_STATUSES,
     ErrorRow,
@@ -251,6 +253,14 @@ def _pending_from_json(raw: Mapping[str, Any]) -> Pending:
     return Pending(
         {name: Candidate(c["value"], int(c["count"]), c["first_seen"]) for name, c in raw.items()}
     )
+
+
+def _known(pairs: list[list[Any]] | None, packed: bytes | None) -> KnownPairs:
+    """A watermark's known pairs: the JSON column's (other ids) and the packed (numeric ids)."""
+    listed = [(str(i), stamp) for i, stamp in pairs or ()]
+    if packed is None:
+        return KnownPairs.of(listed)  # written before 0015: every pair in the JSON column
+    return unpack_known(packed, {i: micros(stamp) for i, stamp in listed})
 
 
 def _run_row(row: sa.Row[Any]) -> RunRow:
@@ -555,8 +565,12 @@ class Store:
             row = conn.execute(query).first()
         if row is None:
             return None
-        known = tuple((str(i), s) for i, s in row.known or ())
-        return Watermark(row.stamp, frozenset(row.boundary_ids), row.mapping_version, known)
+        return Watermark(
+            row.stamp,
+            frozenset(row.boundary_ids),
+            row.mapping_version,
+            _known(row.known, row.known_packed),
+        )
 
     def advance_watermark(self, connection: str, object: str, watermark: Watermark) -> None:
         """Store a new watermark; call it only once every record up to it is recorded."""
@@ -567,14 +581,15 @@ class Store:
             "boundary_ids": sorted(watermark.boundary_ids),
             "mapping_version": watermark.mapping_version,
             "updated_at": self._clock(),
-            "known": [[i, stamp] for i, stamp in watermark.known] or None,
+            "known": [[i, from_micros(at)] for i, at in watermark.known.other.items()] or None,
+            "known_packed": pack_known(watermark.known),
         }
         with self._engine.begin() as conn:
             self._upsert(
                 conn,
                 watermarks,
                 [row],
-                ("stamp", "boundary_ids", "mapping_version", "updated_at", "known"),
+                ("stamp", "boundary_ids", "mapping_version", "updated_at", "known", "known_packed"),
             )
 
     def reset_watermark(self, connection: str, object: str) -> None:

@@ -264,7 +264,9 @@ class Runner:
         marks = self._changed_parents(job)
         known = Known(None if full else previous, engine.version)
         echoes = None if full else EchoFilter(store, conn, obj, known)
-        recent = Recent(known, timedelta(seconds=self._settings.lookback_seconds))
+        # What this run processes, kept with its watermark (a dry run keeps none).
+        lookback = timedelta(seconds=self._settings.lookback_seconds)
+        recent = None if dry_run else Recent(known, lookback)
         window = known_window(known, previous, since)
         audit = AuditTrail()
         try:
@@ -343,7 +345,7 @@ class Runner:
                     self._clear_changed_parents(job, marks)
                     if feed is not None:
                         feed.clear()
-                    if watermark is not None:
+                    if watermark is not None and recent is not None:
                         store.advance_watermark(conn, obj, recent.mark(watermark))
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:

@@ -67,16 +67,29 @@ Pure: values in, values out.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from connector.state import Watermark, utc
+from connector.state import EMPTY_PAIRS, KnownPairs, Watermark, micros, numeric_id, utc
 
-#: ``(id, stamp)`` pairs kept with a watermark. Beyond it the lowest stamps
-#: are dropped: the window then counts more records than it knows, and is
-#: read as before (never a record missed, only calls spent).
-MAX_KNOWN = 20_000
+#: Pairs with numeric ids (HubSpot's) kept with a watermark, 16 bytes each in
+#: the arrays of :class:`~connector.state.KnownPairs`. Every pair within the
+#: look-back of the new watermark is kept up to this many: more records than
+#: HubSpot's rate limits let a run write in the default look-back (300 s at
+#: 19 calls a second is about 285,000 records written and re-read). Beyond
+#: it the lowest stamps are dropped: the window then counts more records than
+#: it knows, and is read as before (never a record missed, only calls spent).
+MAX_KNOWN = 1_000_000
+#: Pairs with other ids (Salesforce's), kept as strings: its queries leave
+#: segsync's own writes out, so what it keeps is only what a run read in the
+#: window, and a count (deals) that does not match is read.
+MAX_OTHER = 20_000
+
+_MICRO = timedelta(microseconds=1)
+K = TypeVar("K", int, str)
 
 SECOND = timedelta(seconds=1)
 
@@ -103,14 +116,14 @@ class Known:
 
     def __init__(self, previous: Watermark | None, mapping_version: str) -> None:
         usable = previous is not None and previous.mapping_version == mapping_version
-        self._at: dict[str, datetime] = dict(previous.known) if usable and previous else {}
+        self.pairs: KnownPairs = previous.known if usable and previous else EMPTY_PAIRS
 
     def __len__(self) -> int:
-        return len(self._at)
+        return len(self.pairs)
 
     def has(self, record_id: str, stamp: datetime) -> bool:
         """Whether the record was processed at exactly ``stamp`` (a re-read changes nothing)."""
-        return self._at.get(record_id) == utc(stamp)
+        return self.pairs.micros_of(record_id) == micros(stamp)
 
     def window(self, start: datetime, watermark: datetime) -> tuple[datetime, int] | None:
         """``(upto, K)``: the part of the window a count may prove, and the known records in it.
@@ -120,24 +133,23 @@ class Known:
         ``None`` when nothing is known: then there is nothing to prove, the
         window is read.
         """
-        if not self._at:
+        if not self.pairs:
             return None
         upto = utc(watermark)
-        start = utc(start)
-        return upto, sum(1 for stamp in self._at.values() if start <= stamp <= upto)
+        return upto, self.pairs.count(start, upto)
 
     def moved(self, pairs: Iterable[tuple[str, datetime]], start: datetime, upto: datetime) -> int:
         """How many of ``pairs`` (found above ``upto``) were known from ``start`` to ``upto``."""
-        start, upto = utc(start), utc(upto)
+        low, high = micros(start), micros(upto)
         return sum(
             1
             for record_id, _ in pairs
-            if (stamp := self._at.get(record_id)) is not None and start <= stamp <= upto
+            if (at := self.pairs.micros_of(record_id)) is not None and low <= at <= high
         )
 
     def items(self) -> Iterable[tuple[str, datetime]]:
         """Every known pair."""
-        return self._at.items()
+        return iter(self.pairs)
 
 
 class Recent:
@@ -146,17 +158,34 @@ class Recent:
     Feed it every pulled record (:meth:`seen`) and every write whose new
     stamp the CRM returned (:meth:`wrote`); :meth:`known` is what to keep with
     the new watermark: the previous run's pairs and this run's, each record
-    at its latest stamp, those below ``top - lookback`` dropped. Memory stays
-    bounded: pairs below the look-back of the highest stamp so far are
-    pruned as the top rises (they are below the final one too). Thread-safe:
-    the writes of a run may go out while its plan is still reading.
+    at its latest stamp, those below ``top - lookback`` dropped. The
+    previous pairs stay in their compact arrays; this run's are a dict by
+    id until :meth:`known` merges both. Memory stays bounded: this run's
+    pairs below the look-back of the highest stamp so far are pruned as the
+    top rises (they are below the final one too), and the lowest beyond
+    the caps. Thread-safe: the writes of a run may go out while its plan is
+    still reading.
     """
 
-    def __init__(self, previous: Known, lookback: timedelta, max_known: int = MAX_KNOWN) -> None:
-        self._at: dict[str, datetime] = dict(previous.items())
-        self._lookback = lookback
+    def __init__(
+        self,
+        previous: Known,
+        lookback: timedelta,
+        max_known: int = MAX_KNOWN,
+        max_other: int = MAX_OTHER,
+    ) -> None:
+        self._previous = previous.pairs
+        self._lookback_delta = lookback
+        self._lookback = lookback // _MICRO
         self._max = max_known
-        self._top: datetime | None = None
+        self._max_other = max_other
+        # This run's pairs (stamps in microseconds), and the ids whose previous
+        # pair no longer holds (forgotten: changed since they were read).
+        self._numeric: dict[int, int] = {}
+        self._other: dict[str, int] = {}
+        self._void: set[int] = set()
+        self._void_other: set[str] = set()
+        self._top: int | None = None
         self._open: datetime | None = None
         """The highest stamp read before its second closed (:func:`settled`)."""
         self._lock = threading.Lock()
@@ -168,12 +197,12 @@ class Recent:
         whole seconds: a pair read before its second closed is not kept, so
         the next run plans the record again (see :func:`settled`).
         """
-        stamp = utc(stamp)
-        if settled(stamp, read_at, self._lookback):
-            self._put(record_id, stamp)
+        if settled(stamp, read_at, self._lookback_delta):
+            self._put(record_id, micros(stamp))
             return
+        self.forget(record_id)
+        stamp = utc(stamp)
         with self._lock:
-            self._at.pop(record_id, None)
             if self._open is None or stamp > self._open:
                 self._open = stamp
 
@@ -183,12 +212,18 @@ class Recent:
             # Not known at its new stamp: the window will count it unknown.
             self.forget(record_id)
         else:
-            self._put(record_id, utc(stamp))
+            self._put(record_id, micros(stamp))
 
     def forget(self, record_id: str) -> None:
         """The record is not known at any stamp (it changed since it was read)."""
+        key = numeric_id(record_id)
         with self._lock:
-            self._at.pop(record_id, None)
+            if key is None:
+                self._other.pop(record_id, None)
+                self._void_other.add(record_id)
+            else:
+                self._numeric.pop(key, None)
+                self._void.add(key)
 
     def mark(self, watermark: Watermark) -> Watermark:
         """``watermark`` as it is kept: with :meth:`known`, and boundary ids only if final.
@@ -207,27 +242,88 @@ class Recent:
             ids = frozenset()
         return replace(watermark, boundary_ids=ids, known=self.known(watermark.stamp))
 
-    def known(self, top: datetime) -> tuple[tuple[str, datetime], ...]:
+    def known(self, top: datetime) -> KnownPairs:
         """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
-        floor = utc(top) - self._lookback
+        floor = micros(top) - self._lookback
         with self._lock:
-            pairs = [(i, s) for i, s in self._at.items() if s >= floor]
-        kept = sorted(pairs, key=lambda p: p[1], reverse=True)
-        return tuple(kept[: self._max])
+            run = dict(self._numeric)
+            void = set(self._void)
+            other = dict(self._other)
+            void_other = set(self._void_other)
+        ids, stamps = _merged(self._previous.numeric, run, void, floor)
+        if len(ids) > self._max:
+            ids, stamps = _highest(ids, stamps, self._max)
+        for record_id, at in self._previous.other.items():
+            if record_id not in void_other and at > other.get(record_id, -1):
+                other[record_id] = at
+        kept = sorted(((i, at) for i, at in other.items() if at >= floor), key=lambda p: -p[1])
+        return KnownPairs.packed(ids, stamps, dict(kept[: self._max_other]))
 
-    def _put(self, record_id: str, stamp: datetime) -> None:
+    def _put(self, record_id: str, at: int) -> None:
+        key = numeric_id(record_id)
         with self._lock:
-            self._put_locked(record_id, stamp)
+            if self._top is None or at > self._top:
+                self._top = at
+            if key is None:
+                if at >= self._other.get(record_id, at):
+                    self._other[record_id] = at
+                    if len(self._other) > 2 * self._max_other:
+                        floor = self._top - self._lookback
+                        self._other = _pruned(self._other, floor, self._max_other)
+            elif at >= self._numeric.get(key, at):
+                self._numeric[key] = at
+                if len(self._numeric) > self._max + self._max // 4:
+                    self._numeric = _pruned(self._numeric, self._top - self._lookback, self._max)
 
-    def _put_locked(self, record_id: str, stamp: datetime) -> None:
-        old = self._at.get(record_id)
-        if old is None or stamp >= old:
-            self._at[record_id] = stamp
-        if self._top is None or stamp > self._top:
-            self._top = stamp
-        if len(self._at) > 2 * self._max:
-            floor = self._top - self._lookback
-            self._at = {i: s for i, s in self._at.items() if s >= floor}
-            if len(self._at) > 2 * self._max:
-                kept = sorted(self._at.items(), key=lambda p: p[1], reverse=True)
-                self._at = dict(kept[: self._max])
+
+def _pruned(pairs: dict[K, int], floor: int, most: int) -> dict[K, int]:
+    """``pairs`` at or above ``floor``; the ``most`` highest when still more."""
+    kept = {key: at for key, at in pairs.items() if at >= floor}
+    if len(kept) > most:
+        kept = dict(sorted(kept.items(), key=lambda p: p[1], reverse=True)[:most])
+    return kept
+
+
+def _merged(
+    previous: tuple[array[int], array[int]], run: dict[int, int], void: set[int], floor: int
+) -> tuple[array[int], array[int]]:
+    """The previous pairs (sorted by id) and this run's, each id at its latest stamp ≥ ``floor``."""
+    old_ids, old_stamps = previous
+    ids, stamps = array("q"), array("q")
+    keys = sorted(run)
+    i = j = 0
+    n, m = len(old_ids), len(keys)
+    while i < n or j < m:
+        if j >= m or (i < n and old_ids[i] < keys[j]):
+            key, at = old_ids[i], old_stamps[i]
+            i += 1
+            if key in void:
+                continue
+        elif i >= n or keys[j] < old_ids[i]:
+            key = keys[j]
+            at = run[key]
+            j += 1
+        else:  # the same id in both
+            key = keys[j]
+            at = run[key] if key in void else max(run[key], old_stamps[i])
+            i += 1
+            j += 1
+        if at >= floor:
+            ids.append(key)
+            stamps.append(at)
+    return ids, stamps
+
+
+def _highest(ids: array[int], stamps: array[int], most: int) -> tuple[array[int], array[int]]:
+    """The ``most`` pairs with the highest stamps (ties at the cut: the lowest ids), by id."""
+    cut = sorted(stamps, reverse=True)[most - 1]
+    above = sum(1 for at in stamps if at > cut)
+    room = most - above
+    kept_ids, kept_stamps = array("q"), array("q")
+    for key, at in zip(ids, stamps, strict=True):
+        if at > cut or (at == cut and room > 0):
+            if at == cut:
+                room -= 1
+            kept_ids.append(key)
+            kept_stamps.append(at)
+    return kept_ids, kept_stamps
