@@ -154,3 +154,22 @@ def test_parts_read_on_while_the_records_already_read_move() -> None:
                 portal.update("companies", str(item["id"]), {"name": "written"})
         assert seen == set(loaded)
         assert session.expected == len(loaded)
+
+
+def test_a_window_in_parts_reads_its_first_and_newest_pages_once() -> None:
+    # 3,000 records, 100 a stamp. The first page (the oldest 200) and the
+    # newest page are read once and not again by the parts, the cut probes go
+    # out together, and the parts end on whole pages: 18 searches, where
+    # reading the first page twice and cutting at even thirds took 20.
+    portal = Portal(requests_per_10s=FAST, search_per_second=FAST)
+    loaded = []
+    for batch in range(30):
+        loaded += portal.load_companies({"name": f"c{batch}-{i}"} for i in range(100))
+    with start_hubspot(portal=portal) as sandbox:
+        session = HubSpotSession("hs", _settings(sandbox))
+        ids = _ids(window_pages(session, "companies", ["name"], EPOCH, streams=3, minimum=500))
+        assert len(ids) == len(set(ids)) == len(loaded) and set(ids) == set(loaded)
+        searches = [e for e in sandbox.app.log.entries() if e.kind == "search"]
+        # The first page, the newest page and two cuts, then 2,800 records in whole pages.
+        assert len(searches) == 1 + 3 + 2_800 // 200, len(searches)
+        assert session.expected == len(loaded)

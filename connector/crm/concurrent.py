@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,3 +73,16 @@ def merged(
         stop.set()
         for worker in workers:
             worker.join(timeout=5)
+
+
+def at_once(calls: Sequence[Callable[[], T]], *, name: str = "segsync-call") -> list[T]:
+    """The results of ``calls``, each made on its own thread (one alone: on this one).
+
+    Each call paces itself (the session's limiters), so they go out as fast
+    as the limits allow. The first exception, in ``calls``' order, is raised.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix=name) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]

@@ -22,7 +22,8 @@ from ``start`` on. Then:
   and the page is read (one query in stamp order when it fits on a page
   with what the probe showed of its lowest stamp: its ``total`` says so;
   else the rest by ``hs_object_id``, keyset paging, or
-  :func:`.partition.window_pages` in parts at once when large), the page
+  :func:`.partition.window_parts` in parts at once when large, that query's
+  page and the probe not read again), the page
   follows, and ``total`` minus the records read up to the page's top stamp
   is the window, proven the same way, or walked on its own (``<= upto``)
   when it differs.
@@ -34,11 +35,11 @@ moves past them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from connector.crm.base import KnownWindow, parse_stamp
-from connector.crm.hubspot.partition import window_pages
+from connector.crm.hubspot.partition import _stamped, window_pages, window_parts
 from connector.crm.hubspot.raw import Item, next_after, stamp_of
 from connector.crm.hubspot.search import (
     _search_page,
@@ -84,7 +85,9 @@ def search_known(
         if inside and total - len(above) == window.expected - moved:
             yield [item for _, item in above]
         else:
-            yield from window_pages(session, object_type, properties, window.start)
+            # Walked whole; this page's records are not read again when in parts.
+            newest = [item for _, item in raw]
+            yield from window_pages(session, object_type, properties, window.start, newest=newest)
         return
     # Every record on the page lies above the window: read what lies between.
     top = raw[-1][0]
@@ -129,8 +132,18 @@ def _above(
         yield [i for _, i in probe if str(i["id"]) not in read]
         return
     if between + len(probe) >= session.partition_min:
-        # Many: read all of it in parts at once (the probe's records again).
-        yield from window_pages(session, object_type, properties, since)
+        # Many: read the rest in parts at once; this page and the probe are
+        # the window's oldest and newest records, not read again.
+        above = sum(1 for stamp, _ in probe if stamp > low)
+        yield from window_parts(
+            session,
+            object_type,
+            properties,
+            since,
+            [item for _, item in below],
+            between + above,
+            newest=[item for _, item in probe],
+        )
         return
     yield [item for _, item in below]
     # The rest lies from the page's top stamp to the probe's lowest: walked
@@ -144,11 +157,6 @@ def _above(
     seen = {str(i["id"]) for s, i in below if s == head_top}
     yield from search_by_id(session, object_type, properties, rest, skip=seen)
     yield [i for s, i in probe if s > low]
-
-
-def _stamped(items: Iterable[Item]) -> list[Stamped]:
-    """Raw records with their stamps, oldest first."""
-    return sorted(((parse_stamp(stamp_of(i)), i) for i in items), key=lambda pair: pair[0])
 
 
 def _next_ms(moment: datetime) -> datetime:
