@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sandbox_fixtures import (
     REQUESTS_PER_10S,
     SEARCH_PER_SECOND,
@@ -511,24 +510,3 @@ def test_recent_merges_the_previous_pairs_with_this_runs_and_forgets_what_change
         ids[5]: _at(125),
     }  # ids[3] is below the look-back of 110
     assert len(kept) == 4 and kept.numeric[0].tolist() == sorted(int(i) for i in dict(kept))
-
-
-def test_known_pairs_are_kept_compact_in_the_store_and_read_back_exactly(tmp_path: Path) -> None:
-    store = sqlite_store(tmp_path)
-    # 100,000 written records (HubSpot ids, a stamp per batch of 100, microseconds
-    # kept) and a few Salesforce ids: every pair back, in a few bytes each.
-    pairs = [
-        (str(30_000_000_000 + 3 * n), _at(n // 100 * 0.12) + timedelta(microseconds=n % 7))
-        for n in range(100_000)
-    ]
-    pairs += [("001000000000001AAA", _at(3)), ("001000000000002AAA", _at(4))]
-    mark = Watermark(_at(12), frozenset(), "v1", pairs)
-    store.advance_watermark("hs", "account", mark)
-    back = store.watermark("hs", "account")
-    assert back is not None and dict(back.known) == dict(pairs) and len(back.known) == len(pairs)
-    with store._engine.connect() as conn:  # the stored size is the point
-        packed = conn.execute(sa.text("SELECT known_packed FROM watermarks")).scalar_one()
-    assert len(packed) < 4 * 100_000, len(packed)  # JSON took about 60 bytes a pair
-    known = Known(back, "v1")
-    assert known.has(pairs[5][0], pairs[5][1]) and not known.has(pairs[5][0], _at(99))
-    assert known.window(_at(0), _at(1)) == (_at(1), 900)

@@ -25,7 +25,7 @@ from connector.store import (
     normalize_url,
 )
 from connector.store.migrations.__main__ import main as migrations_main
-from connector.store.schema import decode, encode, metadata
+from connector.store.schema import decode, encode, metadata, watermarks
 from connector.store.store import alembic_config
 
 T0 = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
@@ -225,6 +225,29 @@ def test_watermark_round_trip_and_update(store: Store) -> None:
     assert store.watermark("sf", "contact") is None
     store.reset_watermark("sf", "account")
     assert store.watermark("sf", "account") is None
+
+
+def test_a_watermark_keeps_its_known_pairs_compact_and_reads_those_stored_as_json(
+    store: Store,
+) -> None:
+    # 50,000 records written (HubSpot ids, a stamp per batch of 100, microseconds
+    # kept) and two Salesforce ids: every pair back, a few bytes each.
+    pairs = [
+        (str(30_000_000_000 + 3 * n), T0 + timedelta(seconds=n // 100 * 0.12, microseconds=n % 7))
+        for n in range(50_000)
+    ]
+    pairs += [("001000000000001AAA", T0), ("001000000000002AAA", T0 + timedelta(seconds=4))]
+    store.advance_watermark("hs", "account", Watermark(T0, frozenset(), "v1", pairs))
+    back = store.watermark("hs", "account")
+    assert back is not None and len(back.known) == len(pairs) and dict(back.known) == dict(pairs)
+    with store._engine.begin() as conn:  # the stored form is the point
+        packed = conn.execute(sa.select(watermarks.c.known_packed)).scalar_one()
+        assert len(packed) < 4 * 50_000, len(packed)  # as JSON: about 60 bytes a pair
+        # A watermark written before migration 0015: every pair in the JSON column.
+        conn.execute(sa.update(watermarks).values(known=[[i, s] for i, s in pairs[:3]]))
+        conn.execute(sa.update(watermarks).values(known_packed=None))
+    older = store.watermark("hs", "account")
+    assert older is not None and dict(older.known) == dict(pairs[:3])
 
 
 # -- record batches ----------------------------------------------------------------------

@@ -245,12 +245,10 @@ class Recent:
     def known(self, top: datetime) -> KnownPairs:
         """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
         floor = micros(top) - self._lookback
-        with self._lock:
-            run = dict(self._numeric)
-            void = set(self._void)
+        with self._lock:  # merged in place: a copy of a large run would double it
+            ids, stamps = _merged(self._previous.numeric, self._numeric, self._void, floor)
             other = dict(self._other)
             void_other = set(self._void_other)
-        ids, stamps = _merged(self._previous.numeric, run, void, floor)
         if len(ids) > self._max:
             ids, stamps = _highest(ids, stamps, self._max)
         for record_id, at in self._previous.other.items():
