@@ -427,6 +427,8 @@ def test_a_pair_counts_as_processed_only_once_its_second_and_the_lag_have_passed
     assert kept.boundary_ids == {"a"} and dict(kept.known)["a"] == _at(100)
     window = known_window(Known(kept, "v1"), kept, _at(40))
     assert window is not None and window.expected == 2  # a (at its new stamp) and b
+
+
 # -- at scale: more written than the old cap of 20,000 pairs ------------------
 
 SCALE = 25_000
