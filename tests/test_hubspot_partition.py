@@ -173,3 +173,19 @@ def test_a_window_in_parts_reads_its_first_and_newest_pages_once() -> None:
         # The first page, the newest page and two cuts, then 2,800 records in whole pages.
         assert len(searches) == 1 + 3 + 2_800 // 200, len(searches)
         assert session.expected == len(loaded)
+
+
+def test_a_window_whose_first_and_newest_pages_meet_is_read_once() -> None:
+    # Under 400 records the first page and the newest overlap, or meet on one
+    # stamp that holds more than both show: every record once, none lost.
+    for size, per_stamp in ((250, 50), (300, 100), (390, 130), (401, 1)):
+        portal = Portal(requests_per_10s=FAST, search_per_second=FAST)
+        loaded = []
+        for batch in range(-(-size // per_stamp)):
+            count = min(per_stamp, size - len(loaded))
+            loaded += portal.load_companies({"name": f"c{batch}-{i}"} for i in range(count))
+        with start_hubspot(portal=portal, search_limits=SearchLimits(shuffle=True)) as sandbox:
+            session = HubSpotSession("hs", _settings(sandbox))
+            pages = window_pages(session, "companies", ["name"], EPOCH, streams=3, minimum=0)
+            ids = _ids(pages)
+            assert len(ids) == len(set(ids)) == size and set(ids) == set(loaded), size
