@@ -288,6 +288,10 @@ class SandboxApp:
         self.faults = FaultState()
         self.log = RequestLog()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.before_serving: list[Callable[[Request], None]] = []
+        """A test's hooks, run with each API request (admin ones aside) before it is
+        served: they act as the CRM's other users would meanwhile (move a held
+        clock, write a record), at an exact point of a client's page walk."""
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Register ``handler`` for ``method`` and a full-match path regex."""
@@ -325,6 +329,8 @@ class SandboxApp:
         delay = self.faults.delay()
         if delay:
             time.sleep(delay)
+        for hook in list(self.before_serving):
+            hook(request)
         response = self._dispatch(request)
         if response is not None:
             self.decorate(request, response)

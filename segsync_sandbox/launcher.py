@@ -209,10 +209,11 @@ class Sandboxes:
         self.reset_faults()
 
     def reset_faults(self) -> None:
-        """Clear injected faults, request logs, rate-limit windows and API usage on both."""
+        """Clear injected faults, request logs, test hooks, rate-limit windows and API usage."""
         for app in (self.salesforce.app, self.hubspot.app):
             app.faults.set(Faults())
             app.log.clear()
+            app.before_serving.clear()
         self.hubspot.app.limiter.reset()
         self.salesforce.org.set_usage(0)
 

@@ -234,6 +234,10 @@ class HubSpotApp(SandboxApp):
         """The Lists API (segments) and its folders."""
         self._register()
 
+    def now(self) -> float:
+        """The portal's clock: each answer's ``Date`` agrees with the stamps it hands out."""
+        return self.portal.clock()
+
     # Routes ------------------------------------------------------------
     def _add(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
         def guarded(request: Request, match: Any) -> Response:
