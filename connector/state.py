@@ -163,6 +163,15 @@ class Watermark:
             that nothing else lies among them (``connector/sync/window.py``).
             Compact (:class:`KnownPairs`); any iterable of pairs is taken.
             Not part of equality: it is a cache of what the store knows.
+        pull_start: when the pull that set it began, on the CRM's clock (a
+            lower bound: no read of that pull came earlier). A pull that
+            runs longer than the look-back reads low stamps early and high
+            ones late, so a change committed late below ``stamp`` can lie
+            far under ``stamp - lookback``; the next pull starts at
+            ``min(stamp, pull_start) - lookback``
+            (:func:`connector.sync.watermark.query_start`). None: not known
+            (a watermark kept before segsync recorded it). Not part of
+            equality, as ``known``.
 
     """
 
@@ -170,6 +179,7 @@ class Watermark:
     boundary_ids: frozenset[str]
     mapping_version: str
     known: KnownPairs = field(default=EMPTY_PAIRS, compare=False)
+    pull_start: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stamp", utc(self.stamp))
@@ -177,6 +187,15 @@ class Watermark:
         if not isinstance(self.known, KnownPairs):
             # Pairs as ``(id, stamp)`` tuples (tests, older callers): made compact.
             object.__setattr__(self, "known", KnownPairs.of(self.known))
+        if self.pull_start is not None:
+            object.__setattr__(self, "pull_start", utc(self.pull_start))
+
+    @property
+    def reach(self) -> datetime:
+        """The stamp the next pull's look-back counts back from: ``min(stamp, pull_start)``."""
+        if self.pull_start is None or self.pull_start >= self.stamp:
+            return self.stamp
+        return self.pull_start
 
 
 @dataclass(frozen=True, slots=True)

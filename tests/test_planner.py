@@ -570,6 +570,8 @@ def test_chained_pages_see_every_record_once_and_runs_lose_nothing(
 
     def pull(records: dict[str, int], mark: Watermark | None) -> tuple[list[str], Watermark | None]:
         start = query_start(mark, timedelta(0))
+        # A quick pull: it began after every stamp it reads.
+        began = T0 + timedelta(seconds=11)
         rows = sorted(
             (T0 + timedelta(seconds=s), rid)
             for rid, s in records.items()
@@ -577,7 +579,9 @@ def test_chained_pages_see_every_record_once_and_runs_lose_nothing(
         )
         seen: list[str] = []
         for i in range(0, len(rows), page_size):
-            step = advance(mark, [(rid, stamp) for stamp, rid in rows[i : i + page_size]], "v1")
+            step = advance(
+                mark, [(rid, stamp) for stamp, rid in rows[i : i + page_size]], "v1", began
+            )
             seen.extend(step.new_ids)
             mark = step.watermark
         return seen, mark

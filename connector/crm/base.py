@@ -14,15 +14,18 @@ Objects are named the segsync way, ``"account"``, ``"contact"`` and
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from connector.state import DealProblem, DealRecord
 
 # "[Errno 111] Connection refused", "[Errno -2] Name or service not known"
 _ERRNO_TEXT = re.compile(r"\[Errno [^\]]*\] ([^()\[\]]+)")
+
+T = TypeVar("T")
 
 Crm = Literal["salesforce", "hubspot"]
 ObjectName = Literal["account", "contact", "lead"]
@@ -341,6 +344,62 @@ class CountsPull(Protocol):
     def pull_expected(self) -> int | None:
         """The records the CRM counted for the current pull (None: not known, or no pull)."""
         ...
+
+
+class ReadClock:
+    """When a pull began on the CRM's clock: the earliest moment its answers allow.
+
+    Each answer noted (:meth:`note`) gives the earliest the CRM's clock can
+    have shown when its request was served: the answer's ``Date`` (whole
+    seconds, rounded down) less the time the request took, measured on this
+    host (no clock of this host is compared with the CRM's). The lowest of
+    them is no later than any read the pull made, however its requests
+    overlapped: every request is served after it is sent. An answer noted
+    that is not the pull's own (a write alongside) can only lower it, which
+    costs a re-read, never a record. Thread-safe.
+    """
+
+    def __init__(self, earliest: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._earliest = earliest
+
+    def note(self, moment: datetime | None) -> None:
+        """One answer's earliest serving time (None: it carried no readable ``Date``)."""
+        if moment is None:
+            return
+        with self._lock:
+            if self._earliest is None or moment < self._earliest:
+                self._earliest = moment
+
+    def began(self) -> datetime | None:
+        """The earliest noted (None: no answer carried a ``Date``)."""
+        with self._lock:
+            return self._earliest
+
+
+class TimedPages(Iterator[T]):
+    """The pages of a pull, and when the pull began on the CRM's clock (:class:`ReadClock`).
+
+    The sync keeps :meth:`began` with the watermark: the next pull starts
+    at ``min(watermark, began) - lookback`` (``connector/sync/watermark.py``).
+    Read it once the pages are exhausted.
+    """
+
+    def __init__(self, pages: Iterator[T], clock: ReadClock) -> None:
+        self._pages = pages
+        self._clock = clock
+
+    def __next__(self) -> T:
+        return next(self._pages)
+
+    def began(self) -> datetime | None:
+        """When the pull began on the CRM's clock (None: no answer said)."""
+        return self._clock.began()
+
+
+def pull_began(pages: Iterable[Any]) -> datetime | None:
+    """:meth:`TimedPages.began` of a pull's pages; None for pages that do not say."""
+    return pages.began() if isinstance(pages, TimedPages) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,8 @@ watermarks = sa.Table(
     sa.Column("known", TaggedJSON(), nullable=True),
     # The pairs with numeric ids (HubSpot's), packed (connector/store/known.py).
     sa.Column("known_packed", sa.LargeBinary(), nullable=True),
+    # When the pull that set it began, on the CRM's clock (Watermark.pull_start).
+    sa.Column("pull_start", UTCDateTime(), nullable=True),
 )
 
 record_state = sa.Table(

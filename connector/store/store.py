@@ -570,6 +570,7 @@ class Store:
             frozenset(row.boundary_ids),
             row.mapping_version,
             _known(row.known, row.known_packed),
+            pull_start=row.pull_start,
         )
 
     def advance_watermark(self, connection: str, object: str, watermark: Watermark) -> None:
@@ -583,13 +584,22 @@ class Store:
             "updated_at": self._clock(),
             "known": [[i, from_micros(at)] for i, at in watermark.known.other.items()] or None,
             "known_packed": pack_known(watermark.known),
+            "pull_start": watermark.pull_start,
         }
         with self._engine.begin() as conn:
             self._upsert(
                 conn,
                 watermarks,
                 [row],
-                ("stamp", "boundary_ids", "mapping_version", "updated_at", "known", "known_packed"),
+                (
+                    "stamp",
+                    "boundary_ids",
+                    "mapping_version",
+                    "updated_at",
+                    "known",
+                    "known_packed",
+                    "pull_start",
+                ),
             )
 
     def reset_watermark(self, connection: str, object: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import cast
 
-from connector.crm.base import DealSource
+from connector.crm.base import DealSource, pull_began
 from connector.errors import SegsyncError
 from connector.state import DealProblem, Watermark
 from connector.store.deals import DEAL_OBJECT, DealStore
@@ -115,7 +115,8 @@ def sync_deals(
     # A full pull: every deal it listed, readable or not (the stored rest are gone).
     listed: set[str] = set()
     try:
-        for page in source.pull_deals(since, known_window(known, previous, since)):
+        pages = source.pull_deals(since, known_window(known, previous, since))
+        for page in pages:
             for record_id, stamp in page.seen:
                 recent.seen(record_id, stamp, page.read_at)
             if full:
@@ -144,18 +145,26 @@ def sync_deals(
             room = SAMPLE - len(result.sample_problems)
             result.sample_problems.extend(problems[: max(0, room)])
             result.kinds.update(p.code for p in problems)
-            mark = tracker.watermark()
+            # With when the pull began (the CRM's clock): its answers so far
+            # include its first, so no read of the pages kept came earlier.
+            mark = tracker.watermark(pull_began(pages))
             if not full and mark is not None:
                 store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
-        mark = tracker.watermark()
+        mark = tracker.watermark(pull_began(pages))
         if full:
             if lease is not None:
                 lease.fence()
             result.removed += deals.keep_only(
                 connection, listed, mark_run=result.run_id if mark_accounts else None
             )
-            if mark is not None:
-                store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
+        if mark is not None and (
+            full or previous is None or mark.pull_start != previous.pull_start
+        ):
+            # An incremental pull that found nothing still moves the pull's
+            # start up: it read the whole window after it began.
+            if lease is not None and not full:
+                lease.fence()
+            store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
     except SegsyncError as exc:
         result.status, result.message = "failed", str(exc)
         _finish(store, source, result, calls_before, started, since is not None)

@@ -45,6 +45,7 @@ from connector.crm.base import (
     KnownWindow,
     ObjectName,
     RecordUpdate,
+    pull_began,
 )
 from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
@@ -470,12 +471,16 @@ class Runner:
         seen_extra = {r.id for r in extra}
         _spool_gone(spool, [i for i in due_ids if i not in seen_extra])
 
+        # The pull, once made: when it began on the CRM's clock goes with the watermark.
+        the_pull: list[Iterator[list[CrmRecord]]] = []
+
         def pages() -> Iterator[tuple[list[CrmRecord], bool]]:
             if extra:
                 yield extra, False
             pulled = adapter.pull(
                 obj, fields, since, parent_fields, echo=echoes, known=known, window=window
             )
+            the_pull.append(pulled)
             for page in prefetch(pulled):
                 yield page, True
             # Last, so the children already pulled (or fetched) are not read again.
@@ -595,7 +600,9 @@ class Runner:
             )
         if result is not None:
             result.deferred = deferred
-        return builder, tracker.watermark() or previous
+        # A pull longer than the look-back: the next one starts below its start.
+        began = pull_began(the_pull[0]) if the_pull else None
+        return builder, tracker.watermark(began) or previous
 
     # -- propagation: contacts of accounts whose inherited values changed ----
     def _changed_parents(self, job: Job) -> list[tuple[str, int]]:

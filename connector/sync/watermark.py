@@ -10,6 +10,17 @@ closed keeps no boundary ids (``connector/sync/window.py``).
 The look-back re-reads a short window on purpose: CRMs commit modstamps a
 little out of order, and re-planning an unchanged record writes nothing.
 
+**A pull that lasts longer than the look-back.** A change gets its stamp
+when written and becomes visible at commit, up to the look-back later. A
+pull reads the low stamps early and the high ones late: a change stamped T
+that a pull could not see when it read T's region (at R, the CRM's clock)
+has T > R - lookback >= P - lookback, P being the pull's start. When the
+pull lasted longer than the look-back, T can lie far below
+``stamp - lookback``. So the watermark keeps P (``pull_start``: the
+earliest the CRM's clock showed at any answer of the pull, never this
+host's clock) and the next pull starts at ``min(stamp, pull_start) -
+lookback``. A quick pull (P at or above the stamp) reads nothing more.
+
 The runner stores a new watermark only after every record up to it is
 recorded. Pages pulled in modstamp order (SOQL ``ORDER BY SystemModstamp``,
 a HubSpot search sorted on ``hs_lastmodifieddate``) can be committed page by
@@ -41,12 +52,15 @@ def needs_full(previous: Watermark | None, mapping_version: str) -> bool:
 
 
 def query_start(previous: Watermark | None, lookback: timedelta) -> datetime | None:
-    """The inclusive lower bound (``>=``) of the next incremental pull; ``None``: pull all."""
+    """The inclusive lower bound (``>=``) of the next incremental pull; ``None``: pull all.
+
+    ``min(stamp, pull_start) - lookback``: see the module docstring.
+    """
     if previous is None:
         return None
     if lookback < timedelta(0):
         raise ValueError(f"look-back must not be negative, not {lookback}")
-    return previous.stamp - lookback
+    return previous.reach - lookback
 
 
 def is_new(previous: Watermark | None, record_id: str, stamp: datetime) -> bool:
@@ -86,10 +100,14 @@ class WatermarkTracker:
         self._top: datetime | None = previous.stamp if previous is not None else None
         self._at_top: set[str] = set(previous.boundary_ids) if previous is not None else set()
         self._seen_at_top: set[str] = set()
+        self._lowest: datetime | None = None
+        """The lowest stamp this pull read (stands in for its start when no answer had a Date)."""
 
     def see(self, record_id: str, stamp: datetime) -> bool:
         """Take one pulled record into account; True when it still needs planning."""
         moment = utc(stamp)
+        if self._lowest is None or moment < self._lowest:
+            self._lowest = moment
         if self._top is None or moment > self._top:
             self._top, self._at_top, self._seen_at_top = moment, {record_id}, {record_id}
         elif moment == self._top:
@@ -104,17 +122,31 @@ class WatermarkTracker:
                 self._at_top.add(record_id)
         return is_new(self._previous, record_id, moment)
 
-    def watermark(self) -> Watermark | None:
-        """The watermark after every record seen (the previous one when none moved it)."""
+    def watermark(self, began: datetime | None = None) -> Watermark | None:
+        """The watermark after every record seen (the previous one when none moved it).
+
+        ``began``: when this pull began on the CRM's clock (the earliest its
+        answers' ``Date`` allows: :class:`~connector.crm.base.TimedPages`),
+        kept as its ``pull_start``. None when no answer carried a ``Date``:
+        then the stricter stand-in is the lowest stamp this pull read (each
+        record was stamped before it was read, so the first answer's records
+        carry stamps no later than that answer), and when it read nothing,
+        the previous watermark's (an earlier pull's start is earlier still).
+        Never a clock of this host.
+        """
         if self._top is None:
             return None
-        return Watermark(self._top, frozenset(self._at_top), self._version)
+        start = began if began is not None else self._lowest
+        if start is None and self._previous is not None:
+            start = self._previous.pull_start
+        return Watermark(self._top, frozenset(self._at_top), self._version, pull_start=start)
 
 
 def advance(
     previous: Watermark | None,
     page: Iterable[tuple[str, datetime]],
     mapping_version: str,
+    began: datetime | None = None,
 ) -> WatermarkStep:
     """The new records of a page of ``(id, modstamp)`` pairs, and the watermark after them.
 
@@ -124,7 +156,8 @@ def advance(
     at that stamp, including the previous boundary ids when the stamp did not
     move. With a different mapping version nothing is dropped.
 
-    Pass ``previous=None`` for a full pull.
+    Pass ``previous=None`` for a full pull. ``began``: when the pull began on
+    the CRM's clock (:meth:`WatermarkTracker.watermark`).
     """
     tracker = WatermarkTracker(previous, mapping_version)
     seen: set[str] = set()
@@ -135,4 +168,4 @@ def advance(
         seen.add(record_id)
         if tracker.see(record_id, stamp):
             new_ids.append(record_id)
-    return WatermarkStep(tuple(new_ids), tracker.watermark())
+    return WatermarkStep(tuple(new_ids), tracker.watermark(began))

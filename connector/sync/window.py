@@ -240,10 +240,15 @@ class Recent:
             microsecond=0
         ):
             ids = frozenset()
-        return replace(watermark, boundary_ids=ids, known=self.known(watermark.stamp))
+        return replace(watermark, boundary_ids=ids, known=self.known(watermark.reach))
 
     def known(self, top: datetime) -> KnownPairs:
-        """The pairs to keep with a watermark at ``top``: highest stamps first kept."""
+        """The pairs to keep with a watermark reaching back from ``top``: highest stamps first kept.
+
+        ``top`` is :attr:`~connector.state.Watermark.reach`: after a pull that
+        lasted longer than the look-back, the next window starts below the
+        watermark's own look-back, and the pairs down to its start keep it cheap.
+        """
         floor = micros(top) - self._lookback
         with self._lock:  # merged in place: a copy of a large run would double it
             ids, stamps = _merged(self._previous.numeric, self._numeric, self._void, floor)

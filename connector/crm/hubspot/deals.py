@@ -37,7 +37,7 @@ from hubspot.crm.associations.v4.models import (
     PublicFetchAssociationsBatchRequest,
 )
 
-from connector.crm.base import DealPage, KnownWindow, parse_stamp
+from connector.crm.base import DealPage, KnownWindow, ReadClock, TimedPages, parse_stamp
 from connector.crm.hubspot.listing import list_pages
 from connector.crm.hubspot.pull import regroup
 from connector.crm.hubspot.raw import listed_company, stamp_of
@@ -215,12 +215,26 @@ class DealPuller:
         )
         return stages_of(list(answer.results or []))
 
-    def pull(self, since: datetime | None, window: KnownWindow | None = None) -> Iterator[DealPage]:
+    def pull(
+        self, since: datetime | None, window: KnownWindow | None = None
+    ) -> TimedPages[DealPage]:
         """Pages of deals modified at or after ``since`` (all when None).
 
         With ``window``, a look-back window proven known is not read (:mod:`.window`).
         An incremental pull ends with the archived deals, as :attr:`DealPage.gone`.
+        The pull began (:meth:`~connector.crm.base.TimedPages.began`) at the
+        earliest serving time its answers' ``Date`` allows.
         """
+        clock = ReadClock()
+        return TimedPages(self._timed(since, window, clock), clock)
+
+    def _timed(
+        self, since: datetime | None, window: KnownWindow | None, clock: ReadClock
+    ) -> Iterator[DealPage]:
+        with self._session.reads(clock):
+            yield from self._pull(since, window)
+
+    def _pull(self, since: datetime | None, window: KnownWindow | None) -> Iterator[DealPage]:
         stages = self.stages()
         properties = list(PROPERTIES)
         if since is None:

@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connector.crm.base import CrmRecord, EchoTest, KnownParents, KnownWindow
+from connector.crm.base import (
+    CrmRecord,
+    EchoTest,
+    KnownParents,
+    KnownWindow,
+    ReadClock,
+    TimedPages,
+)
 from connector.crm.hubspot.associations import company_contacts
 from connector.crm.hubspot.parents import Parents
 from connector.crm.hubspot.partition import full_pages, window_pages
@@ -37,14 +44,46 @@ def pull(
     echo: EchoTest | None = None,
     known: KnownParents | None = None,
     window: KnownWindow | None = None,
-) -> Iterator[list[CrmRecord]]:
+) -> TimedPages[list[CrmRecord]]:
     """Pages of records: the list endpoint when full, search windows when incremental.
 
     Records ``echo`` names (segsync's own writes read back) are yielded
     without their parent: the runner skips them, so their association and
     company reads would be wasted calls. With ``window`` (from ``since``)
     the window is left unread when a count proves it known (:mod:`.window`).
+    The pull began (:meth:`~connector.crm.base.TimedPages.began`) at the
+    earliest serving time its answers' ``Date`` allows.
     """
+    clock = ReadClock()
+    pages = _pull(session, object_type, fields, since, parent_fields, echo, known, window, clock)
+    return TimedPages(pages, clock)
+
+
+def _pull(
+    session: HubSpotSession,
+    object_type: str,
+    fields: Sequence[str],
+    since: datetime | None,
+    parent_fields: Sequence[str],
+    echo: EchoTest | None,
+    known: KnownParents | None,
+    window: KnownWindow | None,
+    clock: ReadClock,
+) -> Iterator[list[CrmRecord]]:
+    with session.reads(clock):
+        yield from _pages(session, object_type, fields, since, parent_fields, echo, known, window)
+
+
+def _pages(
+    session: HubSpotSession,
+    object_type: str,
+    fields: Sequence[str],
+    since: datetime | None,
+    parent_fields: Sequence[str],
+    echo: EchoTest | None,
+    known: KnownParents | None,
+    window: KnownWindow | None,
+) -> Iterator[list[CrmRecord]]:
     properties = sorted({*fields, STAMP})
     listed_with = ["companies"] if parent_fields else []
     if since is None:

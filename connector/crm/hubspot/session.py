@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from hubspot import HubSpot
 
 from connector.config import HubSpotConnection
+from connector.crm.base import ReadClock
 from connector.crm.health import Health
 from connector.crm.hubspot.errors import translate
 from connector.crm.limits import (
@@ -78,6 +83,8 @@ class HubSpotSession:
         this reason, so the record is listed and tried again, until a read
         finds it sound."""
         self._count_lock = threading.Lock()
+        self._clocks: set[ReadClock] = set()
+        """The pulls in progress: each answer's serving time is noted to them."""
         self._timeout = settings.timeout_seconds
         # API objects are built once: each attribute access builds a new pool.
         crm = self.client.crm
@@ -106,6 +113,17 @@ class HubSpotSession:
         """Requests a second the ten-second window allows (as the portal last reported it)."""
         return self._limiter.limit / self._limiter.window
 
+    @contextmanager
+    def reads(self, clock: ReadClock) -> Iterator[ReadClock]:
+        """Note every answer served while the block runs to ``clock`` (a pull's start)."""
+        with self._count_lock:
+            self._clocks.add(clock)
+        try:
+            yield clock
+        finally:
+            with self._count_lock:
+                self._clocks.discard(clock)
+
     def call(
         self,
         what: str,
@@ -132,6 +150,7 @@ class HubSpotSession:
             slot = limiter.begin()
             with self._count_lock:
                 self._calls += 1
+            sent = time.monotonic()
             try:
                 if raw:
                     try:
@@ -153,6 +172,7 @@ class HubSpotSession:
                     limiter.refused()  # its pacing was a hair too close: hold places longer
                 raise translate(exc, what, self.settings.base_url) from None
             self._observe(headers)
+            self._note_served(headers, time.monotonic() - sent)
             self.health.ok()
             return data
 
@@ -161,6 +181,15 @@ class HubSpotSession:
         except (CrmAccessError, CrmUnreachable) as exc:
             self.health.failed(str(exc))
             raise
+
+    def _note_served(self, headers: Any, took: float) -> None:
+        """Note an answer's earliest serving time to the pulls in progress."""
+        with self._count_lock:
+            clocks = list(self._clocks)
+        if clocks:
+            moment = served_at(headers, took)
+            for clock in clocks:
+                clock.note(moment)
 
     def _observe(self, headers: Any) -> None:
         """Follow the figures HubSpot reports, when it reports them: the window, the day."""
@@ -182,6 +211,25 @@ _WINDOW_HEADERS = (
     "X-HubSpot-RateLimit-Interval-Milliseconds",
 )
 _DAILY_HEADERS = ("X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Daily-Remaining")
+
+
+def served_at(headers: Any, took: float) -> datetime | None:
+    """The earliest HubSpot's clock can have shown when a request was served.
+
+    The answer's ``Date`` (whole seconds, rounded down) less ``took``, the
+    round trip measured on this host: the request was served after it was
+    sent. None when the answer carries no readable ``Date``.
+    """
+    text = headers.get("Date") if headers is not None and hasattr(headers, "get") else None
+    if not text:
+        return None
+    try:
+        served = parsedate_to_datetime(str(text))
+    except (TypeError, ValueError):
+        return None
+    if served.tzinfo is None:
+        served = served.replace(tzinfo=UTC)
+    return served.astimezone(UTC) - timedelta(seconds=took)
 
 
 def _ints(headers: Any, names: tuple[str, ...]) -> tuple[int, ...] | None:

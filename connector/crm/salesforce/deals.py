@@ -27,10 +27,10 @@ from urllib.parse import urlencode
 
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import DealPage, KnownWindow, parse_stamp
+from connector.crm.base import DealPage, KnownWindow, ReadClock, TimedPages, parse_stamp
 from connector.crm.limits import SF_QUERY_PAGE
 from connector.crm.salesforce.describe import Describer
-from connector.crm.salesforce.session import Client, SalesforceSession
+from connector.crm.salesforce.session import NEVER, Client, SalesforceSession
 from connector.state import DealProblem, DealRecord
 
 SOBJECT = "Opportunity"
@@ -182,8 +182,13 @@ class DealPuller:
             return None
         return dict(page)
 
-    def pull(self, since: datetime | None, window: KnownWindow | None = None) -> Iterator[DealPage]:
+    def pull(
+        self, since: datetime | None, window: KnownWindow | None = None
+    ) -> TimedPages[DealPage]:
         """Pages of opportunities with ``SystemModstamp >= since`` (all when None), oldest first.
+
+        The pull began (:meth:`~connector.crm.base.TimedPages.began`) when its
+        first call was served.
 
         Deleted ones (in the Recycle Bin) come as :attr:`DealPage.gone`.
 
@@ -193,6 +198,12 @@ class DealPuller:
         deals (:meth:`_above_proven`), it is not read again. Otherwise, or when
         more than a page lies above, the plain query reads from ``since``.
         """
+        clock = ReadClock()
+        return TimedPages(self._pull(since, window, clock), clock)
+
+    def _pull(
+        self, since: datetime | None, window: KnownWindow | None, clock: ReadClock
+    ) -> Iterator[DealPage]:
         columns, loss = self._columns()
         text = f"SELECT {', '.join(columns)} FROM {SOBJECT}"
         if since is not None:
@@ -206,11 +217,14 @@ class DealPuller:
         result = None
         if since is not None and window is not None and window.expected >= PROOF_MINIMUM:
             result = self._above_proven(text, since, window)
+            proved_at = self._session.answered_at()
+            clock.note(None if proved_at == NEVER else proved_at)
         if result is None:
             result = call("query opportunities", partial(_query, soql=query))
         # What this pull reads, it reads after that call was sent: each deal may
         # be known at its stamp only if its second had closed by then (sync/window.py).
         read_at = self._session.answered_at()
+        clock.note(None if read_at == NEVER else read_at)
         while True:
             rows = list(result.get("records") or [])
             deals: list[DealRecord] = []

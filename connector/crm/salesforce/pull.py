@@ -22,9 +22,16 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import CrmRecord, Current, ObjectName, parse_stamp
+from connector.crm.base import (
+    CrmRecord,
+    Current,
+    ObjectName,
+    ReadClock,
+    TimedPages,
+    parse_stamp,
+)
 from connector.crm.salesforce.bulk import Bulk
-from connector.crm.salesforce.session import Client, SalesforceSession
+from connector.crm.salesforce.session import NEVER, Client, SalesforceSession
 from connector.crm.salesforce.soql import (
     EDITED_BY,
     PARENT_ID,
@@ -143,8 +150,24 @@ class Puller:
         fields: Sequence[str],
         since: datetime | None,
         parent_fields: Sequence[str] = (),
+    ) -> TimedPages[list[CrmRecord]]:
+        """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first.
+
+        The pull began (:meth:`~connector.crm.base.TimedPages.began`) when its
+        first query was served: every later read, a Bulk job restarted from a
+        stamp included, comes after it.
+        """
+        clock = ReadClock()
+        return TimedPages(self._pull(obj, fields, since, parent_fields, clock), clock)
+
+    def _pull(
+        self,
+        obj: ObjectName,
+        fields: Sequence[str],
+        since: datetime | None,
+        parent_fields: Sequence[str],
+        clock: ReadClock,
     ) -> Iterator[list[CrmRecord]]:
-        """Pages of records with ``SystemModstamp >= since`` (all when None), oldest first."""
         sobject = SOBJECTS[obj]
         selected, parents = columns(obj, fields, parent_fields)
         since = parse_stamp(since) if since is not None else None
@@ -160,6 +183,7 @@ class Puller:
         # Bulk job's snapshot comes later still): the stamps' seconds closed by
         # then are the ones its records may be known at (sync/window.py).
         read_at = self._session.answered_at()
+        clock.note(None if read_at == NEVER else read_at)
         total = int(first.get("totalSize") or 0)
         if total == 0:
             return
