@@ -25,26 +25,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sandbox_fixtures import (
     REQUESTS_PER_10S,
     SEARCH_PER_SECOND,
     OrgClock,
+    hold_clock,
     hubspot_adapter,
     provision,
     shipped_engines,
     sqlite_store,
 )
 
-from connector.config import SyncSettings
+from connector.commands.crm import Context, open_context
+from connector.config import HubSpotConnection, SyncSettings
 from connector.crm.base import ReadClock, TimedPages, pull_began
+from connector.crm.hubspot import HubSpotAdapter
+from connector.crm.retry import RetryPolicy
 from connector.engine import Engine
 from connector.state import Watermark
+from connector.store.deals import DealStore
+from connector.store.store import Store
+from connector.sync.deals import sync_deals
+from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner
 from connector.sync.watermark import WatermarkTracker, advance, query_start
 from connector.sync.window import Known, Recent
 from segsync_sandbox import data
 from segsync_sandbox.common import Request
 from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
+from segsync_sandbox.launcher import Sandboxes
+from segsync_sandbox.salesforce.org import UI_USER_ID
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -233,3 +246,156 @@ def test_hubspot_a_full_pull_longer_than_the_look_back_misses_no_late_edit(
     expected = engine.evaluate(props, "hubspot", NOW)
     assert after.written == 1 and after.sample_writes[0].record_id == late
     assert props["segsync_tier"] == expected.tier
+
+
+@pytest.fixture
+def salesforce(
+    fresh_sandboxes: Sandboxes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Context]:
+    """The shared Salesforce org through the production wiring, every pull through Bulk 2.0."""
+    monkeypatch.chdir(ROOT)
+    config = fresh_sandboxes.write_config(
+        tmp_path / "config.toml", store_url=f"sqlite:///{tmp_path / 'state.db'}"
+    )
+    section = "[connections.salesforce]\n"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(section, section + "bulk_read_threshold = 1\n", 1))
+    with open_context(config, crm="salesforce") as ctx:
+        yield ctx
+
+
+def test_salesforce_a_bulk_pull_restarted_past_the_look_back_misses_no_late_create(
+    fresh_sandboxes: Sandboxes, salesforce: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sf = fresh_sandboxes.salesforce
+    org = sf.org
+    ctx = salesforce
+    engine = ctx.engines["account"]
+    adapter = ctx.adapters["salesforce"]
+    report = adapter.provision(
+        "account",
+        output_specs(engine, "salesforce", None),
+        engine.input_fields("salesforce"),
+        dry_run=False,
+    )
+    assert not report.problems, report.problems
+    assert ctx.settings.sync.lookback_seconds == LOOKBACK
+    runner = Runner(ctx.store, ctx.settings.sync, clock=lambda: NOW)
+    (job,) = ctx.jobs("salesforce", "account")
+    runner.run(job)  # full: every account gets its segment and tier (our writes)
+
+    clock = hold_clock(sf)
+    accounts = [r["Id"] for r in org.records("Account")]
+    edited, other = accounts[:12], accounts[12]
+    for record_id in edited:  # a person's edits, each on a second of its own
+        org.update("Account", record_id, {"Description": "called on Monday"})
+        clock.advance(1)
+    stamps = [org.get("Account", i)["SystemModstamp"] for i in edited]  # type: ignore[index]
+    # Result pages of 5 rows: the job's first page holds the 5 oldest edits.
+    monkeypatch.setattr("connector.crm.salesforce.bulk.BULK_RESULT_PAGE", 5)
+    row = data.salesforce_account_row(next(data.companies(41, 9_001, start=9_000)))
+    row = {k: v for k, v in row.items() if k != "Id"}
+    results: list[str] = []
+
+    def meanwhile(request: Request) -> None:
+        if request.method != "GET" or not request.path.endswith("/results"):
+            return
+        results.append(request.path)
+        if len(results) != 2:
+            return
+        # While the pull asks for the job's second page: a create stamped
+        # inside the first page's seconds commits (10 s after its stamp,
+        # within the look-back), the page's answer is lost, and the pull
+        # restarts as a new job from the last stamp it read, after the
+        # clock has moved past the look-back and another account was saved.
+        clock.advance(1)
+        org.load_records(
+            "Account",
+            [
+                {
+                    **row,
+                    "Name": "Late Co",
+                    "SystemModstamp": stamps[2],
+                    "LastModifiedById": UI_USER_ID,
+                }
+            ],
+        )
+        sf.app.faults.update(lost_answers={"bulk.query.results": 1})
+        clock.advance(LOOKBACK + 100)
+        org.update("Account", other, {"Description": "in the meantime"})
+
+    sf.app.before_serving.append(meanwhile)
+    try:
+        long = runner.run(job)
+    finally:
+        sf.app.before_serving.remove(meanwhile)
+    late = next(r["Id"] for r in org.records("Account") if r["Name"] == "Late Co")
+    assert long.outside == len(edited) + 1 and long.written == 0, long
+    assert [e.kind for e in sf.app.log.entries()].count("bulk.query.create") >= 2
+    mark = ctx.store.watermark("salesforce", "account")
+    assert mark is not None and mark.pull_start is not None
+    late_stamp = org.get("Account", late)["SystemModstamp"]  # type: ignore[index]
+    assert mark.stamp - timedelta(seconds=LOOKBACK) > datetime.fromisoformat(
+        late_stamp.replace("+0000", "+00:00")
+    )
+
+    clock.advance(60)
+    after = runner.run(job)
+    assert late in {w.record_id for w in after.sample_writes}
+    written = org.get("Account", late)
+    assert written is not None and written[engine.output_fields("salesforce")["tier"]]
+
+
+def test_hubspot_a_full_deal_pull_longer_than_the_look_back_misses_no_late_edit(
+    fresh_sandboxes: Sandboxes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hs = fresh_sandboxes.hubspot
+    portal = hs.portal
+    clock = OrgClock(math.floor(time.time()) + 0.5)
+    monkeypatch.setattr(portal, "clock", clock)
+    settings = HubSpotConnection(
+        base_url=hs.base_url,
+        access_token=SecretStr(hs.access_token),
+        # The shared portal's own limits (search paced one below, as the sandbox config does).
+        requests_per_10s=int(portal.limits.requests_per_10s),
+        search_per_second=max(1, int(portal.limits.search_per_second) - 1),
+    )
+    policy = RetryPolicy(attempts=5, initial_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
+    adapter = HubSpotAdapter("hs", settings, retry=policy)
+    deals = [r.id for r in portal.snapshot("deals")]
+    assert len(deals) > 200  # three list pages of 100 at least
+    early, last = deals[0], deals[-1]
+    began_ms = int(clock.now * 1000)
+    acted: list[str] = []
+
+    def meanwhile(request: Request) -> None:
+        # The deal pull's second list page: a person's edit of the first
+        # page's first deal commits half a second after its stamp, then the
+        # pull runs on past the look-back and the last deal is saved.
+        if acted or request.method != "GET" or not request.path.endswith("/objects/deals"):
+            return
+        if not request.arg("after"):
+            return
+        acted.append(request.target)
+        clock.advance(1)
+        portal.update("deals", early, {"amount": "4321"}, stamp=began_ms + 500)
+        clock.advance(LOOKBACK + 100)
+        name = portal.get("deals", last)["properties"]["dealname"]
+        portal.update("deals", last, {"dealname": name})
+
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        hs.app.before_serving.append(meanwhile)
+        try:
+            full = sync_deals(adapter, store, "hs", lookback=timedelta(seconds=LOOKBACK))
+        finally:
+            hs.app.before_serving.remove(meanwhile)
+        assert acted and full.full
+        assert {d.id: d.amount for d in DealStore(store).deals("hs")}[early] != 4321
+        mark = store.watermark("hs", "deal")
+        assert mark is not None and mark.pull_start is not None
+        assert mark.stamp - timedelta(seconds=LOOKBACK) > datetime.fromtimestamp(
+            (began_ms + 500) / 1000, UTC
+        )
+        clock.advance(60)
+        sync_deals(adapter, store, "hs", lookback=timedelta(seconds=LOOKBACK))
+        assert {d.id: d.amount for d in DealStore(store).deals("hs")}[early] == 4321
