@@ -304,7 +304,7 @@ def test_salesforce_a_bulk_pull_restarted_past_the_look_back_misses_no_late_crea
         if len(results) != 2:
             return
         # While the pull asks for the job's second page: a create stamped
-        # inside the first page's seconds commits (10 s after its stamp,
+        # inside the first page's seconds commits (11 s after its stamp,
         # within the look-back), the page's answer is lost, and the pull
         # restarts as a new job from the last stamp it read, after the
         # clock has moved past the look-back and another account was saved.

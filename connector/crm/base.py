@@ -392,6 +392,12 @@ class TimedPages(Iterator[T]):
     def __next__(self) -> T:
         return next(self._pages)
 
+    def close(self) -> None:
+        """Close the pages (a generator's ``finally`` runs), as a generator's own ``close``."""
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+
     def began(self) -> datetime | None:
         """When the pull began on the CRM's clock (None: no answer said)."""
         return self._clock.began()
@@ -472,6 +478,9 @@ class CrmAdapter(Protocol):
         vouches for, where reading them would cost calls. With ``window``, an
         adapter may leave out the records of the window when it proves the window
         holds only known records (:class:`KnownWindow`); it may also ignore it.
+        Pages that say when the pull began on the CRM's clock come as
+        :class:`TimedPages` (the watermark keeps it); for others the sync
+        takes the lowest stamp read instead.
         """
         ...
 
@@ -660,7 +669,8 @@ class DealSource(Protocol):
         source may leave unread once a count proves it known. An incremental
         pull also names the deals deleted since (:attr:`DealPage.gone`); a
         full pull lists every live deal, so a stored deal it does not list is
-        gone as well.
+        gone as well. As for :meth:`CrmAdapter.pull`, the pages may be
+        :class:`TimedPages`.
         """
         ...
 

@@ -1,9 +1,10 @@
 """Incremental-pull cursors: inclusive, de-duplicated, committed last.
 
 A watermark is the largest modstamp whose records are all durably recorded,
-plus the ids of the records that carry exactly that stamp. The next pull asks
-for ``stamp >= watermark.stamp - lookback`` (inclusive, so a record modified
-at the boundary's own stamp is never lost) and drops only the boundary ids
+plus the ids of the records that carry exactly that stamp, and when the pull
+that set it began. The next pull asks for ``stamp >= min(watermark.stamp,
+pull_start) - lookback`` (inclusive, so a record modified at the boundary's
+own stamp is never lost) and drops only the boundary ids
 at exactly the boundary stamp (so they are not planned twice). Salesforce's
 stamps keep whole seconds: a watermark whose second was read before it
 closed keeps no boundary ids (``connector/sync/window.py``).

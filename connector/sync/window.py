@@ -1,6 +1,7 @@
 """No re-reads of what is already known: the look-back window, proven by a count.
 
-An incremental pull starts ``lookback_seconds`` before the watermark, because
+An incremental pull starts ``lookback_seconds`` before the watermark (before
+the last pull's start, when that pull lasted longer: ``sync/watermark.py``), because
 CRMs make a change visible a little after the stamp it carries (a commit, a
 search index catching up): a record stamped inside that window may appear
 only after the run that set the watermark read past it. Re-reading the window
