@@ -355,6 +355,17 @@ class StoreSettings(_Model):
     """Where segsync keeps runs, watermarks, last-written values and the ledger."""
 
     url: str = "sqlite:///segsync.db"
+    # PostgreSQL only (SQLite ignores them): bounds on every store call, so a
+    # statement that hangs (a lock another session holds, a server gone quiet)
+    # fails and is retried instead of holding its job forever. 0 turns a
+    # server-side bound off.
+    connect_timeout_seconds: int = Field(10, ge=2, le=3_600)
+    statement_timeout_seconds: float = Field(300.0, ge=0, le=_DAY)
+    lock_timeout_seconds: float = Field(60.0, ge=0, le=_DAY)
+    idle_in_transaction_timeout_seconds: float = Field(300.0, ge=0, le=_DAY)
+    # TCP keepalives: a connection silent this long is probed, and given up
+    # after about twice this without an answer (data sent unacknowledged too).
+    keepalive_seconds: int = Field(30, ge=1, le=_DAY)
 
     @field_validator("url")
     @classmethod
@@ -383,6 +394,10 @@ class SyncSettings(_Model):
     recheck_before_write: bool = True
     # How long a job's holder keeps it without renewing (connector/store/leases.py).
     lease_seconds: float = Field(90.0, ge=5, le=3_600)
+    # A run that makes no progress (no page planned, chunk written or batch
+    # recorded) for this long is stalled: its lease is no longer renewed, so
+    # another process takes the job over, and /healthz fails.
+    stall_seconds: float = Field(900.0, ge=1, le=_DAY * 7)
     # Read the connections' deals too (read-only), before the accounts (always when
     # the account mapping has rollup attributes: they are computed from the deals).
     deals: bool = False
@@ -544,6 +559,19 @@ class Settings(BaseSettings):
             for n, c in self.connections.items()
             if c.crm == crm
         ]
+
+    @model_validator(mode="after")
+    def _stall_above_store_bounds(self) -> Settings:
+        # A statement that runs into its timeout is retried: that is not a stall.
+        store = self.store
+        bound = max(store.statement_timeout_seconds, store.lock_timeout_seconds)
+        if bound and self.sync.stall_seconds <= bound:
+            raise ValueError(
+                f"sync.stall_seconds ({self.sync.stall_seconds:g}) must be above "
+                f"store.statement_timeout_seconds and store.lock_timeout_seconds ({bound:g}): "
+                "a statement that times out is retried, not a stalled run"
+            )
+        return self
 
     @model_validator(mode="after")
     def _jobs_name_connections(self) -> Settings:

@@ -7,6 +7,8 @@
     │   ├── ConfigError               config.toml / environment
     │   └── MappingError              mappings/*.toml
     ├── StoreError                 3  the state store cannot be opened or used
+    │   └── StoreUnavailable          for now: a statement or lock timed out, the
+    │                                 connection was lost; also a RetriableError
     └── SyncError                  1  raised while talking to a CRM
         ├── FatalSyncError            abort the run (schema missing, guard tripped)
         │   └── CrmAccessError     4  the CRM refused segsync (credentials, TLS, access)
@@ -136,6 +138,16 @@ class CrmUnreachable(RetriableError):
     """No answer from the CRM at all (connection refused, DNS, timeout), retried like a 5xx."""
 
     exit_code: ClassVar[int] = EXIT_CRM
+
+
+class StoreUnavailable(StoreError, RetriableError):
+    """A store call failed in a way a retry may fix: a timeout, a lock, a lost connection.
+
+    Both a :class:`StoreError` (a command it ends exits 3) and a
+    :class:`RetriableError`: the runner retries the step that raised it with
+    the one retry policy (connector/crm/retry.py); each store step is one
+    transaction, rolled back when it fails.
+    """
 
 
 class SkippableError(SyncError):

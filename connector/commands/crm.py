@@ -259,7 +259,7 @@ def open_context(
     if unowned:
         raise MappingError(unowned)
     selected = select_connections(settings, config_file, crm=crm, names=connections)
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
     adapters: dict[str, CrmAdapter] = {}
     context: Context | None = None
     try:
@@ -618,6 +618,7 @@ def _claims(ctx: Context, dry_run: bool) -> Iterator[JobClaims | None]:
         locks_for(ctx.store.engine),
         lease_seconds=ctx.settings.sync.lease_seconds,
         purpose="segsync sync",
+        stall_seconds=ctx.settings.sync.stall_seconds,
     )
     try:
         yield claims
@@ -889,7 +890,7 @@ def provision_object(
 def status(config_file: Path | None, limit: int, fmt: str) -> None:
     """Recent runs, watermarks and open errors, from the state store."""
     settings = load_settings(config_file)
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
     try:
         runs = store.runs(limit=limit)
         errors = store.open_errors()
@@ -973,7 +974,7 @@ def history(
 ) -> None:
     """The transition ledger: which records moved segment or tier, when, and why."""
     settings = load_settings(config_file)
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
     try:
         if version is not None:
             doc = version_document(store, version, records, limit)
@@ -1025,7 +1026,7 @@ def history(
 def errors(config_file: Path | None, fmt: str) -> None:
     """Records whose last write failed; they are retried on every run until they land."""
     settings = load_settings(config_file)
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
     try:
         rows = store.open_errors()
     finally:

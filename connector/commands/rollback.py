@@ -117,7 +117,7 @@ def _render(console: Console, result: RollbackResult) -> None:
 
 def _run_of(config_file: Path | None, run_id: int) -> RunRow:
     settings = load_settings(config_file)
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
     try:
         run = store.run(run_id)
     finally:

@@ -142,7 +142,7 @@ class Service:
         # Every [sync] retry setting, the initial wait included, with a sleep
         # that a stop request cuts short.
         retry = RetryPolicy.from_settings(settings.sync, sleep=self._backoff_sleep)
-        store = Store.open(settings.store.url)
+        store = Store.from_settings(settings.store)
         adapters: dict[str, CrmAdapter] = {}
         try:
             # The agreement policy reads the other CRM too, scheduled or not.
@@ -165,7 +165,7 @@ class Service:
                 engines=engines,
                 store=store,
                 adapters=adapters,
-                runner=Runner(store, settings.sync, progress=self._progress),
+                runner=Runner(store, settings.sync, progress=self._progress, retry=retry),
                 locks=locks_for(store.engine),
                 jobs=plans,
                 metrics=metrics,
@@ -190,6 +190,7 @@ class Service:
             budget = getattr(adapter, "budget", None)
             if budget is not None:
                 metrics.watch_budget(name, adapter.crm, partial(_remaining, budget))
+        metrics.watch_stalls(lambda: len(context.claims.stalled()))
         for plan in plans.values():
             metrics.watch_last_success(
                 plan.connection,
@@ -205,7 +206,9 @@ class Service:
         context = self.context or self.open()
         host = self.settings.service.host
         try:
-            self.http = HealthServer(host, self.port, context.metrics, self.readiness)
+            self.http = HealthServer(
+                host, self.port, context.metrics, self.readiness, self.liveness
+            )
         except OSError as exc:
             self.close()
             raise ConfigError(
@@ -314,7 +317,21 @@ class Service:
                 else f"the service is stopping (after {count:,} writes recorded)"
             )
 
-    # -- readiness -------------------------------------------------------
+    # -- liveness and readiness -----------------------------------------
+    def liveness(self) -> tuple[bool, list[str]]:
+        """/healthz: alive unless a job's run stalled (stuck in a call past ``sync.stall_seconds``).
+
+        A stalled run's thread cannot be stopped from outside; its job has
+        already been given up (its lease lapses), and failing the liveness
+        probe lets the orchestrator restart the process. Alive again if the
+        stuck call returns first.
+        """
+        context = self.context
+        if context is None:
+            return True, []
+        stalls = context.claims.stalled()
+        return not stalls, [f"{s} (found at {s.since.isoformat()})" for s in stalls]
+
     def readiness(self) -> tuple[bool, Mapping[str, Any]]:
         """/readyz: store reachable, CRMs authenticated, each job's last success recent."""
         context = self.context
@@ -352,6 +369,14 @@ class Service:
                             "age_seconds": round(age.total_seconds(), 1),
                         }
             checks[f"job:{plan.key}"] = check
+        for stall in context.claims.stalled():
+            check = checks.setdefault(f"job:{stall.job}", {})
+            check.update(
+                ok=False,
+                stalled=str(stall),
+                last_step=stall.step,
+                stalled_since=stall.since.isoformat(),
+            )
         return all(c["ok"] for c in checks.values()), checks
 
     def _auth_check(self, name: str, adapter: CrmAdapter) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """The service's HTTP endpoint: ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
 
-- ``/healthz``: 200 while the process serves requests (a liveness probe).
+- ``/healthz``: 200 while the process serves requests and no job's run is
+  stalled (a liveness probe); 503 naming each stalled job and its last step
+  (``sync.stall_seconds``, connector/store/leases.py), so an orchestrator
+  restarts a process with a stuck thread.
 - ``/readyz``: 200 when the store answers, every connection's last CRM call
   succeeded (its own calls, or a cached token's last use; a real check only
   when none succeeded within the hour: no CRM call per probe), and each
@@ -21,7 +24,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +48,7 @@ log = logging.getLogger("segsync.service.http")
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 
 Readiness = Callable[[], tuple[bool, Mapping[str, Any]]]
+Liveness = Callable[[], tuple[bool, Sequence[str]]]
 
 
 class Metrics:
@@ -99,6 +103,12 @@ class Metrics:
             ["connection", "object", "reason"],
             registry=r,
         )
+        self.stalled = Gauge(
+            "segsync_stalled_jobs",
+            "Jobs whose run made no progress for sync.stall_seconds and whose stuck call "
+            "has not returned (their leases are given up; /healthz fails meanwhile).",
+            registry=r,
+        )
         self.job_errors = Counter(
             "segsync_job_errors",
             "Jobs that failed before a run could be recorded (store unreachable, say).",
@@ -114,6 +124,10 @@ class Metrics:
             return math.nan if value is None else float(value)
 
         self.budget_remaining.labels(connection, crm).set_function(read)
+
+    def watch_stalls(self, count: Callable[[], int]) -> None:
+        """Report ``count()`` stalled jobs at every scrape."""
+        self.stalled.set_function(lambda: float(count()))
 
     def watch_last_success(
         self, connection: str, object: str, last: Callable[[], datetime | None]
@@ -156,7 +170,14 @@ class Metrics:
 class HealthServer:
     """Serves the three endpoints on a daemon thread; :attr:`port` is the bound port."""
 
-    def __init__(self, host: str, port: int, metrics: Metrics, readiness: Readiness) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        readiness: Readiness,
+        liveness: Liveness | None = None,
+    ) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -181,6 +202,7 @@ class HealthServer:
 
         self.metrics = metrics
         self._readiness = readiness
+        self._liveness = liveness or (lambda: (True, []))
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -198,7 +220,11 @@ class HealthServer:
     def respond(self, path: str) -> tuple[int, bytes, str]:
         """Status, body and content type for ``path``."""
         if path == "/healthz":
-            return HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8"
+            alive, problems = self._liveness()
+            if alive:
+                return HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8"
+            text = "".join(f"{line}\n" for line in problems)
+            return HTTPStatus.SERVICE_UNAVAILABLE, text.encode(), "text/plain; charset=utf-8"
         if path == "/readyz":
             ready, checks = self._readiness()
             body = json.dumps({"ready": ready, "checks": checks}, indent=2, default=str)

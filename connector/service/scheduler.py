@@ -282,6 +282,7 @@ class ServiceContext:
                     self.locks,
                     lease_seconds=self.settings.sync.lease_seconds,
                     purpose="segsync run",
+                    stall_seconds=self.settings.sync.stall_seconds,
                 )
             return self._claims
 

@@ -4,7 +4,7 @@ SQLite by default (``sqlite:///segsync.db``), PostgreSQL by URL
 (``postgresql+psycopg://…``); the schema is migrated with Alembic when the
 store opens::
 
-    store = Store.open(settings.store.url)
+    store = Store.from_settings(settings.store)
 """
 
 from __future__ import annotations

@@ -44,6 +44,21 @@ than the lease *before* its write request leaves; the write then lands after
 the takeover. The CRMs offer no conditional write that could carry a token,
 so this window (one chunk, between the check and the request) remains; it is
 as small as a check right before the request can make it.
+
+**Stalls.** A heartbeat thread renews the lease whatever the job's thread is
+doing, so a run stuck in a call that never returns (a store statement that
+hangs, a socket nobody answers) would keep its job forever. So the lease is
+renewed only while the job makes progress: the run marks each step
+(:meth:`Lease.progress`: a page planned, a chunk written, a batch recorded).
+Progress is counted per thread, the thread that claimed the job: a contact
+run's marks keep its accounts' claim too, an account job's deal pull its
+account claim. When no step was marked for ``stall_seconds``, the heartbeat
+stops renewing: it logs an error naming the job and its last step, the lease
+lapses (another process takes the job over as from a stopped holder), and
+:meth:`JobClaims.stalled` lists the stall until the stuck call returns and the
+claim ends (the service's ``/healthz`` fails meanwhile, so an orchestrator
+restarts the process; no thread is killed). Should the stuck call return,
+the run's next fence raises :class:`LeaseLost`: it writes nothing more.
 """
 
 from __future__ import annotations
@@ -62,7 +77,7 @@ from typing import Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.errors import Interrupted
+from connector.errors import Interrupted, StoreError
 from connector.store.locks import JobLocks
 from connector.store.schema import job_leases
 
@@ -74,11 +89,34 @@ class LeaseLost(Interrupted):
 
 
 class Fence(Protocol):
-    """What the runner checks before each write chunk."""
+    """What the runner checks before each write chunk, and tells of each step it makes."""
 
     def fence(self) -> None:
         """Raise :class:`LeaseLost` unless the job is still this process's."""
         ...
+
+    def progress(self, step: str) -> None:
+        """Note that the job made a step (``step`` says which): it is not stalled."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A job whose run made no progress for longer than the stall limit."""
+
+    job: str
+    step: str
+    """The last step the run marked (or ``claimed``)."""
+    idle_seconds: float
+    """How long no step was marked, when the stall was found."""
+    since: datetime
+    """When the stall was found."""
+
+    def __str__(self) -> str:
+        return (
+            f"job {self.job} stalled: no progress for {self.idle_seconds:.0f} s since its "
+            f"last step ({self.step})"
+        )
 
 
 @dataclass(frozen=True)
@@ -153,6 +191,9 @@ class Lease:
         self._lost: str | None = None
         # Monotonic: a clock jump does not extend a lease; a stop does end it.
         self._valid_until = time.monotonic() + claims.seconds
+        # Progress is the claiming thread's (see "Stalls" in the module docstring).
+        self._owner = threading.get_ident()
+        claims._pulse(self._owner, f"claimed {job}")
         self._stop = threading.Event()
         self._renewing = threading.Lock()
         self._released = False
@@ -163,16 +204,60 @@ class Lease:
 
     # -- the heartbeat ------------------------------------------------------
     def _heartbeat(self) -> None:
-        interval = self._claims.seconds / 3
-        while not self._stop.wait(interval):
-            if self._lost is not None:
+        every = self._claims.seconds / 3
+        # A short stall limit is checked more often than the lease is renewed.
+        stall = self._claims.stall_seconds
+        check = every if stall is None else min(every, max(0.5, stall / 3))
+        due = time.monotonic() + every
+        while not self._stop.wait(check):
+            if self._lost is not None or self._stalled():
                 return
+            if time.monotonic() < due - check / 2:
+                continue
             try:
                 self.renew()
-            except sa.exc.SQLAlchemyError as exc:  # the store hiccupped: try again
+                due = time.monotonic() + every
+            except (sa.exc.SQLAlchemyError, StoreError) as exc:  # the store hiccupped: again
                 log.warning("renewing the lease of %s failed: %s", self.job, exc)
             except LeaseLost:
                 return
+
+    def progress(self, step: str) -> None:
+        """Note a step of the job's run: while steps come, the heartbeat renews the lease."""
+        self._claims._pulse(self._owner, step)
+
+    def _stalled(self) -> bool:
+        """Whether the run made no progress for the stall limit; if so, give the job up.
+
+        Nothing is released: the lease lapses at its expiry, the job lock
+        stays with the stuck session (the taker steals the job), and the
+        run's next fence raises LeaseLost with the stall's reason.
+        """
+        limit = self._claims.stall_seconds
+        if limit is None:
+            return False
+        idle, step = self._claims._idle(self._owner)
+        if idle <= limit:
+            return False
+        stall = Stall(self.job, step, idle, self._claims._clock())
+        with self._renewing:
+            if self._released:
+                return True
+            self._lost = (
+                f"{stall}; this process stopped renewing its lease so another can take the "
+                "job over, and writes nothing more"
+            )
+        self._claims._stalls[id(self)] = stall
+        log.error(
+            "%s (more than sync.stall_seconds = %g); its lease is no longer renewed and "
+            "lapses within %g s, so another process can take the job over; this process "
+            "reports the stall on /healthz until the stuck call returns",
+            stall,
+            limit,
+            self._claims.seconds,
+            extra={"job": self.job},
+        )
+        return True
 
     def renew(self) -> None:
         """Push the lease's expiry on; :class:`LeaseLost` when the token moved on."""
@@ -232,6 +317,7 @@ class Lease:
         with self._renewing:  # waits for a renewal in flight
             self._released = True
         self._thread.join(timeout=5)
+        self._claims._stalls.pop(id(self), None)  # the stuck call returned
         if self._lost is None:
             try:
                 self._claims._release(self.job, self.token)
@@ -249,13 +335,32 @@ class JobClaims:
         *,
         lease_seconds: float,
         purpose: str,
+        stall_seconds: float | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._engine = engine
         self.locks = locks
         self.seconds = float(lease_seconds)
+        #: A run idle this long is stalled (None: never; see "Stalls" above).
+        self.stall_seconds = None if stall_seconds is None else float(stall_seconds)
         self.name = holder_name(purpose)
         self._clock = clock
+        # Thread → (monotonic time, step) of its latest progress mark.
+        self._pulses: dict[int, tuple[float, str]] = {}
+        self._stalls: dict[int, Stall] = {}
+
+    # -- progress -------------------------------------------------------------
+    def _pulse(self, owner: int, step: str) -> None:
+        self._pulses[owner] = (time.monotonic(), step)
+
+    def _idle(self, owner: int) -> tuple[float, str]:
+        """Seconds since the thread ``owner`` marked a step, and that step."""
+        at, step = self._pulses.get(owner, (time.monotonic(), "claimed"))
+        return time.monotonic() - at, step
+
+    def stalled(self) -> list[Stall]:
+        """The stalls of this process's claims whose stuck call has not returned yet."""
+        return sorted(self._stalls.values(), key=lambda s: (s.since, s.job))
 
     # -- claiming -------------------------------------------------------------
     @contextlib.contextmanager

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector.errors import StoreError
+from connector.store.session import bound, limits_of
 
 try:
     import fcntl
@@ -136,9 +137,13 @@ class AdvisoryLocks:
         # A separate small engine: a lock's connection is busy for a whole run
         # and must not starve the store's pool. AUTOCOMMIT, so the connection
         # does not sit "idle in transaction" for the run's duration.
-        self._engine = sa.create_engine(
-            engine.url, pool_size=1, max_overflow=20, pool_pre_ping=True
-        ).execution_options(isolation_level="AUTOCOMMIT")
+        locks = sa.create_engine(engine.url, pool_size=1, max_overflow=20, pool_pre_ping=True)
+        # The store's bounds (connector/store/session.py): keepalives notice a
+        # dead server on a connection that is idle for the whole run.
+        limits = limits_of(engine)
+        if limits is not None:
+            bound(locks, limits)
+        self._engine = locks.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.contextmanager
     def hold(self, key: str) -> Iterator[bool]:

@@ -26,8 +26,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from connector.config import check_store_url
-from connector.errors import ConfigError, Problem, StoreError, redact_url
+from connector.config import StoreSettings, check_store_url
+from connector.errors import ConfigError, Problem, StoreError, StoreUnavailable, redact_url
 from connector.state import Candidate, KnownPairs, Pending, Watermark, from_micros, micros
 from connector.store.known import pack as pack_known
 from connector.store.known import unpack as unpack_known
@@ -56,6 +56,7 @@ from connector.store.schema import (
     write_intents,
 )
 from connector.store.schema import transitions as transitions_table
+from connector.store.session import SessionLimits, bound
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///segsync.db"
@@ -182,11 +183,42 @@ def _open_hint(url: URL, reason: str) -> str:
     )
 
 
-def _store_failures(engine: Engine) -> None:
+#: SQLSTATEs of failures a retry may fix: the statement was cancelled and its
+#: transaction rolled back (a timeout, a deadlock, a serialization failure), or
+#: the session ended (the server shut it down, or is starting). Class 08
+#: (connection exceptions) too.
+TRANSIENT_SQLSTATES = {
+    "57014": "statement_timeout",  # query_canceled: statement_timeout (or a cancel)
+    "55P03": "lock_timeout",  # lock_not_available
+    "25P03": "idle_in_transaction_session_timeout",
+    "40001": "",  # serialization_failure
+    "40P01": "",  # deadlock_detected
+    "57P01": "",  # admin_shutdown (pg_terminate_backend, a restart)
+    "57P02": "",  # crash_shutdown
+    "57P03": "",  # cannot_connect_now (starting up)
+    "53300": "",  # too_many_connections
+}
+
+
+def _transient_text(where: str, reason: str, sqlstate: str | None, limits: SessionLimits) -> str:
+    """What a transient store failure says: what happened, which bound, what follows."""
+    setting = TRANSIENT_SQLSTATES.get(sqlstate or "", "")
+    why = f" ({limits.describe(setting)})" if setting else ""
+    hint = ""
+    if sqlstate in ("57014", "55P03"):
+        hint = (
+            "; another session may hold a lock it needs (pg_locks and pg_stat_activity show which)"
+        )
+    return f"the state store at {where} failed for now: {reason}{why}{hint}; the step is retried"
+
+
+def _store_failures(engine: Engine, limits: SessionLimits) -> None:
     """Turn the database's own failures (unreachable, locked, read-only, damaged) into StoreError.
 
-    Only ``OperationalError``, the DBAPI's class for trouble outside the
-    program; anything else (an integrity or programming error) is a bug and
+    Those a retry may fix (a statement or lock timeout, a deadlock, a lost
+    connection: :data:`TRANSIENT_SQLSTATES`) become :class:`StoreUnavailable`.
+    Otherwise only ``OperationalError``, the DBAPI's class for trouble outside
+    the program; anything else (an integrity or programming error) is a bug and
     keeps its traceback.
     """
     where = engine.url.render_as_string(hide_password=True)
@@ -194,6 +226,17 @@ def _store_failures(engine: Engine) -> None:
     @sa.event.listens_for(engine, "handle_error")
     def _translate(context: sa.engine.ExceptionContext) -> None:
         error = context.sqlalchemy_exception
+        origin = context.original_exception
+        sqlstate = getattr(origin, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+        ):
+            transient = True
+        else:
+            transient = bool(context.is_disconnect) and engine.dialect.name == "postgresql"
+        if transient:
+            reason = _reason(origin)
+            raise StoreUnavailable(_transient_text(where, reason, sqlstate, limits)) from origin
         if not isinstance(error, sa.exc.OperationalError):
             return
         reason = _reason(error.orig or error)
@@ -302,6 +345,7 @@ class Store:
         *,
         clock: Callable[[], datetime] = _now,
         migrate: bool = True,
+        limits: SessionLimits | None = None,
         **engine_options: Any,
     ) -> Store:
         """Connect to ``url`` and bring the schema up to date.
@@ -313,6 +357,8 @@ class Store:
             clock: returns the current time (aware) for the stamps the store sets.
             migrate: run pending migrations (a no-op at head); with ``False``
                 the schema is trusted as it is.
+            limits: the bounds of each PostgreSQL session (connector/store/session.py);
+                default: the defaults of ``[store]``.
             **engine_options: passed to :func:`sqlalchemy.create_engine`.
 
         Raises:
@@ -333,7 +379,9 @@ class Store:
             raise StoreError(f"the state store's database driver is missing: {exc}") from None
         if engine.dialect.name == "sqlite":
             _sqlite_events(engine)
-        _store_failures(engine)
+        limits = limits if limits is not None else SessionLimits.of()
+        bound(engine, limits)
+        _store_failures(engine, limits)
         store = cls(engine, clock=clock)
         if migrate:
             try:
@@ -347,6 +395,11 @@ class Store:
                     f"{_open_hint(parsed, reason)}"
                 ) from None
         return store
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, **options: Any) -> Store:
+        """:meth:`open` the store ``[store]`` names, with its bounds; ``options`` as for open."""
+        return cls.open(settings.url, limits=SessionLimits.of(settings), **options)
 
     @property
     def url(self) -> str:
@@ -396,6 +449,10 @@ class Store:
             conn.begin(),
         ):
             if conn.dialect.name == "postgresql":
+                # A migration may rewrite a large table, and waits for another
+                # process's: unbounded, for this transaction only.
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return

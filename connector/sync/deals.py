@@ -129,6 +129,7 @@ def sync_deals(
             kept = [d for d in page.deals if d.id in new]
             problems = [p for p in page.problems if p.id in new]
             if lease is not None:
+                lease.progress(f"read a page of {len(page.seen):,} deals")
                 lease.fence()
             result.removed += deals.record(
                 connection,
@@ -150,6 +151,8 @@ def sync_deals(
             mark = tracker.watermark(pull_began(pages))
             if not full and mark is not None:
                 store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
+            if lease is not None:
+                lease.progress(f"recorded {result.read:,} deals")
         mark = tracker.watermark(pull_began(pages))
         if full:
             if lease is not None:

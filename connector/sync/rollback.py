@@ -237,6 +237,8 @@ class Rollback:
         if fields:
             self._check_owned(obj, fields, record=not dry_run)
         current = {i: c.fields for i, c in adapter.current(obj, ids, fields).items()} if ids else {}
+        if lease is not None:
+            lease.progress(f"read the {len(current):,} records of run {run_id} again")
         later = store.later_transitions(run.connection, run.object, run_id, ids) if ids else {}
         plan = plan_rollback(run, entries, current, later, force=force)
         result = RollbackResult(plan, dry_run)
@@ -351,6 +353,7 @@ class Rollback:
                 for record_id, restores in chunk
             ]
             if lease is not None:
+                lease.progress(f"rolling back: {start:,} of {len(items):,} records written")
                 lease.fence()  # still this process's job? (LeaseLost ends the rollback)
             outcomes = {o.id: o for o in adapter.write(obj, updates)}
             written: list[WrittenRecord] = []

@@ -49,8 +49,9 @@ from connector.crm.base import (
 )
 from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
+from connector.crm.retry import RetryPolicy
 from connector.engine import Assignment, Engine
-from connector.errors import Interrupted, SegsyncError
+from connector.errors import Interrupted, RetriableError, SegsyncError
 from connector.state import Candidate, Pending, Watermark
 from connector.store.leases import Fence
 from connector.store.records import (
@@ -216,6 +217,7 @@ class Runner:
         sample_size: int = 10,
         write_chunk: int | None = None,
         progress: Progress | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -223,6 +225,33 @@ class Runner:
         self._sample = sample_size
         self._chunk = write_chunk  # None: as the adapter prefers
         self._progress = progress or (lambda phase, n: None)
+        # Store steps that fail for now (a statement or lock timeout, a lost
+        # connection: StoreUnavailable) are tried again under this policy.
+        self._retry = retry or RetryPolicy.from_settings(settings)
+
+    def _stored(
+        self, what: str, lease: Fence | None, step: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run one store step, trying it again while it fails for now (StoreUnavailable).
+
+        A store step is one transaction, rolled back when it fails, so trying
+        it again writes it once. Before each new try the lease is fenced: a
+        run that lost its job meanwhile (stalled past ``sync.stall_seconds``,
+        or stopped) ends instead.
+        """
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and lease is not None:
+                lease.fence()
+            return step(*args, **kwargs)
+
+        def told(exc: RetriableError, wait: float) -> None:
+            log.warning("store step %s failed: %s; trying again in %.1f s", what, exc, wait)
+
+        return self._retry.call(attempt, on_retry=told)
 
     # -- the cycle -------------------------------------------------------
     def run(
@@ -281,6 +310,8 @@ class Runner:
                     lease.fence()  # resuming a job writes too: still ours?
                 for line in adapter.resume(obj, journal):
                     log.warning("%s", line, extra=context)
+                    if lease is not None:
+                        lease.progress("a bulk job a crashed run left, resumed")
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
                 population = store.record_count(conn, obj)
                 # Writing may start before the plan is complete once the guard's
@@ -314,6 +345,7 @@ class Runner:
                         after_page=ahead.after_page if ahead is not None else None,
                         recent=recent,
                         window=window,
+                        lease=lease,
                     )
                     result.summary = builder.summary()
                     plan = builder.build()
@@ -343,11 +375,20 @@ class Runner:
                         # A run with nothing to write checks too: one that
                         # lost its job leaves the marks and watermark alone.
                         lease.fence()
-                    self._clear_changed_parents(job, marks)
+                    self._stored(
+                        "clear parent marks", lease, self._clear_changed_parents, job, marks
+                    )
                     if feed is not None:
                         feed.clear()
                     if watermark is not None and recent is not None:
-                        store.advance_watermark(conn, obj, recent.mark(watermark))
+                        self._stored(
+                            "advance the watermark",
+                            lease,
+                            store.advance_watermark,
+                            conn,
+                            obj,
+                            recent.mark(watermark),
+                        )
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
             result.status = (
@@ -412,6 +453,7 @@ class Runner:
         after_page: Callable[[PlanSummary, int, int], None] | None = None,
         recent: Recent | None = None,
         window: KnownWindow | None = None,
+        lease: Fence | None = None,
     ) -> tuple[PlanBuilder, Watermark | None]:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
@@ -524,11 +566,15 @@ class Runner:
                     # tier changed is read again below, with its new parent.
                     seen_extra.update(r.id for r in page)
             ids = [r.id for r in page]
+            if lease is not None:
+                lease.progress(f"read a page of {len(page):,} records ({read:,} planned before it)")
             if inherited and not dry_run and stores_parents(crm):
-                note_read(store, conn, obj, page, inherited)
-            last = store.last_written(conn, obj, ids)
-            pending = store.pending(conn, obj, ids)
-            stored_due = store.due(conn, obj, ids)
+                self._stored(
+                    "note the page's parents", lease, note_read, store, conn, obj, page, inherited
+                )
+            last, pending, stored_due = self._stored(
+                "read the page's stored state", lease, _stored_state, store, conn, obj, ids
+            )
             decided = job.agreement.resolve(page) if job.agreement is not None else {}
             if feed is not None:
                 feed.load(ids)
@@ -789,10 +835,17 @@ class Runner:
             if lease is not None and updates:
                 lease.fence()  # still this process's job? (LeaseLost ends the run)
             # Recorded before the write: a crash now leaves them for the next run to adopt.
-            store.record_intents(conn, obj, [_intent(e, run_id, engine.version) for e in writes])
+            intents = [_intent(e, run_id, engine.version) for e in writes]
+            self._stored("record write intents", lease, store.record_intents, conn, obj, intents)
             outcomes = {o.id: o for o in adapter.write(obj, updates, journal)} if updates else {}
+            if lease is not None and updates:
+                lease.progress(f"wrote a chunk of {len(updates):,} records ({done:,} before it)")
             adopted = [e[1] for e in chunk if e[0] == "state" and e[2] is not None]
-            crashed = store.intents(conn, obj, adopted) if adopted and leftover else {}
+            crashed = (
+                self._stored("read intents", lease, store.intents, conn, obj, adopted)
+                if adopted and leftover
+                else {}
+            )
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []
             transitions: list[Transition] = []
@@ -851,20 +904,33 @@ class Runner:
             if inherited and stores_parents(adapter.crm):
                 # Before the batch: a crash between the two leaves a true note.
                 sent = {e[1]: e[2] for e in writes if e[1] in outcomes and outcomes[e[1]].ok}
-                note_written(store, conn, obj, sent, list(inherited))
+                self._stored(
+                    "note the written parents",
+                    lease,
+                    note_written,
+                    store,
+                    conn,
+                    obj,
+                    sent,
+                    list(inherited),
+                )
             if undeferred:
                 # Before the batch: a write of theirs that fails reopens an error.
-                store.drop_errors(conn, obj, undeferred)
-            store.record_batch(
-                run_id,
-                conn,
-                obj,
-                written,
-                [*failed, *deferred],
-                transitions,
-                pending or None,
-                due or None,
-                changed,
+                self._stored(
+                    "close deferred errors", lease, store.drop_errors, conn, obj, undeferred
+                )
+            self._record(
+                lease,
+                [e[1] for e in writes] + list(crashed),
+                run_id=run_id,
+                connection=conn,
+                object=obj,
+                written=written,
+                failed=[*failed, *deferred],
+                transitions=transitions,
+                pending=pending or None,
+                due=due or None,
+                changed=changed,
                 settled=[e[1] for e in chunk if e[0] in ("write", "state")],
             )
             result.written += len(writes) - len(failed)
@@ -872,9 +938,41 @@ class Runner:
             if len(result.sample_failures) < self._sample:
                 result.sample_failures.extend(failed[: self._sample - len(result.sample_failures)])
             done += len(writes)
+            if lease is not None:
+                lease.progress(f"recorded a batch ({done:,} writes recorded)")
             self._progress("write", done)
         if leftover:
-            store.clear_intents(conn, obj, leftover, before_run=run_id)
+            self._stored(
+                "clear old intents",
+                lease,
+                store.clear_intents,
+                conn,
+                obj,
+                leftover,
+                before_run=run_id,
+            )
+
+    def _record(self, lease: Fence | None, noted: Sequence[str], **batch: Any) -> None:
+        """Record a chunk's outcome (:meth:`Store.record_batch`), again while it fails for now.
+
+        Every ledger entry of a batch belongs to a record with a write intent
+        (``noted``: the chunk's writes, the crashed run's writes it adopts),
+        which the batch settles in the same transaction. So a try whose commit
+        landed but whose answer was lost (the connection dropped) left none of
+        them, and the next try records nothing twice.
+        """
+        store, tried = self._store, False
+        conn, obj = batch["connection"], batch["object"]
+
+        def record() -> None:
+            nonlocal tried
+            if tried and noted and not store.intents(conn, obj, noted):
+                log.info("the batch was recorded by the try whose answer was lost")
+                return
+            tried = True
+            store.record_batch(**batch)
+
+        self._stored("record the batch", lease, record)
 
     @staticmethod
     def _chunks(spool: IO[bytes], size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -900,6 +998,17 @@ def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
     wait with the work. An exception in the worker is raised here, in order.
     """
     return merged([pages], depth, name="segsync-prefetch")
+
+
+def _stored_state(
+    store: Store, conn: str, obj: str, ids: Sequence[str]
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, Pending], dict[str, datetime]]:
+    """What the store keeps of a page's records: last written values, hysteresis, due dates."""
+    return (
+        store.last_written(conn, obj, ids),
+        store.pending(conn, obj, ids),
+        store.due(conn, obj, ids),
+    )
 
 
 def _inherited_fields(engine: Engine, crm: str) -> list[str]:
