@@ -130,6 +130,23 @@ def _blocked_by(conn: psycopg.Connection[Any], store: Store) -> int:
         )
 
 
+def _blocked_pid(conn: psycopg.Connection[Any], store: Store) -> int | None:
+    """The session waiting for a lock ``conn``'s session holds, if any."""
+    return _blocked_by_pid(conn.info.backend_pid, store)
+
+
+def _blocked_by_pid(pid: int, store: Store) -> int | None:
+    """A session waiting for a lock session ``pid`` holds, if any."""
+    with store.engine.connect() as c:
+        found = c.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid)) LIMIT 1"
+            ),
+            {"pid": pid},
+        ).scalar()
+    return None if found is None else int(found)
+
+
 def _writes(sandbox: HubSpotSandbox) -> Counter[str]:
     """Company id → how many times a batch update wrote it."""
     return Counter(
@@ -363,33 +380,53 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
         assert holder is not None and holder.mode == "steal" and holder.token == taken[1].token
         stuck = [r for r in store.runs(5, object="account") if r.status == "running"]
         assert len(stuck) == 1
+        writes_before = sum(_writes(sandbox).values())
+
+        # The taker runs the job while the stuck batch still waits: the CRM
+        # already holds what the stuck run wrote, so it adopts those records,
+        # and its batch waits for the stuck one's rows.
+        runner = Runner(store, settings.sync)
+        job = Job("hs", hubspot_adapter(sandbox), engines["account"])
+        outcome: dict[str, RunResult | BaseException] = {}
+
+        def take_over() -> None:
+            try:
+                outcome["result"] = runner.run(job, lease=taken[1])
+            except BaseException as exc:
+                outcome["result"] = exc
+
+        thread = threading.Thread(target=take_over, name="taker-run")
+        thread.start()
+        stuck_pid = until(
+            lambda: _blocked_pid(ledger_lock, store), PATIENCE, "the stuck batch's session"
+        )
+        until(lambda: _blocked_by_pid(stuck_pid, store), PATIENCE, "the taker's batch to wait")
 
         # The stuck call returns: its batch is recorded, then the run finds its
         # job given up and writes nothing more; the process is healthy again.
-        writes_before = sum(_writes(sandbox).values())
+        # The taker's batch goes on, and finds the adopted writes' ledger rows
+        # already recorded (their intents settled): none twice.
         ledger_lock.rollback()
-        ended = until(
-            lambda: (row := store.run(stuck[0].id)) is not None and row.status != "running" and row,
-            PATIENCE,
-            "the stuck run to end",
-        )
+        thread.join(PATIENCE)
+        assert not thread.is_alive()
+        result = outcome["result"]
+        assert isinstance(result, RunResult), result
+        assert result.status == "succeeded", result.message
+
+        def stuck_ended() -> Any:
+            # The taker marked it interrupted when it started; the stuck run's own end says why.
+            row = store.run(stuck[0].id)
+            return row if row is not None and "stalled" in (row.message or "") else None
+
+        ended = until(stuck_ended, PATIENCE, "the stuck run to end")
         assert ended.status == "aborted", ended
-        assert "stalled" in (ended.message or "") and "writes nothing more" in (ended.message or "")
+        assert "writes nothing more" in (ended.message or "")
         until(lambda: _get(f"{base}/healthz") == (200, "ok\n"), PATIENCE, "/healthz to recover")
         assert sum(_writes(sandbox).values()) == writes_before
+        _written_once(sandbox, store)
     finally:
         ledger_lock.rollback()
         service.stop()
-
-    # The replica that took the job over finishes it; no company is written twice.
-    try:
-        assert taken is not None
-        runner = Runner(store, settings.sync)
-        job = Job("hs", hubspot_adapter(sandbox), engines["account"])
-        result = runner.run(job, lease=taken[1])
-        assert result.status == "succeeded", result.message
-        _written_once(sandbox, store)
-    finally:
         if taken is not None:
             taken[0].__exit__(None, None, None)
         replica.close()

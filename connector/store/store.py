@@ -808,6 +808,7 @@ class Store:
         due: Mapping[str, datetime | None] | None = None,
         changed: Sequence[str] = (),
         settled: Sequence[str] = (),
+        ledger_by_intent: bool = False,
     ) -> None:
         """Record a batch's outcome in ONE transaction: all of it is durable, or none.
 
@@ -829,6 +830,12 @@ class Store:
                 inherit changed in this batch (see :meth:`changed_parents`).
             settled: ids whose write intents (:meth:`record_intents`) this
                 outcome settles: removed in the same transaction.
+            ledger_by_intent: record a transition only while its record's write
+                intent is still there (locked until the transaction ends). A
+                landed write gets its ledger rows from whoever settles its
+                intent first: a run that lost its job and resumes, its
+                successor adopting the same write, a retry whose first try
+                committed unheard; never from two of them.
 
         """
         now = self._clock()
@@ -893,6 +900,9 @@ class Store:
                 self._upsert(conn, changed_parents, rows, ("run_id", "marked_at"))
             if by_failed:
                 self._record_failures(conn, run_id, scope, by_failed, now)
+            if transitions and ledger_by_intent:
+                held = self._held_intents(conn, scope, [t.record_id for t in transitions])
+                transitions = [t for t in transitions if t.record_id in held]
             if transitions:
                 conn.execute(
                     sa.insert(transitions_table),
@@ -920,6 +930,28 @@ class Store:
                         write_intents.c.record_id.in_(chunk),
                     )
                 )
+
+    @staticmethod
+    def _held_intents(conn: Connection, scope: Mapping[str, str], ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` with a write intent, locked (PostgreSQL) until the transaction ends.
+
+        Another transaction settling the same intents waits here for this one,
+        then finds them gone: read committed reads the latest commit.
+        """
+        held: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            query = (
+                sa.select(write_intents.c.record_id)
+                .where(
+                    write_intents.c.connection == scope["connection"],
+                    write_intents.c.object == scope["object"],
+                    write_intents.c.record_id.in_(chunk),
+                )
+                .with_for_update()
+            )
+            found: Sequence[Any] = conn.execute(query).scalars().all()
+            held.update(str(record) for record in found)
+        return held
 
     # -- write intents: what a chunk is about to write, before it is sent ----
     def record_intents(self, connection: str, object: str, intents: Sequence[WriteIntent]) -> None:

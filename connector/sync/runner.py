@@ -932,6 +932,7 @@ class Runner:
                 due=due or None,
                 changed=changed,
                 settled=[e[1] for e in chunk if e[0] in ("write", "state")],
+                ledger_by_intent=True,
             )
             result.written += len(writes) - len(failed)
             result.failed += len(failed)
@@ -957,9 +958,11 @@ class Runner:
 
         Every ledger entry of a batch belongs to a record with a write intent
         (``noted``: the chunk's writes, the crashed run's writes it adopts),
-        which the batch settles in the same transaction. So a try whose commit
-        landed but whose answer was lost (the connection dropped) left none of
-        them, and the next try records nothing twice.
+        which the batch settles in the same transaction, and a ledger row is
+        recorded only while its intent is there (``ledger_by_intent``). So a
+        try whose commit landed but whose answer was lost (the connection
+        dropped) left none of them, and the next try records nothing twice
+        (nor counts a failure's attempt twice: it is skipped whole).
         """
         store, tried = self._store, False
         conn, obj = batch["connection"], batch["object"]
