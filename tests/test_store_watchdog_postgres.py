@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -224,6 +225,49 @@ def test_the_stall_limit_must_exceed_the_store_timeouts() -> None:
     )
 
 
+def test_a_renewal_that_times_out_does_not_end_the_heartbeat(
+    pg_schema_url: str, ledger_lock: psycopg.Connection[Any], lines: Lines
+) -> None:
+    store = Store.from_settings(
+        StoreSettings(url=pg_schema_url, statement_timeout_seconds=1, lock_timeout_seconds=0)
+    )
+    # Renewed every 10 s: a slow test thread has 19 s to release the row in time.
+    claims = JobClaims(
+        store.engine, locks_for(store.engine), lease_seconds=30, purpose="segsync run"
+    )
+    job = f"t{time.monotonic_ns()}.account"
+    try:
+        with claims.claim(job) as lease:
+            assert isinstance(lease, Lease)
+            # Another session holds the lease row: the renewal's UPDATE times out.
+            ledger_lock.execute(
+                f'SELECT 1 FROM "{_schema(pg_schema_url)}".job_leases WHERE job = %s FOR UPDATE',
+                (job,),
+            )
+            until(
+                lambda: lines.having(f"renewing the lease of {job} failed"),
+                PATIENCE,
+                "a renewal to time out",
+            )
+            holder = claims.holder(job)
+            assert holder is not None
+            ledger_lock.rollback()
+            # The heartbeat lives on: the next renewal pushes the expiry on.
+            until(
+                lambda: (
+                    (now := claims.holder(job)) is not None and now.expires_at > holder.expires_at
+                ),
+                PATIENCE,
+                "the next renewal",
+            )
+            failed = lines.having(f"renewing the lease of {job} failed")[0]
+            assert "canceling statement due to statement timeout" in failed
+            lease.fence()
+    finally:
+        claims.close()
+        store.close()
+
+
 # -- (a) a timed-out statement is retried, and nothing is recorded twice -------
 
 
@@ -362,6 +406,7 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
         check = ready["checks"]["job:hs.account"]
         assert ready["ready"] is False and check["ok"] is False
         assert check["last_step"].startswith("wrote a chunk of ")
+        assert "\nsegsync_stalled_jobs 1.0\n" in _get(f"{base}/metrics")[1]
         logged = lines.having("job hs.account stalled")
         assert logged and "its lease is no longer renewed" in logged[0]
 
@@ -422,6 +467,7 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
         assert ended.status == "aborted", ended
         assert "writes nothing more" in (ended.message or "")
         until(lambda: _get(f"{base}/healthz") == (200, "ok\n"), PATIENCE, "/healthz to recover")
+        assert "\nsegsync_stalled_jobs 0.0\n" in _get(f"{base}/metrics")[1]
         assert sum(_writes(sandbox).values()) == writes_before
         _written_once(sandbox, store)
     finally:
