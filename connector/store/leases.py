@@ -250,8 +250,8 @@ class Lease:
         self._claims._stalls[id(self)] = stall
         log.error(
             "%s (more than sync.stall_seconds = %g); its lease is no longer renewed and "
-            "lapses within %g s, so another process can take the job over; this process "
-            "reports the stall on /healthz until the stuck call returns",
+            "lapses within %g s, so another process can take the job over; segsync run "
+            "reports the stall on /healthz until the stuck call returns (restart it)",
             stall,
             limit,
             self._claims.seconds,
