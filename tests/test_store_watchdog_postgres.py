@@ -285,6 +285,7 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
     sandbox: HubSpotSandbox,
     engines: dict[str, Engine],
     pg_schema_url: str,
+    pg_conninfo: str,
     ledger_lock: psycopg.Connection[Any],
     lines: Lines,
 ) -> None:
@@ -306,6 +307,7 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
             outcome["result"] = exc
 
     _lock_ledger(ledger_lock, pg_schema_url)
+    row_lock = psycopg.connect(pg_conninfo)
     thread = threading.Thread(target=run, name="blocked-run")
     thread.start()
     try:
@@ -317,8 +319,23 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
         # The first chunk went out before its batch blocked; nothing more was written.
         assert sum(_writes(sandbox).values()) == 100
         assert store.record_count("hs", "account") == 0
+        # Hold the run's own row too: recording its end will time out in turn.
+        # (NO KEY: the ledger rows' foreign key checks on it go on.)
+        (started,) = store.runs(1)
+        row_lock.execute(
+            f'SELECT 1 FROM "{_schema(pg_schema_url)}".runs WHERE id = %s FOR NO KEY UPDATE',
+            (started.id,),
+        )
+        ledger_lock.rollback()  # the ledger is free: the next try goes through
+        ended = until(
+            lambda: lines.having("store step record the run's end failed"),
+            PATIENCE,
+            "the run's end to time out and be tried again",
+        )
     finally:
-        ledger_lock.rollback()  # the lock is released: the next try goes through
+        ledger_lock.rollback()
+        row_lock.rollback()  # and its row: the run's end is recorded
+        row_lock.close()
         thread.join(PATIENCE)
     try:
         assert not thread.is_alive()
@@ -326,12 +343,12 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
         assert isinstance(result, RunResult), result
         assert result.status == "succeeded" and result.written == COMPANIES
         assert f"canceling statement due to {said}" in failed[0]
-        key = (
-            "statement_timeout_seconds = 1"
-            if said == "statement timeout"
-            else ("lock_timeout_seconds = 1")
-        )
+        setting = "statement" if said == "statement timeout" else "lock"
+        key = f"{setting}_timeout_seconds = 1"
         assert f"(store.{key})" in failed[0] and "the step is retried" in failed[0]
+        assert f"(store.{key})" in ended[0]
+        row = store.run(started.id)
+        assert row is not None and row.status == "succeeded" and row.counts.written == COMPANIES
         _written_once(sandbox, store)
     finally:
         store.close()

@@ -286,8 +286,18 @@ class Runner:
         calls_before = adapter.api_calls
         context = {"crm": crm, "object": obj, "connection": conn}
         if not dry_run:
-            result.run_id = store.start_run(
-                conn, crm, obj, engine.version, full=full, claimed=lease is not None
+            # Retried like every store step; a try whose commit landed unheard
+            # left a "running" row that the next try (claimed) marks interrupted.
+            result.run_id = self._stored(
+                "record the run's start",
+                None,
+                store.start_run,
+                conn,
+                crm,
+                obj,
+                engine.version,
+                full=full,
+                claimed=lease is not None,
             )
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
@@ -414,9 +424,13 @@ class Runner:
             result.minimum_calls = adapter.minimum_calls(outside, changed, incremental=not full)
             result.seconds = time.monotonic() - started
             if result.run_id is not None:
-                store.finish_run(
+                # Not fenced: a run that lost its job still says how it ended.
+                self._stored(
+                    "record the run's end",
+                    None,
+                    store.finish_run,
                     result.run_id,
-                    result.status,  # type: ignore[arg-type]
+                    result.status,
                     result.counts,
                     result.api_calls,
                     result.minimum_calls,
