@@ -247,7 +247,8 @@ class Lease:
                 f"{stall}; this process stopped renewing its lease so another can take the "
                 "job over, and writes nothing more"
             )
-        self._claims._stalls[id(self)] = stall
+            # Under the lock: release() either comes after (and removes it) or was first.
+            self._claims._stalled_now(id(self), stall)
         log.error(
             "%s (more than sync.stall_seconds = %g); its lease is no longer renewed and "
             "lapses within %g s, so another process can take the job over; segsync run "
@@ -317,7 +318,7 @@ class Lease:
         with self._renewing:  # waits for a renewal in flight
             self._released = True
         self._thread.join(timeout=5)
-        self._claims._stalls.pop(id(self), None)  # the stuck call returned
+        self._claims._stalled_now(id(self), None)  # the stuck call returned
         if self._lost is None:
             try:
                 self._claims._release(self.job, self.token)
@@ -348,6 +349,7 @@ class JobClaims:
         # Thread → (monotonic time, step) of its latest progress mark.
         self._pulses: dict[int, tuple[float, str]] = {}
         self._stalls: dict[int, Stall] = {}
+        self._stalls_guard = threading.Lock()
 
     # -- progress -------------------------------------------------------------
     def _pulse(self, owner: int, step: str) -> None:
@@ -358,9 +360,19 @@ class JobClaims:
         at, step = self._pulses.get(owner, (time.monotonic(), "claimed"))
         return time.monotonic() - at, step
 
+    def _stalled_now(self, lease: int, stall: Stall | None) -> None:
+        """Keep (or, None, forget) the stall of a lease."""
+        with self._stalls_guard:
+            if stall is None:
+                self._stalls.pop(lease, None)
+            else:
+                self._stalls[lease] = stall
+
     def stalled(self) -> list[Stall]:
         """The stalls of this process's claims whose stuck call has not returned yet."""
-        return sorted(self._stalls.values(), key=lambda s: (s.since, s.job))
+        with self._stalls_guard:
+            found = list(self._stalls.values())
+        return sorted(found, key=lambda s: (s.since, s.job))
 
     # -- claiming -------------------------------------------------------------
     @contextlib.contextmanager
