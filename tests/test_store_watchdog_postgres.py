@@ -494,3 +494,25 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
             taken[0].__exit__(None, None, None)
         replica.close()
         store.close()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_unseen(
+    pg_schema_url: str, pg_conninfo: str
+) -> None:
+    # A server restart (or a failover) ends every session: the pool's idle
+    # connections are dead, and the next statement on one must not fail.
+    store = Store.open(pg_schema_url)
+    try:
+        with store.engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with psycopg.connect(pg_conninfo, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            def ended() -> bool:
+                row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                return row.fetchone() == (0,)
+
+            until(ended, PATIENCE, "the session to end")
+        assert store.runs(5) == []
+    finally:
+        store.close()

@@ -225,6 +225,8 @@ def _store_failures(engine: Engine, limits: SessionLimits) -> None:
 
     @sa.event.listens_for(engine, "handle_error")
     def _translate(context: sa.engine.ExceptionContext) -> None:
+        if context.is_pre_ping:
+            return  # the pool's check of an idle session: a dead one is replaced
         error = context.sqlalchemy_exception
         origin = context.original_exception
         sqlstate = getattr(origin, "sqlstate", None)
@@ -368,6 +370,10 @@ class Store:
         parsed = normalize_url(url)
         if parsed.get_backend_name() == "sqlite":
             _prepare_sqlite_file(parsed)
+        if parsed.get_backend_name() == "postgresql":
+            # A pooled session the server ended (a restart, a failover) is
+            # replaced before use, not met by the next statement as an error.
+            engine_options.setdefault("pool_pre_ping", True)
         try:
             engine = sa.create_engine(parsed, **engine_options)
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
