@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import os
 import pickle
 import random
@@ -56,12 +57,18 @@ from connector.engine import Engine, compile_mapping  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
 from connector.sync.planner import (  # noqa: E402
     NO_HYSTERESIS,
+    PlanBuilder,
     PlanInput,
     Policy,
     RecordPlanner,
     plan_record,
 )
-from connector.sync.runner import TRACKED_KEYS, UNGUARDED_KEYS  # noqa: E402
+from connector.sync.runner import (  # noqa: E402
+    TRACKED_KEYS,
+    UNGUARDED_KEYS,
+    Runner,
+    _recheck_fields,
+)
 from segsync_sandbox.data import TECH_STACK  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -342,6 +349,51 @@ def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
     return loop
 
 
+def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | None]) -> Loop:
+    """:func:`sync_path` with ``assign`` and the rest of ``Runner._plan``'s per-record loop.
+
+    A mirror of the loop (keep it in step with ``Runner._plan``): the lock,
+    ``assign``, the planned tuple, the due date against the store's
+    (``stored_due``: what the previous run stored), what the re-read before a
+    write compares (``Seen``), then per record ``RecordPlanner.decide``,
+    ``PlanBuilder.add`` and ``Runner._spool`` into memory. The store's page
+    reads, the pull and the spool's file are left out.
+    """
+    outputs = engine.output_fields(crm)
+    planner = RecordPlanner(
+        crm,
+        _policy(outputs),
+        NO_HYSTERESIS,
+        NOW,
+        outputs.values(),
+        [f for key, f in outputs.items() if key.startswith("score.")],
+    )
+    recheck_fields = _recheck_fields(engine, crm)
+    assign, lock_reading, decide, now = engine.assign, engine.lock_reading, planner.decide, NOW
+    spool_entry = Runner._spool
+    builder = PlanBuilder(keep=0)
+    spool = io.BytesIO()
+
+    def loop(rows: Rows) -> None:
+        spool.seek(0)
+        spool.truncate()
+        planned = []
+        for record_id, fields, last in rows:
+            lock_state = lock_reading(fields, crm)
+            assignment = assign(fields, crm, now, None)
+            item = (record_id, assignment, fields, last, lock_state.locked, None)
+            due = assignment.due_at
+            changed_due = None if stored_due.get(record_id) == due else (due,)
+            seen = (LAST_RUN, {f: fields.get(f) for f in recheck_fields})
+            planned.append((item, (assignment.reason, changed_due, seen)))
+        for item, (reason, changed_due, seen) in planned:
+            decision = decide(*item)
+            builder.add(decision)
+            spool_entry(spool, decision, reason, changed_due, seen)
+
+    return loop
+
+
 def old_sync_path(engine: Engine, crm: str) -> Loop:
     """The runner's glue before ``RecordPlanner``: outputs, a ``PlanInput``, plan_record."""
     outputs = engine.output_fields(crm)
@@ -532,7 +584,16 @@ def main() -> None:
         "salesforce": with_state(state_engine, sf, "salesforce", args.seed, args.changed, args.new),
         "hubspot": with_state(state_engine, hs, "hubspot", args.seed, args.changed, args.new),
     }
+    # The due dates the previous run stored: this run's (no record's inputs moved in time).
+    stored = {
+        crm: {i: state_engine.assign(fields, crm, NOW).due_at for i, fields, _ in rows[crm]}
+        for crm in CRMS
+    }
     del state_engine
+
+    def parts_of(crm: str) -> tuple[tuple[str, Callable[[Engine, str], Loop]], ...]:
+        runner = partial(runner_path, stored_due=stored[crm])
+        return (*parts, ("the runner's loop: + due, seen, builder, spool", runner))
 
     parts: tuple[tuple[str, Callable[[Engine, str], Loop]], ...] = (
         ("evaluate", evaluate_only),
@@ -545,7 +606,7 @@ def main() -> None:
         counted = []
         print(f"\nbytecodes executed per record (first {args.ops:,} records, after a warm pass)")
         for crm in CRMS:
-            for name, body in (("sync path", sync_path), *parts):
+            for name, body in (("sync path", sync_path), *parts_of(crm)):
                 engine = compile_mapping(load_mapping(args.mapping))
                 ops, calls = count_ops(body(engine, crm), rows[crm][: args.ops])
                 print(f"  {crm}: {name:<44} {ops:8.1f} bytecodes {calls:6.2f} calls")
@@ -561,7 +622,7 @@ def main() -> None:
         results.append(report(f"  {crm} (pages of {PAGE[crm]:,})", n, cpu, wall))
     print("\nparts of it, and what the runner calls (same records):")
     for crm in CRMS:
-        for name, body in parts:
+        for name, body in parts_of(crm):
             cpu, wall = measure(args.mapping, pages[crm], crm, body, args.repeat)
             results.append(report(f"  {crm}: {name}", n, cpu, wall))
     if args.old_method:
