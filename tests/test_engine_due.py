@@ -241,3 +241,45 @@ default = true
     assert assignment.due_at == datetime(2026, 12, 21, 5, tzinfo=UTC)
     assert engine.evaluate(fields, "salesforce", assignment.due_at - TICK).segment == "Active"
     assert engine.evaluate(fields, "salesforce", assignment.due_at).segment == "Other"
+
+
+# t read only in Salesforce (always blank in HubSpot, so no HubSpot probe); d from a
+# nested path in Salesforce.
+PARTIAL = compile_mapping(
+    loads_mapping(
+        TIMED_TEXT.replace('salesforce = "D"', 'salesforce = "Parent.D"').replace(
+            'hubspot = "t"\n', ""
+        ),
+        "partial.toml",
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    d=DATES,
+    t=DATETIMES,
+    n=st.sampled_from([None, 5, 10, 50]),
+    nows=st.lists(NOWS, min_size=1, max_size=3),
+)
+def test_due_from_the_evaluators_values_is_the_due_from_the_fields(
+    d: Any, t: Any, n: Any, nows: list[datetime]
+) -> None:
+    """``assign`` takes the time-tested values from its evaluation, not from the fields again.
+
+    Its due date equals the one :meth:`DueFinder.due_at` finds by reading and
+    coercing the fields itself, whatever the run time (its flips after ``now``
+    are cached per ``now``: several alternate here), the zone, a nested source
+    or an attribute a CRM has no field for.
+    """
+    for engine in (TIMED, ZONED, PARTIAL):
+        for now in [*nows, *nows]:
+            for crm, fields in (
+                ("salesforce", {"D": d, "Parent": {"D": d}, "T": t, "N": n}),
+                ("hubspot", {"d": d, "t": t, "n": None if n is None else str(n)}),
+            ):
+                assignment = engine.assign(fields, crm, now)
+                plain = engine.evaluate(fields, crm, now)
+                reference = engine._due.due_at(fields, crm, now, None, plain)
+                assert assignment == plain
+                assert assignment.due_at == reference

@@ -310,8 +310,17 @@ class Compiler:
 
     # --- code generation ------------------------------------------------------------------
 
-    def compile(self) -> tuple[Callable[..., Assignment], str]:
+    def compile(
+        self, due_values: Mapping[str, Sequence[str]] | None = None
+    ) -> tuple[Callable[..., Assignment], str]:
         """Generate and compile ``evaluate(fields, crm, now, parent=None)`` for all CRMs.
+
+        Args:
+            due_values: per CRM, the attributes whose values the due-date
+                search needs (:func:`connector.engine.due.probe_attributes`).
+                When given, also ``evaluate_due`` (:attr:`evaluate_due`): the
+                same evaluation returning ``(assignment, values)``, the values
+                of those attributes as it read them, in that order.
 
         Returns:
             The function and its source (for :meth:`Engine.source`).
@@ -320,27 +329,57 @@ class Compiler:
         g = _Gen()
         threshold_keys: list[ThresholdKey] = []
         bodies = {crm: self._body(g, crm, threshold_keys) for crm in CRMS}
-        lines = ["def evaluate(fields, crm, now, parent=None):"]
+        head = []
         if threshold_keys:
             # Thresholds depend only on `now`, which is one value for a whole run:
             # recompute them only when a different `now` object arrives. The
             # (now, thresholds) pair is replaced as one tuple, so threads never
             # see a mixed pair.
-            lines += [
+            head = [
                 "    c = NOWC[0]",
                 "    if c[0] is not now:",
                 "        c = (now, CUTS(KEYS, now, ZONE))",
                 "        NOWC[0] = c",
                 "    T = c[1]",
             ]
-        dispatch: list[str] = []
-        for i, crm in enumerate(CRMS):
-            dispatch.append(f"    {'if' if i == 0 else 'elif'} crm == {g.const(crm)}:")
-            dispatch.extend("    " + line for line in bodies[crm])
-        dispatch.append("    raise BADCRM(crm)")
+
+        def dispatch_of(returns: Mapping[str, str]) -> list[str]:
+            out: list[str] = []
+            for i, crm in enumerate(CRMS):
+                out.append(f"    {'if' if i == 0 else 'elif'} crm == {g.const(crm)}:")
+                body = bodies[crm]
+                if body[-1] != "    return a":
+                    raise AssertionError("the generated body ends in its return")
+                out.extend("    " + line for line in body[:-1])
+                out.append(f"        return {returns.get(crm, 'a')}")
+            out.append("    raise BADCRM(crm)")
+            return out
+
+        dispatch = dispatch_of({})
         # The same body again, taking the thresholds instead of `now`: the due-date
         # search evaluates a record at other instants without disturbing the run's.
-        lines += [*dispatch, "", "", "def evaluate_at(fields, crm, T, parent=None):", *dispatch]
+        lines = [
+            "def evaluate(fields, crm, now, parent=None):",
+            *head,
+            *dispatch,
+            "",
+            "",
+            "def evaluate_at(fields, crm, T, parent=None):",
+            *dispatch,
+        ]
+        if due_values is not None:
+            # And once more for the due-date search at `now`: the assignment and the
+            # time-tested attributes' values it read, so they are not read again.
+            attr_var = {name: f"a{i}" for i, name in enumerate(self.m.attributes)}
+            used = self._used_attributes()
+            if any(n not in used for names in due_values.values() for n in names):
+                raise ValueError("a time-tested attribute no test reads")  # leaves() reads them
+            returns = {
+                crm: f"a, ({''.join(attr_var[name] + ', ' for name in due_values.get(crm, ()))})"
+                for crm in CRMS
+            }
+            lines += ["", "", "def evaluate_due(fields, crm, now, parent=None):", *head]
+            lines += dispatch_of(returns)
         source = "\n".join(lines) + "\n"
         namespace: dict[str, Any] = dict(g.consts)
         namespace.update(
@@ -361,6 +400,9 @@ class Compiler:
         keys, zone = tuple(threshold_keys), self.m.zone
         # evaluate(fields, crm, now, parent) is evaluate_at(fields, crm, cuts(now), parent).
         self.evaluate_at: Callable[..., Assignment] = namespace["evaluate_at"]
+        self.evaluate_due: Callable[..., tuple[Assignment, tuple[Any, ...]]] | None = namespace.get(
+            "evaluate_due"
+        )
         self.cuts: Callable[[datetime], tuple[Threshold, ...]] = lambda now: thresholds(
             keys, now, zone
         )

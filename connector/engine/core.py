@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from connector.engine.assignment import Assignment
 from connector.engine.compiler import Compiler, nested_get
-from connector.engine.due import DueFinder
+from connector.engine.due import DueFinder, probe_attributes
 from connector.engine.explain import Explanation, explain_record
 from connector.engine.rollup_due import day_constants, rollup_flips, rollup_state
 from connector.engine.rollups import DealLike, rollup_fields, rollup_inputs
@@ -52,7 +52,7 @@ class Engine:
     def __init__(self, mapping: MappingDef) -> None:
         self._m = mapping
         self._compiler = Compiler(mapping)
-        self._evaluate, self._source = self._compiler.compile()
+        self._evaluate, self._source = self._compiler.compile(probe_attributes(mapping))
         # The generated function has exactly evaluate()'s signature; binding it
         # on the instance saves a Python call per record on the hot path.
         self.evaluate = self._evaluate  # type: ignore[method-assign]
@@ -62,7 +62,14 @@ class Engine:
         self._day_constants = day_constants(mapping)
         self._lock_fields = {crm: self.lock_field(crm) for crm in CRMS}
         self._timeless = self._due.timeless
-        self._dated: dict[tuple[Assignment, datetime], Assignment] = {}
+        evaluate_due = self._compiler.evaluate_due
+        if evaluate_due is None:
+            raise AssertionError("compiled with the due-date values")
+        self._evaluate_due = evaluate_due
+        self._dated: dict[tuple[int, datetime], tuple[Assignment, Assignment]] = {}
+        self._assign = self._assigner()
+        # As evaluate: the bound closure saves a Python call per record.
+        self.assign = self._assign  # type: ignore[method-assign]
 
     @property
     def definition(self) -> MappingDef:
@@ -214,21 +221,43 @@ class Engine:
         evaluation per future boundary of the record; nothing for a mapping
         with no time tests.
         """
-        assignment = self._evaluate(fields, crm, now, parent)
+        return self._assign(fields, crm, now, parent)
+
+    def _assigner(self) -> Callable[..., Assignment]:
+        """:meth:`assign` with its names bound once (bound on the instance, like ``evaluate``)."""
         if self._timeless:
-            return assignment
-        due = self._due.due_at(fields, crm, now, parent, assignment)
-        if due is None:
-            return assignment
-        # Records share assignments and, counting calendar days, due instants:
-        # one dated copy per pair (its outputs cached like the assignment's).
-        key = (assignment, due)
-        dated = self._dated.get(key)
-        if dated is None:
+            return self._evaluate
+        evaluate_due, due_after, dated_get = (
+            self._evaluate_due,
+            self._due.due_after,
+            self._dated.get,
+        )
+        dated_map = self._dated
+
+        def assign(
+            fields: Mapping[str, Any],
+            crm: str,
+            now: datetime,
+            parent: Assignment | None = None,
+        ) -> Assignment:
+            # The evaluation also hands over the time-tested values it read (parsed once).
+            assignment, values = evaluate_due(fields, crm, now, parent)
+            due = due_after(values, fields, crm, now, parent, assignment)
+            if due is None:
+                return assignment
+            # Records share assignments and, counting calendar days, due instants:
+            # one dated copy per pair (its outputs cached like the assignment's),
+            # found by the assignment's identity (the entry holds it: no id reuse).
+            key = (id(assignment), due)
+            entry = dated_get(key)
+            if entry is not None and entry[0] is assignment:
+                return entry[1]
             dated = replace(assignment, due_at=due)
-            if len(self._dated) < DATED_LIMIT:
-                self._dated[key] = dated
-        return dated
+            if len(dated_map) < DATED_LIMIT:
+                dated_map[key] = (assignment, dated)
+            return dated
+
+        return assign
 
     @property
     def time_dependent(self) -> bool:

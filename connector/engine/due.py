@@ -25,7 +25,7 @@ took, a score capped anyway) is skipped. That instant is the record's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -118,6 +118,25 @@ def time_tests(mapping: MappingDef) -> dict[str, tuple[int, ...]]:
     return {name: tuple(sorted(days)) for name, days in found.items()}
 
 
+def probe_attributes(mapping: MappingDef) -> dict[str, tuple[str, ...]]:
+    """Per CRM, the time-tested attributes whose tests can flip there, in :func:`time_tests` order.
+
+    An attribute with no source in a CRM and no ``blank`` value is always
+    blank there: no test on it can flip, so it is left out.
+    """
+    tests = time_tests(mapping)
+    out: dict[str, tuple[str, ...]] = {}
+    for crm in CRMS:
+        names = []
+        for name in tests:
+            attr = mapping.attributes[name]
+            if attr.rollup is None and attr.sources.get(crm) is None and attr.blank is None:
+                continue
+            names.append(name)
+        out[crm] = tuple(names)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Probe:
     """One time-tested attribute of one CRM: where to read it and its day counts."""
@@ -149,16 +168,24 @@ class DueFinder:
         self._now: tuple[datetime | None, datetime] = (None, datetime.min.replace(tzinfo=UTC))
         tests = time_tests(mapping)
         self._probes: dict[str, tuple[_Probe, ...]] = {}
-        for crm in CRMS:
+        # Per CRM, (attribute type, day counts) of each probe, in probe order: what
+        # due_after reads beside the values the evaluator hands it.
+        self._kinds: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {}
+        for crm, names in probe_attributes(mapping).items():
             probes = []
-            for name, days in tests.items():
+            for name in names:
                 attr = mapping.attributes[name]
-                # A rollup's value travels under its own key (engine/rollups.py).
                 source = rollup_key(name) if attr.rollup is not None else attr.sources.get(crm)
-                if source is None and attr.blank is None:
-                    continue  # always blank in this CRM: no test on it can flip
-                probes.append(_Probe(source or "", reader(coercers[name]), attr.type, days))
+                probes.append(_Probe(source or "", reader(coercers[name]), attr.type, tests[name]))
             self._probes[crm] = tuple(probes)
+            self._kinds[crm] = tuple((p.attr_type, p.days) for p in probes)
+        # The run's `now`, its UTC form and, per calendar-day value, the sorted
+        # flips after it: replaced as one tuple when `now` changes (thread-safe).
+        self._future: tuple[datetime | None, datetime, dict[Any, tuple[datetime, ...]]] = (
+            None,
+            datetime.min.replace(tzinfo=UTC),
+            {},
+        )
 
     @property
     def timeless(self) -> bool:
@@ -184,6 +211,68 @@ class DueFinder:
             if self._evaluate_at(fields, crm, cuts, parent) != assignment:
                 return moment
         return None
+
+    def due_after(
+        self,
+        values: tuple[Any, ...],
+        fields: Mapping[str, Any],
+        crm: str,
+        now: datetime,
+        parent: Assignment | None,
+        assignment: Assignment,
+    ) -> datetime | None:
+        """:meth:`due_at`, given the probes' values as the evaluator read them.
+
+        ``values`` holds, in :func:`probe_attributes` order for ``crm``, each
+        time-tested attribute's coerced value (what the generated evaluator
+        computed for ``assignment``), so nothing is read or parsed twice. A
+        calendar day's flips after ``now`` are computed once per run and day.
+        """
+        state = self._future
+        if state[0] is not now:
+            state = (now, utc_now(now), {})
+            self._future = state
+        now_utc, future = state[1], state[2]
+        found: Sequence[datetime] | None = None
+        for (attr_type, days), value in zip(self._kinds[crm], values, strict=True):
+            if not isinstance(value, date):
+                continue  # missing or unreadable: the test fails whatever the time
+            if attr_type == "date" and value.__class__ is date:
+                key = (days, value)
+                moments = future.get(key)
+                if moments is None:
+                    moments = self._after(attr_type, days, value, now_utc)
+                    if len(future) < CACHE_LIMIT:
+                        future[key] = moments
+            else:
+                moments = self._after(attr_type, days, value, now_utc)
+            if not moments:
+                continue
+            found = moments if found is None else sorted({*found, *moments})
+        if found is None:
+            return None
+        cut_cache, evaluate_at = self._cut_cache, self._evaluate_at
+        for moment in found:
+            cuts = cut_cache.get(moment)
+            if cuts is None:
+                cuts = self._cuts(moment)
+                if len(cut_cache) < CACHE_LIMIT:
+                    cut_cache[moment] = cuts
+            at = evaluate_at(fields, crm, cuts, parent)
+            if at is not assignment and at != assignment:
+                return moment
+        return None
+
+    def _after(
+        self, attr_type: str, days: tuple[int, ...], value: date, now_utc: datetime
+    ) -> tuple[datetime, ...]:
+        """The instants after ``now_utc`` at which a test of ``days`` on ``value`` flips, sorted."""
+        out: set[datetime] = set()
+        for n in days:
+            for moment in flip_instants(attr_type, n, value, self._zone):
+                if moment > now_utc:
+                    out.add(moment)
+        return tuple(sorted(out))
 
     def flips(self, fields: Mapping[str, Any], crm: str, now: datetime) -> set[datetime]:
         """The instants after ``now`` at which a time test on the record's values flips."""
