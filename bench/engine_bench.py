@@ -371,7 +371,7 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
     recheck_fields = _recheck_fields(engine, crm)
     assign, lock_reading, decide, now = engine.assign, engine.lock_reading, planner.decide, NOW
     spool_entry = Runner._spool
-    builder = PlanBuilder(keep=0)
+    add = PlanBuilder(keep=0).add
     spool = io.BytesIO()
 
     def loop(rows: Rows) -> None:
@@ -384,11 +384,13 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
             item = (record_id, assignment, fields, last, lock_state.locked, None)
             due = assignment.due_at
             changed_due = None if stored_due.get(record_id) == due else (due,)
-            seen = (LAST_RUN, {f: fields.get(f) for f in recheck_fields})
-            planned.append((item, (assignment.reason, changed_due, seen)))
-        for item, (reason, changed_due, seen) in planned:
+            planned.append((item, (assignment.reason, changed_due, LAST_RUN, fields)))
+        for item, (reason, changed_due, read_at, seen_fields) in planned:
             decision = decide(*item)
-            builder.add(decision)
+            add(decision)
+            seen = None
+            if decision.write is not None:
+                seen = (read_at, {f: seen_fields.get(f) for f in recheck_fields})
             spool_entry(spool, decision, reason, changed_due, seen)
 
     return loop

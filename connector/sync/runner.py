@@ -116,9 +116,10 @@ DEFERRED_MESSAGE = (
 UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
-Planned = tuple[str, tuple[datetime | None] | None, Seen]
+Planned = tuple[str, tuple[datetime | None] | None, datetime, Mapping[str, Any]]
 """What a planned record carries to the spool: its reason, its new due date if changed,
-and what the plan saw of it (for the re-read before the write, ``sync/recheck.py``)."""
+and its stamp and fields, from which a write's :data:`Seen` is taken (what the plan saw
+of it, for the re-read before the write, ``sync/recheck.py``)."""
 #: RecordPlanner.decide's arguments: id, assignment, fields, last written, locked, pending.
 PlanArgs = tuple[str, Assignment, Mapping[str, Any], Mapping[str, Any] | None, bool, Pending | None]
 
@@ -550,14 +551,20 @@ class Runner:
             else set()
         )
 
+        add, spool_entry = builder.add, self._spool
+
         def decide(planned: Sequence[tuple[PlanInput | PlanArgs, Planned]]) -> None:
-            for item, (reason, changed_due, seen) in planned:
+            for item, (reason, changed_due, stamp, seen_fields) in planned:
                 if isinstance(item, PlanInput):  # through the audit trail
                     decision = plan_record(item, policy, hysteresis, now)
                 else:
                     decision = planner.decide(*item)
-                builder.add(decision)
-                self._spool(spool, decision, reason, changed_due, seen)
+                add(decision)
+                seen: Seen | None = None
+                if decision.write is not None:
+                    # What the re-read before the write compares: only a write needs it.
+                    seen = (stamp, {f: seen_fields.get(f) for f in recheck_fields})
+                spool_entry(spool, decision, reason, changed_due, seen)
 
         read = unreadable_locks = deferred = pulled_records = 0
         for page, pulled in pages():
@@ -601,7 +608,7 @@ class Runner:
                 # The engine reads the lock (fail safe: unreadable means locked).
                 lock_state = engine.lock_reading(record.fields, crm)
                 unreadable_locks += lock_state.unreadable
-                parent = self._parent(record, parent_keys)
+                parent = self._parent(record, parent_keys) if parent_keys else None
                 if parent is None and parent_keys and record.parent is not None:
                     # It has an account, but one not computed yet (no account
                     # run reached it): its fallback values would be wrong and,
@@ -633,8 +640,9 @@ class Runner:
                 )
                 due = assignment.due_at
                 changed_due = None if stored_due.get(record.id) == due else (due,)
-                seen: Seen = (record.stamp, {f: record.fields.get(f) for f in recheck_fields})
-                planned.append((item, (assignment.reason, changed_due, seen)))
+                planned.append(
+                    (item, (assignment.reason, changed_due, record.stamp, record.fields))
+                )
             if audit is not None:
                 decide(audit.hold([(planner.plan_input(*item), p) for item, p in planned]))
             else:
@@ -778,9 +786,8 @@ class Runner:
         ``due`` is ``None`` when the record's ``due_at`` is unchanged, else a
         one-tuple of the new value (which may be ``None``: never due).
         """
-        pending = _plain_pending(decision.pending)
-        if decision.write is not None:
-            w = decision.write
+        w = decision.write
+        if w is not None:
             entry: tuple[Any, ...] = (
                 "write",
                 w.record_id,
@@ -788,12 +795,13 @@ class Runner:
                 [(c.field, c.old, c.new) for c in w.transitions],
                 dict(w.baseline),
                 reason,
-                pending,
+                _plain_pending(decision.pending),
                 due,
                 seen,
             )
         elif decision.adopt is not None or decision.pending_changed:
             adopt = dict(decision.adopt) if decision.adopt is not None else None
+            pending = _plain_pending(decision.pending)
             entry = ("state", decision.record_id, adopt, pending, decision.pending_changed, due)
         elif due is not None:
             entry = ("due", decision.record_id, due)
