@@ -171,3 +171,37 @@ def test_merge_order_names_both_crms(tmp_path: Path, order: str) -> None:
     result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "parity.merge_order" in result.output
+
+
+def test_records_sharing_decisions_and_note_share_one_noted_assignment() -> None:
+    """A run hands the planner one noted copy per assignment and note, not one per record.
+
+    The planner's cache (``RecordPlanner``) is keyed by the assignment: a fresh
+    copy per record filled it with entries that never hit. The copy is what
+    ``with_note`` gives, due date included.
+    """
+    from connector.sync.agreement import Notes, with_note
+    from connector.sync.planner import NO_HYSTERESIS, Policy, RecordPlanner
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    fields = {"Industry": "Software", "NumberOfEmployees": 5000, "LastActivityDate": "2026-11-20"}
+    first = ENGINE.assign(fields, "salesforce", now)
+    second = ENGINE.assign(dict(fields), "salesforce", now)
+    assert first is second and first.due_at is not None  # the engine shares assignments
+    notes = Notes()
+    a = notes(first, "decided by Salesforce")
+    b = notes(second, "decided by Salesforce")
+    assert a is b
+    assert a == with_note(first, "decided by Salesforce")
+    assert a.reason == with_note(first, "decided by Salesforce").reason
+    assert a.due_at == first.due_at
+    other = notes(first, "merged: industry from HubSpot")
+    assert other is not a and other.reason.endswith("merged: industry from HubSpot")
+    assert notes(first, "") is first
+
+    planner = RecordPlanner("salesforce", Policy(), NO_HYSTERESIS, now, SF_OUT.values())
+    for _ in range(3):
+        planner.decide(
+            "001000000000001AAA", notes(first, "decided by Salesforce"), {}, None, False, None
+        )
+    assert len(planner._cache) == 1

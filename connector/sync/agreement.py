@@ -163,6 +163,36 @@ def agreement_for(
     return Agreement(settings.parity, adapter(name), adapter(other), engine)
 
 
+#: Noted assignments a :class:`Notes` remembers (each a copy of an interned one).
+NOTES_LIMIT = 20_000
+
+
+class Notes:
+    """:func:`with_note` for one run: one noted copy per assignment and note.
+
+    Records share assignments (the engine interns them) and a pair's note is
+    one of a few ("decided by Salesforce", "merged: industry from HubSpot"),
+    so the copies repeat. Handing out the same copy lets the planner's
+    per-assignment cache (``RecordPlanner``) hit for them, where a fresh copy
+    per record filled it with entries that never hit again. Keyed by the
+    assignment's identity (an entry holds it, so its id is not reused).
+    """
+
+    def __init__(self) -> None:
+        self._noted: dict[tuple[int, str], tuple[Assignment, Assignment]] = {}
+
+    def __call__(self, assignment: Assignment, note: str) -> Assignment:
+        """``with_note(assignment, note)``, the same object for the same pair."""
+        key = (id(assignment), note)
+        entry = self._noted.get(key)
+        if entry is not None and entry[0] is assignment:
+            return entry[1]
+        noted = with_note(assignment, note)
+        if len(self._noted) < NOTES_LIMIT:
+            self._noted[key] = (assignment, noted)
+        return noted
+
+
 def with_note(assignment: Assignment, note: str) -> Assignment:
     """The assignment with ``note`` at the end of its reason (the reason stays within its limit)."""
     if not note:

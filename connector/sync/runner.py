@@ -62,7 +62,7 @@ from connector.store.records import (
     WrittenRecord,
 )
 from connector.store.store import Store
-from connector.sync.agreement import Agreement, with_note
+from connector.sync.agreement import Agreement, Notes
 from connector.sync.audit import AuditTrail
 from connector.sync.bulkjobs import StoreJournal
 from connector.sync.echo import EchoFilter, known_window
@@ -566,6 +566,8 @@ class Runner:
                     seen = (stamp, {f: seen_fields.get(f) for f in recheck_fields})
                 spool_entry(spool, decision, reason, changed_due, seen)
 
+        # Under an agreement policy: one noted copy per assignment and note.
+        noted = Notes()
         read = unreadable_locks = deferred = pulled_records = 0
         for page, pulled in pages():
             if pulled:
@@ -624,12 +626,12 @@ class Runner:
                     source_crm = agreed_input.crm if agreed_input is not None else crm
                     assignment = feed.assign(record.id, source.fields, source_crm, now, parent)
                     if agreed_input is not None:
-                        assignment = with_note(assignment, agreed_input.note)
+                        assignment = noted(assignment, agreed_input.note)
                 elif agreed_input is None:
                     assignment = engine.assign(record.fields, crm, now, parent)
                 else:
                     assignment = engine.assign(agreed_input.fields, agreed_input.crm, now, parent)
-                    assignment = with_note(assignment, agreed_input.note)
+                    assignment = noted(assignment, agreed_input.note)
                 item: PlanArgs = (
                     record.id,
                     assignment,
