@@ -68,6 +68,7 @@ from connector.sync.runner import (  # noqa: E402
     UNGUARDED_KEYS,
     Runner,
     _recheck_fields,
+    _spool_due,
 )
 from segsync_sandbox.data import TECH_STACK  # noqa: E402
 
@@ -355,9 +356,11 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
     A mirror of the loop (keep it in step with ``Runner._plan``): the lock,
     ``assign``, the planned tuple, the due date against the store's
     (``stored_due``: what the previous run stored), what the re-read before a
-    write compares (``Seen``), then per record ``RecordPlanner.decide``,
-    ``PlanBuilder.add`` and ``Runner._spool`` into memory. The store's page
-    reads, the pull and the spool's file are left out.
+    write compares (``Seen``, built for a write only), then per record
+    ``RecordPlanner.decide_quiet`` and either ``PlanBuilder.add_unchanged`` (a
+    steady record: only a new due date is spooled) or ``PlanBuilder.add`` and
+    ``Runner._spool``, into memory. The store's page reads, the pull and the
+    spool's file are left out.
     """
     outputs = engine.output_fields(crm)
     planner = RecordPlanner(
@@ -369,9 +372,15 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
         [f for key, f in outputs.items() if key.startswith("score.")],
     )
     recheck_fields = _recheck_fields(engine, crm)
-    assign, lock_reading, decide, now = engine.assign, engine.lock_reading, planner.decide, NOW
-    spool_entry = Runner._spool
-    add = PlanBuilder(keep=0).add
+    assign, lock_reading, decide, now = (
+        engine.assign,
+        engine.lock_reading,
+        planner.decide_quiet,
+        NOW,
+    )
+    spool_entry, spool_due = Runner._spool, _spool_due
+    builder = PlanBuilder(keep=0)
+    add, add_unchanged = builder.add, builder.add_unchanged
     spool = io.BytesIO()
 
     def loop(rows: Rows) -> None:
@@ -387,6 +396,11 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
             planned.append((item, (assignment.reason, changed_due, LAST_RUN, fields)))
         for item, (reason, changed_due, read_at, seen_fields) in planned:
             decision = decide(*item)
+            if decision is None:
+                add_unchanged()
+                if changed_due is not None:
+                    spool_due(spool, item[0], changed_due)
+                continue
             add(decision)
             seen = None
             if decision.write is not None:

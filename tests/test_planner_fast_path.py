@@ -14,6 +14,7 @@ from connector.state import Candidate, Pending
 from connector.sync.planner import (
     Decision,
     Hysteresis,
+    PlanBuilder,
     PlanInput,
     Policy,
     RecordPlanner,
@@ -175,6 +176,12 @@ def test_the_record_planner_decides_as_plan_record_on_the_input_it_stands_for(
             got = planner.decide("001", evaluated, fields, last, locked, pending)
             assert type(got) is Decision
             assert _fields(got) == _fields(want)
+            # decide_quiet: the same decision, or None for the plain unchanged one.
+            quiet = planner.decide_quiet("001", evaluated, fields, last, locked, pending)
+            if quiet is None:
+                assert _fields(want) == _fields(Decision("001", "unchanged"))
+            else:
+                assert _fields(quiet) == _fields(want)
 
 
 def test_the_record_planner_rounds_scores_and_reads_only_output_fields() -> None:
@@ -224,3 +231,43 @@ def test_a_record_holding_what_it_wants_is_decided_without_the_full_rules(
     monkeypatch.setattr("connector.sync.planner.plan_record", full_rules)
     for (fields, last), want in zip(steady, expected, strict=True):
         assert _fields(planner.decide("1", evaluated, fields, last, False, None)) == _fields(want)
+
+
+def test_a_steady_record_is_decided_quietly_and_counted_as_add_counts_it() -> None:
+    """``decide_quiet`` gives ``None`` for a steady record; ``add_unchanged`` counts it as ``add``.
+
+    A steady run builds no Decision for most of its records: the plan's counts,
+    matrix and sample are the same as with every decision added.
+    """
+    desired = {"seg": "SMB", "tier": "Tier 1", "fit": 80, "stamp": NOW}
+    planner = RecordPlanner(
+        "hubspot", Policy(volatile=frozenset({"stamp"})), Hysteresis(), NOW, FIELDS
+    )
+    evaluated = _Evaluated(desired)
+    steady = {"seg": "SMB", "tier": "Tier 1", "fit": "80", "stamp": "x", "reason": None}
+    last = {"seg": "SMB", "tier": "Tier 1", "fit": 80, "reason": None}
+    assert planner.decide_quiet("1", evaluated, steady, last, False, None) is None
+    held = Pending({"tier": Candidate("Tier 2", 1, NOW)})
+    with_pending = planner.decide_quiet("1", evaluated, steady, last, False, held)
+    assert with_pending is not None and with_pending.pending_changed  # the store must clear it
+    moved = {**steady, "tier": "Tier 2"}
+    changed = planner.decide_quiet("1", evaluated, moved, None, False, None)
+    assert changed is not None and changed.status == "changed"
+    kept = planner.decide_quiet("1", evaluated, moved, last, False, None)  # a person's edit
+    assert kept is not None and kept.status == "unchanged" and kept.overrides
+
+    decisions = [Decision("2", "unchanged"), changed, kept, Decision("3", "unchanged")]
+    decisions.append(with_pending)
+    for keep in (None, 0, 1):
+        every, quiet = PlanBuilder(keep=keep), PlanBuilder(keep=keep)
+        for decision in decisions:
+            every.add(decision)
+            if (
+                decision.status == "unchanged"
+                and _fields(decision)[2:] == _fields(Decision("x", "unchanged"))[2:]
+            ):
+                quiet.add_unchanged()
+            else:
+                quiet.add(decision)
+        assert quiet.build() == every.build()
+        assert quiet.summary().counts.read == 5 and quiet.summary().counts.unchanged == 4

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from connector.state import Candidate, Pending
 from connector.sync.values import as_text, is_blank, same_value
@@ -545,8 +545,10 @@ class RecordPlanner:
         # id(assignment) → (assignment, desired, checked-field getter, wants, spelled wants);
         # the entry holds the assignment, so its id is not reused while it is cached.
         self._cache: dict[int, tuple[Any, dict[str, Any], Any, Any, Any]] = {}
-        self._decide = self._decider()
+        self._decide = cast(Callable[..., Decision], self._decider(quiet=False))
         self.decide = self._decide  # type: ignore[method-assign]
+        self._decide_quiet = self._decider(quiet=True)
+        self.decide_quiet = self._decide_quiet  # type: ignore[method-assign]
 
     def desired(self, assignment: Evaluated) -> dict[str, Any]:
         """The record's outputs as the planner compares them (scores rounded); a new dict."""
@@ -609,7 +611,27 @@ class RecordPlanner:
         """
         return self._decide(record_id, assignment, fields, last_written, locked, pending)
 
-    def _decider(self) -> Callable[..., Decision]:
+    def decide_quiet(
+        self,
+        record_id: str,
+        assignment: Evaluated,
+        fields: Mapping[str, Any],
+        last_written: Mapping[str, Any] | None,
+        locked: bool,
+        pending: Pending | None,
+    ) -> Decision | None:
+        """:meth:`decide`, or ``None`` for a steady record with nothing to keep.
+
+        ``None`` stands for ``Decision(record_id, "unchanged")`` with every
+        other slot at its default (no write, override, hold, pending state or
+        adoption): what :meth:`decide` returns for a record that holds what it
+        wants, as the store last wrote it, with no pending state. It is given
+        only on that path; a caller counts it (:meth:`PlanBuilder.add_unchanged`)
+        without building a :class:`Decision` for most records of a steady run.
+        """
+        return self._decide_quiet(record_id, assignment, fields, last_written, locked, pending)
+
+    def _decider(self, *, quiet: bool) -> Callable[..., Decision | None]:
         cache_get, entry_of, out_fields = self._cache.get, self._entry, self.out_fields
         policy, hysteresis, now = self.policy, self.hysteresis, self.now
 
@@ -620,7 +642,7 @@ class RecordPlanner:
             last_written: Mapping[str, Any] | None,
             locked: bool,
             pending: Pending | None,
-        ) -> Decision:
+        ) -> Decision | None:
             entry = cache_get(id(assignment))
             if entry is None or entry[0] is not assignment:
                 entry = entry_of(assignment)
@@ -634,6 +656,8 @@ class RecordPlanner:
                 else:
                     wants = entry[3]
                     if (current == wants or current == entry[4]) and ours == wants:
+                        if quiet and pending is None:
+                            return None
                         return _unchanged(record_id, pending, None)
             item = PlanInput(
                 record_id,
@@ -807,6 +831,15 @@ class PlanBuilder:
             self._pending[decision.record_id] = decision.pending
         if decision.adopt is not None and self._room(len(self._adopt)):
             self._adopt[decision.record_id] = decision.adopt
+
+    def add_unchanged(self) -> None:
+        """Count one record decided unchanged with nothing else to keep.
+
+        What :meth:`add` does with ``Decision(record_id, "unchanged")`` (every
+        other slot at its default), without the decision.
+        """
+        self._read += 1
+        self._unchanged += 1
 
     def add_all(self, decisions: Iterable[Decision]) -> None:
         """Add each decision in turn."""

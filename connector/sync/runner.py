@@ -551,14 +551,23 @@ class Runner:
             else set()
         )
 
-        add, spool_entry = builder.add, self._spool
+        add, add_unchanged, spool_entry = builder.add, builder.add_unchanged, self._spool
+        decide_quiet = planner.decide_quiet
 
         def decide(planned: Sequence[tuple[PlanInput | PlanArgs, Planned]]) -> None:
             for item, (reason, changed_due, stamp, seen_fields) in planned:
                 if isinstance(item, PlanInput):  # through the audit trail
                     decision = plan_record(item, policy, hysteresis, now)
                 else:
-                    decision = planner.decide(*item)
+                    quiet = decide_quiet(*item)
+                    if quiet is None:
+                        # Unchanged with nothing to keep (most records of a steady
+                        # run): counted, and only a new due date is spooled.
+                        add_unchanged()
+                        if changed_due is not None:
+                            _spool_due(spool, item[0], changed_due)
+                        continue
+                    decision = quiet
                 add(decision)
                 seen: Seen | None = None
                 if decision.write is not None:
@@ -806,7 +815,8 @@ class Runner:
             pending = _plain_pending(decision.pending)
             entry = ("state", decision.record_id, adopt, pending, decision.pending_changed, due)
         elif due is not None:
-            entry = ("due", decision.record_id, due)
+            _spool_due(spool, decision.record_id, due)
+            return
         else:
             return
         pickle.dump(entry, spool, protocol=pickle.HIGHEST_PROTOCOL)
@@ -1115,10 +1125,15 @@ def _without_stale(
     return [entry for entry in chunk if entry[0] == "changed" or entry[1] not in stale]
 
 
+def _spool_due(spool: IO[bytes], record_id: str, due: tuple[datetime | None]) -> None:
+    """Spool a record's new due date (``(None,)``: never due), its only change."""
+    pickle.dump(("due", record_id, due), spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _spool_gone(spool: IO[bytes], ids: Iterable[str]) -> None:
     """Clear the due date of records that came due but no longer exist (deleted)."""
     for record_id in ids:
-        pickle.dump(("due", record_id, (None,)), spool, protocol=pickle.HIGHEST_PROTOCOL)
+        _spool_due(spool, record_id, (None,))
 
 
 def _transition(record_id: str, change: FieldChange, reason: str, version: str) -> Transition:
