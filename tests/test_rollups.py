@@ -426,6 +426,13 @@ def test_time_alone_makes_an_account_with_rollups_due() -> None:
     at_due = engine.assign_with_deals(fields, [_won("d1", 120_000, closed)], "salesforce", a.due_at)
     assert at_due.tier == "Tier 2" and at_due.scores["value"] == 0 and at_due.due_at is None
 
+    # Another account on the same decisions and deal dates gets the very same dated
+    # assignment (the planner's per-assignment cache hits for it), not a copy per record.
+    again = engine.assign_with_deals(
+        {"NumberOfEmployees": 10}, [_won("d9", 120_000, closed)], "salesforce", NOW
+    )
+    assert again is a
+
     # A small win 10 days ago: 20 points (won within 90 days) until day 91 starts.
     recent = NOW - timedelta(days=10)
     b = engine.assign_with_deals(fields, [_won("d2", 1_000, recent)], "salesforce", NOW)

@@ -316,8 +316,19 @@ class Engine:
                 evaluate_at(self.with_deals(fields, listed, moment), crm, cuts(moment), parent)
                 != assignment
             ):
-                return replace(assignment, due_at=moment)
+                return self._with_due(assignment, moment)
         return assignment
+
+    def _with_due(self, assignment: Assignment, due: datetime) -> Assignment:
+        """The shared dated copy of ``assignment`` (as :meth:`assign` hands out)."""
+        key = (id(assignment), due)
+        entry = self._dated.get(key)
+        if entry is not None and entry[0] is assignment:
+            return entry[1]
+        dated = replace(assignment, due_at=due)
+        if len(self._dated) < DATED_LIMIT:
+            self._dated[key] = (assignment, dated)
+        return dated
 
     def explain(
         self,
