@@ -395,8 +395,9 @@ class SyncSettings(_Model):
     # How long a job's holder keeps it without renewing (connector/store/leases.py).
     lease_seconds: float = Field(90.0, ge=5, le=3_600)
     # A run that makes no progress (no page planned, chunk written or batch
-    # recorded) for this long is stalled: its lease is no longer renewed, so
-    # another process takes the job over, and /healthz fails.
+    # recorded, no answer of the CRM: a Bulk job's polls count) for this long
+    # is stalled: its lease is no longer renewed, so another process takes the
+    # job over, and /healthz fails.
     stall_seconds: float = Field(900.0, ge=1, le=_DAY * 7)
     # Read the connections' deals too (read-only), before the accounts (always when
     # the account mapping has rollup attributes: they are computed from the deals).

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from service_helpers import until
 
 from connector.store.leases import Busy, JobClaims, Lease, LeaseLost, claim_order
 from connector.store.locks import locks_for
@@ -131,6 +133,38 @@ def test_the_heartbeat_keeps_a_long_run_s_lease(store: Store) -> None:
     finally:
         claims.close()
         other.close()
+
+
+def test_a_crm_answer_is_progress_and_a_silent_counter_is_not(store: Store) -> None:
+    # No stall limit until the steps are marked: a slow machine is no stall.
+    claims = _claims(store, "segsync run", seconds=3)
+    job = _job()
+    calls = [0]
+    owner = threading.get_ident()
+    try:
+        with claims.claim(job) as lease:
+            assert isinstance(lease, Lease)
+            with lease.watch(lambda: calls[0]):
+                lease.progress("read a page")
+                calls[0] += 3  # three answers since: the CRM is being waited on
+                assert claims._idle(owner)[1] == "waiting on the CRM (3 calls since: read a page)"
+                calls[0] += 2
+                assert claims._idle(owner)[1] == "waiting on the CRM (5 calls since: read a page)"
+                # A step marked after the answers is told as itself, not relabelled.
+                lease.progress("wrote a chunk")
+                assert claims._idle(owner)[1] == "wrote a chunk"
+                # A watched counter that does not move is no progress: the run stalls.
+                claims.stall_seconds = 1
+                stalls = until(claims.stalled, 60, "the stall")
+            assert [(s.job, s.step) for s in stalls] == [(job, "wrote a chunk")]
+            with pytest.raises(LeaseLost, match="stalled"):
+                lease.fence()
+        assert claims.stalled() == []  # the claim ended
+        # Unwatched: the counter is not read any more.
+        calls[0] += 1
+        assert claims._idle(owner)[1] == "wrote a chunk"
+    finally:
+        claims.close()
 
 
 def test_a_contact_job_holds_its_accounts(store: Store) -> None:

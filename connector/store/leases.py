@@ -50,9 +50,14 @@ doing, so a run stuck in a call that never returns (a store statement that
 hangs, a socket nobody answers) would keep its job forever. So the lease is
 renewed only while the job makes progress: the run marks each step
 (:meth:`Lease.progress`: a page planned, a chunk written, a batch recorded).
-Progress is counted per thread, the thread that claimed the job: a contact
-run's marks keep its accounts' claim too, an account job's deal pull its
-account claim. When no step was marked for ``stall_seconds``, the heartbeat
+Every answer of the CRM counts too: the run has the lease watch its
+adapter's call counter (:meth:`Lease.watch`), and the heartbeat takes a
+counter that moved since its last look for a step ("waiting on the CRM"), so
+a Salesforce Bulk job polled for an hour is progress while a store call
+that hangs with no CRM traffic is not. Progress is counted per thread, the
+thread that claimed the job: a contact run's marks keep its accounts' claim
+too, an account job's deal pull its account claim. When no step was marked
+(nor any CRM answer heard) for ``stall_seconds``, the heartbeat
 stops renewing: it logs an error naming the job and its last step, the lease
 lapses (another process takes the job over as from a stopped holder), and
 :meth:`JobClaims.stalled` lists the stall until the stuck call returns and the
@@ -64,6 +69,7 @@ the run's next fence raises :class:`LeaseLost`: it writes nothing more.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -97,6 +103,10 @@ class Fence(Protocol):
 
     def progress(self, step: str) -> None:
         """Note that the job made a step (``step`` says which): it is not stalled."""
+        ...
+
+    def watch(self, calls: Callable[[], int]) -> contextlib.AbstractContextManager[None]:
+        """For the block, count each change of ``calls()`` (the CRM's answers) as progress."""
         ...
 
 
@@ -162,6 +172,13 @@ def claim_order(connection: str, object: str) -> tuple[str, list[str]]:
     return job_key(connection, object), after
 
 
+def watching(
+    lease: Fence | None, calls: Callable[[], int]
+) -> contextlib.AbstractContextManager[None]:
+    """``lease.watch(calls)`` (every CRM answer is progress), or nothing without a lease."""
+    return contextlib.nullcontext() if lease is None else lease.watch(calls)
+
+
 def holder_name(purpose: str) -> str:
     """``<purpose> <pid>@<host>``: who a lease row names."""
     return f"{purpose} {os.getpid()}@{socket.gethostname()}"[:255]
@@ -225,6 +242,23 @@ class Lease:
     def progress(self, step: str) -> None:
         """Note a step of the job's run: while steps come, the heartbeat renews the lease."""
         self._claims._pulse(self._owner, step)
+
+    @contextlib.contextmanager
+    def watch(self, calls: Callable[[], int]) -> Iterator[None]:
+        """For the block, each change of ``calls()`` is progress of the claiming thread's run.
+
+        ``calls`` is an adapter's call counter (``lambda: adapter.api_calls``):
+        read by the heartbeat at each check, so it must be cheap and safe to
+        read from another thread (a plain integer read is). A counter that
+        moved since the heartbeat last looked (or since the last step marked)
+        is a step, "waiting on the CRM": a Bulk job's status polls keep the
+        lease for as long as the job runs.
+        """
+        key = self._claims._watch(self._owner, calls)
+        try:
+            yield
+        finally:
+            self._claims._unwatch(self._owner, key)
 
     def _stalled(self) -> bool:
         """Whether the run made no progress for the stall limit; if so, give the job up.
@@ -348,15 +382,62 @@ class JobClaims:
         self._clock = clock
         # Thread → (monotonic time, step) of its latest progress mark.
         self._pulses: dict[int, tuple[float, str]] = {}
+        # Thread → the step it marked last (a CRM answer heard since is told after it).
+        self._steps: dict[int, str] = {}
+        # Thread → its runs' call counters, each with the value last seen and at its last step.
+        self._watches: dict[int, dict[int, _Watch]] = {}
+        self._watch_keys = itertools.count()
+        # Marks and counter looks under one lock: a step marked while the
+        # heartbeat reads a counter is not relabelled "waiting on the CRM".
+        self._pulse_guard = threading.Lock()
         self._stalls: dict[int, Stall] = {}
         self._stalls_guard = threading.Lock()
 
     # -- progress -------------------------------------------------------------
     def _pulse(self, owner: int, step: str) -> None:
-        self._pulses[owner] = (time.monotonic(), step)
+        with self._pulse_guard:
+            self._pulses[owner] = (time.monotonic(), step)
+            self._steps[owner] = step
+            for watch in self._watches.get(owner, {}).values():
+                watch.seen = watch.at_step = watch.calls()
+
+    def _watch(self, owner: int, calls: Callable[[], int]) -> int:
+        """Count each change of ``calls()`` as progress of ``owner``'s run; a key to unwatch."""
+        key = next(self._watch_keys)
+        with self._pulse_guard:
+            now = calls()
+            self._watches.setdefault(owner, {})[key] = _Watch(calls, now, now)
+        return key
+
+    def _unwatch(self, owner: int, key: int) -> None:
+        with self._pulse_guard:
+            watches = self._watches.get(owner, {})
+            watches.pop(key, None)
+            if not watches:
+                self._watches.pop(owner, None)
+
+    def _heard(self, owner: int) -> None:
+        """Mark a step for ``owner`` when one of its counters moved since last seen."""
+        with self._pulse_guard:
+            watches = self._watches.get(owner)
+            if not watches:
+                return
+            moved, since_step = False, 0
+            for watch in watches.values():
+                now = watch.calls()
+                moved = moved or now != watch.seen
+                watch.seen = now
+                since_step += now - watch.at_step
+            if moved:
+                last = self._steps.get(owner, "claimed")
+                self._pulses[owner] = (
+                    time.monotonic(),
+                    f"waiting on the CRM ({since_step:,} calls since: {last})",
+                )
 
     def _idle(self, owner: int) -> tuple[float, str]:
-        """Seconds since the thread ``owner`` marked a step, and that step."""
+        """Seconds since the thread ``owner`` marked a step (or the CRM answered), and that step."""
+        self._heard(owner)
         at, step = self._pulses.get(owner, (time.monotonic(), "claimed"))
         return time.monotonic() - at, step
 
@@ -579,6 +660,15 @@ class JobClaims:
     def close(self) -> None:
         """Release the job locks' resources (leases end with their blocks)."""
         self.locks.close()
+
+
+@dataclass
+class _Watch:
+    """A run's call counter, as the heartbeat last read it and as it was at the run's last step."""
+
+    calls: Callable[[], int]
+    seen: int
+    at_step: int
 
 
 class _Entered(contextlib.AbstractContextManager[Lease | Busy]):

@@ -35,7 +35,7 @@ from connector.crm.base import DealSource, pull_began
 from connector.errors import SegsyncError
 from connector.state import DealProblem, Watermark
 from connector.store.deals import DEAL_OBJECT, DealStore
-from connector.store.leases import Fence
+from connector.store.leases import Fence, watching
 from connector.store.records import RunCounts, RunStatus
 from connector.store.store import Store
 from connector.sync.echo import known_window
@@ -99,6 +99,30 @@ def sync_deals(
     (``connector/store/leases.py``), fenced before each page is kept and
     before the watermark moves, so a process that lost the job stops.
     """
+    # Every CRM answer is progress too (connector/store/leases.py, "Stalls").
+    with watching(lease, lambda: source.api_calls):
+        return _sync_deals(
+            source,
+            store,
+            connection,
+            full=full,
+            lookback=lookback,
+            mark_accounts=mark_accounts,
+            lease=lease,
+        )
+
+
+def _sync_deals(
+    source: DealSource,
+    store: Store,
+    connection: str,
+    *,
+    full: bool,
+    lookback: timedelta,
+    mark_accounts: bool,
+    lease: Fence | None,
+) -> DealSyncResult:
+    """:func:`sync_deals`, the CRM's answers watched."""
     started = time.monotonic()
     calls_before = source.api_calls
     previous = store.watermark(connection, DEAL_OBJECT)

@@ -35,7 +35,7 @@ from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, ObjectName, RecordUpdate
 from connector.engine import Engine
 from connector.errors import Interrupted, Problem, SegsyncError, UserError
-from connector.store.leases import Fence
+from connector.store.leases import Fence, watching
 from connector.store.records import FailedRecord, RunCounts, RunRow, Transition, WrittenRecord
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError, check_guard
@@ -221,6 +221,14 @@ class Rollback:
             OwnershipError: a field to restore is not segsync's.
 
         """
+        # Every CRM answer is progress too (connector/store/leases.py, "Stalls").
+        with watching(lease, lambda: self._adapter.api_calls):
+            return self._run(run_id, dry_run=dry_run, force=force, lease=lease)
+
+    def _run(
+        self, run_id: int, *, dry_run: bool, force: bool, lease: Fence | None
+    ) -> RollbackResult:
+        """:meth:`run`, the CRM's answers watched."""
         started = time.monotonic()
         store, adapter = self._store, self._adapter
         run = store.run(run_id)

@@ -53,7 +53,7 @@ from connector.crm.retry import RetryPolicy
 from connector.engine import Assignment, Engine
 from connector.errors import Interrupted, RetriableError, SegsyncError
 from connector.state import Candidate, Pending, Watermark
-from connector.store.leases import Fence
+from connector.store.leases import Fence, watching
 from connector.store.records import (
     FailedRecord,
     RunCounts,
@@ -272,6 +272,15 @@ class Runner:
         more; and only with it may the run mark a run left ``running``
         ``interrupted`` (see :meth:`Store.start_run`).
         """
+        # Every CRM answer is progress too: a Bulk job polled for an hour is
+        # no stall (connector/store/leases.py, "Stalls").
+        with watching(lease, lambda: job.adapter.api_calls):
+            return self._run(job, full=full, dry_run=dry_run, force=force, lease=lease)
+
+    def _run(
+        self, job: Job, *, full: bool, dry_run: bool, force: bool, lease: Fence | None
+    ) -> RunResult:
+        """:meth:`run`, the CRM's answers watched."""
         started = time.monotonic()
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
