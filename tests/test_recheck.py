@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sandbox_fixtures import hold_clock
 
 from connector.commands.crm import Context, open_context
 from connector.config import SyncSettings
@@ -137,8 +138,15 @@ def test_a_person_s_edit_between_pull_and_write_survives_and_is_reported(crm: Cr
     pinned, lockee, retyped = accounts[3], accounts[10], accounts[20]
     late: list[str] = []
     pinned_to = _other(crm, pinned)
+    # Salesforce stamps keep whole seconds: an edit in the very second the plan
+    # read a record keeps its stamp, and a field the re-read does not select
+    # (the headcount) then goes unseen until the next run (docs/crm-apis.md,
+    # "Write only what is still true"). These people edit a second later.
+    clock = hold_clock(crm.crms.salesforce) if crm.crm == "salesforce" else None
 
     def hook(phase: str, done: int) -> None:
+        if clock is not None:
+            clock.advance(1)
         if phase == "plan" and done == len(accounts):
             crm.edit(pinned, tier, pinned_to)
             crm.edit(lockee, lock_field, locked)
