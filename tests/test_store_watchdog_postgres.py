@@ -23,7 +23,6 @@ answer, a lease), bounded by ``PATIENCE``.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import urllib.error
@@ -38,6 +37,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sandbox_fixtures import hubspot_adapter, provision, seeded_hubspot, shipped_engines
 from service_helpers import PATIENCE, until
+from store_faults import Lines, log_lines, schema_of
 
 from connector.config import Settings, StoreSettings, SyncSettings
 from connector.crm.retry import RetryPolicy
@@ -55,34 +55,10 @@ pytestmark = [pytest.mark.postgres]
 COMPANIES = 250
 
 
-class Lines(logging.Handler):
-    """The messages logged to a logger, from any thread."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    def having(self, text: str) -> list[str]:
-        return [line for line in list(self.lines) if text in line]
-
-
 @pytest.fixture
 def lines() -> Iterator[Lines]:
-    handler = Lines()
-    loggers = [logging.getLogger(n) for n in ("segsync.sync", "segsync.locks")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    try:
+    with log_lines("segsync.sync", "segsync.locks") as handler:
         yield handler
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +71,6 @@ def sandbox(engines: dict[str, Engine]) -> Iterator[HubSpotSandbox]:
     with seeded_hubspot(23, COMPANIES, contacts_per_company=0) as running:
         provision(hubspot_adapter(running), engines, "hubspot", objects=("account",))
         yield running
-
-
-def _schema(url: str) -> str:
-    options = str(sa.make_url(url).query["options"])
-    return options.split("search_path=", 1)[1]
 
 
 @pytest.fixture
@@ -115,7 +86,7 @@ def ledger_lock(pg_conninfo: str, pg_schema_url: str) -> Iterator[psycopg.Connec
 
 def _lock_ledger(conn: psycopg.Connection[Any], url: str) -> None:
     # EXCLUSIVE: reads go on, every INSERT of a ledger row waits.
-    conn.execute(f'LOCK TABLE "{_schema(url)}".transitions IN EXCLUSIVE MODE')
+    conn.execute(f'LOCK TABLE "{schema_of(url)}".transitions IN EXCLUSIVE MODE')
 
 
 def _blocked_by(conn: psycopg.Connection[Any], store: Store) -> int:
@@ -241,7 +212,7 @@ def test_a_renewal_that_times_out_does_not_end_the_heartbeat(
             assert isinstance(lease, Lease)
             # Another session holds the lease row: the renewal's UPDATE times out.
             ledger_lock.execute(
-                f'SELECT 1 FROM "{_schema(pg_schema_url)}".job_leases WHERE job = %s FOR UPDATE',
+                f'SELECT 1 FROM "{schema_of(pg_schema_url)}".job_leases WHERE job = %s FOR UPDATE',
                 (job,),
             )
             until(
@@ -323,7 +294,7 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
         # (NO KEY: the ledger rows' foreign key checks on it go on.)
         (started,) = store.runs(1)
         row_lock.execute(
-            f'SELECT 1 FROM "{_schema(pg_schema_url)}".runs WHERE id = %s FOR NO KEY UPDATE',
+            f'SELECT 1 FROM "{schema_of(pg_schema_url)}".runs WHERE id = %s FOR NO KEY UPDATE',
             (started.id,),
         )
         ledger_lock.rollback()  # the ledger is free: the next try goes through

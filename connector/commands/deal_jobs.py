@@ -20,6 +20,7 @@ from rich.console import Console
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, DealSource
+from connector.crm.retry import RetryPolicy
 from connector.engine import Engine
 from connector.errors import EXIT_BUSY, SegsyncError
 from connector.store.deals import DEAL_OBJECT
@@ -75,6 +76,7 @@ def run_deal_jobs(
                     lookback=timedelta(seconds=settings.lookback_seconds),
                     mark_accounts=mark_accounts,
                     lease=lease,
+                    retry=RetryPolicy.from_settings(settings),
                 )
         except SegsyncError as exc:
             out.append((name, adapter.crm, None, str(exc), exc.exit_code))

@@ -542,6 +542,7 @@ def _pull_deals(ctx: ServiceContext, connection: str, full: bool, lease: Lease |
         lookback=timedelta(seconds=ctx.settings.sync.lookback_seconds),
         mark_accounts=ctx.deal_marks,
         lease=lease,
+        retry=ctx.runner.retry,
     )
 
 

@@ -14,20 +14,27 @@ from typing import cast
 
 from connector.crm.base import JobNote, JobStep
 from connector.store.store import Store
+from connector.sync.steps import StoreSteps
 
 
 class StoreJournal:
     """The bulk jobs of one connection and object, noted in the store under one run."""
 
-    def __init__(self, store: Store, connection: str, obj: str, run_id: int) -> None:
+    def __init__(
+        self, store: Store, connection: str, obj: str, run_id: int, steps: StoreSteps | None = None
+    ) -> None:
         self._store = store
+        # A note is an upsert, done a delete, notes a read: each retried alike.
+        self._steps = steps or StoreSteps.once()
         self._connection = connection
         self._object = obj
         self._run_id = run_id
 
     def note(self, note: JobNote) -> None:
         """Record the job's latest step (committed on return)."""
-        self._store.note_job(
+        self._steps(
+            "note a bulk job",
+            self._store.note_job,
             self._connection,
             self._object,
             self._run_id,
@@ -39,11 +46,15 @@ class StoreJournal:
 
     def done(self, marker: str) -> None:
         """Forget a job that ended."""
-        self._store.job_done(self._connection, self._object, marker)
+        self._steps(
+            "forget a bulk job", self._store.job_done, self._connection, self._object, marker
+        )
 
     def notes(self) -> list[JobNote]:
         """The jobs noted and not done (what a crashed run left)."""
         return [
             JobNote(marker, job_id, cast(JobStep, step), since)
-            for marker, job_id, step, since in self._store.job_notes(self._connection, self._object)
+            for marker, job_id, step, since in self._steps(
+                "read the bulk jobs", self._store.job_notes, self._connection, self._object
+            )
         ]

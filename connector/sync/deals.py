@@ -7,7 +7,8 @@ each page in one transaction (:class:`~connector.store.deals.DealStore`), and
 advance the watermark after it. An incremental pull comes in stamp order, so
 the watermark follows each page; a full pull (the list endpoint, in id
 order) moves it once, at the end. A crash re-reads from the old watermark:
-upserts make a repeat harmless.
+upserts make a repeat harmless. So does a store step that fails for now (a
+statement or lock timeout): each is tried again (``connector/sync/steps.py``).
 
 A deal deleted in the CRM leaves the store, and so every rollup and outcome:
 an incremental pull names the deals deleted since (``DealPage.gone``: the
@@ -32,6 +33,7 @@ from datetime import timedelta
 from typing import cast
 
 from connector.crm.base import DealSource, pull_began
+from connector.crm.retry import RetryPolicy
 from connector.errors import SegsyncError
 from connector.state import DealProblem, Watermark
 from connector.store.deals import DEAL_OBJECT, DealStore
@@ -39,6 +41,7 @@ from connector.store.leases import Fence, watching
 from connector.store.records import RunCounts, RunStatus
 from connector.store.store import Store
 from connector.sync.echo import known_window
+from connector.sync.steps import StoreSteps
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 from connector.sync.window import Known, Recent
 
@@ -90,6 +93,7 @@ def sync_deals(
     lookback: timedelta = timedelta(seconds=300),
     mark_accounts: bool = False,
     lease: Fence | None = None,
+    retry: RetryPolicy | None = None,
 ) -> DealSyncResult:
     """Pull and keep the deals of one connection; see the module docstring.
 
@@ -98,6 +102,8 @@ def sync_deals(
     (``connector/sync/rollups.py``). ``lease``: the job's claim
     (``connector/store/leases.py``), fenced before each page is kept and
     before the watermark moves, so a process that lost the job stops.
+    ``retry``: the policy its store steps are tried again under while they
+    fail for now (a statement or lock timeout: ``connector/sync/steps.py``).
     """
     # Every CRM answer is progress too (connector/store/leases.py, "Stalls").
     with watching(lease, lambda: source.api_calls):
@@ -109,6 +115,7 @@ def sync_deals(
             lookback=lookback,
             mark_accounts=mark_accounts,
             lease=lease,
+            retry=retry,
         )
 
 
@@ -121,11 +128,13 @@ def _sync_deals(
     lookback: timedelta,
     mark_accounts: bool,
     lease: Fence | None,
+    retry: RetryPolicy | None,
 ) -> DealSyncResult:
     """:func:`sync_deals`, the CRM's answers watched."""
     started = time.monotonic()
     calls_before = source.api_calls
-    previous = store.watermark(connection, DEAL_OBJECT)
+    steps = StoreSteps(retry or RetryPolicy(), lease)
+    previous = steps("read the watermark", store.watermark, connection, DEAL_OBJECT)
     full = full or needs_full(previous, DEALS_VERSION)
     since = None if full else query_start(previous, lookback)
     tracker = WatermarkTracker(None if full else previous, DEALS_VERSION)
@@ -134,7 +143,18 @@ def _sync_deals(
     known = Known(None if full else previous, DEALS_VERSION)
     recent = Recent(known, lookback)
     result = DealSyncResult(connection, source.crm, full)
-    result.run_id = store.start_run(connection, source.crm, DEAL_OBJECT, DEALS_VERSION, full=full)
+    # A try whose commit landed unheard left a "running" row: the next try
+    # (claimed) marks it interrupted, as the runner's does.
+    result.run_id = steps.fenced(None)(
+        "record the run's start",
+        store.start_run,
+        connection,
+        source.crm,
+        DEAL_OBJECT,
+        DEALS_VERSION,
+        full=full,
+        claimed=lease is not None,
+    )
     deals = DealStore(store)
     # A full pull: every deal it listed, readable or not (the stored rest are gone).
     listed: set[str] = set()
@@ -155,7 +175,11 @@ def _sync_deals(
             if lease is not None:
                 lease.progress(f"read a page of {len(page.seen):,} deals")
                 lease.fence()
-            result.removed += deals.record(
+            # Upserts and deletes: a try after one whose commit landed unheard
+            # stores the same (it finds the gone deals removed already).
+            result.removed += steps(
+                "record a page of deals",
+                deals.record,
                 connection,
                 source.crm,
                 kept,
@@ -174,15 +198,25 @@ def _sync_deals(
             # include its first, so no read of the pages kept came earlier.
             mark = tracker.watermark(pull_began(pages))
             if not full and mark is not None:
-                store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
+                steps(
+                    "advance the watermark",
+                    store.advance_watermark,
+                    connection,
+                    DEAL_OBJECT,
+                    _with_known(mark, recent),
+                )
             if lease is not None:
                 lease.progress(f"recorded {result.read:,} deals")
         mark = tracker.watermark(pull_began(pages))
         if full:
             if lease is not None:
                 lease.fence()
-            result.removed += deals.keep_only(
-                connection, listed, mark_run=result.run_id if mark_accounts else None
+            result.removed += steps(
+                "remove the deals not listed",
+                deals.keep_only,
+                connection,
+                listed,
+                mark_run=result.run_id if mark_accounts else None,
             )
         if mark is not None and (
             full or previous is None or mark.pull_start != previous.pull_start
@@ -191,10 +225,16 @@ def _sync_deals(
             # start up: it read the whole window after it began.
             if lease is not None and not full:
                 lease.fence()
-            store.advance_watermark(connection, DEAL_OBJECT, _with_known(mark, recent))
+            steps(
+                "advance the watermark",
+                store.advance_watermark,
+                connection,
+                DEAL_OBJECT,
+                _with_known(mark, recent),
+            )
     except SegsyncError as exc:
         result.status, result.message = "failed", str(exc)
-        _finish(store, source, result, calls_before, started, since is not None)
+        _finish(steps, store, source, result, calls_before, started, since is not None)
         raise
     # Unreadable deals are the CRM's data, not a failure of the run: nothing
     # is written to a deal, so there is nothing to retry. They are reported.
@@ -204,7 +244,7 @@ def _sync_deals(
         result.message = f"{result.problems:,} deal(s) not read as they should: " + ", ".join(
             f"{code} {count:,}" for code, count in sorted(kinds.items())
         )
-    _finish(store, source, result, calls_before, started, since is not None)
+    _finish(steps, store, source, result, calls_before, started, since is not None)
     log.info(
         "deal sync done",
         extra={"connection": connection, "crm": source.crm, "read": result.read},
@@ -218,6 +258,7 @@ def _with_known(mark: Watermark, recent: Recent) -> Watermark:
 
 
 def _finish(
+    steps: StoreSteps,
     store: Store,
     source: DealSource,
     result: DealSyncResult,
@@ -230,7 +271,10 @@ def _finish(
     result.seconds = time.monotonic() - started
     if result.run_id is None:
         return
-    store.finish_run(
+    # Not fenced: a run that lost its job still says how it ended.
+    steps.fenced(None)(
+        "record the run's end",
+        store.finish_run,
         result.run_id,
         cast(RunStatus, result.status),
         RunCounts(read=result.read, changed=result.stored, skipped=result.skipped),

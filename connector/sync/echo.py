@@ -24,6 +24,7 @@ from datetime import datetime
 from connector.crm.base import CrmRecord, KnownWindow
 from connector.state import Watermark, utc
 from connector.store.store import Store
+from connector.sync.steps import StoreSteps
 from connector.sync.window import Known
 
 
@@ -34,8 +35,17 @@ class EchoFilter:
     called from the pull's prefetch thread: it only reads the store).
     """
 
-    def __init__(self, store: Store, connection: str, obj: str, known: Known | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connection: str,
+        obj: str,
+        known: Known | None = None,
+        steps: StoreSteps | None = None,
+    ) -> None:
         self._store = store
+        # The read is retried while it fails for now (a timed-out statement).
+        self._steps = steps or StoreSteps.once()
         self._connection = connection
         self._object = obj
         self._known = known
@@ -60,7 +70,13 @@ class EchoFilter:
         return [r for r in records if r.id not in echoes and r.id not in rereads]
 
     def _echoes(self, records: Sequence[CrmRecord]) -> set[str]:
-        stamps = self._store.echo_stamps(self._connection, self._object, [r.id for r in records])
+        stamps = self._steps(
+            "read the echo stamps",
+            self._store.echo_stamps,
+            self._connection,
+            self._object,
+            [r.id for r in records],
+        )
         return {r.id for r in records if r.id in stamps and utc(r.stamp) == stamps[r.id]}
 
     def _rereads(self, records: Sequence[CrmRecord]) -> set[str]:

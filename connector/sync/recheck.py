@@ -41,13 +41,14 @@ stamp). The others are compared value by value, as before.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Current, ObjectName
 from connector.state import utc
 from connector.store.store import Store
+from connector.sync.steps import StoreSteps
 from connector.sync.values import same_value
 
 Seen = tuple[datetime, dict[str, Any]]
@@ -98,6 +99,8 @@ class Recheck:
     """Of ``fields``, those read for settled records too (the lock)."""
     started: datetime | None = None
     """When the run began (wall clock, UTC); None: no record counts as settled."""
+    steps: StoreSteps = field(default_factory=StoreSteps.once)
+    """How the store is read (the runner's: retried while it fails for now)."""
 
     def __post_init__(self) -> None:
         self.sample: list[tuple[str, str]] = []
@@ -114,7 +117,9 @@ class Recheck:
         before = self.adapter.api_calls
         now = self.adapter.current(self.object, ids, self.fields, settled, self.keep)
         self.calls += self.adapter.api_calls - before
-        echoes = self.store.echo_stamps(self.connection, self.object, ids)
+        echoes = self.steps(
+            "read the echo stamps", self.store.echo_stamps, self.connection, self.object, ids
+        )
         out: set[str] = set()
         for record_id in ids:
             why = moved(seen[record_id], now.get(record_id), echoes.get(record_id))

@@ -33,14 +33,23 @@ from typing import Any, cast
 
 from connector.config import SyncSettings
 from connector.crm.base import CrmAdapter, ObjectName, RecordUpdate
+from connector.crm.retry import RetryPolicy
 from connector.engine import Engine
 from connector.errors import Interrupted, Problem, SegsyncError, UserError
 from connector.store.leases import Fence, watching
-from connector.store.records import FailedRecord, RunCounts, RunRow, Transition, WrittenRecord
+from connector.store.records import (
+    FailedRecord,
+    RunCounts,
+    RunRow,
+    Transition,
+    WriteIntent,
+    WrittenRecord,
+)
 from connector.store.store import Store
 from connector.sync.guard import MassChangeError, check_guard
 from connector.sync.ownership import OwnershipError, judge, refusal_message, unrecorded
 from connector.sync.planner import Decision, FieldChange, PlanBuilder, PlanSummary, Write
+from connector.sync.steps import StoreSteps
 from connector.sync.values import as_text, is_blank, same_value
 
 log = logging.getLogger("segsync.sync")
@@ -193,9 +202,12 @@ class Rollback:
         *,
         adopted: frozenset[str] = frozenset(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
+        # Store steps that fail for now are tried again, as in a sync run.
+        self._retry = retry or RetryPolicy.from_settings(settings)
         self._adapter = adapter
         self._engine = engine
         self._adopted = adopted
@@ -231,30 +243,42 @@ class Rollback:
         """:meth:`run`, the CRM's answers watched."""
         started = time.monotonic()
         store, adapter = self._store, self._adapter
-        run = store.run(run_id)
+        steps = StoreSteps(self._retry, lease)
+        run = steps("read the run", store.run, run_id)
         if run is None:
             raise UserError([Problem("RUN_ID", "", f"no run {run_id} in the state store")])
         if run.connection != adapter.connection or run.object != self._engine.object:
             raise UserError([Problem("RUN_ID", "", f"run {run_id} is not of {adapter.connection}")])
         obj = cast(ObjectName, run.object)
-        rows = store.run_transitions(run_id)
+        rows = steps("read the run's ledger", store.run_transitions, run_id)
         entries = [(t.record_id, t.field, t.from_value, t.to_value) for t in rows]
         ids = list(dict.fromkeys(t.record_id for t in rows))
         fields = list(dict.fromkeys(t.field for t in rows))
         calls_before = adapter.api_calls
         if fields:
-            self._check_owned(obj, fields, record=not dry_run)
+            self._check_owned(obj, fields, steps, record=not dry_run)
         current = {i: c.fields for i, c in adapter.current(obj, ids, fields).items()} if ids else {}
         if lease is not None:
             lease.progress(f"read the {len(current):,} records of run {run_id} again")
-        later = store.later_transitions(run.connection, run.object, run_id, ids) if ids else {}
+        later = (
+            steps(
+                "read the later ledger",
+                store.later_transitions,
+                run.connection,
+                run.object,
+                run_id,
+                ids,
+            )
+            if ids
+            else {}
+        )
         plan = plan_rollback(run, entries, current, later, force=force)
         result = RollbackResult(plan, dry_run)
 
         def guard() -> None:
             check_guard(
                 plan.summary,
-                store.record_count(run.connection, run.object),
+                steps("count the records", store.record_count, run.connection, run.object),
                 self._settings.max_change_share,
                 self._settings.min_records_for_guard,
                 force,
@@ -267,7 +291,11 @@ class Rollback:
             result.api_calls = adapter.api_calls - calls_before
             result.seconds = time.monotonic() - started
             return result
-        result.run_id = store.start_run(
+        # Not fenced; a try whose commit landed unheard left a "running" row
+        # that the next try (claimed) marks interrupted.
+        result.run_id = steps.fenced(None)(
+            "record the run's start",
+            store.start_run,
             run.connection,
             run.crm,
             run.object,
@@ -278,7 +306,7 @@ class Rollback:
         result.message = reason_of(run_id)
         try:
             guard()
-            self._execute(run, plan, result, lease)
+            self._execute(run, plan, result, steps)
             result.status = "succeeded" if result.failed == 0 else "partial"
         except SegsyncError as exc:
             aborted = isinstance(exc, MassChangeError | Interrupted)
@@ -300,9 +328,11 @@ class Rollback:
                 skipped=plan.already + len(plan.gone),
                 overrides=len(plan.conflicts),
             )
-            store.finish_run(
+            steps.fenced(None)(
+                "record the run's end",
+                store.finish_run,
                 result.run_id,
-                result.status,  # type: ignore[arg-type]
+                result.status,
                 counts,
                 result.api_calls,
                 adapter.minimum_calls(len(ids), len(plan.writes)),
@@ -320,17 +350,27 @@ class Rollback:
             )
         return result
 
-    def _check_owned(self, obj: ObjectName, fields: Sequence[str], *, record: bool) -> None:
+    def _check_owned(
+        self, obj: ObjectName, fields: Sequence[str], steps: StoreSteps, *, record: bool
+    ) -> None:
         """Refuse, before any write, a field that is not segsync's (as every run does)."""
         crm = self._adapter.crm
         outputs = set(self._engine.output_fields(crm).values())
-        recorded = self._store.owned_fields(self._adapter.connection, obj)
+        recorded = steps(
+            "read the owned fields", self._store.owned_fields, self._adapter.connection, obj
+        )
         unknown = unrecorded(crm, fields, recorded, self._adopted)
         refused = [f for f in fields if f not in outputs]
         if unknown:
             verdict = judge(crm, obj, self._adapter.describe(obj, unknown))
             if verdict.marked and record:
-                self._store.record_owned(self._adapter.connection, obj, verdict.marked)
+                steps(
+                    "record the owned fields",
+                    self._store.record_owned,
+                    self._adapter.connection,
+                    obj,
+                    verdict.marked,
+                )
             refused += [f for f in verdict.refused if f not in refused]
         if refused:
             raise OwnershipError(
@@ -339,9 +379,17 @@ class Rollback:
             )
 
     def _execute(
-        self, run: RunRow, plan: RollbackPlan, result: RollbackResult, lease: Fence | None
+        self, run: RunRow, plan: RollbackPlan, result: RollbackResult, steps: StoreSteps
     ) -> None:
-        store, adapter = self._store, self._adapter
+        """Write the plan chunk by chunk; each chunk's outcome recorded once, however tried.
+
+        Before a chunk is sent its restores are recorded as write intents (as a
+        sync run's writes are), and its batch settles them and records a
+        ledger row only while its record's intent is there: a try of the batch
+        after one whose commit landed unheard finds them settled and records
+        nothing twice (:meth:`~connector.sync.steps.StoreSteps.record_batch`).
+        """
+        store, adapter, lease = self._store, self._adapter, steps.lease
         obj = cast(ObjectName, run.object)
         run_id = result.run_id
         if run_id is None:
@@ -355,7 +403,13 @@ class Rollback:
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
             ids = [record_id for record_id, _ in chunk]
-            last = store.last_written(run.connection, run.object, ids)
+            last = steps(
+                "read the last written values", store.last_written, run.connection, run.object, ids
+            )
+            ledger = {
+                record_id: _ledger(record_id, restores, plan, reason, run.mapping_version)
+                for record_id, restores in chunk
+            }
             updates = [
                 RecordUpdate(record_id, {r.field: r.restore for r in restores})
                 for record_id, restores in chunk
@@ -363,6 +417,17 @@ class Rollback:
             if lease is not None:
                 lease.progress(f"rolling back: {start:,} of {len(items):,} records written")
                 lease.fence()  # still this process's job? (LeaseLost ends the rollback)
+            intents = [
+                WriteIntent(
+                    record_id,
+                    run_id,
+                    tuple((t.field, t.from_value, t.to_value) for t in rows),
+                    rows[0].reason,
+                    run.mapping_version,
+                )
+                for record_id, rows in ledger.items()
+            ]
+            steps("record write intents", store.record_intents, run.connection, run.object, intents)
             outcomes = {o.id: o for o in adapter.write(obj, updates)}
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []
@@ -378,26 +443,34 @@ class Rollback:
                 baseline = dict(last.get(record_id) or {})
                 baseline.update({r.field: r.restore for r in restores})
                 written.append(WrittenRecord(record_id, baseline, outcome.stamp))
-                conflict = next(
-                    (r.conflict for r in plan.conflicts.get(record_id, ()) if r.conflict), ""
-                )
-                why = f"{reason} (forced: {conflict})" if conflict else reason
-                transitions.extend(
-                    Transition(
-                        record_id,
-                        r.field,
-                        as_text(r.current),
-                        r.restore,
-                        why,
-                        run.mapping_version,
-                    )
-                    for r in restores
-                )
+                transitions.extend(ledger[record_id])
                 if marks_parents and any(r.field in inherited for r in restores):
                     changed.append(record_id)
-            store.record_batch(
-                run_id, run.connection, run.object, written, failed, transitions, changed=changed
+            steps.record_batch(
+                store,
+                ids,
+                run_id=run_id,
+                connection=run.connection,
+                object=run.object,
+                written=written,
+                failed=failed,
+                transitions=transitions,
+                changed=changed,
+                settled=ids,
+                ledger_by_intent=True,
             )
             result.written += len(written)
             result.failed += len(failed)
             result.failures.extend(failed[: max(0, 10 - len(result.failures))])
+
+
+def _ledger(
+    record_id: str, restores: Sequence[Restore], plan: RollbackPlan, reason: str, version: str
+) -> list[Transition]:
+    """The ledger entries of a record's restores (a forced conflict says why in the reason)."""
+    conflict = next((r.conflict for r in plan.conflicts.get(record_id, ()) if r.conflict), "")
+    why = f"{reason} (forced: {conflict})" if conflict else reason
+    return [
+        Transition(record_id, r.field, as_text(r.current), r.restore, why, version)
+        for r in restores
+    ]

@@ -32,6 +32,7 @@ from connector.errors import FatalSyncError
 from connector.state import DealRecord
 from connector.store.deals import DEAL_MARKS, DEAL_OBJECT, DealStore
 from connector.store.store import Store
+from connector.sync.steps import StoreSteps
 
 
 def rollups_need_deals(engines: Mapping[str, Engine]) -> bool:
@@ -47,17 +48,25 @@ class DealsNotSynced(FatalSyncError):
 class RollupFeed:
     """The deals of one account run's records, and the accounts whose deals changed."""
 
-    def __init__(self, store: Store, connection: str, engine: Engine) -> None:
+    def __init__(
+        self, store: Store, connection: str, engine: Engine, steps: StoreSteps | None = None
+    ) -> None:
         self._store = store
         self._deals = DealStore(store)
         self._connection = connection
         self._engine = engine
+        # Reads (and the marks' clearing, a delete) retried while they fail for now.
+        self._steps = steps = steps or StoreSteps.once()
         self._page: dict[str, list[DealRecord]] = {}
-        self.marks: list[tuple[str, int]] = store.changed_parents(connection, DEAL_MARKS)
+        self.marks: list[tuple[str, int]] = steps(
+            "read the deal marks", store.changed_parents, connection, DEAL_MARKS
+        )
         """(account id, marking deal run) read at the start of the run."""
 
     @classmethod
-    def of(cls, store: Store, connection: str, engine: Engine) -> RollupFeed | None:
+    def of(
+        cls, store: Store, connection: str, engine: Engine, steps: StoreSteps | None = None
+    ) -> RollupFeed | None:
         """The feed of an account job whose mapping has rollups, else None.
 
         Raises:
@@ -66,7 +75,11 @@ class RollupFeed:
         """
         if engine.object != "account" or not engine.rollups:
             return None
-        if store.last_full_run(connection, DEAL_OBJECT) is None:
+        steps = steps or StoreSteps.once()
+        if (
+            steps("read the last full deal run", store.last_full_run, connection, DEAL_OBJECT)
+            is None
+        ):
             names = ", ".join(engine.rollups)
             raise DealsNotSynced(
                 f"the account mapping has rollup attributes ({names}) computed from the "
@@ -74,7 +87,7 @@ class RollupFeed:
                 f"`segsync sync --connection {connection} --object deal` first (`segsync sync` "
                 "and `segsync run` pull the deals before the accounts)"
             )
-        return cls(store, connection, engine)
+        return cls(store, connection, engine, steps)
 
     def marked_ids(self, crm: str) -> list[str]:
         """The accounts to re-plan because their deals changed (well-formed ids only)."""
@@ -82,7 +95,9 @@ class RollupFeed:
 
     def load(self, ids: Sequence[str]) -> None:
         """Read the deals of a page's accounts (the previous page's are dropped)."""
-        self._page = self._deals.by_account(self._connection, ids)
+        self._page = self._steps(
+            "read the page's deals", self._deals.by_account, self._connection, ids
+        )
 
     def assign(
         self,
@@ -99,4 +114,10 @@ class RollupFeed:
     def clear(self) -> None:
         """Forget the marks read at the start: the run's outcomes are recorded."""
         if self.marks:
-            self._store.clear_changed_parents(self._connection, DEAL_MARKS, self.marks)
+            self._steps(
+                "clear the deal marks",
+                self._store.clear_changed_parents,
+                self._connection,
+                DEAL_MARKS,
+                self.marks,
+            )

@@ -51,7 +51,7 @@ from connector.crm.concurrent import merged
 from connector.crm.ids import well_formed_id
 from connector.crm.retry import RetryPolicy
 from connector.engine import Assignment, Engine
-from connector.errors import Interrupted, RetriableError, SegsyncError
+from connector.errors import Interrupted, SegsyncError
 from connector.state import Candidate, Pending, Watermark
 from connector.store.leases import Fence, watching
 from connector.store.records import (
@@ -91,6 +91,7 @@ from connector.sync.planner import (
 )
 from connector.sync.recheck import Recheck, Seen
 from connector.sync.rollups import RollupFeed
+from connector.sync.steps import StoreSteps
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
 from connector.sync.window import Known, Recent
@@ -230,29 +231,21 @@ class Runner:
         # connection: StoreUnavailable) are tried again under this policy.
         self._retry = retry or RetryPolicy.from_settings(settings)
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The policy store steps (and the deal sync's, the rollback's) are retried under."""
+        return self._retry
+
     def _stored(
         self, what: str, lease: Fence | None, step: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
         """Run one store step, trying it again while it fails for now (StoreUnavailable).
 
         A store step is one transaction, rolled back when it fails, so trying
-        it again writes it once. Before each new try the lease is fenced: a
-        run that lost its job meanwhile (stalled past ``sync.stall_seconds``,
-        or stopped) ends instead.
+        it again writes it once. Before each new try the lease is fenced
+        (:class:`~connector.sync.steps.StoreSteps`).
         """
-        tries = 0
-
-        def attempt() -> T:
-            nonlocal tries
-            tries += 1
-            if tries > 1 and lease is not None:
-                lease.fence()
-            return step(*args, **kwargs)
-
-        def told(exc: RetriableError, wait: float) -> None:
-            log.warning("store step %s failed: %s; trying again in %.1f s", what, exc, wait)
-
-        return self._retry.call(attempt, on_retry=told)
+        return StoreSteps(self._retry, lease)(what, step, *args, **kwargs)
 
     # -- the cycle -------------------------------------------------------
     def run(
@@ -285,7 +278,9 @@ class Runner:
         engine, adapter, store = job.engine, job.adapter, self._store
         crm, obj, conn = adapter.crm, cast(ObjectName, engine.object), job.connection
         now = self._clock()
-        previous = store.watermark(conn, obj)
+        # Every store step of the run is tried again while it fails for now.
+        steps = StoreSteps(self._retry, lease)
+        previous = steps("read the watermark", store.watermark, conn, obj)
         full = full or needs_full(previous, engine.version)
         since = (
             None
@@ -311,21 +306,21 @@ class Runner:
             )
             context["run_id"] = str(result.run_id)
         log.info("sync started (%s)", "full" if full else f"since {since}", extra=context)
-        marks = self._changed_parents(job)
+        marks = steps("read the parent marks", self._changed_parents, job)
         known = Known(None if full else previous, engine.version)
-        echoes = None if full else EchoFilter(store, conn, obj, known)
+        echoes = None if full else EchoFilter(store, conn, obj, known, steps)
         # What this run processes, kept with its watermark (a dry run keeps none).
         lookback = timedelta(seconds=self._settings.lookback_seconds)
         recent = None if dry_run else Recent(known, lookback)
         window = known_window(known, previous, since)
         audit = AuditTrail()
         try:
-            self._check_owned(job, record=not dry_run)
+            self._check_owned(job, steps, record=not dry_run)
             # Rollup attributes: the account's deals from the store (sync/rollups.py).
-            feed = RollupFeed.of(store, conn, engine)
+            feed = RollupFeed.of(store, conn, engine, steps)
             if result.run_id is not None:
                 # Bulk jobs a crashed run left: finished (or aborted) before planning.
-                journal = StoreJournal(store, conn, obj, result.run_id)
+                journal = StoreJournal(store, conn, obj, result.run_id, steps)
                 if lease is not None:
                     lease.fence()  # resuming a job writes too: still ours?
                 for line in adapter.resume(obj, journal):
@@ -333,7 +328,7 @@ class Runner:
                     if lease is not None:
                         lease.progress("a bulk job a crashed run left, resumed")
             with tempfile.TemporaryFile(prefix="segsync-plan-") as spool:
-                population = store.record_count(conn, obj)
+                population = steps("count the records", store.record_count, conn, obj)
                 # Writing may start before the plan is complete once the guard's
                 # outcome is certain (connector/sync/pipeline.py); not with
                 # children still to read after the pull, whose number is unknown.
@@ -516,10 +511,17 @@ class Runner:
             [f for key, f in outputs.items() if key.startswith("score.")],
         )
         tracker = WatermarkTracker(previous, engine.version)
-        retry_ids = self._retry_ids(conn, crm, obj, drop=not dry_run)
+        steps = StoreSteps(self._retry, lease)
+        retry_ids = steps(
+            "read the ids to retry", self._retry_ids, conn, crm, obj, drop=not dry_run
+        )
         # A full pull reads every record anyway; an incremental one also
         # fetches the records time has changed (their due_at has passed).
-        due_ids = [] if previous is None else self._due_ids(conn, crm, obj, now)
+        due_ids = (
+            []
+            if previous is None
+            else steps("read the due ids", self._due_ids, conn, crm, obj, now)
+        )
         # Under an agreement policy, also the records whose counterpart in the
         # other CRM changed (connector/sync/agreement.py).
         agreed = job.agreement.prepare(since) if job.agreement is not None else []
@@ -528,7 +530,7 @@ class Runner:
         wanted = sorted(set(retry_ids).union(due_ids, agreed, marked))
         # Contacts take their accounts' values from the store where it vouches for them.
         known = (
-            known_parents(store, conn, job.parent_engine.object)
+            steps("read the stored parents", known_parents, store, conn, job.parent_engine.object)
             if parent_keys and job.parent_engine is not None and stores_parents(crm)
             else None
         )
@@ -555,7 +557,11 @@ class Runner:
 
         # Contacts deferred by an earlier run: their open error closes once planned.
         was_deferred = (
-            {e.record_id for e in store.open_errors(conn, obj) if e.code == DEFERRED}
+            {
+                e.record_id
+                for e in steps("read the open errors", store.open_errors, conn, obj)
+                if e.code == DEFERRED
+            }
             if parent_keys
             else set()
         )
@@ -734,7 +740,7 @@ class Runner:
             if fresh:
                 yield fresh
 
-    def _check_owned(self, job: Job, *, record: bool) -> None:
+    def _check_owned(self, job: Job, steps: StoreSteps, *, record: bool) -> None:
         """Refuse the run, before any read or write, if an output field is not segsync's.
 
         The store's record of provisioned fields and the adopted ones answer
@@ -744,13 +750,19 @@ class Runner:
         """
         crm, obj = job.adapter.crm, cast(ObjectName, job.engine.object)
         outputs = list(job.engine.output_fields(crm).values())
-        recorded = self._store.owned_fields(job.connection, obj)
+        recorded = steps("read the owned fields", self._store.owned_fields, job.connection, obj)
         unknown = unrecorded(crm, outputs, recorded, job.adopted)
         if not unknown:
             return
         verdict = judge(crm, obj, job.adapter.describe(obj, unknown))
         if verdict.marked and record:
-            self._store.record_owned(job.connection, obj, verdict.marked)
+            steps(
+                "record the owned fields",
+                self._store.record_owned,
+                job.connection,
+                obj,
+                verdict.marked,
+            )
         if verdict.refused:
             raise OwnershipError(refusal_message(job.connection, crm, obj, verdict.refused))
 
@@ -847,8 +859,9 @@ class Runner:
         done = 0
         inherited = set(_inherited_fields(engine, adapter.crm))
         # Intents a crashed run left behind: every one of their records was re-planned.
-        leftover = store.intent_ids(conn, obj)
-        journal = StoreJournal(store, conn, obj, run_id)
+        steps = StoreSteps(self._retry, lease)
+        leftover = steps("read the intents left behind", store.intent_ids, conn, obj)
+        journal = StoreJournal(store, conn, obj, run_id, steps)
         size = self._chunk or adapter.write_chunk(result.summary.counts.changed)
         recheck = (
             Recheck(
@@ -860,6 +873,7 @@ class Runner:
                 self._sample,
                 keep=[lock] if (lock := engine.lock_field(adapter.crm)) else [],
                 started=result.began,
+                steps=steps,
             )
             if self._settings.recheck_before_write
             else None
@@ -1002,23 +1016,11 @@ class Runner:
         Every ledger entry of a batch belongs to a record with a write intent
         (``noted``: the chunk's writes, the crashed run's writes it adopts),
         which the batch settles in the same transaction, and a ledger row is
-        recorded only while its intent is there (``ledger_by_intent``). So a
-        try whose commit landed but whose answer was lost (the connection
-        dropped) left none of them, and the next try records nothing twice
-        (nor counts a failure's attempt twice: it is skipped whole).
+        recorded only while its intent is there (``ledger_by_intent``); a try
+        whose commit landed unheard is detected by its settled intents
+        (:meth:`~connector.sync.steps.StoreSteps.record_batch`).
         """
-        store, tried = self._store, False
-        conn, obj = batch["connection"], batch["object"]
-
-        def record() -> None:
-            nonlocal tried
-            if tried and noted and not store.intents(conn, obj, noted):
-                log.info("the batch was recorded by the try whose answer was lost")
-                return
-            tried = True
-            store.record_batch(**batch)
-
-        self._stored("record the batch", lease, record)
+        StoreSteps(self._retry, lease).record_batch(self._store, noted, **batch)
 
     @staticmethod
     def _chunks(spool: IO[bytes], size: int) -> Iterator[list[tuple[Any, ...]]]:

@@ -1,0 +1,95 @@
+"""Store steps tried again while they fail for now, shared by the runner, deal sync and rollback.
+
+A store call that times out (a statement or lock timeout) or loses its
+connection raises :class:`~connector.errors.StoreUnavailable`, a
+:class:`~connector.errors.RetriableError`. Every store call is one
+transaction, rolled back when it fails, so a read, an upsert or a delete
+tried again gives the same result: :class:`StoreSteps` tries it again under
+the one retry policy (``connector/crm/retry.py``), fencing the job's lease
+before each new try, so a run that lost its job meanwhile (stalled past
+``sync.stall_seconds``, or stopped) ends instead.
+
+One kind of step is not plain to try again: a batch whose commit landed but
+whose answer was lost (the connection dropped after the commit) would insert
+its ledger rows and count its failures a second time.
+:meth:`StoreSteps.record_batch` settles that the runner's way: every ledger
+entry of the batch belongs to a record with a write intent, which the batch
+settles in the same transaction; a try after a failed one first reads whether
+those intents are still there, and when none is, the batch was recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from connector.crm.retry import RetryPolicy
+from connector.errors import RetriableError
+from connector.store.leases import Fence
+from connector.store.store import Store
+
+log = logging.getLogger("segsync.sync")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreSteps:
+    """Runs store steps under ``retry``, fencing ``lease`` (if any) before each new try."""
+
+    retry: RetryPolicy
+    lease: Fence | None = None
+
+    @classmethod
+    def once(cls) -> StoreSteps:
+        """Steps tried once (a caller without a retry policy: the error propagates)."""
+        return cls(RetryPolicy(attempts=1))
+
+    def fenced(self, lease: Fence | None) -> StoreSteps:
+        """The same steps, fencing ``lease`` instead (None: not fenced)."""
+        return self if lease is self.lease else replace(self, lease=lease)
+
+    def __call__(self, what: str, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one store step (``what`` names it in the log), again while it fails for now."""
+        tries = 0
+        lease = self.lease
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and lease is not None:
+                lease.fence()
+            return step(*args, **kwargs)
+
+        def told(exc: RetriableError, wait: float) -> None:
+            log.warning("store step %s failed: %s; trying again in %.1f s", what, exc, wait)
+
+        return self.retry.call(attempt, on_retry=told)
+
+    def record_batch(self, store: Store, noted: Sequence[str], **batch: Any) -> None:
+        """Record a batch (:meth:`Store.record_batch`) once, however often it is tried.
+
+        ``noted``: the records with a write intent the batch settles
+        (``settled`` must include them, and ``ledger_by_intent`` must be set):
+        every ledger entry of the batch is one of theirs. A try whose commit
+        landed unheard left none of those intents, so the next try finds them
+        gone and records nothing twice (nor counts a failure's attempt twice:
+        it is skipped whole). A batch with none of them is tried again whole:
+        upserts and deletes, and the attempts of failures that are not writes
+        (the runner's deferred contacts), which a lost answer may count twice.
+        """
+        if noted and not batch.get("ledger_by_intent"):
+            raise ValueError("a batch with write intents records its ledger by them")
+        conn, obj = batch["connection"], batch["object"]
+        tried = False
+
+        def record() -> None:
+            nonlocal tried
+            if tried and noted and not store.intents(conn, obj, noted):
+                log.info("the batch was recorded by the try whose answer was lost")
+                return
+            tried = True
+            store.record_batch(**batch)
+
+        self("record the batch", record)
