@@ -138,15 +138,13 @@ def test_a_person_s_edit_between_pull_and_write_survives_and_is_reported(crm: Cr
     pinned, lockee, retyped = accounts[3], accounts[10], accounts[20]
     late: list[str] = []
     pinned_to = _other(crm, pinned)
-    # Salesforce stamps keep whole seconds: an edit in the very second the plan
-    # read a record keeps its stamp, and a field the re-read does not select
-    # (the headcount) then goes unseen until the next run (docs/crm-apis.md,
-    # "Write only what is still true"). These people edit a second later.
-    clock = hold_clock(crm.crms.salesforce) if crm.crm == "salesforce" else None
+    # Salesforce stamps keep whole seconds; the org's clock is held, so the
+    # people may edit in the very second the plan read a record (see the test
+    # of that case below).
+    if crm.crm == "salesforce":
+        hold_clock(crm.crms.salesforce)
 
     def hook(phase: str, done: int) -> None:
-        if clock is not None:
-            clock.advance(1)
         if phase == "plan" and done == len(accounts):
             crm.edit(pinned, tier, pinned_to)
             crm.edit(lockee, lock_field, locked)
@@ -162,7 +160,11 @@ def test_a_person_s_edit_between_pull_and_write_survives_and_is_reported(crm: Cr
     assert {record_id for record_id, _ in first.sample_changed} == held
     assert dict(first.sample_changed)[pinned] == f"{tier} changed"
     assert dict(first.sample_changed)[lockee] == f"{lock_field} changed"
-    assert dict(first.sample_changed)[retyped] == "edited"
+    # Salesforce names the input (read in its stamp's open second); HubSpot's
+    # stamps tell every save apart.
+    # (Salesforce names the input when the plan read the record in its stamp's
+    # open second: test_an_input_edited_in_the_second_the_plan_read_it_is_held.)
+    assert dict(first.sample_changed)[retyped] in ("edited", f"{crm.headcount()} changed")
     assert first.written == len(accounts) - len(held) and first.status == "succeeded"
     # The people's values stand; segsync wrote nothing on those records.
     assert crm.value(pinned, tier) == pinned_to
@@ -309,6 +311,35 @@ def test_salesforce_rereads_a_chunk_of_1300_in_one_call(crm: Crm) -> None:
     assert result.changed_since_plan == 5 and result.written == total - 5
     for record_id, value in pins.items():
         assert crm.value(record_id, tier) == value
+
+
+@sf_only
+def test_an_input_edited_in_the_second_the_plan_read_it_is_held(crm: Crm) -> None:
+    """The save keeps the record's whole-second stamp: the re-read compares its inputs.
+
+    Without that, the headcount edit looked like no change, our write made the
+    integration user the last modifier, and incremental pulls (which leave out
+    records segsync modified last) never brought the edit back.
+    """
+    crm.provision()
+    clock = hold_clock(crm.crms.salesforce)
+    fresh = _load(crm, 20, datetime.fromtimestamp(int(clock.now), UTC))  # stamped this second
+    retyped = fresh[5]
+    stamp = crm.crms.salesforce.org.get("Account", retyped)["SystemModstamp"]
+
+    def hook(phase: str, done: int) -> None:
+        if phase == "plan" and done == len(crm.ids()):
+            crm.edit(retyped, crm.headcount(), 4321)  # the same second: the same stamp
+
+    first = crm.sync(crm.runner(hook))
+    assert crm.crms.salesforce.org.get("Account", retyped)["SystemModstamp"] == stamp
+    assert dict(first.sample_changed) == {retyped: f"{crm.headcount()} changed"}
+    assert crm.value(retyped, crm.field("segment")) in (None, "")
+    # The next run, a second later, plans it from the edited headcount and writes it.
+    clock.advance(2)
+    second = crm.sync(crm.runner(lambda phase, done: None))
+    assert second.changed_since_plan == 0
+    assert crm.value(retyped, crm.field("segment")) not in (None, "")
 
 
 @sf_only

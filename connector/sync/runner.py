@@ -94,7 +94,7 @@ from connector.sync.rollups import RollupFeed
 from connector.sync.steps import StoreSteps
 from connector.sync.values import as_text, is_blank, same_value
 from connector.sync.watermark import WatermarkTracker, needs_full, query_start
-from connector.sync.window import Known, Recent
+from connector.sync.window import Known, Recent, read_open
 
 log = logging.getLogger("segsync.sync")
 T = TypeVar("T")
@@ -117,7 +117,7 @@ DEFERRED_MESSAGE = (
 UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
-Planned = tuple[str, tuple[datetime | None] | None, datetime, Mapping[str, Any]]
+Planned = tuple[str, tuple[datetime | None] | None, datetime, Mapping[str, Any], bool]
 """What a planned record carries to the spool: its reason, its new due date if changed,
 and its stamp and fields, from which a write's :data:`Seen` is taken (what the plan saw
 of it, for the re-read before the write, ``sync/recheck.py``)."""
@@ -497,6 +497,7 @@ class Runner:
         )
         inherited = _inherited_fields(engine, crm)
         recheck_fields = _recheck_fields(engine, crm)
+        open_fields = _open_fields(engine, crm)
         if audit is not None:
             audit.bind(adapter, obj, policy)
         builder = PlanBuilder(keep=self._sample)
@@ -570,7 +571,7 @@ class Runner:
         decide_quiet = planner.decide_quiet
 
         def decide(planned: Sequence[tuple[PlanInput | PlanArgs, Planned]]) -> None:
-            for item, (reason, changed_due, stamp, seen_fields) in planned:
+            for item, (reason, changed_due, stamp, seen_fields, opened) in planned:
                 if isinstance(item, PlanInput):  # through the audit trail
                     decision = plan_record(item, policy, hysteresis, now)
                 else:
@@ -587,7 +588,10 @@ class Runner:
                 seen: Seen | None = None
                 if decision.write is not None:
                     # What the re-read before the write compares: only a write needs it.
-                    seen = (stamp, {f: seen_fields.get(f) for f in recheck_fields})
+                    # Read before its stamp's second closed, a record's inputs too: a
+                    # save later in that second keeps the stamp (window.read_open).
+                    compared = open_fields if opened else recheck_fields
+                    seen = (stamp, {f: seen_fields.get(f) for f in compared})
                 spool_entry(spool, decision, reason, changed_due, seen)
 
         # Under an agreement policy: one noted copy per assignment and note.
@@ -666,8 +670,9 @@ class Runner:
                 )
                 due = assignment.due_at
                 changed_due = None if stored_due.get(record.id) == due else (due,)
+                opened = read_open(record.stamp, record.read_at)
                 planned.append(
-                    (item, (assignment.reason, changed_due, record.stamp, record.fields))
+                    (item, (assignment.reason, changed_due, record.stamp, record.fields, opened))
                 )
             if audit is not None:
                 decide(audit.hold([(planner.plan_input(*item), p) for item, p in planned]))
@@ -869,7 +874,7 @@ class Runner:
                 store,
                 conn,
                 obj,
-                _recheck_fields(engine, adapter.crm),
+                _open_fields(engine, adapter.crm),
                 self._sample,
                 keep=[lock] if (lock := engine.lock_field(adapter.crm)) else [],
                 started=result.began,
@@ -1113,6 +1118,16 @@ def _recheck_fields(engine: Engine, crm: str) -> list[str]:
     """The fields re-read before a write: every output field and the lock field."""
     lock = engine.lock_field(crm)
     return list(dict.fromkeys([*engine.output_fields(crm).values(), *([lock] if lock else [])]))
+
+
+def _open_fields(engine: Engine, crm: str) -> list[str]:
+    """The fields re-read before a write: the outputs and the lock, then the inputs.
+
+    The inputs are compared only for records read before their stamp's second
+    closed (see :func:`~connector.sync.window.read_open`); selecting them for
+    every record costs no call (the re-read goes by ids).
+    """
+    return list(dict.fromkeys([*_recheck_fields(engine, crm), *engine.input_fields(crm)]))
 
 
 def _without_stale(

@@ -108,6 +108,16 @@ def settled(stamp: datetime, read_at: datetime | None, lag: timedelta) -> bool:
     return utc(stamp).replace(microsecond=0) + SECOND + lag <= utc(read_at)
 
 
+def read_open(stamp: datetime, read_at: datetime | None) -> bool:
+    """Whether a record was read before its stamp's whole second had closed.
+
+    A later save in that second keeps the stamp: the re-read before a write
+    cannot tell it by the stamp, so it compares the record's inputs too
+    (connector/sync/recheck.py). ``read_at`` None: stamps tell every save apart.
+    """
+    return read_at is not None and utc(read_at) < utc(stamp).replace(microsecond=0) + SECOND
+
+
 class Known:
     """The ``(id, stamp)`` pairs the previous runs processed, near the watermark.
 
