@@ -317,6 +317,19 @@ def _policy(outputs: dict[str, str]) -> Policy:
     )
 
 
+def _planner(engine: Engine, crm: str) -> RecordPlanner:
+    """The runner's planner for ``crm``'s outputs, scores rounded, no hysteresis."""
+    outputs = engine.output_fields(crm)
+    return RecordPlanner(
+        crm,
+        _policy(outputs),
+        NO_HYSTERESIS,
+        NOW,
+        outputs.values(),
+        [f for key, f in outputs.items() if key.startswith("score.")],
+    )
+
+
 def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
     """What the runner does per record (``Runner._plan``) minus the store, spool and I/O.
 
@@ -326,15 +339,7 @@ def sync_path(engine: Engine, crm: str, *, due: bool = False) -> Loop:
     also finds when time alone changes the record (one more evaluation per
     future ``within_days`` boundary).
     """
-    outputs = engine.output_fields(crm)
-    planner = RecordPlanner(
-        crm,
-        _policy(outputs),
-        NO_HYSTERESIS,
-        NOW,
-        outputs.values(),
-        [f for key, f in outputs.items() if key.startswith("score.")],
-    )
+    planner = _planner(engine, crm)
     evaluate, lock_reading, decide, now = (
         engine.assign if due else engine.evaluate,
         engine.lock_reading,
@@ -362,15 +367,7 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
     ``Runner._spool``, into memory. The store's page reads, the pull and the
     spool's file are left out.
     """
-    outputs = engine.output_fields(crm)
-    planner = RecordPlanner(
-        crm,
-        _policy(outputs),
-        NO_HYSTERESIS,
-        NOW,
-        outputs.values(),
-        [f for key, f in outputs.items() if key.startswith("score.")],
-    )
+    planner = _planner(engine, crm)
     recheck_fields = _recheck_fields(engine, crm)
     assign, lock_reading, decide, now = (
         engine.assign,

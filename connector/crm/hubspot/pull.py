@@ -55,23 +55,16 @@ def pull(
     earliest serving time its answers' ``Date`` allows.
     """
     clock = ReadClock()
-    pages = _pull(session, object_type, fields, since, parent_fields, echo, known, window, clock)
-    return TimedPages(pages, clock)
+    pages = _pages(session, object_type, fields, since, parent_fields, echo, known, window)
+    return TimedPages(_timed(session, clock, pages), clock)
 
 
-def _pull(
-    session: HubSpotSession,
-    object_type: str,
-    fields: Sequence[str],
-    since: datetime | None,
-    parent_fields: Sequence[str],
-    echo: EchoTest | None,
-    known: KnownParents | None,
-    window: KnownWindow | None,
-    clock: ReadClock,
+def _timed(
+    session: HubSpotSession, clock: ReadClock, pages: Iterator[list[CrmRecord]]
 ) -> Iterator[list[CrmRecord]]:
+    """``pages`` read with ``clock`` noting every answer (a generator: nothing runs until read)."""
     with session.reads(clock):
-        yield from _pages(session, object_type, fields, since, parent_fields, echo, known, window)
+        yield from pages
 
 
 def _pages(
