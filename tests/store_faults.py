@@ -2,6 +2,7 @@
 
 - :class:`Lines` collects what the sync logs (a test waits for "store step … failed").
 - :func:`schema_of` names a test's PostgreSQL schema (to lock its tables from a second session).
+- :func:`companies_written` and :func:`ledger_rows` count what reached the CRM and the ledger.
 - :class:`CommitCut` is a TCP relay between the store and PostgreSQL that, once
   armed, lets a transaction's COMMIT land on the server and then drops the
   connection before its answer reaches the client: the client sees the
@@ -15,10 +16,30 @@ import logging
 import socket
 import struct
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
+
+from connector.store.store import Store
+from segsync_sandbox.hubspot import HubSpotSandbox
+
+
+def companies_written(sandbox: HubSpotSandbox) -> Counter[str]:
+    """Company id → how many times a batch update wrote it."""
+    return Counter(
+        record
+        for e in sandbox.app.log.entries()
+        if e.kind == "batch.update" and "/objects/companies/" in e.path
+        for record in e.records
+    )
+
+
+def ledger_rows(store: Store, run_id: int | None = None) -> Counter[tuple[str, str]]:
+    """(record, field) → how many ledger rows the HubSpot account runs (or one run) left."""
+    rows = store.history(None, None, connection="hs", object="account", run_id=run_id)
+    return Counter((t.record_id, t.field) for t in rows)
 
 
 class Lines(logging.Handler):

@@ -33,7 +33,7 @@ import pytest
 import sqlalchemy as sa
 from sandbox_fixtures import hubspot_adapter, provision, seeded_hubspot, shipped_engines
 from service_helpers import PATIENCE, until
-from store_faults import CommitCut, Lines, log_lines, schema_of
+from store_faults import CommitCut, Lines, companies_written, ledger_rows, log_lines, schema_of
 
 from connector.config import StoreSettings, SyncSettings
 from connector.crm.retry import RetryPolicy
@@ -121,21 +121,6 @@ def _blocked_until_released(
     return outcome["result"]
 
 
-def _writes(sandbox: HubSpotSandbox) -> Counter[str]:
-    """Company id → how many times a batch update wrote it."""
-    return Counter(
-        record
-        for e in sandbox.app.log.entries()
-        if e.kind == "batch.update" and "/objects/companies/" in e.path
-        for record in e.records
-    )
-
-
-def _ledger(store: Store, run_id: int) -> Counter[tuple[str, str]]:
-    rows = store.history(None, None, connection="hs", object="account", run_id=run_id)
-    return Counter((t.record_id, t.field) for t in rows)
-
-
 # -- the deal sync's page of deals ---------------------------------------------
 
 
@@ -210,8 +195,8 @@ def test_an_account_run_whose_watermark_read_times_out_is_retried_and_writes_onc
             assert result.run_id is not None
             assert [r.id for r in store.runs(10)] == [result.run_id]
             companies = {r.id for r in sandbox.portal.snapshot("companies")}
-            assert _writes(sandbox) == Counter(dict.fromkeys(companies, 1))
-            ledger = _ledger(store, result.run_id)
+            assert companies_written(sandbox) == Counter(dict.fromkeys(companies, 1))
+            ledger = ledger_rows(store, result.run_id)
             assert {record for record, _ in ledger} == companies
             assert set(ledger.values()) == {1}
             assert store.watermark("hs", "account") is not None
@@ -248,9 +233,9 @@ def _rolled_back_once(
     assert row is not None and row.status == "succeeded" and row.counts.written == COMPANIES
     companies = {r.id for r in sandbox.portal.snapshot("companies")}
     # Written by the run, then by its rollback: twice each, never a third time.
-    assert _writes(sandbox) == Counter(dict.fromkeys(companies, 2))
-    restored = _ledger(store, result.run_id)
-    assert restored == _ledger(store, run_id)  # each field the run set, restored once
+    assert companies_written(sandbox) == Counter(dict.fromkeys(companies, 2))
+    restored = ledger_rows(store, result.run_id)
+    assert restored == ledger_rows(store, run_id)  # each field the run set, restored once
     rows = store.history(None, None, run_id=result.run_id)
     assert {t.reason for t in rows} == {reason_of(run_id)}
     assert store.intent_ids("hs", "account") == []

@@ -27,7 +27,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +36,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sandbox_fixtures import hubspot_adapter, provision, seeded_hubspot, shipped_engines
 from service_helpers import PATIENCE, until
-from store_faults import Lines, log_lines, schema_of
+from store_faults import Lines, companies_written, ledger_rows, log_lines, schema_of
 
 from connector.config import Settings, StoreSettings, SyncSettings
 from connector.crm.retry import RetryPolicy
@@ -119,27 +118,12 @@ def _blocked_by_pid(pid: int, store: Store) -> int | None:
     return None if found is None else int(found)
 
 
-def _writes(sandbox: HubSpotSandbox) -> Counter[str]:
-    """Company id → how many times a batch update wrote it."""
-    return Counter(
-        record
-        for e in sandbox.app.log.entries()
-        if e.kind == "batch.update" and "/objects/companies/" in e.path
-        for record in e.records
-    )
-
-
-def _ledger(store: Store) -> Counter[tuple[str, str]]:
-    rows = store.history(None, None, connection="hs", object="account")
-    return Counter((t.record_id, t.field) for t in rows)
-
-
 def _written_once(sandbox: HubSpotSandbox, store: Store) -> None:
     companies = {r.id for r in sandbox.portal.snapshot("companies")}
-    writes = _writes(sandbox)
+    writes = companies_written(sandbox)
     assert set(writes) == companies
     assert set(writes.values()) == {1}, {k: v for k, v in writes.items() if v > 1}
-    ledger = _ledger(store)
+    ledger = ledger_rows(store)
     assert {record for record, _ in ledger} == companies
     assert set(ledger.values()) == {1}, {k: v for k, v in ledger.items() if v > 1}
     assert store.intent_ids("hs", "account") == []
@@ -288,7 +272,7 @@ def test_a_timed_out_store_step_is_retried_and_writes_once(
             "the blocked batch to time out and be tried again",
         )
         # The first chunk went out before its batch blocked; nothing more was written.
-        assert sum(_writes(sandbox).values()) == 100
+        assert sum(companies_written(sandbox).values()) == 100
         assert store.record_count("hs", "account") == 0
         # Hold the run's own row too: recording its end will time out in turn.
         # (NO KEY: the ledger rows' foreign key checks on it go on.)
@@ -413,7 +397,7 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
         assert holder is not None and holder.mode == "steal" and holder.token == taken[1].token
         stuck = [r for r in store.runs(5, object="account") if r.status == "running"]
         assert len(stuck) == 1
-        writes_before = sum(_writes(sandbox).values())
+        writes_before = sum(companies_written(sandbox).values())
 
         # The taker runs the job while the stuck batch still waits: the CRM
         # already holds what the stuck run wrote, so it adopts those records,
@@ -456,7 +440,7 @@ def test_a_stalled_run_stops_renewing_another_replica_takes_over_and_healthz_fai
         assert "writes nothing more" in (ended.message or "")
         until(lambda: _get(f"{base}/healthz") == (200, "ok\n"), PATIENCE, "/healthz to recover")
         assert "\nsegsync_stalled_jobs 0.0\n" in _get(f"{base}/metrics")[1]
-        assert sum(_writes(sandbox).values()) == writes_before
+        assert sum(companies_written(sandbox).values()) == writes_before
         _written_once(sandbox, store)
     finally:
         ledger_lock.rollback()
