@@ -18,6 +18,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast
 from urllib.parse import urlsplit
@@ -285,6 +286,9 @@ class SalesforceConnection(_Transport):
     timeout_seconds: Timeout = 60.0
     bulk_read_threshold: int = Field(50_000, ge=1, le=1_000_000_000)
     bulk_write_threshold: int = Field(10_000, ge=1, le=1_000_000_000)
+    # Longest pause between two status polls of a Bulk 2.0 ingest job
+    # (connector/crm/salesforce/bulk.py); the stall limit must exceed it.
+    bulk_poll_max_seconds: float = Field(60.0, gt=0, le=3_600)
     daily_api_share: float = Field(0.5, gt=0, le=1)
     max_concurrency: int = Field(4, ge=1, le=25)
 
@@ -575,6 +579,25 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _stall_above_crm_silence(self) -> Settings:
+        # Waiting for the CRM's next answer is no stall: see crm_silence
+        # (docs/crm-apis.md#stall-limit).
+        if not self.connections:
+            return self
+        silence = max(
+            (crm_silence(name, c, self.sync) for name, c in self.connections.items()),
+            key=lambda s: s.seconds,
+        )
+        if self.sync.stall_seconds <= silence.seconds:
+            raise ValueError(
+                f"sync.stall_seconds ({self.sync.stall_seconds:g}) must be above the "
+                f"longest a healthy run waits for the CRM ({silence.seconds:g} s: "
+                f"{silence.formula}): a retried call, a Bulk job between two polls or a "
+                "paced call is not a stalled run"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _jobs_name_connections(self) -> Settings:
         for job in self.service.jobs:
             if job.connection not in self.connections:
@@ -587,6 +610,77 @@ class Settings(BaseSettings):
                     f"service.jobs: connection {job.connection!r} is HubSpot: {HUBSPOT_NO_LEADS}"
                 )
         return self
+
+
+#: Longest pause between two status polls of a Salesforce Bulk 2.0 query job:
+#: simple-salesforce's ``wait_for_job`` sleeps the adapter's ``bulk_wait`` (2 s)
+#: plus e^n/1000 s at the n-th poll and stops growing the pause once it passes
+#: 2 s, so 2.001 s (docs/crm-apis.md, "A long Bulk job is progress").
+BULK_QUERY_POLL_SECONDS = 2.1
+#: Longest a paced HubSpot call waits for a place in the rate window after the
+#: last call of the window was answered: the ten-second window, plus the
+#: limiter's margin of at most a twentieth of it and 50 ms
+#: (connector/crm/limits.py, ``RollingWindowLimiter``).
+HUBSPOT_PACING_SECONDS = 11.0
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The longest a healthy run can go without an answer of one connection.
+
+    Attributes:
+        seconds: how long.
+        formula: how it is made up, naming each setting and its value.
+
+    """
+
+    seconds: float
+    formula: str
+
+
+def crm_silence(
+    name: str, connection: SalesforceConnection | HubSpotConnection, sync: SyncSettings
+) -> Silence:
+    """The longest silence between two answers of ``connection`` while a run is healthy.
+
+    The stall watchdog (connector/store/leases.py) counts every answer of the
+    CRM as progress. Between two answers a run waits for one of: a retry's
+    back-off (at most ``sync.retry_max_wait_seconds``, a Retry-After
+    included), a Bulk 2.0 job's next status poll (Salesforce: at most the
+    connection's ``bulk_poll_max_seconds`` for an ingest job,
+    :data:`BULK_QUERY_POLL_SECONDS` for a query job), or a place in
+    HubSpot's rate window (:data:`HUBSPOT_PACING_SECONDS`); then the call
+    itself, which may take the connection's ``timeout_seconds``. So the
+    silence is ``timeout_seconds`` plus the longest of those pauses.
+    """
+    key = f"connections.{name}"
+    pauses: list[tuple[float, str]] = [
+        (
+            sync.retry_max_wait_seconds,
+            f"sync.retry_max_wait_seconds ({sync.retry_max_wait_seconds:g})",
+        )
+    ]
+    if isinstance(connection, SalesforceConnection):
+        pauses += [
+            (
+                connection.bulk_poll_max_seconds,
+                f"{key}.bulk_poll_max_seconds ({connection.bulk_poll_max_seconds:g})",
+            ),
+            (
+                BULK_QUERY_POLL_SECONDS,
+                f"a Bulk query job's poll pause ({BULK_QUERY_POLL_SECONDS:g})",
+            ),
+        ]
+    else:
+        pauses.append(
+            (HUBSPOT_PACING_SECONDS, f"HubSpot's rate window pause ({HUBSPOT_PACING_SECONDS:g})")
+        )
+    timeout = connection.timeout_seconds
+    return Silence(
+        timeout + max(p for p, _ in pauses),
+        f"{key}.timeout_seconds ({timeout:g}) + the longest of "
+        + ", ".join(text for _, text in pauses),
+    )
 
 
 def config_path(explicit: str | Path | None = None) -> Path:

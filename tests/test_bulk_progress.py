@@ -83,19 +83,25 @@ def _healthz(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+#: The stall limit. Above the longest silence a healthy run may keep with the
+#: settings below (connector/config.py, ``crm_silence``): a call's
+#: ``timeout_seconds`` (1.5 s) after the longest pause, a Bulk query job's poll
+#: pause (2.1 s; the retry back-off is at most 0.5 s, our ingest polls 0.25 s).
+STALL = 4.0
+
+
 @pytest.mark.parametrize(
-    ("kind", "stall", "bulk_wait"),
+    ("kind", "bulk_wait"),
     [
-        # Our own polls: at most 0.25 s apart (BULK_MAX_POLL_WAIT below).
-        ("ingest", 2.0, 0.05),
+        # Our own polls: at most 0.25 s apart (bulk_poll_max_seconds below).
+        ("ingest", 0.05),
         # simple-salesforce's: its pause grows to about 2.1 s from a wait of
-        # 1 s (docs/crm-apis.md#salesforce-bulk-api-20), so a longer limit.
-        ("query", 4.0, 1.0),
+        # 1 s (docs/crm-apis.md#salesforce-bulk-api-20).
+        ("query", 1.0),
     ],
 )
 def test_a_bulk_job_longer_than_the_stall_limit_keeps_its_lease_and_health(
     kind: str,
-    stall: float,
     bulk_wait: float,
     fresh_sandboxes: Sandboxes,
     tmp_path: Path,
@@ -114,6 +120,9 @@ def test_a_bulk_job_longer_than_the_stall_limit_keeps_its_lease_and_health(
         # Every pull through a Bulk query job, every write through an ingest job.
         "bulk_read_threshold": 1,
         "bulk_write_threshold": 10,
+        # Short bounds on every silent wait, so that a short stall limit is valid.
+        "timeout_seconds": 1.5,
+        "bulk_poll_max_seconds": 0.25,
     }
     settings = Settings.model_validate(
         {
@@ -124,7 +133,12 @@ def test_a_bulk_job_longer_than_the_stall_limit_keeps_its_lease_and_health(
                 "statement_timeout_seconds": 0,
                 "lock_timeout_seconds": 0,
             },
-            "sync": {"lease_seconds": 5, "stall_seconds": stall},
+            "sync": {
+                "lease_seconds": 5,
+                "stall_seconds": STALL,
+                "retry_initial_wait_seconds": 0.1,
+                "retry_max_wait_seconds": 0.5,
+            },
             "service": {
                 "port": 0,
                 "jobs": [{"connection": "sf", "object": "account", "interval_minutes": 600}],
@@ -142,12 +156,11 @@ def test_a_bulk_job_longer_than_the_stall_limit_keeps_its_lease_and_health(
     # is over. The other is done at its first poll.
     bulk = bulk_service(sf.app).settings
     if kind == "ingest":
-        monkeypatch.setattr(bulk, "ingest_rows_per_second", rows / (LENGTH * stall))
+        monkeypatch.setattr(bulk, "ingest_rows_per_second", rows / (LENGTH * STALL))
     else:
         monkeypatch.setattr(bulk, "ingest_rows_per_second", 1e9)
         monkeypatch.setattr(bulk, "polls_per_state", 10**9)
-        monkeypatch.setattr(bulk, "complete_after", LENGTH * stall)
-    monkeypatch.setattr("connector.crm.salesforce.bulk.BULK_MAX_POLL_WAIT", 0.25)
+        monkeypatch.setattr(bulk, "complete_after", LENGTH * STALL)
 
     def adapter(name: str, conn: Any, retry: RetryPolicy, cache: Store | None) -> CrmAdapter:
         assert isinstance(conn, SalesforceConnection)

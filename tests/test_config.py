@@ -5,9 +5,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from click.testing import CliRunner
+from pydantic import BaseModel, ValidationError
 
 from connector import templates
+from connector.cli import cli
 from connector.config import (
     HubSpotConnection,
     JobSettings,
@@ -147,3 +149,115 @@ def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
 
 def test_example_is_valid_toml() -> None:
     assert "connections" in tomllib.loads(EXAMPLE.read_text())
+
+
+# --------------------------------------------------------------------------- stall limit
+
+#: Store bounds off (SQLite ignores them), so only the CRM's silences bound the stall limit.
+NO_STORE_BOUNDS = {"statement_timeout_seconds": 0, "lock_timeout_seconds": 0}
+
+
+def _stall_settings(connection: dict[str, object], stall: float, **sync: float) -> Settings:
+    return Settings.model_validate(
+        {
+            "connections": {"c": connection},
+            "store": NO_STORE_BOUNDS,
+            "sync": {"stall_seconds": stall, **sync},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("connection", "sync", "silence", "named"),
+    [
+        # Defaults: a 60 s call after a 60 s back-off (or a 60 s pause between ingest polls).
+        (
+            {"crm": "salesforce"},
+            {},
+            120.0,
+            ["connections.c.timeout_seconds (60)", "sync.retry_max_wait_seconds (60)"],
+        ),
+        # The ingest poll pause is the longest.
+        (
+            {"crm": "salesforce", "timeout_seconds": 10, "bulk_poll_max_seconds": 300},
+            {"retry_max_wait_seconds": 5},
+            310.0,
+            ["connections.c.timeout_seconds (10)", "connections.c.bulk_poll_max_seconds (300)"],
+        ),
+        # A Bulk query job's poll pause (simple-salesforce's, about 2 s).
+        (
+            {"crm": "salesforce", "timeout_seconds": 1, "bulk_poll_max_seconds": 0.5},
+            {"retry_initial_wait_seconds": 0.1, "retry_max_wait_seconds": 1},
+            3.1,
+            ["connections.c.timeout_seconds (1)", "a Bulk query job's poll pause (2.1)"],
+        ),
+        # HubSpot: the retry back-off…
+        (
+            {"crm": "hubspot", "timeout_seconds": 30},
+            {"retry_max_wait_seconds": 200},
+            230.0,
+            ["connections.c.timeout_seconds (30)", "sync.retry_max_wait_seconds (200)"],
+        ),
+        # …or a wait for a place in the rate window, whichever is longer.
+        (
+            {"crm": "hubspot", "timeout_seconds": 2},
+            {"retry_initial_wait_seconds": 0.1, "retry_max_wait_seconds": 1},
+            13.0,
+            ["connections.c.timeout_seconds (2)", "HubSpot's rate window pause (11)"],
+        ),
+    ],
+)
+def test_the_stall_limit_must_exceed_the_longest_silence_of_the_crm(
+    connection: dict[str, object], sync: dict[str, float], silence: float, named: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        _stall_settings(connection, silence, **sync)
+    message = str(info.value)
+    assert f"sync.stall_seconds ({silence:g}) must be above" in message, message
+    assert f"({silence:g} s: " in message, message
+    for text in named:
+        assert text in message, message
+    # Just above it: a healthy run's longest wait is no stall.
+    assert _stall_settings(connection, silence + 0.5, **sync).sync.stall_seconds == silence + 0.5
+
+
+def test_the_longest_silence_is_that_of_the_slowest_connection() -> None:
+    settings = {
+        "connections": {
+            "fast": {"crm": "hubspot", "timeout_seconds": 5},
+            "slow": {"crm": "salesforce", "timeout_seconds": 600},
+        },
+        "store": NO_STORE_BOUNDS,
+        "sync": {"stall_seconds": 650},
+    }
+    with pytest.raises(ValidationError, match=r"connections\.slow\.timeout_seconds \(600\)"):
+        Settings.model_validate(settings)
+    # No connection: no CRM to wait for.
+    assert Settings.model_validate({"store": NO_STORE_BOUNDS, "sync": {"stall_seconds": 2}})
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_stall_limit_below_the_crm_silence_is_a_config_error(
+    tmp_path: Path, command: str
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[connections.sf]\ncrm = "salesforce"\ntimeout_seconds = 30\n'
+        "[sync]\nstall_seconds = 60\nretry_max_wait_seconds = 45\n"
+        "[store]\nstatement_timeout_seconds = 0\nlock_timeout_seconds = 0\n"
+    )
+    args = [command, "--config", str(cfg)]
+    result = CliRunner().invoke(
+        cli, [*args, str(templates.ACCOUNTS)] if command == "validate" else args
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert str(cfg) in error
+    for text in (
+        "sync.stall_seconds (60) must be above",
+        "(90 s: connections.sf.timeout_seconds (30)",
+        "sync.retry_max_wait_seconds (45)",
+        "connections.sf.bulk_poll_max_seconds (60)",
+    ):
+        assert text in error, error

@@ -72,8 +72,6 @@ BULK_JOB_TIMEOUT = 24 * 3600
 #: Rows an org is assumed to apply per second once an ingest job is closed: the
 #: first status poll waits rows ÷ this (docs/crm-apis.md, "Bulk API 2.0").
 BULK_ROWS_PER_SECOND = 2_000
-#: Longest pause between two status polls of one ingest job.
-BULK_MAX_POLL_WAIT = 60.0
 
 # Bulk 2.0 job states and the ingest operation, as the API spells them.
 OPEN = "Open"
@@ -306,24 +304,26 @@ def _all_succeeded(info: Mapping[str, Any], rows: int) -> bool:
     return processed == rows and failed == 0
 
 
-def poll_waits(rows: int | None, floor: float) -> Iterator[float]:
+def poll_waits(rows: int | None, floor: float, ceiling: float) -> Iterator[float]:
     """Pauses before each status poll of an ingest job of ``rows`` rows.
 
     The first is the time the org is expected to take (``rows`` ÷
     :data:`BULK_ROWS_PER_SECOND`), so a job that runs as expected costs one
-    poll; after that, half of it doubling at each poll, up to
-    :data:`BULK_MAX_POLL_WAIT`. None of them is shorter than ``floor`` (the
-    adapter's ``bulk_wait``; 0 polls at once, for tests). ``rows`` None (a
-    job a crashed run left): ``floor`` doubling.
+    poll; after that, half of it doubling at each poll, up to ``ceiling``
+    (the connection's ``bulk_poll_max_seconds``, which the stall limit must
+    exceed: connector/config.py, ``crm_silence``). None of them is shorter
+    than ``floor`` (the adapter's ``bulk_wait``; 0 polls at once, for tests)
+    unless ``ceiling`` is. ``rows`` None (a job a crashed run left): ``floor``
+    doubling.
     """
     if floor <= 0:
         while True:
             yield 0.0
     expected = max(floor, rows / BULK_ROWS_PER_SECOND) if rows else floor
-    yield min(expected, BULK_MAX_POLL_WAIT) if rows else 0.0
+    yield min(expected, ceiling) if rows else 0.0
     step = max(floor, expected / 2)
     while True:
-        yield min(step, BULK_MAX_POLL_WAIT)
+        yield min(step, ceiling)
         step *= 2
 
 
@@ -535,7 +535,7 @@ class IngestJob:
         """
         sleep = self._session.retry.sleep
         deadline = time.monotonic() + BULK_JOB_TIMEOUT
-        waits = poll_waits(rows, self._wait)
+        waits = poll_waits(rows, self._wait, self._session.settings.bulk_poll_max_seconds)
         while True:
             pause = next(waits)
             if pause > 0:
