@@ -64,6 +64,7 @@ from connector.errors import (
     redact_url,
 )
 from connector.mapping import load_mapping
+from connector.store.deals import DEAL_OBJECT
 from connector.store.leases import Busy, JobClaims, Lease, claim_order
 from connector.store.locks import locks_for
 from connector.store.store import Store, parse_url
@@ -883,6 +884,10 @@ def provision_object(
     return report
 
 
+#: Objects listed in ``segsync status`` only once they have a watermark.
+OPT_IN = ("lead", DEAL_OBJECT)
+
+
 @click.command("status")
 @_CONFIG
 @click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
@@ -897,12 +902,20 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
         marks = {
             (name, obj): store.watermark(name, obj)
             for name, connection in settings.connections.items()
-            for obj in objects_of(connection.crm)
+            for obj in (*objects_of(connection.crm), DEAL_OBJECT)
         }
-        # Leads are opt-in (a lead mapping in sync.mappings): listed once they have run.
-        marks = {k: w for k, w in marks.items() if k[1] != "lead" or w is not None}
+        # Leads are opt-in (a lead mapping in sync.mappings), deals too (sync.deals
+        # or rollups): listed once they have run.
+        marks = {k: w for k, w in marks.items() if k[1] not in OPT_IN or w is not None}
     finally:
         store.close()
+    # Where a long pull starts the next one (docs/crm-apis.md#long-pulls): shown
+    # when it is earlier than the watermark, the only case where it moves the start.
+    starts = {
+        k: w.pull_start
+        for k, w in marks.items()
+        if w is not None and w.pull_start is not None and w.pull_start < w.stamp
+    }
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -921,6 +934,7 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
                             "read": r.counts.read,
                             "written": r.counts.written,
                             "failed": r.counts.failed,
+                            **({"removed": r.counts.removed} if r.object == DEAL_OBJECT else {}),
                             "api_calls": r.api_calls,
                         }
                         for r in runs
@@ -929,6 +943,7 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
                         f"{k[0]}.{k[1]}": (w.stamp.isoformat() if w else None)
                         for k, w in marks.items()
                     },
+                    "pull_starts": {f"{k[0]}.{k[1]}": at.isoformat() for k, at in starts.items()},
                     "open_errors": len(errors),
                 },
                 indent=2,
@@ -939,15 +954,27 @@ def status(config_file: Path | None, limit: int, fmt: str) -> None:
     console.print(f"State store: {_safe_url(settings.store.url)}")
     console.print("Recent runs (newest first):")
     for r in runs:
+        # A deal run writes nothing: it stores the deals it read and removes the gone.
+        done = (
+            f"stored {r.counts.changed:,} · removed {r.counts.removed:,}"
+            if r.object == DEAL_OBJECT
+            else f"written {r.counts.written:,} · failed {r.counts.failed:,}"
+        )
         console.print(
             f"  {r.id:>5}  {r.started_at:%Y-%m-%d %H:%M}  {r.connection + '.' + r.object:<20}"
             f"{'full' if r.full else 'incr'}  {r.status:<10} read {r.counts.read:,} · "
-            f"written {r.counts.written:,} · failed {r.counts.failed:,} · calls {r.api_calls:,}",
+            f"{done} · calls {r.api_calls:,}",
             soft_wrap=True,
         )
     for (name, obj), mark in marks.items():
         where = mark.stamp.isoformat() if mark else "(none: the next run is full)"
-        console.print(f"watermark {name}.{obj}: {where}")
+        start = starts.get((name, obj))
+        if start is not None:
+            where += (
+                f" · pull start {start.isoformat()} (earlier: the next pull "
+                "starts a look-back before it)"
+            )
+        console.print(f"watermark {name}.{obj}: {where}", soft_wrap=True)
     console.print(f"open record errors: {len(errors):,} (segsync errors lists them)")
 
 

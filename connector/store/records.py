@@ -38,6 +38,8 @@ class RunCounts:
     held: int = 0
     changed_since_plan: int = 0
     """Planned writes held back: changed in the CRM between the pull and the write."""
+    removed: int = 0
+    """Stored deals a deal run removed: deleted in the CRM, or unlisted by a full pull."""
 
 
 @dataclass(frozen=True, slots=True)

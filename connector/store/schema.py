@@ -145,6 +145,8 @@ runs = sa.Table(
     sa.Column("held", sa.Integer(), nullable=False, server_default="0"),
     # Planned writes held back because the record changed between pull and write.
     sa.Column("changed_since_plan", sa.Integer(), nullable=False, server_default="0"),
+    # Stored deals a deal run removed (deleted in the CRM, or unlisted by a full pull).
+    sa.Column("removed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("api_calls_minimum", sa.Integer(), nullable=False, server_default="0"),
     # The floor for what the run chose to read (re-reads included); the

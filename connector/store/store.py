@@ -84,6 +84,7 @@ _COUNT_COLUMNS = (
     "locked",
     "held",
     "changed_since_plan",
+    "removed",
 )
 
 

@@ -277,7 +277,12 @@ def _finish(
         store.finish_run,
         result.run_id,
         cast(RunStatus, result.status),
-        RunCounts(read=result.read, changed=result.stored, skipped=result.skipped),
+        RunCounts(
+            read=result.read,
+            changed=result.stored,
+            skipped=result.skipped,
+            removed=result.removed,
+        ),
         result.api_calls,
         result.minimum_calls,
         result.message or None,
