@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import inspect
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -7,10 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, ValidationError
+from simple_salesforce.bulk2 import _Bulk2Client
 
 from connector import templates
 from connector.cli import cli
 from connector.config import (
+    BULK_QUERY_POLL_SECONDS,
+    HUBSPOT_PACING_SECONDS,
     HubSpotConnection,
     JobSettings,
     NativeSettings,
@@ -18,6 +23,8 @@ from connector.config import (
     Settings,
     load_settings,
 )
+from connector.crm.limits import RollingWindowLimiter
+from connector.crm.salesforce import SalesforceAdapter
 from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,3 +268,22 @@ def test_a_stall_limit_below_the_crm_silence_is_a_config_error(
         "connections.sf.bulk_poll_max_seconds (60)",
     ):
         assert text in error, error
+
+
+def test_the_fixed_pauses_cover_what_the_clients_wait() -> None:
+    """The constants crm_silence counts on are at least the pauses the code takes."""
+    # simple-salesforce's wait_for_job, at the adapter's bulk_wait: it sleeps
+    # `wait`, then wait + e^n/1000 at the n-th poll, growing while under its maximum.
+    wait = inspect.signature(SalesforceAdapter).parameters["bulk_wait"].default
+    pauses, delay, n = [wait], 0.0, 0
+    while delay < _Bulk2Client.MAX_CHECK_INTERVAL_SECONDS:
+        delay = wait + math.exp(n) / 1000
+        n += 1
+        pauses.append(delay)
+    assert max(pauses) <= BULK_QUERY_POLL_SECONDS
+    # HubSpot's limiter holds a place one window after its answer, plus its
+    # margin and at most a twentieth of the window after refusals.
+    limiter = RollingWindowLimiter(limit=1)
+    for _ in range(1_000):
+        limiter.refused()
+    assert limiter.window + limiter.margin + limiter.extra <= HUBSPOT_PACING_SECONDS

@@ -64,6 +64,9 @@ lapses (another process takes the job over as from a stopped holder), and
 claim ends (the service's ``/healthz`` fails meanwhile, so an orchestrator
 restarts the process; no thread is killed). Should the stuck call return,
 the run's next fence raises :class:`LeaseLost`: it writes nothing more.
+The config refuses a ``stall_seconds`` not above the longest silence of a
+healthy run (a store statement's timeout; a CRM call's timeout after a retry's
+back-off, a Bulk poll pause or a rate-window wait: ``connector.config.crm_silence``).
 """
 
 from __future__ import annotations
