@@ -390,8 +390,8 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
             item = (record_id, assignment, fields, last, lock_state.locked, None)
             due = assignment.due_at
             changed_due = None if stored_due.get(record_id) == due else (due,)
-            planned.append((item, (assignment.reason, changed_due, LAST_RUN, fields)))
-        for item, (reason, changed_due, read_at, seen_fields) in planned:
+            planned.append((item, (assignment.reason, changed_due, LAST_RUN, fields, None)))
+        for item, (reason, changed_due, modstamp, seen_fields, read_at) in planned:
             decision = decide(*item)
             if decision is None:
                 add_unchanged()
@@ -401,7 +401,7 @@ def runner_path(engine: Engine, crm: str, *, stored_due: dict[str, datetime | No
             add(decision)
             seen = None
             if decision.write is not None:
-                seen = (read_at, {f: seen_fields.get(f) for f in recheck_fields})
+                seen = (modstamp, {f: seen_fields.get(f) for f in recheck_fields}, read_at)
             spool_entry(spool, decision, reason, changed_due, seen)
 
     return loop

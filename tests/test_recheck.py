@@ -25,7 +25,7 @@ from connector.crm.base import Current, RecordUpdate
 from connector.errors import FatalSyncError
 from connector.store.records import RunCounts, WrittenRecord
 from connector.sync.provision import output_specs
-from connector.sync.recheck import SETTLED_AFTER, moved
+from connector.sync.recheck import moved
 from connector.sync.runner import Runner, RunResult
 from segsync_sandbox.launcher import Sandboxes
 from segsync_sandbox.salesforce.org import format_datetime, make_id
@@ -231,7 +231,7 @@ def test_segsync_s_own_write_in_between_is_not_an_edit(crm: Crm) -> None:
 
 def test_moved_names_what_changed() -> None:
     t0, t1 = NOW, NOW + timedelta(seconds=1)
-    seen = (t0, {"Tier__c": "Tier 1", "Lock__c": False})
+    seen = (t0, {"Tier__c": "Tier 1", "Lock__c": False}, None)
     assert moved(seen, Current("1", t0, {"Tier__c": "Tier 1", "Lock__c": False}), None) is None
     assert moved(seen, None, None) == "deleted"
     assert (
@@ -356,14 +356,24 @@ def test_salesforce_write_chunks_fill_whole_reread_calls(crm: Crm) -> None:
 
 
 @sf_only
-def test_settled_means_older_than_the_margin_before_the_run(crm: Crm) -> None:
-    """Changed within ``SETTLED_AFTER`` before the run: compared value by value."""
+@pytest.mark.parametrize("skew", [timedelta(0), timedelta(days=1)], ids=["in-step", "org-ahead"])
+def test_settled_by_the_org_s_clock_at_the_plan_s_read(crm: Crm, skew: timedelta) -> None:
+    """Settled: read after the stamp's second closed plus the look-back, on the org's clock.
+
+    A record stamped ten minutes before the run (the run starts less than 15
+    minutes after it) is re-read by stamp and lock: the look-back (300 s) and
+    its second had passed when the plan read it. One stamped in the very
+    second the plan read it is re-read with its values. This host's clock
+    plays no part: an org a day ahead of it decides the same.
+    """
     crm.provision()
-    now = datetime.now(UTC)
-    (inside,) = _load(crm, 1, now - SETTLED_AFTER + timedelta(minutes=5))
-    (outside,) = _load(crm, 1, now - SETTLED_AFTER - timedelta(minutes=5))
+    clock = hold_clock(crm.crms.salesforce)
+    clock.advance(skew.total_seconds())
+    org_now = datetime.fromtimestamp(int(clock.now), UTC)
+    (old,) = _load(crm, 1, org_now - timedelta(minutes=10))
+    (fresh,) = _load(crm, 1, org_now)  # the second the plan reads it in
     tier = crm.field("tier")
-    pins = {inside: _other(crm, inside), outside: _other(crm, outside)}
+    pins = {old: _other(crm, old), fresh: _other(crm, fresh)}
     total = len(crm.ids())
 
     def hook(phase: str, done: int) -> None:
@@ -372,7 +382,31 @@ def test_settled_means_older_than_the_margin_before_the_run(crm: Crm) -> None:
                 crm.edit(record_id, tier, value)
 
     result = crm.sync(crm.runner(hook, chunk=2_000))
-    assert dict(result.sample_changed) == {inside: f"{tier} changed", outside: "edited"}
+    # "edited": its values were not re-read (the stamp moved); named by the field: they were.
+    assert dict(result.sample_changed) == {old: "edited", fresh: f"{tier} changed"}
+    for record_id, value in pins.items():
+        assert crm.value(record_id, tier) == value
+
+
+@sf_only
+def test_settled_takes_the_look_back_s_commit_lag(crm: Crm) -> None:
+    """With no look-back, a closed second settles a record; the open one never does."""
+    crm.provision()
+    clock = hold_clock(crm.crms.salesforce)
+    org_now = datetime.fromtimestamp(int(clock.now), UTC)
+    (closed,) = _load(crm, 1, org_now - timedelta(seconds=2))
+    (open_,) = _load(crm, 1, org_now)
+    tier = crm.field("tier")
+    pins = {closed: _other(crm, closed), open_: _other(crm, open_)}
+    total = len(crm.ids())
+
+    def hook(phase: str, done: int) -> None:
+        if phase == "plan" and done == total:
+            for record_id, value in pins.items():
+                crm.edit(record_id, tier, value)
+
+    result = crm.sync(crm.runner(hook, chunk=2_000, lookback_seconds=0))
+    assert dict(result.sample_changed) == {closed: "edited", open_: f"{tier} changed"}
 
 
 @sf_only
@@ -462,7 +496,7 @@ def test_a_partial_reread_holds_back_exactly_what_a_full_one_does(
         None if gone else Current("1", stamp, {k: values[k] for k in _KEEP}, own=own, partial=True)
     )
     echo_stamp = {"none": None, "now": stamp, "other": _T0 - timedelta(seconds=9)}[echo]
-    seen = (_T0, seen_values)
+    seen = (_T0, seen_values, None)
     before, after = moved(seen, full, echo_stamp), moved(seen, lean, echo_stamp)
     assert (before is None) == (after is None)
     if after is not None:

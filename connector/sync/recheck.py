@@ -26,16 +26,28 @@ conditional batch write (see docs/crm-apis.md), so this is the check.
 change of a record moves its stamp, so an output value can only differ from
 what the plan saw if the stamp moved too, and a moved stamp holds the record
 back anyway (unless the change was segsync's, which holds back neither way).
-Salesforce's ``SystemModstamp`` has one-second precision, though, and a
-change becomes visible when its transaction commits: a second change in the
-same second as the one the plan saw, committed after the plan read, would
-carry the same stamp. That needs the plan read to fall within a second plus
-the transaction's length of the stamp it saw. So only records whose planned
-stamp is older than :data:`SETTLED_AFTER` before the run began (wall clock)
-are *settled*: the adapter may re-read them without their output values
-(Salesforce: no long text areas, 2,000-row pages, about 440 ids a query);
-the lock is read always (it may be a field whose change does not move the
-stamp). The others are compared value by value, as before.
+Salesforce's ``SystemModstamp`` keeps whole seconds, though, and a change
+becomes visible when its transaction commits: a second change in the same
+second as the one the plan saw, committed after the plan read, carries the
+same stamp. So a record is *settled* when the plan read it after its stamp's
+second had closed plus the commit lag the look-back allows, on the org's
+clock: ``floor(stamp) + 1 s + lookback <= read_at``
+(:func:`connector.sync.window.settled`, the rule the pull keeps its known
+pairs by). That is exact, not a margin: a change carrying the planned stamp
+was written in that second, so (as the look-back assumes) it was visible by
+``floor(stamp) + 1 s + lookback``; ``read_at`` (the answer's ``Date`` less the
+request's time: :attr:`~connector.crm.base.CrmRecord.read_at`) is no later
+than the read, so the plan saw it, and any change it did not see carries a
+later stamp. Only the org's clock is compared with the org's stamps: this
+host's clock and its skew play no part. Settled records are re-read without
+their output values (Salesforce: no long text areas, 2,000-row pages, about
+440 ids a query); the lock is read always (it may be a field whose change
+does not move the stamp). The others are compared value by value, their
+inputs too when the plan read them before their second closed
+(:func:`connector.sync.window.read_open`). A record read without a read time
+(Salesforce's fetches by id) is never settled; HubSpot's stamps keep
+milliseconds, its records carry none, and its re-read reads every value
+anyway (one batch read per 100 ids whatever it selects).
 """
 
 from __future__ import annotations
@@ -50,15 +62,13 @@ from connector.state import utc
 from connector.store.store import Store
 from connector.sync.steps import StoreSteps
 from connector.sync.values import same_value
+from connector.sync.window import settled
 
-Seen = tuple[datetime, dict[str, Any]]
-"""What the plan saw of a record: its stamp, and its output and lock values."""
-
-SETTLED_AFTER = timedelta(minutes=15)
-"""How much older than the run's start a planned stamp must be for the stamp to
-stand for the output values: the commit lag the look-back allows by default
-(300 s), the clock skew allowed elsewhere (10 minutes, ``crm/salesforce/bulk.py``),
-and the stamp's one-second precision."""
+Seen = tuple[datetime, dict[str, Any], datetime | None]
+"""What the plan saw of a record: its stamp, its output and lock values (its
+inputs too when read before its stamp's second closed), and when it was read
+(:attr:`~connector.crm.base.CrmRecord.read_at`: the org's clock; None when
+the read does not say)."""
 
 
 def moved(seen: Seen, now: Current | None, echo_stamp: datetime | None) -> str | None:
@@ -70,7 +80,7 @@ def moved(seen: Seen, now: Current | None, echo_stamp: datetime | None) -> str |
     """
     if now is None:
         return "deleted"
-    stamp, values = seen
+    stamp, values = seen[0], seen[1]
     if now.own or (echo_stamp is not None and utc(now.stamp) == echo_stamp):
         return None
     for name, value in values.items():
@@ -97,8 +107,9 @@ class Recheck:
     calls: int = 0
     keep: Sequence[str] = ()
     """Of ``fields``, those read for settled records too (the lock)."""
-    started: datetime | None = None
-    """When the run began (wall clock, UTC); None: no record counts as settled."""
+    lag: timedelta | None = None
+    """The commit lag the look-back allows (``lookback_seconds``); None: no
+    record counts as settled."""
     steps: StoreSteps = field(default_factory=StoreSteps.once)
     """How the store is read (the runner's: retried while it fails for now)."""
 
@@ -110,12 +121,12 @@ class Recheck:
         if not seen:
             return set()
         ids = list(seen)
-        settled: set[str] = set()
-        if self.started is not None:
-            cutoff = utc(self.started) - SETTLED_AFTER
-            settled = {i for i in ids if utc(seen[i][0]) < cutoff}
+        lean: set[str] = set()
+        if self.lag is not None:
+            lag = self.lag
+            lean = {i for i in ids if _settled(seen[i], lag)}
         before = self.adapter.api_calls
-        now = self.adapter.current(self.object, ids, self.fields, settled, self.keep)
+        now = self.adapter.current(self.object, ids, self.fields, lean, self.keep)
         self.calls += self.adapter.api_calls - before
         echoes = self.steps(
             "read the echo stamps", self.store.echo_stamps, self.connection, self.object, ids
@@ -129,3 +140,13 @@ class Recheck:
                     self.sample.append((record_id, why))
         self.held += len(out)
         return out
+
+
+def _settled(seen: Seen, lag: timedelta) -> bool:
+    """Whether the plan read the record after its stamp's second closed, plus ``lag``.
+
+    Only with a read time: without one (a fetch by id, or a CRM whose stamps
+    tell every change apart) the record is compared value by value.
+    """
+    read_at = seen[2]
+    return read_at is not None and settled(seen[0], read_at, lag)

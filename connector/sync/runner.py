@@ -117,10 +117,10 @@ DEFERRED_MESSAGE = (
 UNGUARDED_KEYS = ("version", "updated_at")
 
 Progress = Callable[[str, int], None]
-Planned = tuple[str, tuple[datetime | None] | None, datetime, Mapping[str, Any], bool]
+Planned = tuple[str, tuple[datetime | None] | None, datetime, Mapping[str, Any], datetime | None]
 """What a planned record carries to the spool: its reason, its new due date if changed,
-and its stamp and fields, from which a write's :data:`Seen` is taken (what the plan saw
-of it, for the re-read before the write, ``sync/recheck.py``)."""
+and its stamp, fields and read time, from which a write's :data:`Seen` is taken (what
+the plan saw of it, for the re-read before the write, ``sync/recheck.py``)."""
 #: RecordPlanner.decide's arguments: id, assignment, fields, last written, locked, pending.
 PlanArgs = tuple[str, Assignment, Mapping[str, Any], Mapping[str, Any] | None, bool, Pending | None]
 
@@ -186,9 +186,7 @@ class RunResult:
     sample_changed: list[tuple[str, str]] = field(default_factory=list)
     """Some of those: (record id, what moved)."""
     recheck_calls: int = 0
-    """API calls the re-reads before writing took."""
-    began: datetime = field(default_factory=lambda: datetime.now(UTC))
-    """Wall-clock start, before the pull (the re-read's settled records, sync/recheck.py)."""
+    """API calls the re-reads before writing took (their own: not the pull's alongside)."""
 
     @property
     def counts(self) -> RunCounts:
@@ -571,7 +569,7 @@ class Runner:
         decide_quiet = planner.decide_quiet
 
         def decide(planned: Sequence[tuple[PlanInput | PlanArgs, Planned]]) -> None:
-            for item, (reason, changed_due, stamp, seen_fields, opened) in planned:
+            for item, (reason, changed_due, stamp, seen_fields, read_at) in planned:
                 if isinstance(item, PlanInput):  # through the audit trail
                     decision = plan_record(item, policy, hysteresis, now)
                 else:
@@ -590,8 +588,9 @@ class Runner:
                     # What the re-read before the write compares: only a write needs it.
                     # Read before its stamp's second closed, a record's inputs too: a
                     # save later in that second keeps the stamp (window.read_open).
+                    opened = read_open(stamp, read_at)
                     compared = open_fields if opened else recheck_fields
-                    seen = (stamp, {f: seen_fields.get(f) for f in compared})
+                    seen = (stamp, {f: seen_fields.get(f) for f in compared}, read_at)
                 spool_entry(spool, decision, reason, changed_due, seen)
 
         # Under an agreement policy: one noted copy per assignment and note.
@@ -670,9 +669,17 @@ class Runner:
                 )
                 due = assignment.due_at
                 changed_due = None if stored_due.get(record.id) == due else (due,)
-                opened = read_open(record.stamp, record.read_at)
                 planned.append(
-                    (item, (assignment.reason, changed_due, record.stamp, record.fields, opened))
+                    (
+                        item,
+                        (
+                            assignment.reason,
+                            changed_due,
+                            record.stamp,
+                            record.fields,
+                            record.read_at,
+                        ),
+                    )
                 )
             if audit is not None:
                 decide(audit.hold([(planner.plan_input(*item), p) for item, p in planned]))
@@ -877,7 +884,7 @@ class Runner:
                 _open_fields(engine, adapter.crm),
                 self._sample,
                 keep=[lock] if (lock := engine.lock_field(adapter.crm)) else [],
-                started=result.began,
+                lag=timedelta(seconds=self._settings.lookback_seconds),
                 steps=steps,
             )
             if self._settings.recheck_before_write
