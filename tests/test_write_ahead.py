@@ -31,6 +31,7 @@ from connector.sync.planner import PlanCounts, PlanSummary
 from connector.sync.provision import output_specs
 from connector.sync.runner import Job, Runner
 from segsync_sandbox import data
+from segsync_sandbox.common import Request
 from segsync_sandbox.hubspot import HubSpotSandbox, Portal, start_hubspot
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -193,3 +194,47 @@ def test_a_run_the_guard_refuses_writes_nothing_ahead(
     with pytest.raises(MassChangeError):
         runner.run(job)
     assert not [e for e in sandbox.app.log.entries() if e.kind == "batch.update"]
+
+
+def test_the_re_read_counts_its_own_calls_while_pages_come_in(
+    sandbox: HubSpotSandbox, engine: Engine, tmp_path: Path
+) -> None:
+    """``recheck_calls`` is the re-reads' batch reads, not the searches read meanwhile.
+
+    The sandbox holds the first re-read's answer until a search of the pull
+    arrives: that search was sent (and counted by the connection) while the
+    re-read was in progress, as happens whenever writes overlap reads.
+    """
+    job = _job(sandbox, engine)
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    runner = Runner(store, SyncSettings(lookback_seconds=0), clock=lambda: NOW, write_chunk=100)
+    runner.run(job)
+    runner.run(job)
+    edited = _edit(sandbox, engine, 800)
+    sandbox.app.log.clear()
+    sandbox.portal.limits.search_per_second = 2
+    searched = threading.Event()
+    held: list[str] = []
+
+    def meanwhile(request: Request) -> None:
+        if request.method != "POST":
+            return
+        if request.path.endswith("/search"):
+            searched.set()
+        elif request.path.endswith("/batch/read") and not held:
+            held.append(request.path)
+            searched.clear()
+            searched.wait(timeout=60)
+
+    # Chunks of 400: each re-read is four batch reads at once, on the adapter's workers.
+    runner = Runner(store, SyncSettings(lookback_seconds=0), clock=lambda: NOW, write_chunk=400)
+    sandbox.app.before_serving.append(meanwhile)
+    try:
+        result = runner.run(_job(sandbox, engine, search_per_second=2))
+    finally:
+        sandbox.app.before_serving.remove(meanwhile)
+    assert result.status == "succeeded" and result.written == len(edited)
+    assert held and searched.is_set(), "no search came in while the first re-read was held"
+    rereads = [e for e in sandbox.app.log.entries() if e.kind == "batch.read"]
+    assert len(rereads) == len(edited) // 100
+    assert result.recheck_calls == len(rereads)

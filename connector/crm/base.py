@@ -543,7 +543,9 @@ class CrmAdapter(Protocol):
         a Composite call; HubSpot: a batch read per 100), no parent lookups.
         For ids in ``settled`` the adapter may read only ``keep`` of
         ``fields`` (their :class:`Current` is then ``partial``): the caller
-        judges the others by the stamp.
+        judges the others by the stamp. Every call it makes, on whatever
+        thread, counts to the caller's :func:`~connector.crm.tally.tallied`
+        block (the re-read's own calls).
         """
         ...
 

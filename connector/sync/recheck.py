@@ -48,6 +48,11 @@ inputs too when the plan read them before their second closed
 (Salesforce's fetches by id) is never settled; HubSpot's stamps keep
 milliseconds, its records carry none, and its re-read reads every value
 anyway (one batch read per 100 ids whatever it selects).
+
+**The re-read's calls are its own.** :attr:`Recheck.calls` counts the calls
+made inside :meth:`~connector.crm.base.CrmAdapter.current` only
+(:func:`connector.crm.tally.tallied`): the pull's pages read alongside
+(``sync/pipeline.py``) are not among them.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.crm.base import CrmAdapter, Current, ObjectName
+from connector.crm.tally import tallied
 from connector.state import utc
 from connector.store.store import Store
 from connector.sync.steps import StoreSteps
@@ -125,9 +131,9 @@ class Recheck:
         if self.lag is not None:
             lag = self.lag
             lean = {i for i in ids if _settled(seen[i], lag)}
-        before = self.adapter.api_calls
-        now = self.adapter.current(self.object, ids, self.fields, lean, self.keep)
-        self.calls += self.adapter.api_calls - before
+        with tallied() as tally:
+            now = self.adapter.current(self.object, ids, self.fields, lean, self.keep)
+        self.calls += tally.calls
         echoes = self.steps(
             "read the echo stamps", self.store.echo_stamps, self.connection, self.object, ids
         )

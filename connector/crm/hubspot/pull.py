@@ -31,6 +31,7 @@ from connector.crm.hubspot.session import HubSpotSession
 from connector.crm.hubspot.values import OBJECT_TYPES, STAMP
 from connector.crm.hubspot.window import search_known
 from connector.crm.limits import HS_ASSOC_BATCH, HS_BATCH
+from connector.crm.tally import carried
 
 T = TypeVar("T")
 
@@ -132,7 +133,7 @@ def fetch(
     else:
         # Several batch reads in flight (the re-read before each write chunk is one of these).
         with ThreadPoolExecutor(workers, thread_name_prefix="hubspot-fetch") as pool:
-            for found in pool.map(read, chunks):
+            for found in pool.map(carried(read), chunks):
                 items.extend(found)
     if not items:
         return []

@@ -32,6 +32,7 @@ from connector.crm.limits import (
     RollingWindowLimiter,
 )
 from connector.crm.retry import RetryPolicy
+from connector.crm.tally import count_call
 from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError
 
 
@@ -150,6 +151,7 @@ class HubSpotSession:
             slot = limiter.begin()
             with self._count_lock:
                 self._calls += 1
+            count_call()
             sent = time.monotonic()
             try:
                 if raw:

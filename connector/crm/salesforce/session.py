@@ -39,6 +39,7 @@ from connector.crm.retry import RetryPolicy
 from connector.crm.salesforce.auth import Token, TokenSource
 from connector.crm.salesforce.cache import TokenCache
 from connector.crm.salesforce.errors import is_expired, translate
+from connector.crm.tally import count_call
 from connector.errors import CrmAccessError, CrmUnreachable, FatalSyncError, SegsyncError
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class SalesforceSession:
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         with self._count_lock:
             self._calls += 1
+        count_call()  # hooks run in the thread (and context) that sent the request
         self._local.answered = answered_at(response)
         return response
 
@@ -200,6 +202,7 @@ class SalesforceSession:
         """Count a request that got no response (the response hook never saw it)."""
         with self._count_lock:
             self._calls += 1
+        count_call()
 
     def http(self) -> requests.Session:
         """The calling thread's HTTP session: trusts ``ca_file``, ignores the environment."""
