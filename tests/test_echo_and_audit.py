@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_fixtures import hold_clock
 
 from connector.commands.crm import Context, open_context
 from connector.config import SyncSettings
@@ -213,3 +214,90 @@ def test_a_person_s_value_is_an_override_even_with_an_empty_store(
         assert crm.value(person, tier) != pinned
     # segsync's own stale value is simply rewritten, not reported.
     assert crm.value(ours, tier) != stale
+
+
+sf_only = pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+
+
+@sf_only
+def test_history_rows_of_one_second_tell_a_person_s_edit_after_our_write(
+    crm: Crm, tmp_path: Path
+) -> None:
+    """Our write and a person's edit in one second: whichever came last decides, not the Id.
+
+    ``CreatedDate`` keeps whole seconds and the Ids of history rows follow no
+    order in time (the sandbox numbers them so). With an empty store, the run
+    asks the field history: a person's edit after our write is kept, our
+    write after a person's edit is ours to replace.
+    """
+    crm.provision()
+    crm.sync(full=True)
+    tier = crm.field("tier")
+    engine = crm.ctx.engines["account"]
+    ids = crm.ids()
+    person_last, ours_last = ids[10:16], ids[20:26]
+    clock = hold_clock(crm.crms.salesforce)
+    clock.advance(1)  # a second of their own: no earlier row shares it
+    pinned: dict[str, str] = {}
+    for record_id in [*person_last, *ours_last]:
+        record = crm.crms.salesforce.org.get("Account", record_id)
+        want = engine.evaluate(record, "salesforce", crm.now + timedelta(minutes=1)).tier
+        first, second = [t for t in engine.tier_names if t != want][:2]
+        if record_id in person_last:
+            (outcome,) = crm.adapter.write("account", [RecordUpdate(record_id, {tier: first})])
+            assert outcome.ok
+            crm.set_by_person(record_id, tier, second)
+            pinned[record_id] = second
+        else:
+            crm.set_by_person(record_id, tier, first)
+            (outcome,) = crm.adapter.write("account", [RecordUpdate(record_id, {tier: second})])
+            assert outcome.ok
+    runner = crm.fresh_runner(tmp_path, override_policy="respect")
+    crm.now += timedelta(minutes=1)
+    (job,) = crm.ctx.jobs(crm.crm, "account")
+    result = runner.run(job)
+    assert result.status == "succeeded"
+    assert result.audit_persons == len(person_last)
+    assert {o.record_id for o in result.sample_overrides} == set(person_last)
+    for record_id, value in pinned.items():
+        assert crm.value(record_id, tier) == value
+    for record_id in ours_last:
+        record = crm.crms.salesforce.org.get("Account", record_id)
+        assert record[tier] == engine.evaluate(record, "salesforce", crm.now).tier
+
+
+@sf_only
+def test_history_rows_of_one_second_that_cannot_tell_are_read_as_a_person_s(crm: Crm) -> None:
+    """The row holding the current value decides; where the rows cannot tell, a person set it."""
+    crm.provision()
+    tier = crm.field("tier")
+    a, b, c, d = crm.ids()[30:34]
+    clock = hold_clock(crm.crms.salesforce)
+    clock.advance(1)
+
+    def ours(record_id: str, value: str) -> None:
+        (outcome,) = crm.adapter.write("account", [RecordUpdate(record_id, {tier: value})])
+        assert outcome.ok
+
+    # b: a person's edit, then ours, then the person's value again by us: two
+    # rows hold it, of different authors.
+    crm.set_by_person(b, tier, "Tier 1")
+    ours(b, "Tier 2")
+    ours(b, "Tier 1")
+    # c: ours then a person's, and the record now holds neither value (as the
+    # caller read it): no row holds it, a person's row is in that second.
+    ours(c, "Tier 1")
+    crm.set_by_person(c, tier, "Tier 2")
+    # d: two of ours in that second, neither holding the value asked about.
+    ours(d, "Tier 1")
+    ours(d, "Tier 2")
+    # a: ours, then ours again: the one holding the value is ours.
+    crm.set_by_person(a, tier, "Tier 3")
+    clock.advance(1)
+    ours(a, "Tier 1")
+    ours(a, "Tier 2")
+    found = crm.adapter.set_by_person(
+        "account",
+        {a: {tier: "Tier 2"}, b: {tier: "Tier 1"}, c: {tier: "Tier 3"}, d: {tier: "Tier 3"}},
+    )
+    assert found == {b: frozenset({tier}), c: frozenset({tier})}

@@ -56,6 +56,15 @@ HISTORY_OBJECTS = {
 """Field history: the object that records tracked changes of each object, by parent."""
 MAX_TRACKED_FIELDS = 20
 """Fields with history tracking per object (Salesforce's limit)."""
+HISTORY_SPAN = 36**8
+"""History rows an object's history may number (its ids keep apart from the other ones')."""
+HISTORY_STRIDE = 1_743_541_808_807
+"""History row ids follow no order in time: Salesforce documents none (its
+``CreatedDate`` keeps whole seconds, and ``Id`` is only a key), so the
+sandbox takes the stricter reading. The n-th row of an object's history is
+numbered n × this stride modulo :data:`HISTORY_SPAN` (a golden-ratio step,
+coprime to 36: every number once, consecutive rows now up, now down), so
+code that breaks a same-second tie by ``Id`` guesses, here as there."""
 
 KEY_PREFIXES = {
     "Account": "001",
@@ -1700,7 +1709,9 @@ class Org:
         return self._records[sobject][resolved] if resolved else None
 
     def records(self, sobject: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
-        """Every record of the object in Id order (stored dicts: do not mutate).
+        """Every record of the object in the order made: Id order, but for history rows.
+
+        Stored dicts: do not mutate.
 
         Takes a snapshot of the record list first, so writes during iteration are safe.
         """
@@ -2024,8 +2035,10 @@ class Org:
         for f in self._fields[sobject].values():
             if not f.track_history or old.get(f.name) == new.get(f.name):
                 continue
-            row_id = make_id(history, self._next_number[history])
+            number = self._next_number[history]
             self._next_number[history] += 1
+            base = number - number % HISTORY_SPAN
+            row_id = make_id(history, base + number * HISTORY_STRIDE % HISTORY_SPAN)
             self._records[history][row_id] = {
                 "Id": row_id,
                 "IsDeleted": False,

@@ -20,6 +20,7 @@ from hubspot.crm.companies import (
     BatchReadInputSimplePublicObjectId,
 )
 from hubspot_fixtures import running, seeded_portal
+from sandbox_fixtures import hold_clock
 from simple_salesforce.api import Salesforce
 
 from connector.crm.base import parse_stamp
@@ -136,17 +137,18 @@ def test_salesforce_field_history_and_last_modifier(
     ps = org.read_permission_set("Segsync")
     assert ps is not None
     org.create("PermissionSetAssignment", {"AssigneeId": SF_API_USER, "PermissionSetId": ps.id})
+    clock = hold_clock(sf_sandbox)
     sf.Account.update(account, {"Tier__c": "Tier 2"})  # the integration user
     row = sf.query(f"SELECT LastModifiedById FROM Account WHERE Id = '{account}'")["records"][0]
     assert row["LastModifiedById"] == SF_API_USER
+    clock.advance(1)  # the next second: CreatedDate orders the two rows
     org.update("Account", account, {"Tier__c": "Tier 1"})  # a person, in the UI
     row = sf.query(f"SELECT LastModifiedById FROM Account WHERE Id = '{account}'")["records"][0]
     assert row["LastModifiedById"] == SF_UI_USER
     rows: list[dict[str, Any]] = sf.query(
         "SELECT AccountId, Field, OldValue, NewValue, CreatedById, CreatedDate "
         f"FROM AccountHistory WHERE AccountId IN ('{account}') AND Field IN ('Tier__c') "
-        # Both rows may share a second (CreatedDate keeps whole seconds): Id breaks the tie.
-        "ORDER BY CreatedDate DESC, Id DESC"
+        "ORDER BY CreatedDate DESC"
     )["records"]
     assert [(r["NewValue"], r["OldValue"], r["CreatedById"]) for r in rows] == [
         ("Tier 1", "Tier 2", SF_UI_USER),
@@ -155,3 +157,16 @@ def test_salesforce_field_history_and_last_modifier(
     # Untracked fields leave no history.
     org.update("Account", account, {"Name": "Acme Corp"})
     assert sf.query("SELECT COUNT() FROM AccountHistory")["totalSize"] == 2
+    # Rows of one second: CreatedDate keeps whole seconds, and their Ids follow
+    # no order in time (Salesforce documents none; the sandbox takes it at its word).
+    for n in range(6):
+        org.update("Account", account, {"Tier__c": ("Tier 2", "Tier 1")[n % 2]})
+    rows = sf.query(
+        "SELECT Id, NewValue, CreatedDate FROM AccountHistory "
+        f"WHERE AccountId = '{account}' ORDER BY CreatedDate DESC, Id DESC LIMIT 6"
+    )["records"]
+    assert len({r["CreatedDate"] for r in rows}) == 1
+    ids = [r["Id"] for r in rows]
+    created = [r["Id"] for r in org.records("AccountHistory") if r["Id"] in ids]  # in turn
+    assert sorted(created) == sorted(ids)
+    assert created not in (sorted(ids), sorted(ids, reverse=True))

@@ -7,6 +7,19 @@ object's history: ``Field``, ``OldValue``, ``NewValue``, ``CreatedById``,
 author is not the integration user, a person (or another user's
 automation) set the value.
 
+**Rows of one second.** ``CreatedDate`` keeps whole seconds, and Salesforce
+documents no order of ``Id`` in time, so when several rows of a field share
+the newest second (segsync's write and a person's edit in that second) no
+query says which came last. It is decided without guessing
+(:func:`_set_by_person`): of the rows in the newest second, the ones whose
+``NewValue`` is the field's current value are the candidates (the last
+change of that second left it, and an earlier one in the same second only if
+the value came back to it); if no row there holds the current value, every
+row of that second is. The value is a person's when any candidate is not the
+integration user's: so where the rows cannot tell, the reading taken is the
+one that never overwrites a person's value (under ``respect`` it is kept; a
+value wrongly taken for ours would be overwritten).
+
 An org without history on those fields, or a user who cannot read the
 history objects, answers ``INVALID_TYPE`` / ``INVALID_FIELD``: then nothing
 is known, and the store alone decides, as before.
@@ -15,13 +28,14 @@ is known, and the store alone decides, as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from simple_salesforce.format import format_soql
 
-from connector.crm.base import ObjectName
+from connector.crm.base import ObjectName, parse_stamp
 from connector.crm.limits import BudgetExhausted
 from connector.crm.salesforce.pull import FETCH_CHUNK
 from connector.crm.salesforce.session import Client, SalesforceSession
@@ -65,13 +79,13 @@ class FieldHistory:
         check_names(names, "history")
         by_lower = {n.lower(): n for n in names}
         ids = list(current)
-        newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        newest: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         parent = f"{sobject}Id"
         for start in range(0, len(ids), FETCH_CHUNK):
             chunk = ids[start : start + FETCH_CHUNK]
             query = format_soql(
                 f"SELECT {parent}, Field, NewValue, CreatedById, CreatedDate FROM {history} "
-                f"WHERE {parent} IN {{}} AND Field IN {{}} ORDER BY CreatedDate DESC, Id DESC",
+                f"WHERE {parent} IN {{}} AND Field IN {{}} ORDER BY CreatedDate DESC",
                 chunk,
                 names,
             )
@@ -95,13 +109,31 @@ class FieldHistory:
                 record_id = _same_id(str(row.get(parent) or ""), current)
                 if field is None or record_id is None:
                     continue
-                newest.setdefault((record_id, field), row)
+                rows_of = newest.setdefault((record_id, field), [])
+                # Newest first: only the rows of the newest second are kept.
+                if not rows_of or _second(row) == _second(rows_of[0]):
+                    rows_of.append(row)
         found: dict[str, set[str]] = {}
-        for (record_id, field), row in newest.items():
-            value = current[record_id].get(field)
-            if row.get("CreatedById") != own and _same(row.get("NewValue"), value):
+        for (record_id, field), rows_of in newest.items():
+            if _set_by_person(rows_of, current[record_id].get(field), own):
                 found.setdefault(record_id, set()).add(field)
         return {record_id: frozenset(fields) for record_id, fields in found.items()}
+
+
+def _set_by_person(rows: Sequence[Mapping[str, Any]], value: Any, own: str) -> bool:
+    """Whether a person set ``value``, by a field's history rows of its newest second.
+
+    The rows holding ``value`` are the candidates for the newest (all of the
+    second's rows when none does); a person's among them decides for the
+    person: the reading that never overwrites a person's value (module doc).
+    """
+    holding = [row for row in rows if _same(row.get("NewValue"), value)]
+    return any(row.get("CreatedById") != own for row in holding or rows)
+
+
+def _second(row: Mapping[str, Any]) -> datetime:
+    """A history row's ``CreatedDate``, to the second (all it keeps)."""
+    return parse_stamp(row.get("CreatedDate")).replace(microsecond=0)
 
 
 def _query_all(client: Client, query: str) -> Any:
