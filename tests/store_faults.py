@@ -2,7 +2,8 @@
 
 - :class:`Lines` collects what the sync logs (a test waits for "store step … failed").
 - :func:`schema_of` names a test's PostgreSQL schema (to lock its tables from a second session).
-- :func:`companies_written` and :func:`ledger_rows` count what reached the CRM and the ledger.
+- :func:`companies_written`, :func:`contacts_written` and :func:`ledger_rows` count what
+  reached the CRM and the ledger.
 - :class:`CommitCut` is a TCP relay between the store and PostgreSQL that, once
   armed, lets a transaction's COMMIT land on the server and then drops the
   connection before its answer reaches the client: the client sees the
@@ -28,10 +29,19 @@ from segsync_sandbox.hubspot import HubSpotSandbox
 
 def companies_written(sandbox: HubSpotSandbox) -> Counter[str]:
     """Company id → how many times a batch update wrote it."""
+    return _written(sandbox, "companies")
+
+
+def contacts_written(sandbox: HubSpotSandbox) -> Counter[str]:
+    """Contact id → how many times a batch update wrote it."""
+    return _written(sandbox, "contacts")
+
+
+def _written(sandbox: HubSpotSandbox, kind: str) -> Counter[str]:
     return Counter(
         record
         for e in sandbox.app.log.entries()
-        if e.kind == "batch.update" and "/objects/companies/" in e.path
+        if e.kind == "batch.update" and f"/objects/{kind}/" in e.path
         for record in e.records
     )
 

@@ -9,7 +9,8 @@ the lock is released, and the run succeeds with everything recorded once:
 - the deal sync's page of deals (``DealStore.record``), checked against the
   same sync into a store nobody locks;
 - the watermark an account run reads before anything else;
-- a rollback's batch.
+- the stored parents a HubSpot contact run reads mid-pull (``StoreParents``);
+- a rollback's batch, and the lookup of the run to roll back (before the job is claimed).
 
 And a rollback's batch whose COMMIT lands while its answer is lost (a relay
 drops the connection right after the server completed it,
@@ -33,7 +34,15 @@ import pytest
 import sqlalchemy as sa
 from sandbox_fixtures import hubspot_adapter, provision, seeded_hubspot, shipped_engines
 from service_helpers import PATIENCE, until
-from store_faults import CommitCut, Lines, companies_written, ledger_rows, log_lines, schema_of
+from store_faults import (
+    CommitCut,
+    Lines,
+    companies_written,
+    contacts_written,
+    ledger_rows,
+    log_lines,
+    schema_of,
+)
 
 from connector.config import StoreSettings, SyncSettings
 from connector.crm.retry import RetryPolicy
@@ -50,6 +59,13 @@ pytestmark = [pytest.mark.postgres]
 
 #: Two write chunks of 100 for the rollback: the first one's batch is the one hit.
 COMPANIES = 150
+#: Inputs that make a company Enterprise SaaS, Tier 1.
+TIER_1 = {
+    "industry": "COMPUTER_SOFTWARE",
+    "numberofemployees": "5000",
+    "intent_score": "95",
+    "tech_stack": "Salesforce;Snowflake;AWS;Segment",
+}
 #: Patient enough to outlast the lock whatever the machine's load; quick back-off.
 PATIENT = RetryPolicy(attempts=10_000, initial_wait=0.05, max_wait=0.2)
 
@@ -200,6 +216,50 @@ def test_an_account_run_whose_watermark_read_times_out_is_retried_and_writes_onc
             assert {record for record, _ in ledger} == companies
             assert set(ledger.values()) == {1}
             assert store.watermark("hs", "account") is not None
+        finally:
+            store.close()
+
+
+# -- the stored parents a contact run reads mid-pull -----------------------------
+
+
+def test_a_contact_run_whose_stored_parents_read_times_out_is_retried_and_writes_once(
+    engines: dict[str, Engine],
+    pg_schema_url: str,
+    holder: psycopg.Connection[Any],
+    lines: Lines,
+) -> None:
+    with seeded_hubspot(47, 60, contacts_per_company=2) as sandbox:
+        provision(hubspot_adapter(sandbox), engines, "hubspot")
+        store = _store(pg_schema_url)
+        try:
+            runner = Runner(store, SyncSettings(), retry=PATIENT)
+            accounts = Job("hs", hubspot_adapter(sandbox), engines["account"])
+            assert runner.run(accounts, full=True).status == "succeeded"
+            # One company written later: the store vouches for the others
+            # (connector/sync/parents.py), so the contact run reads their values from it.
+            target = next(
+                r for r in sandbox.portal.snapshot("companies") if r.props["segsync_tier"] != "Tier 1"
+            )
+            sandbox.portal.update("companies", target.id, TIER_1)
+            assert runner.run(accounts).written == 1
+            sandbox.app.log.clear()
+            contacts = Job("hs", hubspot_adapter(sandbox), engines["contact"], engines["account"])
+            # ACCESS EXCLUSIVE on the noted values: the pull's read of them waits.
+            _lock(holder, pg_schema_url, "inherited_values", "ACCESS EXCLUSIVE")
+            result = _blocked_until_released(
+                holder,
+                lines,
+                "read the stored parents' values",
+                lambda: runner.run(contacts, full=True),
+            )
+            assert isinstance(result, RunResult), result
+            assert result.status == "succeeded" and result.deferred == 0
+            people = {r.id for r in sandbox.portal.snapshot("contacts")}
+            assert result.written == len(people) > 0
+            assert contacts_written(sandbox) == Counter(dict.fromkeys(people, 1))
+            assert not companies_written(sandbox)
+            assert [r.id for r in store.runs(1, object="contact")] == [result.run_id]
         finally:
             store.close()
 

@@ -26,6 +26,11 @@ this rule:
 Without an account watermark (no account run has finished) every parent is
 read from the CRM, as is every parent on Salesforce, whose query returns the
 account's fields with each contact at no cost.
+
+Every store read here is a store step of the contact run
+(``connector/sync/steps.py``): one that fails for now (a statement or lock
+timeout, a lost connection) is tried again, the lease fenced before each new
+try, so a transient store failure mid-pull does not fail the run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 from connector.crm.base import CrmRecord
 from connector.store.inherited import InheritedStore
 from connector.store.store import Store
+from connector.sync.steps import StoreSteps
 
 #: CRMs whose contact pulls would otherwise read each parent again. Salesforce's
 #: contact query returns the account's fields with each contact at no cost:
@@ -53,12 +59,19 @@ class StoreParents:
     """:class:`~connector.crm.base.KnownParents` from the state store, for one contact run."""
 
     def __init__(
-        self, store: Store, connection: str, parent_object: str, since: datetime | None
+        self,
+        store: Store,
+        connection: str,
+        parent_object: str,
+        since: datetime | None,
+        steps: StoreSteps | None = None,
     ) -> None:
         self._inherited = InheritedStore(store)
         self._connection = connection
         self._object = parent_object
         self._since = since
+        # The run's store steps: each read is tried again while it fails for now.
+        self._steps = steps or StoreSteps.once()
 
     @property
     def since(self) -> datetime | None:
@@ -67,17 +80,37 @@ class StoreParents:
 
     def values(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         """Account id → the inherited values its last account run left, for those noted."""
-        return dict(self._inherited.values(self._connection, self._object, ids))
+        found = self._steps(
+            "read the stored parents' values",
+            self._inherited.values,
+            self._connection,
+            self._object,
+            ids,
+        )
+        return dict(found)
 
 
-def known_parents(store: Store, connection: str, parent_object: str) -> StoreParents:
-    """What the store vouches for: see the module's rule (``since`` None: nothing)."""
-    mark = store.watermark(connection, parent_object)
-    if mark is None:
-        return StoreParents(store, connection, parent_object, None)
-    echo = InheritedStore(store).latest_echo(connection, parent_object)
-    since = mark.stamp if echo is None else max(mark.stamp, echo)
-    return StoreParents(store, connection, parent_object, since)
+def known_parents(
+    store: Store, connection: str, parent_object: str, steps: StoreSteps | None = None
+) -> StoreParents:
+    """What the store vouches for: see the module's rule (``since`` None: nothing).
+
+    ``steps``: the contact run's store steps, under which this read and every
+    later :meth:`StoreParents.values` are tried again while the store fails for
+    now (default: tried once).
+    """
+    steps = steps or StoreSteps.once()
+
+    def since() -> datetime | None:
+        mark = store.watermark(connection, parent_object)
+        if mark is None:
+            return None
+        echo = InheritedStore(store).latest_echo(connection, parent_object)
+        return mark.stamp if echo is None else max(mark.stamp, echo)
+
+    return StoreParents(
+        store, connection, parent_object, steps("read the stored parents", since), steps
+    )
 
 
 def note_read(

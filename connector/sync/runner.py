@@ -529,7 +529,7 @@ class Runner:
         wanted = sorted(set(retry_ids).union(due_ids, agreed, marked))
         # Contacts take their accounts' values from the store where it vouches for them.
         known = (
-            steps("read the stored parents", known_parents, store, conn, job.parent_engine.object)
+            known_parents(store, conn, job.parent_engine.object, steps)
             if parent_keys and job.parent_engine is not None and stores_parents(crm)
             else None
         )
