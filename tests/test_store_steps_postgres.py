@@ -50,7 +50,7 @@ from connector.engine import Engine
 from connector.store.deals import DEAL_MARKS, DEAL_OBJECT, DealStore
 from connector.store.store import Store
 from connector.sync.deals import DealSyncResult, sync_deals
-from connector.sync.rollback import Rollback, RollbackResult, reason_of
+from connector.sync.rollback import Rollback, RollbackResult, reason_of, run_to_undo
 from connector.sync.runner import Job, Runner, RunResult
 from segsync_sandbox import deals as deal_data
 from segsync_sandbox.hubspot import HubSpotSandbox
@@ -346,3 +346,28 @@ def test_a_rollback_batch_whose_commit_answer_is_lost_is_recorded_once(
             cut.close()
             store.close()
             relay.close()
+
+
+def test_the_lookup_of_the_run_to_roll_back_times_out_is_retried_and_the_rollback_runs(
+    engines: dict[str, Engine],
+    pg_schema_url: str,
+    holder: psycopg.Connection[Any],
+    lines: Lines,
+) -> None:
+    with seeded_hubspot(53, COMPANIES, contacts_per_company=0) as sandbox:
+        store = _store(pg_schema_url)
+        try:
+            run_id = _synced(sandbox, engines, store)
+            # ACCESS EXCLUSIVE: the read of the run (before any job is claimed) waits.
+            _lock(holder, pg_schema_url, "runs", "ACCESS EXCLUSIVE")
+            found = _blocked_until_released(
+                holder,
+                lines,
+                "read the run to roll back",
+                lambda: run_to_undo(store, run_id, PATIENT),
+            )
+            assert found is not None and found.id == run_id, found
+            result = _rollback(sandbox, engines["account"], store, found.id)
+            _rolled_back_once(sandbox, store, run_id, result)
+        finally:
+            store.close()

@@ -120,6 +120,18 @@ def reason_of(run_id: int) -> str:
     return f"rollback of run {run_id}"
 
 
+def run_to_undo(store: Store, run_id: int, retry: RetryPolicy) -> RunRow | None:
+    """The run ``run_id`` (None: no such run), read before its job is claimed.
+
+    ``segsync rollback`` reads the run first to know which connection and
+    object (so which job) to claim; no lease is held yet, so nothing is
+    fenced, but the read is a store step like every other of a rollback:
+    tried again under ``retry`` while the store fails for now (a statement or
+    lock timeout, a lost connection: ``connector/sync/steps.py``).
+    """
+    return StoreSteps(retry)("read the run to roll back", store.run, run_id)
+
+
 def plan_rollback(
     run: RunRow,
     entries: Sequence[tuple[str, str, str | None, str | None]],
