@@ -359,10 +359,12 @@ class StoreSettings(_Model):
     """Where segsync keeps runs, watermarks, last-written values and the ledger."""
 
     url: str = "sqlite:///segsync.db"
-    # PostgreSQL only (SQLite ignores them): bounds on every store call, so a
-    # statement that hangs (a lock another session holds, a server gone quiet)
-    # fails and is retried instead of holding its job forever. 0 turns a
-    # server-side bound off.
+    # Bounds on every store call, so a statement that hangs (a lock another
+    # session holds, a server gone quiet) fails and is retried instead of
+    # holding its job forever. 0 turns a server-side bound off. PostgreSQL
+    # only, except lock_timeout_seconds: SQLite's busy timeout too (how long a
+    # statement waits for another connection's lock on the file; when 0, the
+    # statement timeout; connector/store/session.py).
     connect_timeout_seconds: int = Field(10, ge=2, le=3_600)
     statement_timeout_seconds: float = Field(300.0, ge=0, le=_DAY)
     lock_timeout_seconds: float = Field(60.0, ge=0, le=_DAY)

@@ -239,7 +239,9 @@ def test_a_contact_run_whose_stored_parents_read_times_out_is_retried_and_writes
             # One company written later: the store vouches for the others
             # (connector/sync/parents.py), so the contact run reads their values from it.
             target = next(
-                r for r in sandbox.portal.snapshot("companies") if r.props["segsync_tier"] != "Tier 1"
+                r
+                for r in sandbox.portal.snapshot("companies")
+                if r.props["segsync_tier"] != "Tier 1"
             )
             sandbox.portal.update("companies", target.id, TIER_1)
             assert runner.run(accounts).written == 1

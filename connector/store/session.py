@@ -18,7 +18,17 @@ the store opens (its pool's and the job locks') is bounded on both sides:
 
 A statement cancelled by a bound raises :class:`~connector.errors.StoreUnavailable`
 (see ``store._store_failures``), which the runner retries as a transient
-failure. SQLite is left alone: it has its own ``busy_timeout``.
+failure.
+
+SQLite (the embedded default) has one bound of these: how long a statement
+waits for the database file's lock another connection holds (a second
+segsync process on the same file, a ``segsync status`` or ``sqlite3`` shell
+inside a write transaction). It is SQLite's ``busy_timeout``, set from
+``lock_timeout_seconds`` as PostgreSQL's lock wait is (0: the statement
+timeout bounds it instead, as on PostgreSQL; both 0: SQLite's longest wait,
+about 24 days): :meth:`SessionLimits.sqlite_busy_ms`. A lock that outlasts it
+("database is locked", SQLite's ``SQLITE_BUSY`` and ``SQLITE_LOCKED``) is
+:class:`~connector.errors.StoreUnavailable` too, and the step is retried.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ from connector.config import StoreSettings
 
 #: Probes sent before a silent connection is given up (libpq ``keepalives_count``).
 KEEPALIVE_PROBES = 3
+
+#: SQLite's longest busy timeout (its argument is a C int of milliseconds).
+SQLITE_MAX_BUSY_MS = 2**31 - 1
 
 #: The server-side settings, by the [store] key that sets each (seconds).
 _SERVER = (
@@ -90,8 +103,28 @@ class SessionLimits:
         """The session settings, in milliseconds as PostgreSQL reads them ("0": off)."""
         return {name: str(round(getattr(self, key) * 1000)) for name, key in _SERVER}
 
+    def sqlite_busy_ms(self) -> int:
+        """SQLite's ``busy_timeout``: how long a statement waits for the file's lock (ms).
+
+        The lock timeout; when that is off (0), the statement timeout, which
+        bounds a lock wait on PostgreSQL then; when both are off, SQLite's
+        longest wait.
+        """
+        seconds = self.lock_timeout_seconds or self.statement_timeout_seconds
+        if not seconds:
+            return SQLITE_MAX_BUSY_MS
+        return max(1, min(SQLITE_MAX_BUSY_MS, round(seconds * 1000)))
+
     def describe(self, setting: str) -> str:
-        """``store.<key> = <seconds>``: the config key behind a server-side setting."""
+        """``store.<key> = <seconds>``: the config key behind a server-side setting.
+
+        ``busy_timeout`` (SQLite's) names the key :meth:`sqlite_busy_ms` took it from.
+        """
+        if setting == "busy_timeout":
+            key = (
+                "lock_timeout_seconds" if self.lock_timeout_seconds else "statement_timeout_seconds"
+            )
+            return f"store.{key} = {getattr(self, key):g}"
         for name, key in _SERVER:
             if name == setting:
                 return f"store.{key} = {getattr(self, key):g}"

@@ -201,11 +201,36 @@ TRANSIENT_SQLSTATES = {
 }
 
 
+#: SQLite's primary result codes of a lock another connection held past the
+#: busy timeout: SQLITE_BUSY ("database is locked"; also its extended codes,
+#: e.g. SQLITE_BUSY_SNAPSHOT: a read transaction that may not become a write
+#: one because another connection wrote since) and SQLITE_LOCKED (a conflict
+#: inside one shared cache). The transaction is rolled back; tried again, it
+#: starts afresh.
+SQLITE_BUSY_CODES = frozenset({5, 6})
+
+_SQLITE_HINT = (
+    "; another connection holds the SQLite file's write lock (another segsync "
+    "process on the same file, or a shell or tool inside a transaction)"
+)
+
+
+def _sqlite_busy(origin: BaseException | None) -> bool:
+    """Whether ``origin`` is SQLite's answer to a lock held past the busy timeout."""
+    code = getattr(origin, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in SQLITE_BUSY_CODES
+
+
 def _transient_text(where: str, reason: str, sqlstate: str | None, limits: SessionLimits) -> str:
-    """What a transient store failure says: what happened, which bound, what follows."""
+    """What a transient store failure says: what happened, which bound, what follows.
+
+    ``sqlstate`` ``"sqlite-busy"``: SQLite's file lock held past its busy timeout.
+    """
     setting = TRANSIENT_SQLSTATES.get(sqlstate or "", "")
+    if sqlstate == "sqlite-busy":
+        setting = "busy_timeout"
     why = f" ({limits.describe(setting)})" if setting else ""
-    hint = ""
+    hint = _SQLITE_HINT if sqlstate == "sqlite-busy" else ""
     if sqlstate in ("57014", "55P03"):
         hint = (
             "; another session may hold a lock it needs (pg_locks and pg_stat_activity show which)"
@@ -217,7 +242,8 @@ def _store_failures(engine: Engine, limits: SessionLimits) -> None:
     """Turn the database's own failures (unreachable, locked, read-only, damaged) into StoreError.
 
     Those a retry may fix (a statement or lock timeout, a deadlock, a lost
-    connection: :data:`TRANSIENT_SQLSTATES`) become :class:`StoreUnavailable`.
+    connection: :data:`TRANSIENT_SQLSTATES`; SQLite's file lock held past its
+    busy timeout: :data:`SQLITE_BUSY_CODES`) become :class:`StoreUnavailable`.
     Otherwise only ``OperationalError``, the DBAPI's class for trouble outside
     the program; anything else (an integrity or programming error) is a bug and
     keeps its traceback.
@@ -235,6 +261,8 @@ def _store_failures(engine: Engine, limits: SessionLimits) -> None:
             sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
         ):
             transient = True
+        elif _sqlite_busy(origin):
+            transient, sqlstate = True, "sqlite-busy"
         else:
             transient = bool(context.is_disconnect) and engine.dialect.name == "postgresql"
         if transient:
@@ -254,19 +282,22 @@ def _reason(error: BaseException) -> str:
     return redact_url(text[0].strip() if text else type(error).__name__)
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, limits: SessionLimits) -> None:
     """Make SQLite behave: real transactions (also for DDL), foreign keys, waiting on locks.
 
     pysqlite's own transaction handling starts transactions lazily and commits
     DDL implicitly; SQLAlchemy's documented recipe hands the BEGIN to SQLAlchemy.
+    A statement waits for another connection's lock up to ``limits``' busy
+    timeout (:meth:`SessionLimits.sqlite_busy_ms`), then fails for now.
     """
+    busy_ms = limits.sqlite_busy_ms()
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
         if engine.url.database not in (None, "", ":memory:"):
             # Readers (segsync status) never block the writer, nor it them.
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -360,8 +391,8 @@ class Store:
             clock: returns the current time (aware) for the stamps the store sets.
             migrate: run pending migrations (a no-op at head); with ``False``
                 the schema is trusted as it is.
-            limits: the bounds of each PostgreSQL session (connector/store/session.py);
-                default: the defaults of ``[store]``.
+            limits: the bounds of each PostgreSQL session, and SQLite's busy
+                timeout (connector/store/session.py); default: the defaults of ``[store]``.
             **engine_options: passed to :func:`sqlalchemy.create_engine`.
 
         Raises:
@@ -384,9 +415,9 @@ class Store:
                     f"{_POSTGRES_EXTRA}"
                 ) from None
             raise StoreError(f"the state store's database driver is missing: {exc}") from None
-        if engine.dialect.name == "sqlite":
-            _sqlite_events(engine)
         limits = limits if limits is not None else SessionLimits.of()
+        if engine.dialect.name == "sqlite":
+            _sqlite_events(engine, limits)
         bound(engine, limits)
         _store_failures(engine, limits)
         store = cls(engine, clock=clock)
