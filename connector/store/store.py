@@ -993,7 +993,41 @@ class Store:
 
     # -- write intents: what a chunk is about to write, before it is sent ----
     def record_intents(self, connection: str, object: str, intents: Sequence[WriteIntent]) -> None:
-        """Record the writes about to be sent, in one transaction (newer replaces older)."""
+        """Record the writes about to be sent, in one transaction (newer replaces older).
+
+        One intent per record (connection, object, record id). Replacing an
+        older one loses nothing the ledger needs, because of who can hold one:
+
+        - *The same run*: a try of this step after one whose commit landed
+          unheard writes the same rows again.
+        - *A crashed run* (its intent left behind, no run alive to settle it):
+          the next run re-reads the record before it plans. When the CRM holds
+          what the intent wrote and the plan wants it still, the record is
+          adopted, not written, and its ledger rows are recorded under the
+          crashed run (the runner's ``_landed``) before anything replaces the
+          intent. When the plan wants another value now (its inputs changed
+          since), the landed write is not recognized: the planner reads it as
+          a person's edit (kept; the intent is cleared at the run's end) or,
+          under ``override_policy = "overwrite"``, writes over it, replacing
+          the intent here; either way its ledger rows are lost. That is a gap
+          of the adoption, not of this replacement (keeping the older intent
+          would record nothing either): ``tests/test_intent_left_behind.py``
+          (a strict xfail).
+        - *Another live run of the job*: one holder per job (the lease and its
+          token, ``connector/store/leases.py``), fenced right before each
+          chunk's intents are recorded, so two live runs meet here only inside
+          the window fencing cannot close: a holder that passed its fence and
+          stopped past its lease before this call (a resumed run and the run
+          that took its job over). Both runs' CRM writes then land, and no
+          store order can tell which landed last. The ledger still records the
+          change once: :meth:`record_batch` (``ledger_by_intent``) looks only
+          at whether an intent is there, not whose it is, and the first batch
+          to settle it records its rows while the other records none. Keeping
+          the older intent instead would change nothing of that; the content
+          only matters to the adoption above, which records rows only when the
+          CRM holds exactly the intent's new values. The window (one chunk)
+          is the lease's documented limit.
+        """
         if not intents:
             return
         now = self._clock()
