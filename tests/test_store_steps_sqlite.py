@@ -89,7 +89,8 @@ def test_a_run_whose_store_file_another_connection_locks_mid_run_completes_once(
             )
             failed = lines.having("database is locked")
             assert failed, outcome.get("result")
-            assert failed[0].startswith("store step record write intents failed"), failed[0]
+            # The next chunk's intents, or a note of the plan still reading alongside.
+            assert failed[0].startswith("store step "), failed[0]
             assert "(store.lock_timeout_seconds = 0.2)" in failed[0]
             assert "the step is retried" in failed[0]
         finally:
