@@ -18,11 +18,12 @@ from rich.markup import escape
 from connector.commands.crm import _claim, _claims, open_context
 from connector.commands.options import FORMAT
 from connector.config import config_path, load_settings
+from connector.crm.retry import RetryPolicy
 from connector.errors import EXIT_BUSY, EXIT_OK, EXIT_RUN_FAILED, Problem, UserError
 from connector.store.leases import Busy
 from connector.store.records import RunRow
 from connector.store.store import Store
-from connector.sync.rollback import Restore, Rollback, RollbackResult
+from connector.sync.rollback import Restore, Rollback, RollbackResult, run_to_undo
 from connector.sync.runner import Job
 from connector.sync.values import as_text
 
@@ -119,7 +120,7 @@ def _run_of(config_file: Path | None, run_id: int) -> RunRow:
     settings = load_settings(config_file)
     store = Store.from_settings(settings.store)
     try:
-        run = store.run(run_id)
+        run = run_to_undo(store, run_id, RetryPolicy.from_settings(settings.sync))
     finally:
         store.close()
     if run is None:
