@@ -240,6 +240,10 @@ class SalesforceApp(SandboxApp):
         if session_id is not None:
             self.tokens.issue("session", session_id, expires=False)
         self.cursor_ttl_seconds = cursor_ttl_seconds
+        #: Test hook: called with a Composite subrequest's ``referenceId`` once
+        #: it has been served, before the next one runs (a change between the
+        #: subrequests of one call, as real concurrent traffic would make one).
+        self.after_subrequest: Callable[[str], None] | None = None
         self._cursors: OrderedDict[str, QueryCursor] = OrderedDict()
         self._cursor_lock = threading.Lock()
         self._cursor_seq = itertools.count(1)
@@ -1046,6 +1050,8 @@ class SalesforceApp(SandboxApp):
                 )
                 if response.status >= 400:
                     failed = True
+                if self.after_subrequest is not None:
+                    self.after_subrequest(ref)
             if all_or_none and failed:
                 self.org.rollback()
                 failing = {r["referenceId"] for r in responses if r["httpStatusCode"] >= 400}

@@ -110,7 +110,7 @@ class SalesforceSandbox:
         }
 
     def reset(self, org: Org | None = None) -> Org:
-        """Serve a fresh org (or ``org``); clear faults, the request log and open cursors.
+        """Serve a fresh org (or ``org``); clear faults, hooks, the request log and open cursors.
 
         Issued tokens stay valid and the ready session id is renewed (valid again, call
         count zero), so one server can be reused between tests.
@@ -122,6 +122,7 @@ class SalesforceSandbox:
         self.org = new
         self.app.log.clear()
         self.app.clear_cursors()
+        self.app.after_subrequest = None
         bulk_service(self.app).reset()
         self.app.tokens.issue("session", self.access_token, expires=False)
         return new

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -350,6 +351,66 @@ def test_two_long_text_fields_cap_pages_at_200(
     assert len(two["records"]) == 200
     rest = list(sf.query_all_iter("SELECT Id, Segsync_Reason__c, Notes__c FROM Account"))
     assert len(rest) == 450
+
+
+def _query_sub(ref: str, soql: str) -> dict[str, str]:
+    return {
+        "method": "GET",
+        "url": f"/services/data/v59.0/query/?q={quote_plus(soql)}",
+        "referenceId": ref,
+    }
+
+
+def test_keyset_pages_of_one_long_text_each_in_one_composite_call(
+    sf_sandbox: SalesforceSandbox, sf: Salesforce, add_accounts: Callable[[int], list[str]]
+) -> None:
+    """A COUNT() and two keyset queries of one long text area each: 2,000 rows apiece, one call.
+
+    ``Id >`` compares ids, a parenthesized OR mixes with AND, LIMIT stops the
+    answer (done, no query locator left open), and the hook runs after each
+    subrequest.
+    """
+    for name in ("Segsync_Reason__c", "Notes__c"):
+        sf_sandbox.org.add_custom_field(
+            "Account", CustomFieldSpec(f"Account.{name}", "LongTextArea", name[:-3], length=32768)
+        )
+    ids = add_accounts(2500)
+    order = [
+        r["Id"]
+        for r in sf.query_all("SELECT Id FROM Account ORDER BY SystemModstamp, Id")["records"]
+    ]
+    assert sorted(order) == sorted(ids)
+    served: list[str] = []
+    sf_sandbox.app.after_subrequest = served.append
+    used_before = sf_sandbox.org.usage()[0]
+    page = "ORDER BY SystemModstamp, Id LIMIT 2000"
+    body = {
+        "compositeRequest": [
+            _query_sub("n", "SELECT COUNT() FROM Account WHERE Name != null"),
+            _query_sub("a", f"SELECT Id, SystemModstamp, Segsync_Reason__c FROM Account {page}"),
+            _query_sub("b", f"SELECT Id, SystemModstamp, Notes__c FROM Account {page}"),
+        ]
+    }
+    responses = sf.restful("composite", method="POST", json=body)["compositeResponse"]
+    assert sf_sandbox.org.usage()[0] == used_before + 1
+    assert served == ["n", "a", "b"]
+    count, first, second = (r["body"] for r in responses)
+    assert count == {"totalSize": 2500, "done": True, "records": []}
+    for answer in (first, second):
+        assert answer["done"] is True and "nextRecordsUrl" not in answer
+        assert [r["Id"] for r in answer["records"]] == order[:2000]
+    assert sf_sandbox.app.open_cursors() == 0
+    last = first["records"][-1]
+    stamp = last["SystemModstamp"].replace(".000+0000", "Z")
+    after = (
+        f"SELECT Id FROM Account WHERE Name != null AND (SystemModstamp > {stamp} OR "
+        f"(SystemModstamp = {stamp} AND Id > '{last['Id']}')) {page}"
+    )
+    rest = sf.query(after)
+    assert [r["Id"] for r in rest["records"]] == order[2000:]
+    # The 15-character form compares alike (ids compare case-sensitively on it).
+    short = sf.query(after.replace(last["Id"], last["Id"][:15]))
+    assert [r["Id"] for r in short["records"]] == order[2000:]
 
 
 def test_query_more_retry_repeats_page_and_bad_locator_fails(
