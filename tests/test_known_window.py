@@ -292,7 +292,8 @@ def test_salesforce_skips_lookback_rereads_before_planning(world: World) -> None
     # were processed at exactly these stamps, so they are not planned again.
     # (The last of them is at the watermark's own stamp: a boundary id, dropped first.)
     assert quiet.summary.counts.read == 0 and quiet.rereads == 2 and quiet.outside == 0
-    assert world.kinds().count("query") == 1 and quiet.minimum_calls == 1
+    # One call: the pull's Composite (its two long text reason fields split over two queries).
+    assert world.kinds() == ["composite"] and quiet.minimum_calls == 1
 
 
 @salesforce
@@ -351,8 +352,10 @@ def test_salesforce_a_load_of_5000_in_one_second_is_pulled_whole_then_known(
     loaded = world.sync()
     assert loaded.outside == 5_000 and loaded.written == 0
     kinds = world.kinds()
-    if not world.bulk:  # REST: 25 pages of 200 (the reason fields are long text areas)
-        assert kinds.count("query") == 1 and kinds.count("queryMore") == 24, kinds
+    if not world.bulk:
+        # REST: 3 Composite calls of 2,000 rows (25 pages of 200 in one query: the
+        # reason fields are long text areas, split over two queries of each call).
+        assert kinds == ["composite"] * 3, kinds
     else:
         assert any(k.startswith("bulk") for k in kinds), kinds
     _settle(world, clock)
@@ -361,6 +364,24 @@ def test_salesforce_a_load_of_5000_in_one_second_is_pulled_whole_then_known(
     for _ in range(2):
         quiet = world.sync()
         assert quiet.summary.counts.read == 0 and quiet.outside == 0 and quiet.written == 0
+
+
+@salesforce
+def test_salesforce_an_incremental_pull_of_1000_edited_accounts_is_one_call(world: World) -> None:
+    """The shipped definition selects two long text areas (the reason fields): one query
+    answered 200 rows a page (5 calls for 1,000); split over one Composite call, 1."""
+    world.provision()
+    org = world.crms.salesforce.org
+    org.load_records("Account", [{"Name": f"More {n:04d}"} for n in range(800)])
+    world.sync()
+    ids = sorted(r["Id"] for r in org.records("Account"))
+    assert len(ids) >= 1_000
+    for record_id in ids[:1_000]:
+        # Not an input, and locked: read and planned, nothing written.
+        org.update("Account", record_id, {"Description": "edited", "Segsync_Lock__c": True})
+    edited = world.sync()
+    assert edited.summary.counts.read == 1_000 and edited.written == 0
+    assert world.kinds() == ["composite"]
 
 
 # -- the pure parts ----------------------------------------------------------

@@ -87,7 +87,7 @@ class SalesforceAdapter:
         parents = ParentMemory()
         self._parents = parents
         self._bulk = Bulk(self._session, self._describer, parents, bulk_wait)
-        self._puller = Puller(self._session, self._bulk, parents)
+        self._puller = Puller(self._session, self._bulk, parents, self._describer)
         self._writer = CollectionWriter(self._session)
         self._provisioner = Provisioner(self._session, self._describer)
         self._history = FieldHistory(self._session)

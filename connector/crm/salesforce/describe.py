@@ -69,6 +69,20 @@ class Describer:
             self._describes[sobject] = fields
         return fields
 
+    def kept(self, sobject: str) -> Fields | None:
+        """The describe this adapter or the state store holds, never asking the org (None: none).
+
+        For choices that only cost calls when wrong, never records (how a
+        pull splits its columns, :mod:`.pull`): a kept describe past its
+        re-check time is still answered, and is not re-checked here.
+        """
+        with self._lock:
+            cached = self._describes.get(sobject)
+        if cached is not None:
+            return cached
+        kept = self._cache.load(sobject)
+        return kept[0] if kept is not None else None
+
     @staticmethod
     def _describe(client: Client, sobject: str, since: datetime | None) -> dict[str, Any] | None:
         """The describe; None when asked ``If-Modified-Since`` and the org answers 304."""

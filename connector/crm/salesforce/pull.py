@@ -2,11 +2,17 @@
 
 A pull whose first page's ``totalSize`` reaches ``bulk_read_threshold`` hands
 over to Bulk API 2.0 (:class:`.bulk.Bulk`) without an extra call.
+
+A pull that selects two or more long text areas (Salesforce caps such a
+query's pages at 200 rows) splits its columns over queries of one long text
+area each, sent together as one Composite call a page and paged by keyset
+(:meth:`Puller._split_pull`; docs/crm-apis.md, "Long text areas split across
+one Composite call").
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -30,10 +36,13 @@ from connector.crm.base import (
     TimedPages,
     parse_stamp,
 )
+from connector.crm.limits import SF_QUERY_PAGE
 from connector.crm.salesforce.bulk import Bulk
+from connector.crm.salesforce.describe import Describer, Fields, lookup
 from connector.crm.salesforce.session import NEVER, Client, SalesforceSession
 from connector.crm.salesforce.soql import (
     EDITED_BY,
+    PARENT,
     PARENT_ID,
     SOBJECTS,
     STAMP,
@@ -68,6 +77,13 @@ COMPOSITE_QUERIES = 5
 VALUES_CHUNK = 200
 # Fresh records one re-read call covers (five queries of 200, one Composite call).
 RECHECK_CALL = COMPOSITE_QUERIES * VALUES_CHUNK
+# A text area longer than this is a long (or rich) text area: two of them in
+# one SELECT list cap its query pages at 200 rows.
+TEXT_AREA_LENGTH = 255
+# Rows a keyset page of a split pull asks each of its queries for (``LIMIT``).
+KEYSET_PAGE = SF_QUERY_PAGE
+
+Key = tuple[datetime, str]
 
 
 def id_chunks(template: str, ids: Sequence[str], budget: int = FETCH_QUERY_BYTES) -> Iterator[str]:
@@ -123,7 +139,7 @@ def _composite_queries(client: Client, queries: Sequence[str]) -> list[dict[str,
     for ref in refs:
         sub = subs.get(ref)
         if sub is None:
-            raise FatalSyncError(f"Salesforce re-read: the Composite answer has no {ref}")
+            raise FatalSyncError(f"Salesforce query: the Composite answer has no {ref}")
         status = int(sub.get("httpStatusCode") or 0)
         if status >= 300:
             error = _SUBREQUEST_ERRORS.get(status, SalesforceGeneralError)
@@ -131,18 +147,123 @@ def _composite_queries(client: Client, queries: Sequence[str]) -> list[dict[str,
             raise error(client.sf.base_url + "composite", status, "composite", content)
         result = sub.get("body")
         if not isinstance(result, dict):
-            raise FatalSyncError(f"Salesforce re-read: {ref} answered no query result")
+            raise FatalSyncError(f"Salesforce query: {ref} answered no query result")
         out.append(result)
     return out
+
+
+def long_text(entry: Mapping[str, Any] | None) -> bool:
+    """Whether a describe entry is a long or rich text area (``textarea`` over 255 characters).
+
+    A plain text area is ``textarea`` of length 255; long and rich text areas
+    (``extraTypeInfo`` ``plaintextarea`` / ``richtextarea``) are longer.
+    """
+    if entry is None or entry.get("type") != "textarea":
+        return False
+    return int(entry.get("length") or 0) > TEXT_AREA_LENGTH
+
+
+def split_columns(
+    selected: Sequence[str], own: Fields | None, parent: Fields | None = None
+) -> list[list[str]] | None:
+    """The SELECT lists of a split pull, or None to keep one query.
+
+    With two to four long text areas among ``selected`` (described in
+    ``own``; a fifth query is the count's): the first list holds every other
+    column and the first long text area, each further list ``Id``,
+    ``SystemModstamp`` and one more. None when the describe is unknown, a
+    column is missing from it, a parent column (``Account.X``, described in
+    ``parent``) is unknown or long text itself, or there are fewer than two
+    or more than four long text areas.
+    """
+    if own is None:
+        return None
+    plain = [c for c in selected if "." not in c]
+    if any(lookup(own, c) is None for c in plain):
+        return None
+    long = [c for c in plain if long_text(lookup(own, c))]
+    if len(long) < 2 or len(long) + 1 > COMPOSITE_QUERIES:
+        return None
+    related = [c.split(".", 1)[1] for c in selected if "." in c]
+    if related and (
+        parent is None
+        or any(lookup(parent, n) is None or long_text(lookup(parent, n)) for n in related)
+    ):
+        return None
+    first = [c for c in selected if c not in long[1:]]
+    return [first, *(["Id", STAMP, c] for c in long[1:])]
+
+
+def keyset(where: str, args: Sequence[Any], after: Key | None) -> tuple[str, list[Any]]:
+    """``where`` narrowed to the rows ordered after ``after`` (``SystemModstamp, Id``)."""
+    if after is None:
+        return where, list(args)
+    above = f"({STAMP} > {{}} OR ({STAMP} = {{}} AND Id > {{}}))"
+    return (f"{where} AND {above}" if where else above), [*args, after[0], after[0], after[1]]
+
+
+def _key(row: Mapping[str, Any]) -> Key:
+    return parse_stamp(row.get(STAMP)), str(row.get("Id"))
+
+
+def _order(key: Key) -> tuple[datetime, str]:
+    # Ids compare (and sort) on their case-sensitive 15-character form; its
+    # alphabet (0-9, A-Z, a-z) sorts as the characters' codes do.
+    return key[0], key[1][:15]
+
+
+def join_page(
+    answers: Sequence[Mapping[str, Any]], page: int = KEYSET_PAGE
+) -> tuple[list[dict[str, Any]], Key | None]:
+    """One keyset page of a split pull: the first query's rows completed by the others'.
+
+    ``answers``: the first page of each query, all over the same rows in the
+    same order. The page reaches as far as every query answered: to the last
+    key of the lowest query that may have more (a full page, or not done),
+    or everything when none may. A row of the first query is kept only when
+    every other query has it at the same ``SystemModstamp``; otherwise it was
+    changed or deleted between the subrequests, and is left for where its new
+    stamp puts it (docs/crm-apis.md, "Long text areas split across one
+    Composite call"). Returns the rows and the key the next page starts
+    after (None: the walk is done).
+    """
+    rows = [list(a.get("records") or []) for a in answers]
+    ends = [
+        _key(r[-1])
+        for a, r in zip(answers, rows, strict=True)
+        if r and (len(r) >= page or not a.get("done", True))
+    ]
+    end = min(ends, key=_order) if ends else None
+    others = [{str(r.get("Id")): r for r in more} for more in rows[1:]]
+    out: list[dict[str, Any]] = []
+    for row in rows[0] if rows else []:
+        key = _key(row)
+        if end is not None and _order(key) > _order(end):
+            break
+        parts = [o.get(key[1]) for o in others]
+        if any(p is None or parse_stamp(p.get(STAMP)) != key[0] for p in parts):
+            continue
+        joined = dict(row)
+        for part in parts:
+            joined.update((k, v) for k, v in (part or {}).items() if k != "attributes")
+        out.append(joined)
+    return out, end
 
 
 class Puller:
     """Reads records of one org: incremental pulls and fetches by id."""
 
-    def __init__(self, session: SalesforceSession, bulk: Bulk, parents: ParentMemory) -> None:
+    def __init__(
+        self,
+        session: SalesforceSession,
+        bulk: Bulk,
+        parents: ParentMemory,
+        describer: Describer | None = None,
+    ) -> None:
         self._session = session
         self._bulk = bulk
         self._parents = parents
+        self._describer = describer
 
     def pull(
         self,
@@ -177,6 +298,12 @@ class Puller:
             self._session.authenticate()
             own_user = self._session.user_id
         where, args = window(since, own_user)
+        splits = self._split(obj, selected)
+        if splits is not None:
+            resume = Resume(since, own_user=own_user)
+            context = (obj, selected, fields, parents, resume)
+            yield from self._split_pull(context, splits, where, args, clock)
+            return
         query = format_soql(soql(selected, sobject, where), *args)
         first = self._session.call("query", lambda c: c.sf.query(query))
         # Every record this pull reads, it reads after this query was sent (a
@@ -201,6 +328,68 @@ class Puller:
             page = [r for r in page if resume.keep(r)]
             if page:
                 yield page
+
+    def _split(self, obj: ObjectName, selected: Sequence[str]) -> list[list[str]] | None:
+        """:func:`split_columns` by the kept describes (no call: unknown keeps one query)."""
+        if self._describer is None:
+            return None
+        own = self._describer.kept(SOBJECTS[obj])
+        related = any("." in c for c in selected)
+        parent = self._describer.kept(PARENT) if related and own is not None else None
+        return split_columns(selected, own, parent)
+
+    def _split_pull(
+        self,
+        context: tuple[ObjectName, list[str], Sequence[str], list[str], Resume],
+        splits: Sequence[Sequence[str]],
+        where: str,
+        args: Sequence[Any],
+        clock: ReadClock,
+    ) -> Iterator[list[CrmRecord]]:
+        """A pull over ``splits``: one Composite call a keyset page of up to 2,000 rows.
+
+        The first call also counts the window (``SELECT COUNT()``, a query
+        subrequest of the same call), which decides REST or Bulk as the first
+        page's ``totalSize`` does for one query. Each page starts after the
+        key the previous one reached (:func:`join_page`); no query locator is
+        left open.
+        """
+        obj, selected, fields, parents, resume = context
+        sobject = SOBJECTS[obj]
+        count = format_soql(soql(["COUNT()"], sobject, where, order=False), *args)
+        after: Key | None = None
+        total: int | None = None
+        read_at = NEVER
+        contact = obj == "contact"
+        while True:
+            part, part_args = keyset(where, args, after)
+            queries = [
+                format_soql(f"{soql(cols, sobject, part)} LIMIT {KEYSET_PAGE}", *part_args)
+                for cols in splits
+            ]
+            if total is None:
+                counted, *answers = self._session.call(
+                    "query", partial(_composite_queries, queries=[count, *queries])
+                )
+                # As for one query: every record the pull reads, it reads after this.
+                read_at = self._session.answered_at()
+                clock.note(None if read_at == NEVER else read_at)
+                total = int(counted.get("totalSize") or 0)
+                if total == 0:
+                    return
+                if total >= self._session.settings.bulk_read_threshold:
+                    yield from self._bulk.query(obj, selected, fields, parents, resume, read_at)
+                    return
+            else:
+                answers = self._session.call("query", partial(_composite_queries, queries=queries))
+            rows, after = join_page(answers)
+            page = [rest_record(r, fields, parents, contact, self._parents, read_at) for r in rows]
+            # format_soql drops sub-second precision from the watermark: as for one query.
+            page = [r for r in page if resume.keep(r)]
+            if page:
+                yield page
+            if after is None:
+                return
 
     def _rest_pages(
         self, query: str, first: dict[str, Any] | None = None
