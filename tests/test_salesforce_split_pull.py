@@ -115,6 +115,16 @@ def test_a_full_pull_reads_2000_rows_a_call_and_agrees_with_one_query(
     assert _seen(split) == _seen(single)
 
 
+def test_a_window_of_whole_pages_needs_no_empty_page(sfbox: SalesforceSandbox) -> None:
+    """Each call counts what is left: 4,000 rows are two calls, not a third empty one."""
+    clock = hold_clock(sfbox)
+    _load(sfbox, clock, 4_000)
+    adapter = _adapter(sfbox)
+    mark = _mark(sfbox)
+    assert len(_records(adapter.pull("account", FIELDS, None))) == 4_000
+    assert _kinds(sfbox, mark) == Counter({"composite": 2})
+
+
 def test_an_incremental_pull_of_1000_edits_is_one_call(sfbox: SalesforceSandbox) -> None:
     clock = hold_clock(sfbox)
     _load(sfbox, clock, 5_000)

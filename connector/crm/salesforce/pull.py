@@ -348,47 +348,50 @@ class Puller:
     ) -> Iterator[list[CrmRecord]]:
         """A pull over ``splits``: one Composite call a keyset page of up to 2,000 rows.
 
-        The first call also counts the window (``SELECT COUNT()``, a query
-        subrequest of the same call), which decides REST or Bulk as the first
-        page's ``totalSize`` does for one query. Each page starts after the
-        key the previous one reached (:func:`join_page`); no query locator is
-        left open.
+        Each call also counts what is left of the window (``SELECT COUNT()``
+        of the same keyset part, one more query subrequest): on the first
+        call that count decides REST or Bulk, as the first page's
+        ``totalSize`` does for one query; on any call, a first query that
+        read at least as many rows as were counted before it, all of them
+        judged (:func:`join_page`), ends the walk without asking for an empty
+        page. Each page starts after the key the previous one reached; no
+        query locator is left open.
         """
         obj, selected, fields, parents, resume = context
         sobject = SOBJECTS[obj]
-        count = format_soql(soql(["COUNT()"], sobject, where, order=False), *args)
         after: Key | None = None
-        total: int | None = None
-        read_at = NEVER
+        read_at: datetime | None = None
         contact = obj == "contact"
         while True:
             part, part_args = keyset(where, args, after)
+            count = format_soql(soql(["COUNT()"], sobject, part, order=False), *part_args)
             queries = [
                 format_soql(f"{soql(cols, sobject, part)} LIMIT {KEYSET_PAGE}", *part_args)
                 for cols in splits
             ]
-            if total is None:
-                counted, *answers = self._session.call(
-                    "query", partial(_composite_queries, queries=[count, *queries])
-                )
+            counted, *answers = self._session.call(
+                "query", partial(_composite_queries, queries=[count, *queries])
+            )
+            left = int(counted.get("totalSize") or 0)
+            if read_at is None:
                 # As for one query: every record the pull reads, it reads after this.
                 read_at = self._session.answered_at()
                 clock.note(None if read_at == NEVER else read_at)
-                total = int(counted.get("totalSize") or 0)
-                if total == 0:
+                if left == 0:
                     return
-                if total >= self._session.settings.bulk_read_threshold:
+                if left >= self._session.settings.bulk_read_threshold:
                     yield from self._bulk.query(obj, selected, fields, parents, resume, read_at)
                     return
-            else:
-                answers = self._session.call("query", partial(_composite_queries, queries=queries))
             rows, after = join_page(answers)
             page = [rest_record(r, fields, parents, contact, self._parents, read_at) for r in rows]
             # format_soql drops sub-second precision from the watermark: as for one query.
             page = [r for r in page if resume.keep(r)]
             if page:
                 yield page
-            if after is None:
+            first = list(answers[0].get("records") or [])
+            if after is None or (first and _key(first[-1]) == after and len(first) >= left):
+                # Whatever the count did not see was committed after this call
+                # began: later than the pull's start, read by the next pull.
                 return
 
     def _rest_pages(
