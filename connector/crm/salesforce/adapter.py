@@ -136,7 +136,10 @@ class SalesforceAdapter:
 
         REST pages of up to 2,000 records, or Bulk API 2.0 when the query's
         ``totalSize`` (on its first REST page: no extra call) reaches
-        ``bulk_read_threshold``. An incremental pull leaves out records the
+        ``bulk_read_threshold``. A SELECT list with two to four long text
+        areas (known from the kept describe) is split over the queries of
+        one Composite call a keyset page, with a ``COUNT()`` of the window
+        in its place (docs/crm-apis.md#long-text-split). An incremental pull leaves out records the
         integration user edited last (segsync's own writes), so ``echo`` is
         not needed: parents come with the query at no cost anyway (and so
         ``known`` is not used either). ``window`` is not used: the look-back
