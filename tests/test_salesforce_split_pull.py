@@ -140,6 +140,40 @@ def test_an_incremental_pull_of_1000_edits_is_one_call(sfbox: SalesforceSandbox)
     assert {r.fields[LONG[1]] for r in pulled} == {"edited"}
 
 
+def test_contacts_keep_their_parent_columns_in_the_first_query(sfbox: SalesforceSandbox) -> None:
+    for name in LONG:
+        sfbox.org.add_custom_field(
+            "Contact",
+            CustomFieldSpec(f"Contact.{name}", "LongTextArea", name[:-3], length=32768),
+        )
+    clock = hold_clock(sfbox)
+    _load(sfbox, clock, 300)
+    accounts = sorted(r["Id"] for r in sfbox.org.records("Account"))
+    rows = [
+        {
+            "LastName": f"Person {i:04d}",
+            "AccountId": accounts[i % 300] if i % 7 else None,
+            LONG[0]: f"x{i}",
+            LONG[1]: f"y{i}",
+        }
+        for i in range(2_500)
+    ]
+    sfbox.org.load_records("Contact", rows)
+    fields = ["LastName", *LONG]
+    parents = ["Account.Name"]
+    single = _records(_adapter(sfbox, described=False).pull("contact", fields, None, parents))
+    adapter = _adapter(sfbox, described=False)
+    adapter.describe("contact", [*fields, *parents])
+    mark = _mark(sfbox)
+    split = _records(adapter.pull("contact", fields, None, parents))
+    assert _kinds(sfbox, mark) == Counter({"composite": 2})
+    assert len(split) == 2_500
+    assert [(*seen, r.parent) for seen, r in zip(_seen(split), split, strict=True)] == [
+        (*seen, r.parent) for seen, r in zip(_seen(single), single, strict=True)
+    ]
+    assert any(r.parent and r.parent["Name"] for r in split)
+
+
 def test_five_long_text_areas_keep_one_query(sfbox: SalesforceSandbox) -> None:
     """Five queries and the count would pass Composite's five queries: today's path."""
     more = ("Reason_C__c", "Reason_D__c", "Reason_E__c")
