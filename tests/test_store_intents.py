@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.store.records import Transition, WriteIntent, WrittenRecord
+from connector.store.records import LandedWrite, Transition, WriteIntent, WrittenRecord
 from connector.store.store import Store
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -67,3 +67,45 @@ def test_an_adopted_transition_is_recorded_under_the_run_that_wrote_it(store: St
     )
     rows = {t.record_id: t.run_id for t in store.history(None, connection="hs")}
     assert rows == {"1": crashed, "2": resumed}
+
+
+def test_an_intent_keeps_every_value_its_write_sends(store: Store) -> None:
+    run = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    sent = {"tier": "Tier 1", "fit": 80, "at": T0}
+    store.record_intents("hs", "account", [WriteIntent("1", run, (), "big", "v1", sent)])
+    assert store.intents("hs", "account", ["1"])["1"].written == sent
+
+
+def test_a_landed_write_is_adopted_once_under_the_run_that_wrote_it(store: Store) -> None:
+    dead = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    store.record_intents("hs", "account", [_intent("1", dead), _intent("2", dead)])
+    first = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    second = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    read = store.intents("hs", "account", ["1", "2"])  # both runs read the same intents
+    landed = [LandedWrite(read["1"], {"tier": "Tier 1", "fit": 80})]
+    assert store.adopt_landed(first, "hs", "account", landed, changed=["1"]) == ["1"]
+    # The other run (a replica racing, the same run's retry) finds it settled: nothing twice.
+    assert store.adopt_landed(second, "hs", "account", landed, changed=["1"]) == []
+    rows = store.history(None, connection="hs")
+    assert [(t.record_id, t.field, t.to_value, t.run_id) for t in rows] == [
+        ("1", "tier", "Tier 1", dead)
+    ]
+    assert store.last_written("hs", "account", ["1"]) == {"1": {"tier": "Tier 1", "fit": 80}}
+    assert store.intent_ids("hs", "account") == ["2"]
+    assert store.changed_parents("hs", "account") == [("1", first)]
+
+
+def test_an_intent_replaced_since_it_was_read_is_not_adopted(store: Store) -> None:
+    dead = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    store.record_intents("hs", "account", [_intent("1", dead)])
+    read = store.intents("hs", "account", ["1"])["1"]
+    # A live run's write of the record is in flight: its intent replaced the dead one's.
+    live = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    store.record_intents("hs", "account", [_intent("1", live, "Tier 2")])
+    adopter = store.start_run("hs", "hubspot", "account", "v1", full=True)
+    landed = [LandedWrite(read, {"tier": "Tier 1"})]
+    assert store.adopt_landed(adopter, "hs", "account", landed) == []
+    assert store.history(None, connection="hs") == []
+    assert store.last_written("hs", "account", ["1"]) == {}
+    # The live run's intent is still there, for its own batch to record its rows.
+    assert store.intents("hs", "account", ["1"])["1"].run_id == live

@@ -102,7 +102,13 @@ class WriteIntent:
     reads the record again, and if the CRM holds the intended values, the
     ledger gets the intent's transitions, attributed to the run that wrote them.
 
-    ``changes`` are (field, old, new) in the ledger's text spelling.
+    ``changes`` are (field, old, new) in the ledger's text spelling: the
+    tracked fields' transitions, the write's ledger rows. ``written`` is every
+    field the write sends (field → value as sent), so the next run can tell
+    whether the CRM holds exactly what the write sent (then it was segsync's
+    write, adopted) or something else (a person's edit); ``None`` for an
+    intent recorded without it (before migration 0018; a rollback's), whose
+    ``changes`` alone are checked.
     """
 
     record_id: str
@@ -110,6 +116,30 @@ class WriteIntent:
     changes: tuple[tuple[str, str | None, str | None], ...]
     reason: str
     mapping_version: str
+    written: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.written is not None:
+            object.__setattr__(self, "written", MappingProxyType(dict(self.written)))
+
+
+@dataclass(frozen=True, slots=True)
+class LandedWrite:
+    """A dead run's write the CRM shows landed, adopted by the next run (``adopt_landed``).
+
+    Args:
+        intent: the write intent the dead run left behind, as the next run read it.
+        values: the record's last-written values from now on: what the store
+            held, with every field the write sent (what the dead run would
+            have recorded had it lived).
+
+    """
+
+    intent: WriteIntent
+    values: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,9 @@ write_intents = sa.Table(
     sa.Column("reason", sa.Text(), nullable=False),
     sa.Column("mapping_version", sa.String(KEY), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # {field: value} of every field the write sends; NULL for intents recorded
+    # before migration 0018 (and for writes that keep no such map).
+    sa.Column("written", TaggedJSON(), nullable=True),
 )
 
 #: Bulk write jobs (Salesforce Bulk 2.0 ingest) noted before each step: the

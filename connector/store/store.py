@@ -35,6 +35,7 @@ from connector.store.records import (
     RUN_STATUSES,
     ErrorRow,
     FailedRecord,
+    LandedWrite,
     RunCounts,
     RunRow,
     RunStatus,
@@ -1001,18 +1002,15 @@ class Store:
         - *The same run*: a try of this step after one whose commit landed
           unheard writes the same rows again.
         - *A crashed run* (its intent left behind, no run alive to settle it):
-          the next run re-reads the record before it plans. When the CRM holds
-          what the intent wrote and the plan wants it still, the record is
-          adopted, not written, and its ledger rows are recorded under the
-          crashed run (the runner's ``_landed``) before anything replaces the
-          intent. When the plan wants another value now (its inputs changed
-          since), the landed write is not recognized: the planner reads it as
-          a person's edit (kept; the intent is cleared at the run's end) or,
-          under ``override_policy = "overwrite"``, writes over it, replacing
-          the intent here; either way its ledger rows are lost. That is a gap
-          of the adoption, not of this replacement (keeping the older intent
-          would record nothing either): ``tests/test_intent_left_behind.py``
-          (a strict xfail).
+          the next run re-reads the record while it plans. When the CRM holds
+          exactly what the intent wrote (every field it sent), the write was
+          segsync's: before the record is planned it is adopted
+          (:meth:`adopt_landed`: its values become the last written, its
+          ledger rows are recorded under the crashed run, the intent is
+          removed), whatever the plan now wants, so nothing is left here to
+          replace. When the CRM holds something else, a person (or a later
+          change) moved it: the usual rules apply (an edit of an output is an
+          override), and the intent is cleared at the run's end.
         - *Another live run of the job*: one holder per job (the lease and its
           token, ``connector/store/leases.py``), fenced right before each
           chunk's intents are recorded, so two live runs meet here only inside
@@ -1041,6 +1039,7 @@ class Store:
                 "reason": i.reason,
                 "mapping_version": i.mapping_version,
                 "recorded_at": now,
+                "written": None if i.written is None else dict(i.written),
             }
             for i in {i.record_id: i for i in intents}.values()
         ]
@@ -1049,7 +1048,7 @@ class Store:
                 conn,
                 write_intents,
                 rows,
-                ("run_id", "changes", "reason", "mapping_version", "recorded_at"),
+                ("run_id", "changes", "reason", "mapping_version", "recorded_at", "written"),
             )
 
     def intent_ids(self, connection: str, object: str) -> list[str]:
@@ -1079,8 +1078,121 @@ class Store:
                         tuple((str(f), old, new) for f, old, new in row.changes),
                         row.reason,
                         row.mapping_version,
+                        row.written,
                     )
         return out
+
+    def adopt_landed(
+        self,
+        run_id: int,
+        connection: str,
+        object: str,
+        landed: Sequence[LandedWrite],
+        changed: Sequence[str] = (),
+    ) -> list[str]:
+        """Take dead runs' landed writes as segsync's, in ONE transaction; the ids adopted.
+
+        For each write whose intent is still the one the caller read (same
+        run; locked until the transaction ends, as :meth:`record_batch` does):
+        its values become the record's last written (under the run that wrote
+        them; no echo stamp, the CRM's answer to that write was never heard),
+        its open errors are resolved, its ledger rows are recorded under the
+        run that wrote them, those of its ids in ``changed`` (a value their
+        children inherit moved) are marked for their children to be planned
+        again (under ``run_id``, the run adopting it: see
+        :meth:`changed_parents`), and the intent is removed. An intent already gone
+        (settled by another run adopting the same write) or replaced by a
+        newer one (a live run's write in flight) is left alone, and nothing of
+        its write is recorded: the ledger gets a landed write's rows once,
+        whichever run settles the intent first.
+        """
+        if not landed:
+            return []
+        now = self._clock()
+        scope = {"connection": connection, "object": object}
+        wanted = {w.intent.record_id: w for w in landed}
+        with self._engine.begin() as conn:
+            held: dict[str, int] = {}
+            for chunk in _chunks(list(wanted)):
+                query = (
+                    sa.select(write_intents.c.record_id, write_intents.c.run_id)
+                    .where(
+                        write_intents.c.connection == connection,
+                        write_intents.c.object == object,
+                        write_intents.c.record_id.in_(chunk),
+                    )
+                    .with_for_update()
+                )
+                held.update((str(r.record_id), int(r.run_id)) for r in conn.execute(query))
+            adopted = [w for i, w in wanted.items() if held.get(i) == w.intent.run_id]
+            if not adopted:
+                return []
+            ids = [w.intent.record_id for w in adopted]
+            self._upsert(
+                conn,
+                record_state,
+                [
+                    {
+                        **scope,
+                        "record_id": w.intent.record_id,
+                        "last_written": dict(w.values),
+                        "written_at": now,
+                        "run_id": w.intent.run_id,
+                        "echo_stamp": None,
+                    }
+                    for w in adopted
+                ],
+                ("last_written", "written_at", "run_id", "echo_stamp"),
+            )
+            rows = [
+                {
+                    **scope,
+                    "record_id": w.intent.record_id,
+                    "field": field,
+                    "from_value": old,
+                    "to_value": new,
+                    "reason": w.intent.reason,
+                    "mapping_version": w.intent.mapping_version,
+                    "run_id": w.intent.run_id,
+                    "at": now,
+                }
+                for w in adopted
+                for field, old, new in w.intent.changes
+            ]
+            if rows:
+                conn.execute(sa.insert(transitions_table), rows)
+            marked = [i for i in dict.fromkeys(changed) if i in set(ids)]
+            if marked:
+                self._upsert(
+                    conn,
+                    changed_parents,
+                    [
+                        {**scope, "record_id": record_id, "run_id": run_id, "marked_at": now}
+                        for record_id in marked
+                    ],
+                    ("run_id", "marked_at"),
+                )
+            for chunk in _chunks(ids):
+                conn.execute(
+                    sa.update(errors)
+                    .where(
+                        errors.c.connection == connection,
+                        errors.c.object == object,
+                        errors.c.record_id.in_(chunk),
+                        errors.c.resolved.is_(False),
+                    )
+                    .values(resolved=True)
+                )
+            for w in adopted:
+                conn.execute(
+                    sa.delete(write_intents).where(
+                        write_intents.c.connection == connection,
+                        write_intents.c.object == object,
+                        write_intents.c.record_id == w.intent.record_id,
+                        write_intents.c.run_id == w.intent.run_id,
+                    )
+                )
+        return ids
 
     def clear_intents(
         self, connection: str, object: str, ids: Sequence[str], *, before_run: int
