@@ -23,6 +23,7 @@ from connector.sync.planner import (
     PlanInput,
     PlanSummary,
     Policy,
+    landed_baseline,
     plan,
     plan_record,
 )
@@ -607,3 +608,50 @@ def test_watermark_tracker_caps_the_boundary_ids() -> None:
     assert sorted(i for i in ("a", "b", "c") if after.see(i, T0)) == sorted(
         {"a", "b", "c"} - mark.boundary_ids
     )
+
+
+# -- a dead run's landed write (rule 7) ------------------------------------------------
+
+SENT = {TIER: "Tier 1", FIT: 80, UPDATED: "2026-11-22T05:00:00Z"}
+CHANGES = ((TIER, "Tier 2", "Tier 1"),)
+LAST = {SEG: "SMB", TIER: "Tier 2", FIT: 40, UPDATED: "2026-11-21T05:00:00Z"}
+
+
+def test_a_landed_write_is_the_last_written_when_the_crm_holds_all_it_sent() -> None:
+    # The CRM's own spelling (HubSpot's "80"), and its own updated-at (volatile: not compared).
+    current = {SEG: "SMB", TIER: "Tier 1", FIT: "80", UPDATED: "2026-11-22T05:00:01Z"}
+    assert landed_baseline(SENT, CHANGES, current, LAST, [UPDATED]) == {**LAST, **SENT}
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {TIER: "Tier 3"},  # a person's edit of a tracked output after the write
+        {FIT: "81"},  # ... of an untracked one
+        {TIER: "Tier 2", FIT: 40},  # the write never landed
+    ],
+)
+def test_a_landed_write_is_not_recognized_when_anything_it_sent_moved(
+    moved: dict[str, Any],
+) -> None:
+    current = {SEG: "SMB", TIER: "Tier 1", FIT: 80, **moved}
+    assert landed_baseline(SENT, CHANGES, current, LAST, [UPDATED]) is None
+
+
+def test_a_landed_write_without_its_sent_values_is_checked_by_its_changes() -> None:
+    current = {SEG: "SMB", TIER: "Tier 1", FIT: 40}
+    assert landed_baseline({}, CHANGES, current, None, ()) == {TIER: "Tier 1"}
+    assert landed_baseline({}, CHANGES, {TIER: "Tier 3"}, LAST, ()) is None
+    assert landed_baseline({}, (), current, LAST, ()) is None
+
+
+def test_planning_against_a_landed_write_writes_the_new_want_with_no_override() -> None:
+    current = {SEG: "SMB", TIER: "Tier 1", FIT: 80}
+    last = landed_baseline(SENT, CHANGES, current, LAST, [UPDATED])
+    desired = {SEG: "SMB", TIER: "Tier 2", FIT: 40}
+    decision = plan_record(
+        PlanInput("1", desired, current, last, False, None), POLICY, Hysteresis(), NOW
+    )
+    assert decision.overrides == ()
+    assert decision.write is not None
+    assert dict(decision.write.fields) == {TIER: "Tier 2", FIT: 40}

@@ -33,6 +33,11 @@ may ever be written):
    write whose CRM already holds desired values the store does not know
    carries them as :attr:`Decision.adopt`, so a person's later edit of such a
    field is recognized as an override.
+7. A write a dead run sent and never recorded (its write intent left behind)
+   is segsync's, not a person's edit, when the CRM holds exactly what it sent
+   in every non-volatile field it sent: :func:`landed_baseline` gives the
+   last-written values the record is then planned against, whatever the plan
+   wants now. Anything else the CRM holds is judged by rules 1 to 5.
 
 ``now`` must be timezone-aware (UTC), like every date-time the store returns.
 """
@@ -358,6 +363,48 @@ _new = object.__new__
     _set_rewrite,
     _set_adopt,
 ) = (Decision.__dict__[name].__set__ for name in Decision.__slots__)
+
+
+def landed_baseline(
+    sent: Mapping[str, Any],
+    changes: Iterable[tuple[str, str | None, str | None]],
+    current: Mapping[str, Any],
+    last_written: Mapping[str, Any] | None,
+    volatile: Iterable[str] = (),
+) -> dict[str, Any] | None:
+    """The last-written values of a record whose left-behind write landed, else ``None``.
+
+    A dead run's write intent says what it sent (``sent``: field → value; its
+    ledger ``changes``: (field, old, new) in the ledger's text spelling). The
+    write landed, and nothing moved those fields since, when the record's
+    ``current`` values are exactly what it sent (:func:`same_value`) and every
+    change's new value (:func:`as_text`). Volatile fields (an updated-at
+    stamp) are not compared: the planner never decides on them, and the CRM
+    may spell a date-time it stores its own way. Then the write was segsync's:
+    its values are what the dead run would have recorded had it lived (the
+    stored ``last_written`` with every sent field), and the record is planned
+    against them, so a value it wrote is never read as a person's override.
+    Anything else (a person's edit after the write, a write that never
+    landed) gives ``None``: the record is planned as it is.
+    """
+    changes = tuple(changes)
+    if not sent and not changes:
+        return None
+    skip = frozenset(volatile)
+    for name, value in sent.items():
+        if name not in skip and not same_value(current.get(name), value):
+            return None
+    for name, _old, new in changes:
+        if as_text(current.get(name)) != new:
+            return None
+    baseline: dict[str, Any] = dict(last_written) if last_written is not None else {}
+    baseline.update(sent)
+    for name, _old, _new in changes:
+        if name not in sent:
+            # An intent that kept no sent values (recorded before they were
+            # kept): the CRM's value, which spells the change's new value.
+            baseline[name] = current.get(name)
+    return baseline
 
 
 def plan_record(item: PlanInput, policy: Policy, hysteresis: Hysteresis, now: datetime) -> Decision:

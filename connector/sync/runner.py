@@ -16,8 +16,11 @@ is known:
    already written compare equal and are not written again, so at most the
    chunk in flight is rewritten. Before a chunk is sent its writes are recorded
    as write intents (settled with the outcome): a record a killed run wrote
-   but never recorded is fetched again by the next run, found holding the
-   planned values, and its ledger rows are recorded under the killed run.
+   but never recorded is fetched again by the next run and, when the CRM holds
+   exactly what the killed run sent, adopted before it is planned (its values
+   taken as the last written, its ledger rows recorded under the killed run),
+   whatever the plan now wants; when the CRM holds anything else, a person
+   moved it, and the usual rules apply (see :meth:`Runner._adopt_landed`).
 
 When the CRM counts the records of the pull (:class:`~connector.crm.base.CountsPull`),
 phase 2 may start while phase 1 still reads, once no rest of the pull can make
@@ -56,6 +59,7 @@ from connector.state import Candidate, Pending, Watermark
 from connector.store.leases import Fence, watching
 from connector.store.records import (
     FailedRecord,
+    LandedWrite,
     RunCounts,
     Transition,
     WriteIntent,
@@ -87,6 +91,7 @@ from connector.sync.planner import (
     Policy,
     RecordPlanner,
     Write,
+    landed_baseline,
     plan_record,
 )
 from connector.sync.recheck import Recheck, Seen
@@ -514,6 +519,8 @@ class Runner:
         retry_ids = steps(
             "read the ids to retry", self._retry_ids, conn, crm, obj, drop=not dry_run
         )
+        # Writes dead runs left in flight: adopted, where they landed, before planning.
+        left_behind = set(steps("read the intents left behind", store.intent_ids, conn, obj))
         # A full pull reads every record anyway; an incremental one also
         # fetches the records time has changed (their due_at has passed).
         due_ids = (
@@ -625,6 +632,16 @@ class Runner:
             last, pending, stored_due = self._stored(
                 "read the page's stored state", lease, _stored_state, store, conn, obj, ids
             )
+            if left_behind and not left_behind.isdisjoint(ids):
+                last = self._adopt_landed(
+                    job,
+                    page,
+                    [i for i in ids if i in left_behind],
+                    last,
+                    policy.volatile,
+                    None if dry_run or result is None else result.run_id,
+                    lease,
+                )
             decided = job.agreement.resolve(page) if job.agreement is not None else {}
             if feed is not None:
                 feed.load(ids)
@@ -803,6 +820,77 @@ class Runner:
                 store.drop_errors(conn, obj, [i for i in bad if i in errors])
         return sorted(wanted.difference(bad))
 
+    def _adopt_landed(
+        self,
+        job: Job,
+        page: Sequence[CrmRecord],
+        ids: Sequence[str],
+        last: Mapping[str, Mapping[str, Any]],
+        volatile: Iterable[str],
+        run_id: int | None,
+        lease: Fence | None,
+    ) -> dict[str, Mapping[str, Any]]:
+        """``last`` with the landed writes dead runs left among ``ids`` taken as written.
+
+        ``ids``: the page's records with a write intent left behind (a run
+        died between sending a write and recording it). Where the CRM holds
+        exactly what that write sent (:func:`~connector.sync.planner.landed_baseline`),
+        the write was segsync's, whatever the plan wants now: its values are
+        the last written the record is planned against, so none of them is
+        read as a person's edit, and (unless ``run_id`` is ``None``: a dry run
+        records nothing) the store adopts it before anything can replace the
+        intent (:meth:`~connector.store.store.Store.adopt_landed`: the last
+        written, the ledger rows under the dead run, once however many runs
+        try). Where the CRM holds anything else, the record is planned as it
+        is, and the intent is cleared at the run's end.
+        """
+        store, conn, obj = self._store, job.connection, cast(ObjectName, job.engine.object)
+        intents = self._stored("read the intents left behind", lease, store.intents, conn, obj, ids)
+        if not intents:
+            return dict(last)
+        volatile = frozenset(volatile)
+        landed: list[LandedWrite] = []
+        for record in page:
+            intent = intents.get(record.id)
+            if intent is None:
+                continue
+            values = landed_baseline(
+                intent.written or {},
+                intent.changes,
+                record.fields,
+                last.get(record.id),
+                volatile,
+            )
+            if values is not None:
+                landed.append(LandedWrite(intent, values))
+        out = dict(last)
+        for write in landed:
+            out[write.intent.record_id] = write.values
+        if landed and run_id is not None:
+            # Contacts inherit these: re-planned, as after the dead run's own batch.
+            inherited = set(_inherited_fields(job.engine, job.adapter.crm))
+            changed = [
+                w.intent.record_id
+                for w in landed
+                if any(f in inherited for f, _old, _new in w.intent.changes)
+            ]
+            adopted = self._stored(
+                "adopt the landed writes of dead runs",
+                lease,
+                store.adopt_landed,
+                run_id,
+                conn,
+                obj,
+                landed,
+                changed,
+            )
+            log.info(
+                "%d write(s) a dead run landed and never recorded, adopted as segsync's",
+                len(adopted),
+                extra={"crm": job.adapter.crm, "object": obj, "connection": conn},
+            )
+        return out
+
     def _due_ids(self, conn: str, crm: str, obj: ObjectName, now: datetime) -> list[str]:
         """Ids of records whose stored ``due_at`` has passed: time alone changed them."""
         return [i for i in self._store.due_ids(conn, obj, now) if well_formed_id(crm, i)]
@@ -870,7 +958,8 @@ class Runner:
             raise RuntimeError("execute needs a recorded run")
         done = 0
         inherited = set(_inherited_fields(engine, adapter.crm))
-        # Intents a crashed run left behind: every one of their records was re-planned.
+        # Intents a crashed run left behind: every one of their records was re-planned
+        # (and those whose write landed adopted while planning: Runner._adopt_landed).
         steps = StoreSteps(self._retry, lease)
         leftover = steps("read the intents left behind", store.intent_ids, conn, obj)
         journal = StoreJournal(store, conn, obj, run_id, steps)
@@ -909,12 +998,6 @@ class Runner:
             outcomes = {o.id: o for o in adapter.write(obj, updates, journal)} if updates else {}
             if lease is not None and updates:
                 lease.progress(f"wrote a chunk of {len(updates):,} records ({done:,} before it)")
-            adopted = [e[1] for e in chunk if e[0] == "state" and e[2] is not None]
-            crashed = (
-                self._stored("read intents", lease, store.intents, conn, obj, adopted)
-                if adopted and leftover
-                else {}
-            )
             written: list[WrittenRecord] = []
             failed: list[FailedRecord] = []
             transitions: list[Transition] = []
@@ -940,10 +1023,6 @@ class Runner:
                     _, record_id, adopt, state, state_changed, new_due = entry
                     if adopt is not None:
                         written.append(WrittenRecord(record_id, adopt))
-                        landed = _landed(crashed.get(record_id), adopt)
-                        transitions.extend(landed)
-                        if any(t.field in inherited for t in landed):
-                            changed.append(record_id)
                     if state_changed:
                         pending[record_id] = _pending(state)
                     if new_due is not None:
@@ -990,7 +1069,7 @@ class Runner:
                 )
             self._record(
                 lease,
-                [e[1] for e in writes] + list(crashed),
+                [e[1] for e in writes],
                 run_id=run_id,
                 connection=conn,
                 object=obj,
@@ -1026,9 +1105,9 @@ class Runner:
         """Record a chunk's outcome (:meth:`Store.record_batch`), again while it fails for now.
 
         Every ledger entry of a batch belongs to a record with a write intent
-        (``noted``: the chunk's writes, the crashed run's writes it adopts),
-        which the batch settles in the same transaction, and a ledger row is
-        recorded only while its intent is there (``ledger_by_intent``); a try
+        (``noted``: the chunk's writes), which the batch settles in the same
+        transaction, and a ledger row is recorded only while its intent is
+        there (``ledger_by_intent``); a try
         whose commit landed unheard is detected by its settled intents
         (:meth:`~connector.sync.steps.StoreSteps.record_batch`).
         """
@@ -1090,7 +1169,7 @@ def _inherited_changed(
 
 def _intent(entry: tuple[Any, ...], run_id: int, version: str) -> WriteIntent:
     """The write intent of a spooled write: its ledger entries, before it is sent."""
-    _, record_id, _fields, changes, _baseline, reason, *_ = entry
+    _, record_id, fields, changes, _baseline, reason, *_ = entry
     ledger = [_transition(record_id, FieldChange(*c), reason, version) for c in changes]
     return WriteIntent(
         record_id,
@@ -1098,27 +1177,8 @@ def _intent(entry: tuple[Any, ...], run_id: int, version: str) -> WriteIntent:
         tuple((t.field, t.from_value, t.to_value) for t in ledger),
         reason,
         version,
+        fields,
     )
-
-
-def _landed(intent: WriteIntent | None, adopted: Mapping[str, Any]) -> list[Transition]:
-    """The ledger entries of a crashed run's write that the CRM shows landed, else none.
-
-    The record is adopted (the CRM holds what the plan wants, the store does
-    not know it was written): when every change of the intent left behind is
-    what the CRM now holds, that run wrote it, and its transitions are recorded
-    under that run.
-    """
-    if intent is None or not intent.changes:
-        return []
-    if any(as_text(adopted.get(f)) != new for f, _old, new in intent.changes):
-        return []
-    return [
-        Transition(
-            intent.record_id, f, old, new, intent.reason, intent.mapping_version, intent.run_id
-        )
-        for f, old, new in intent.changes
-    ]
 
 
 def _recheck_fields(engine: Engine, crm: str) -> list[str]:
