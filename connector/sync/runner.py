@@ -250,6 +250,16 @@ class Runner:
         """
         return StoreSteps(self._retry, lease)(what, step, *args, **kwargs)
 
+    def _written(
+        self, what: str, lease: Fence | None, step: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`_stored` for a step that writes the store: its first try is fenced too.
+
+        A run that lost its job records nothing more (:meth:`StoreSteps.write
+        <connector.sync.steps.StoreSteps.write>`).
+        """
+        return StoreSteps(self._retry, lease).write(what, step, *args, **kwargs)
+
     # -- the cycle -------------------------------------------------------
     def run(
         self,
@@ -393,13 +403,13 @@ class Runner:
                         # A run with nothing to write checks too: one that
                         # lost its job leaves the marks and watermark alone.
                         lease.fence()
-                    self._stored(
+                    self._written(
                         "clear parent marks", lease, self._clear_changed_parents, job, marks
                     )
                     if feed is not None:
                         feed.clear()
                     if watermark is not None and recent is not None:
-                        self._stored(
+                        self._written(
                             "advance the watermark",
                             lease,
                             store.advance_watermark,
@@ -626,7 +636,7 @@ class Runner:
             if lease is not None:
                 lease.progress(f"read a page of {len(page):,} records ({read:,} planned before it)")
             if inherited and not dry_run and stores_parents(crm):
-                self._stored(
+                self._written(
                     "note the page's parents", lease, note_read, store, conn, obj, page, inherited
                 )
             last, pending, stored_due = self._stored(
@@ -874,7 +884,7 @@ class Runner:
                 for w in landed
                 if any(f in inherited for f, _old, _new in w.intent.changes)
             ]
-            adopted = self._stored(
+            adopted = self._written(
                 "adopt the landed writes of dead runs",
                 lease,
                 store.adopt_landed,
@@ -1052,7 +1062,7 @@ class Runner:
             if inherited and stores_parents(adapter.crm):
                 # Before the batch: a crash between the two leaves a true note.
                 sent = {e[1]: e[2] for e in writes if e[1] in outcomes and outcomes[e[1]].ok}
-                self._stored(
+                self._written(
                     "note the written parents",
                     lease,
                     note_written,
@@ -1064,7 +1074,7 @@ class Runner:
                 )
             if undeferred:
                 # Before the batch: a write of theirs that fails reopens an error.
-                self._stored(
+                self._written(
                     "close deferred errors", lease, store.drop_errors, conn, obj, undeferred
                 )
             self._record(
@@ -1091,7 +1101,7 @@ class Runner:
                 lease.progress(f"recorded a batch ({done:,} writes recorded)")
             self._progress("write", done)
         if leftover:
-            self._stored(
+            self._written(
                 "clear old intents",
                 lease,
                 store.clear_intents,

@@ -7,7 +7,14 @@ transaction, rolled back when it fails, so a read, an upsert or a delete
 tried again gives the same result: :class:`StoreSteps` tries it again under
 the one retry policy (``connector/crm/retry.py``), fencing the job's lease
 before each new try, so a run that lost its job meanwhile (stalled past
-``sync.stall_seconds``, or stopped) ends instead.
+``sync.stall_seconds``, or stopped) ends instead. A step that writes the store
+(:meth:`StoreSteps.write`, and every batch) is fenced before its first try
+too: a run that lost its job writes nothing more, not even once, where another
+holder may already have recorded newer values (a batch of a run stopped right
+after its CRM write would put its last-written values back over the new
+holder's, and the next run would read the new holder's write as a person's
+edit). The fence is the lease's in-memory checks and one small read of its
+token, a few per write chunk or page, each of which costs a CRM call anyway.
 
 One kind of step is not plain to try again: a batch whose commit landed but
 whose answer was lost (the connection dropped after the commit) would insert
@@ -52,13 +59,33 @@ class StoreSteps:
 
     def __call__(self, what: str, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one store step (``what`` names it in the log), again while it fails for now."""
+        return self._tried(what, step, args, kwargs, first=1)
+
+    def write(self, what: str, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one store step that writes: as a step, the lease fenced before its first try too.
+
+        The fence is inside the try, so a store that fails for now while it
+        is read (the lease's token) is tried again like the step.
+        """
+        return self._tried(what, step, args, kwargs, first=0)
+
+    def _tried(
+        self,
+        what: str,
+        step: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        first: int,
+    ) -> T:
+        """``step`` under the retry policy, the lease fenced before each try after ``first``."""
         tries = 0
         lease = self.lease
 
         def attempt() -> T:
             nonlocal tries
             tries += 1
-            if tries > 1 and lease is not None:
+            if tries > first and lease is not None:
                 lease.fence()
             return step(*args, **kwargs)
 
@@ -92,4 +119,4 @@ class StoreSteps:
             tried = True
             store.record_batch(**batch)
 
-        self("record the batch", record)
+        self.write("record the batch", record)
