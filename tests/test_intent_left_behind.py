@@ -129,6 +129,11 @@ def test_a_dead_runs_landed_write_is_not_taken_for_a_persons_edit(tmp_path: Path
     ):
         # A person puts the inputs back: the definition wants the old tier again.
         sandbox.portal.update("companies", target, before)
+        # A dry run plans the same (no override, the write back) and records nothing.
+        preview = runner.run(job, full=True, dry_run=True)
+        assert not [o for o in preview.sample_overrides if o.record_id == target]
+        assert [w.record_id for w in preview.sample_writes] == [target]
+        assert store.intent_ids("hs", "account") == [target]
         result = runner.run(job, full=True)
         assert result.status == "succeeded"
         # segsync wrote Tier 1 itself: no person's edit to respect.
