@@ -894,11 +894,12 @@ class Runner:
                 landed,
                 changed,
             )
-            log.info(
-                "%d write(s) a dead run landed and never recorded, adopted as segsync's",
-                len(adopted),
-                extra={"crm": job.adapter.crm, "object": obj, "connection": conn},
-            )
+            if adopted:  # none: another run adopted them first (once, whoever)
+                log.info(
+                    "%d write(s) a dead run landed and never recorded, adopted as segsync's",
+                    len(adopted),
+                    extra={"crm": job.adapter.crm, "object": obj, "connection": conn},
+                )
         return out
 
     def _due_ids(self, conn: str, crm: str, obj: ObjectName, now: datetime) -> list[str]:
