@@ -36,6 +36,7 @@ from connector.crm.salesforce import (
 from connector.crm.salesforce.errors import translate
 from connector.crm.salesforce.session import NEVER, answered_at
 from connector.errors import FatalSyncError, RetriableError
+from connector.sync.window import read_open, settled
 from segsync_sandbox.salesforce import CustomFieldSpec, Org, SalesforceSandbox, start_salesforce
 from segsync_sandbox.salesforce.bulk import bulk_service
 
@@ -561,6 +562,32 @@ def test_fetch_reads_records_by_id(sfbox: SalesforceSandbox) -> None:
     records = adapter.fetch("account", [ids[6], ids[1], "001000000000ZZZAAA"], ["Name"])
 
     assert sorted(r.id for r in records) == sorted([ids[1], ids[6]])
+
+
+def test_reads_by_id_carry_when_they_were_read(sfbox: SalesforceSandbox, clock: FakeClock) -> None:
+    """Fetches and contacts by account carry the read time pulls carry (the org's clock).
+
+    The re-read before a write compares a record's inputs when it was read in
+    its stamp's own second (a later save in that second keeps the stamp), and
+    re-reads it lean once that second had closed: both by ``read_at``. A
+    record read by id without one had its inputs never compared.
+    """
+    ids = _accounts(sfbox, 3)
+    sfbox.org.insert("Contact", {"LastName": "Ng", "AccountId": ids[0]})
+    adapter = _adapter(sfbox)
+
+    def reads() -> list[CrmRecord]:
+        fetched = adapter.fetch("account", ids, ["Name"])
+        contacts = [r for page in adapter.children([ids[0]], ["LastName"]) for r in page]
+        assert len(fetched) == 3 and len(contacts) == 1
+        return fetched + contacts
+
+    same_second = reads()  # the org's clock has not left the records' second
+    assert all(r.read_at is not None and read_open(r.stamp, r.read_at) for r in same_second)
+    clock.advance(2)
+    later = reads()
+    assert all(r.read_at is not None and not read_open(r.stamp, r.read_at) for r in later)
+    assert all(settled(r.stamp, r.read_at, timedelta(0)) for r in later)
 
 
 # --------------------------------------------------------------------------- write

@@ -44,8 +44,10 @@ their output values (Salesforce: no long text areas, 2,000-row pages, about
 440 ids a query); the lock is read always (it may be a field whose change
 does not move the stamp). The others are compared value by value, their
 inputs too when the plan read them before their second closed
-(:func:`connector.sync.window.read_open`). A record read without a read time
-(Salesforce's fetches by id) is never settled; HubSpot's stamps keep
+(:func:`connector.sync.window.read_open`). Salesforce's fetches by id (due
+dates, earlier failures, contacts of changed accounts) carry their query's
+read time as pulls do; a record read without one (an answer without a
+``Date``) is never settled. HubSpot's stamps keep
 milliseconds, its records carry none, and its re-read reads every value
 anyway (one batch read per 100 ids whatever it selects).
 

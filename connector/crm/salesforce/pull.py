@@ -407,6 +407,21 @@ class Puller:
                 return
             result = call("query more", partial(_query_more, url=str(next_url)))
 
+    def _read_pages(self, query: str) -> Iterator[tuple[datetime | None, list[dict[str, Any]]]]:
+        """:meth:`_rest_pages` of ``query``, each page with when the query was read.
+
+        The first answer's read time (the org's clock, a lower bound:
+        :meth:`~.session.SalesforceSession.answered_at`; None without a
+        ``Date``) stands for every page: the earliest is the safe side of both
+        rules that use it (connector/sync/window.py: a pair counts as settled
+        later, a record counts as read in its own second sooner).
+        """
+        first = self._session.call("query", lambda c: c.sf.query(query))
+        answered = self._session.answered_at()
+        read_at = None if answered == NEVER else answered
+        for page in self._rest_pages(query, first):
+            yield read_at, page
+
     def fetch(
         self,
         obj: ObjectName,
@@ -420,9 +435,10 @@ class Puller:
         contact = obj == "contact"
         out: list[CrmRecord] = []
         for query in id_chunks(soql(selected, sobject, "Id IN {}"), ids):
-            for raw_page in self._rest_pages(query):
+            for read_at, raw_page in self._read_pages(query):
                 out.extend(
-                    rest_record(r, fields, parents, contact, self._parents) for r in raw_page
+                    rest_record(r, fields, parents, contact, self._parents, read_at)
+                    for r in raw_page
                 )
         return out
 
@@ -513,9 +529,9 @@ class Puller:
         for start in range(0, len(parent_ids), FETCH_CHUNK):
             chunk = list(parent_ids[start : start + FETCH_CHUNK])
             query = format_soql(soql(selected, SOBJECTS["contact"], f"{PARENT_ID} IN {{}}"), chunk)
-            for raw_page in self._rest_pages(query):
+            for read_at, raw_page in self._read_pages(query):
                 page = [
-                    rest_record(r, fields, parents, True, self._parents)
+                    rest_record(r, fields, parents, True, self._parents, read_at)
                     for r in raw_page
                     if str(r.get("Id")) not in exclude
                 ]

@@ -119,8 +119,7 @@ def finish(
     """The CrmRecord of a row's values: the parent remembered, ``AccountId`` kept if asked.
 
     ``read_at``: the earliest the org's clock can have shown when the row was
-    read (:attr:`CrmRecord.read_at`; None for reads by id, which no window
-    meets again).
+    read (:attr:`CrmRecord.read_at`; None when the answer carried no ``Date``).
     """
     record_id = str(values["Id"])
     if contact:
