@@ -203,7 +203,10 @@ def test_the_re_read_counts_its_own_calls_while_pages_come_in(
 
     The sandbox holds the first re-read's answer until a search of the pull
     arrives: that search was sent (and counted by the connection) while the
-    re-read was in progress, as happens whenever writes overlap reads.
+    re-read was in progress, as happens whenever writes overlap reads. Once a
+    write chunk's worth of records is read, the pull's next searches wait for
+    that re-read to begin, so some always come in while it is held (on a
+    loaded machine the pull could otherwise end before the first re-read).
     """
     job = _job(sandbox, engine)
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
@@ -214,16 +217,23 @@ def test_the_re_read_counts_its_own_calls_while_pages_come_in(
     sandbox.app.log.clear()
     sandbox.portal.limits.search_per_second = 2
     searched = threading.Event()
+    reread_began = threading.Event()
     held: list[str] = []
+
+    def read_so_far() -> int:
+        return sum(len(e.records) for e in sandbox.app.log.entries() if e.kind == "search")
 
     def meanwhile(request: Request) -> None:
         if request.method != "POST":
             return
         if request.path.endswith("/search"):
-            searched.set()
+            if not reread_began.is_set() and read_so_far() >= 400:
+                reread_began.wait(timeout=60)
+            if reread_began.is_set():
+                searched.set()
         elif request.path.endswith("/batch/read") and not held:
             held.append(request.path)
-            searched.clear()
+            reread_began.set()
             searched.wait(timeout=60)
 
     # Chunks of 400: each re-read is four batch reads at once, on the adapter's workers.
