@@ -10,6 +10,7 @@ sandbox over HTTPS, the sandbox's hook for changes between subrequests.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from sandbox_fixtures import OrgClock, hold_clock, running_salesforce, salesforc
 from connector.crm.base import CrmRecord, TimedPages
 from connector.crm.salesforce import SalesforceAdapter
 from connector.crm.salesforce.pull import join_page, split_columns
+from connector.errors import FatalSyncError
 from connector.sync.window import read_open
 from segsync_sandbox.salesforce import CustomFieldSpec, SalesforceSandbox
 from segsync_sandbox.salesforce.bulk import bulk_service
@@ -305,3 +307,30 @@ def test_join_page_keeps_rows_every_query_read_alike_up_to_the_lowest_full_answe
     rows, after = join_page([_answer(first[:2]), _answer(second)], page=2)
     assert [r["Id"][-1] for r in rows] == ["0"]
     assert after == (datetime.fromtimestamp(1_795_000_000, tz=UTC), first[1]["Id"])
+
+
+def test_a_walk_that_cannot_move_on_fails_instead_of_reading_again(
+    sfbox: SalesforceSandbox,
+) -> None:
+    """2,500 rows on one stamp with milliseconds (no org sends one): an error, not a loop.
+
+    The keyset's literal keeps whole seconds, so the next page's condition
+    would match the same rows again and again (a bench's data once did).
+    """
+    stamp = "2026-11-29T10:00:00.123+0000"
+    rows = [
+        {
+            "Name": f"Account {i:05d}",
+            LONG[0]: "a",
+            LONG[1]: "b",
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+        for i in range(2_500)
+    ]
+    sfbox.org.load_records("Account", rows)
+    pages = _adapter(sfbox).pull("account", FIELDS, None)
+    with pytest.raises(FatalSyncError, match="did not move past"):
+        for _ in itertools.islice(pages, 4):
+            pass

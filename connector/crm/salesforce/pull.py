@@ -380,9 +380,20 @@ class Puller:
                 if left == 0:
                     return
                 if left >= self._session.settings.bulk_read_threshold:
+                    # A Bulk pull of any length keeps nothing of this answer.
+                    del counted, answers
                     yield from self._bulk.query(obj, selected, fields, parents, resume, read_at)
                     return
+            before = after
             rows, after = join_page(answers)
+            if before is not None and after is not None and _order(after) <= _order(before):
+                # The keyset's literal keeps whole seconds (format_soql), as Salesforce's
+                # stamps do: a stamp with sub-second digits would be read again for ever.
+                raise FatalSyncError(
+                    f"Salesforce pull of {sobject}: the keyset walk did not move past "
+                    f"{after[0].isoformat()} {after[1]} (a SystemModstamp with sub-second "
+                    "digits, which Salesforce does not keep?)"
+                )
             page = [rest_record(r, fields, parents, contact, self._parents, read_at) for r in rows]
             # format_soql drops sub-second precision from the watermark: as for one query.
             page = [r for r in page if resume.keep(r)]
