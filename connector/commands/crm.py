@@ -76,6 +76,7 @@ from connector.sync.ownership import judge, mapping_problems, refusal_message
 from connector.sync.provision import output_specs
 from connector.sync.rollups import rollups_need_deals
 from connector.sync.runner import Job, Runner, RunResult
+from connector.sync.steps import open_store
 
 _CONFIG = click.option(
     "--config",
@@ -260,7 +261,7 @@ def open_context(
     if unowned:
         raise MappingError(unowned)
     selected = select_connections(settings, config_file, crm=crm, names=connections)
-    store = Store.from_settings(settings.store)
+    store = open_store(settings.store, RetryPolicy.from_settings(settings.sync))
     adapters: dict[str, CrmAdapter] = {}
     context: Context | None = None
     try:
@@ -895,7 +896,7 @@ OPT_IN = ("lead", DEAL_OBJECT)
 def status(config_file: Path | None, limit: int, fmt: str) -> None:
     """Recent runs, watermarks and open errors, from the state store."""
     settings = load_settings(config_file)
-    store = Store.from_settings(settings.store)
+    store = open_store(settings.store, RetryPolicy.from_settings(settings.sync))
     try:
         runs = store.runs(limit=limit)
         errors = store.open_errors()
@@ -1001,7 +1002,7 @@ def history(
 ) -> None:
     """The transition ledger: which records moved segment or tier, when, and why."""
     settings = load_settings(config_file)
-    store = Store.from_settings(settings.store)
+    store = open_store(settings.store, RetryPolicy.from_settings(settings.sync))
     try:
         if version is not None:
             doc = version_document(store, version, records, limit)
@@ -1053,7 +1054,7 @@ def history(
 def errors(config_file: Path | None, fmt: str) -> None:
     """Records whose last write failed; they are retried on every run until they land."""
     settings = load_settings(config_file)
-    store = Store.from_settings(settings.store)
+    store = open_store(settings.store, RetryPolicy.from_settings(settings.sync))
     try:
         rows = store.open_errors()
     finally:

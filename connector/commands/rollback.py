@@ -22,9 +22,9 @@ from connector.crm.retry import RetryPolicy
 from connector.errors import EXIT_BUSY, EXIT_OK, EXIT_RUN_FAILED, Problem, UserError
 from connector.store.leases import Busy
 from connector.store.records import RunRow
-from connector.store.store import Store
 from connector.sync.rollback import Restore, Rollback, RollbackResult, run_to_undo
 from connector.sync.runner import Job
+from connector.sync.steps import open_store
 from connector.sync.values import as_text
 
 #: Records a text rendering lists before "… and N more".
@@ -118,7 +118,7 @@ def _render(console: Console, result: RollbackResult) -> None:
 
 def _run_of(config_file: Path | None, run_id: int) -> RunRow:
     settings = load_settings(config_file)
-    store = Store.from_settings(settings.store)
+    store = open_store(settings.store, RetryPolicy.from_settings(settings.sync))
     try:
         run = run_to_undo(store, run_id, RetryPolicy.from_settings(settings.sync))
     finally:

@@ -48,6 +48,7 @@ from connector.store.deals import DEAL_OBJECT
 from connector.store.store import Store
 from connector.sync.rollups import rollups_need_deals
 from connector.sync.runner import Runner
+from connector.sync.steps import open_store
 
 log = logging.getLogger("segsync.service")
 
@@ -142,7 +143,7 @@ class Service:
         # Every [sync] retry setting, the initial wait included, with a sleep
         # that a stop request cuts short.
         retry = RetryPolicy.from_settings(settings.sync, sleep=self._backoff_sleep)
-        store = Store.from_settings(settings.store)
+        store = open_store(settings.store, retry)
         adapters: dict[str, CrmAdapter] = {}
         try:
             # The agreement policy reads the other CRM too, scheduled or not.

@@ -227,6 +227,12 @@ def _transient_text(where: str, reason: str, sqlstate: str | None, limits: Sessi
 
     ``sqlstate`` ``"sqlite-busy"``: SQLite's file lock held past its busy timeout.
     """
+    detail = _transient_detail(reason, sqlstate, limits)
+    return f"the state store at {where} failed for now: {detail}; the step is retried"
+
+
+def _transient_detail(reason: str, sqlstate: str | None, limits: SessionLimits) -> str:
+    """The driver's reason, the bound that cut it short (its ``[store]`` key) and a hint."""
     setting = TRANSIENT_SQLSTATES.get(sqlstate or "", "")
     if sqlstate == "sqlite-busy":
         setting = "busy_timeout"
@@ -236,7 +242,17 @@ def _transient_text(where: str, reason: str, sqlstate: str | None, limits: Sessi
         hint = (
             "; another session may hold a lock it needs (pg_locks and pg_stat_activity show which)"
         )
-    return f"the state store at {where} failed for now: {reason}{why}{hint}; the step is retried"
+    return f"{reason}{why}{hint}"
+
+
+def _unopened_text(where: str, exc: StoreUnavailable, limits: SessionLimits) -> str:
+    """What a store that did not open for now says: which store, what held it, which setting."""
+    origin = exc.__cause__
+    sqlstate = getattr(origin, "sqlstate", None)
+    if _sqlite_busy(origin):
+        sqlstate = "sqlite-busy"
+    detail = str(exc) if origin is None else _transient_detail(_reason(origin), sqlstate, limits)
+    return f"cannot open the state store at {where} for now: {detail}"
 
 
 def _store_failures(engine: Engine, limits: SessionLimits) -> None:
@@ -397,6 +413,10 @@ class Store:
             **engine_options: passed to :func:`sqlalchemy.create_engine`.
 
         Raises:
+            StoreUnavailable: the migration failed for now (SQLite's file lock
+                held past its busy timeout, a PostgreSQL timeout or lost
+                connection): nothing was migrated, opening again may succeed
+                (:func:`connector.sync.steps.open_store` does, under the retry policy).
             StoreError: the database cannot be reached or migrated.
 
         """
@@ -425,6 +445,12 @@ class Store:
         if migrate:
             try:
                 store.upgrade()
+            except StoreUnavailable as exc:
+                # Locked or cut off for now: the migration's one transaction
+                # was rolled back, so opening again starts afresh (open_store
+                # in connector/sync/steps.py does, under the retry policy).
+                engine.dispose()
+                raise StoreUnavailable(_unopened_text(store.url, exc, limits)) from exc.__cause__
             except (StoreError, sa.exc.SQLAlchemyError) as exc:
                 engine.dispose()
                 origin = getattr(exc, "orig", None) or exc.__cause__ or exc

@@ -16,6 +16,16 @@ holder's, and the next run would read the new holder's write as a person's
 edit). The fence is the lease's in-memory checks and one small read of its
 token, a few per write chunk or page, each of which costs a CRM call anyway.
 
+Opening the store is a step too (:func:`open_store`): connecting and running
+the pending migrations in one transaction, which a lock held past its timeout
+(another process migrating the same store, a ``sqlite3`` shell inside a write
+transaction) or a lost connection rolls back whole. Opening again starts
+afresh; two processes opening one store together serialize on the database's
+lock (PostgreSQL's advisory lock, SQLite's write lock): the first migrates,
+the other then finds the schema at head. A store that still does not open
+when the policy's tries are spent is a :class:`~connector.errors.StoreError`
+that names the store, the setting that bounded the wait and the tries.
+
 One kind of step is not plain to try again: a batch whose commit landed but
 whose answer was lost (the connection dropped after the commit) would insert
 its ledger rows and count its failures a second time.
@@ -32,8 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from connector.config import StoreSettings
 from connector.crm.retry import RetryPolicy
-from connector.errors import RetriableError
+from connector.errors import RetriableError, StoreError, StoreUnavailable
 from connector.store.leases import Fence
 from connector.store.store import Store
 
@@ -120,3 +131,21 @@ class StoreSteps:
             store.record_batch(**batch)
 
         self.write("record the batch", record)
+
+
+def open_store(settings: StoreSettings, retry: RetryPolicy, **options: Any) -> Store:
+    """:meth:`Store.from_settings`, opened again while it fails for now (see the module docstring).
+
+    Raises:
+        StoreError: the store cannot be opened, or still failed for now after
+            ``retry``'s tries (the message names the store, the bound and the tries).
+
+    """
+    try:
+        return StoreSteps(retry)("open the store", Store.from_settings, settings, **options)
+    except StoreUnavailable as exc:
+        tries = retry.attempts
+        raise StoreError(
+            f"{exc}; still so after {tries} tr{'y' if tries == 1 else 'ies'} "
+            f"(sync.retry_attempts = {tries})"
+        ) from exc

@@ -1,0 +1,119 @@
+"""Opening the store through a transient failure: the command waits it out, or says what held it.
+
+A command opens the store first: it connects and runs the pending migrations
+in one transaction. Another connection holding the SQLite file's write lock
+past the busy timeout (a second segsync process migrating the same store, a
+``sqlite3`` shell inside a write transaction) failed that for now, and the
+command failed at start with a plain error. Now opening is tried again under
+the ``[sync]`` retry policy (``connector/sync/steps.py``, ``open_store``): the
+command goes on once the lock is released, and a lock held past every try
+ends it with one line naming the store, the bound and the tries.
+
+The real ``segsync status`` command (click's runner, in-process), a real
+second ``sqlite3`` connection holding ``BEGIN IMMEDIATE`` on the empty store
+it is to migrate. The lock is released on a condition (the command's first
+failed try, logged), never after a delay.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from service_helpers import PATIENCE, until
+from store_faults import Lines, log_lines
+
+from connector import templates
+from connector.cli import cli
+from connector.errors import EXIT_STORE
+from connector.store.store import Store
+
+MAPPINGS = f'mappings = ["{templates.ACCOUNTS}", "{templates.CONTACTS}"]'
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    with log_lines("segsync.sync") as handler:
+        yield handler
+
+
+def _config(directory: Path, url: str, attempts: int) -> Path:
+    """A config whose store waits 0.1 s for a lock, under ``attempts`` quick tries."""
+    path = directory / "config.toml"
+    path.write_text(
+        f'[store]\nurl = "{url}"\nlock_timeout_seconds = 0.1\n\n'
+        f"[sync]\n{MAPPINGS}\nretry_attempts = {attempts}\n"
+        "retry_initial_wait_seconds = 0.05\nretry_max_wait_seconds = 0.2\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _status(config: Path) -> Result:
+    return CliRunner().invoke(cli, ["status", "--config", str(config)])
+
+
+def test_a_store_locked_while_it_opens_is_opened_once_the_lock_is_released(
+    tmp_path: Path, lines: Lines
+) -> None:
+    path = tmp_path / "state.db"
+    url = f"sqlite:///{path}"
+    config = _config(tmp_path, url, attempts=100)
+    # Another process's connection holds the new file's write lock.
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    outcome: dict[str, Result] = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=_status(config)))
+    thread.start()
+    try:
+        until(
+            lambda: lines.having("database is locked") or not thread.is_alive(),
+            PATIENCE,
+            "opening the store to find the file locked and be tried again",
+        )
+        failed = lines.having("database is locked")
+        assert failed, outcome.get("result") and outcome["result"].output
+        assert failed[0].startswith("store step open the store failed: "), failed[0]
+        assert f"cannot open the state store at {url} for now" in failed[0]
+        assert "(store.lock_timeout_seconds = 0.1)" in failed[0]
+    finally:
+        holder.execute("ROLLBACK")  # released: the next try opens it
+        thread.join(PATIENCE)
+        holder.close()
+    assert not thread.is_alive()
+    result = outcome["result"]
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+    with Store.open(url, migrate=False) as store:
+        assert store.revision() == Store.head()  # migrated once, by the try that went through
+
+
+def test_a_store_locked_past_every_try_fails_naming_the_store_and_the_settings(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    url = f"sqlite:///{path}"
+    config = _config(tmp_path, url, attempts=2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # held for every try
+    try:
+        result = _status(config)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output + result.stderr
+    assert result.exit_code == EXIT_STORE, result.output + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    line = errors[0]
+    assert line.startswith(f"error: cannot open the state store at {url} for now: "), line
+    assert "database is locked (store.lock_timeout_seconds = 0.1)" in line
+    assert "still so after 2 tries (sync.retry_attempts = 2)" in line
+    assert "the step is retried" not in line
+    with Store.open(url, migrate=False) as store:
+        assert store.revision() is None  # nothing migrated
