@@ -526,11 +526,12 @@ class Runner:
         )
         tracker = WatermarkTracker(previous, engine.version)
         steps = StoreSteps(self._retry, lease)
-        retry_ids = steps(
-            "read the ids to retry", self._retry_ids, conn, crm, obj, drop=not dry_run
-        )
-        # Writes dead runs left in flight: adopted, where they landed, before planning.
+        # Writes dead runs left in flight: fetched again, and adopted, where
+        # they landed, before planning.
         left_behind = set(steps("read the intents left behind", store.intent_ids, conn, obj))
+        retry_ids = steps(
+            "read the ids to retry", self._retry_ids, conn, crm, obj, left_behind, drop=not dry_run
+        )
         # A full pull reads every record anyway; an incremental one also
         # fetches the records time has changed (their due_at has passed).
         due_ids = (
@@ -805,8 +806,13 @@ class Runner:
         if verdict.refused:
             raise OwnershipError(refusal_message(job.connection, crm, obj, verdict.refused))
 
-    def _retry_ids(self, conn: str, crm: str, obj: ObjectName, *, drop: bool) -> list[str]:
-        """Ids to fetch again (open errors, pending hysteresis), malformed ones dropped.
+    def _retry_ids(
+        self, conn: str, crm: str, obj: ObjectName, left_behind: set[str], *, drop: bool
+    ) -> list[str]:
+        """Ids to fetch again (open errors, pending hysteresis, intents), malformed ones dropped.
+
+        ``left_behind``: the records with a write intent a dead run left (the
+        run read them once, for this and for adopting their landed writes).
 
         A malformed id (a store edited by hand, a row from another CRM) would
         fail the whole fetch, and so the job, on every run: it is dropped with
@@ -816,7 +822,7 @@ class Runner:
         store = self._store
         errors = {e.record_id for e in store.open_errors(conn, obj)}
         # Records a crashed run may have written: read again, their writes adopted.
-        wanted = errors | set(store.pending_ids(conn, obj)) | set(store.intent_ids(conn, obj))
+        wanted = errors | set(store.pending_ids(conn, obj)) | left_behind
         bad = sorted(i for i in wanted if not well_formed_id(crm, i))
         if bad:
             log.warning(
