@@ -24,7 +24,9 @@ class StoreJournal:
         self, store: Store, connection: str, obj: str, run_id: int, steps: StoreSteps | None = None
     ) -> None:
         self._store = store
-        # A note is an upsert, done a delete, notes a read: each retried alike.
+        # A note is an upsert, done a delete, notes a read: each retried alike,
+        # and the writes fenced before their first try too (a run that lost
+        # its job notes nothing over the new holder's notes).
         self._steps = steps or StoreSteps.once()
         self._connection = connection
         self._object = obj
@@ -32,7 +34,7 @@ class StoreJournal:
 
     def note(self, note: JobNote) -> None:
         """Record the job's latest step (committed on return)."""
-        self._steps(
+        self._steps.write(
             "note a bulk job",
             self._store.note_job,
             self._connection,
@@ -46,7 +48,7 @@ class StoreJournal:
 
     def done(self, marker: str) -> None:
         """Forget a job that ended."""
-        self._steps(
+        self._steps.write(
             "forget a bulk job", self._store.job_done, self._connection, self._object, marker
         )
 

@@ -100,8 +100,10 @@ def sync_deals(
     ``mark_accounts``: the account mapping has rollup attributes; mark the
     accounts whose deals changed for the next account run to re-plan
     (``connector/sync/rollups.py``). ``lease``: the job's claim
-    (``connector/store/leases.py``), fenced before each page is kept and
-    before the watermark moves, so a process that lost the job stops.
+    (``connector/store/leases.py``), fenced before each write of the store
+    (each page kept, each move of the watermark, the removal of the deals a
+    full pull did not list: :meth:`StoreSteps.write`), so a process that
+    lost the job records nothing more.
     ``retry``: the policy its store steps are tried again under while they
     fail for now (a statement or lock timeout: ``connector/sync/steps.py``).
     """
@@ -174,10 +176,10 @@ def _sync_deals(
             problems = [p for p in page.problems if p.id in new]
             if lease is not None:
                 lease.progress(f"read a page of {len(page.seen):,} deals")
-                lease.fence()
             # Upserts and deletes: a try after one whose commit landed unheard
-            # stores the same (it finds the gone deals removed already).
-            result.removed += steps(
+            # stores the same (it finds the gone deals removed already). Each
+            # write of the store is fenced before its first try too.
+            result.removed += steps.write(
                 "record a page of deals",
                 deals.record,
                 connection,
@@ -198,7 +200,7 @@ def _sync_deals(
             # include its first, so no read of the pages kept came earlier.
             mark = tracker.watermark(pull_began(pages))
             if not full and mark is not None:
-                steps(
+                steps.write(
                     "advance the watermark",
                     store.advance_watermark,
                     connection,
@@ -209,9 +211,7 @@ def _sync_deals(
                 lease.progress(f"recorded {result.read:,} deals")
         mark = tracker.watermark(pull_began(pages))
         if full:
-            if lease is not None:
-                lease.fence()
-            result.removed += steps(
+            result.removed += steps.write(
                 "remove the deals not listed",
                 deals.keep_only,
                 connection,
@@ -223,9 +223,7 @@ def _sync_deals(
         ):
             # An incremental pull that found nothing still moves the pull's
             # start up: it read the whole window after it began.
-            if lease is not None and not full:
-                lease.fence()
-            steps(
+            steps.write(
                 "advance the watermark",
                 store.advance_watermark,
                 connection,
