@@ -12,7 +12,9 @@ ends it with one line naming the store, the bound and the tries.
 The real ``segsync status`` command (click's runner, in-process), a real
 second ``sqlite3`` connection holding ``BEGIN IMMEDIATE`` on the empty store
 it is to migrate. The lock is released on a condition (the command's first
-failed try, logged), never after a delay.
+failed try, logged), never after a delay. On PostgreSQL, a relay
+(``store_faults.CommitCut``) drops the connection right after the migration's
+COMMIT landed: the next try finds the schema at head and migrates nothing twice.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from service_helpers import PATIENCE, until
-from store_faults import Lines, log_lines
+from store_faults import CommitCut, Lines, log_lines
 
 from connector import templates
 from connector.cli import cli
@@ -117,3 +120,27 @@ def test_a_store_locked_past_every_try_fails_naming_the_store_and_the_settings(
     assert "the step is retried" not in line
     with Store.open(url, migrate=False) as store:
         assert store.revision() is None  # nothing migrated
+
+
+def test_a_postgresql_store_whose_migration_commit_answer_is_lost_opens_on_the_next_try(
+    tmp_path: Path, pg_schema_url: str, lines: Lines
+) -> None:
+    url = sa.make_url(pg_schema_url)
+    relay = CommitCut(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        config = _config(tmp_path, relay.url(pg_schema_url), attempts=5)
+        # The migration's transaction writes the version table, then commits:
+        # the commit lands, and the connection drops before its answer.
+        relay.arm(b"alembic_version")
+        result = _status(config)
+    finally:
+        relay.close()
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.exception is None, repr(result.exception)
+    # Set by the relay's thread once it closed both sockets (the client may hear first).
+    until(relay.cut.is_set, PATIENCE, "the relay to cut the migration's commit answer")
+    failed = lines.having("store step open the store failed: ")
+    assert len(failed) == 1, failed
+    assert "cannot open the state store at postgresql+psycopg://" in failed[0]
+    with Store.open(pg_schema_url, migrate=False) as store:
+        assert store.revision() == Store.head()
