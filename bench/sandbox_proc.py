@@ -91,7 +91,9 @@ def load(
     if only in ("all", "salesforce"):
         aged: dict[str, str] = {}
         if age > 0:
-            then = format_datetime(datetime.fromtimestamp(time.time() - age, UTC))
+            # Whole seconds, as Salesforce keeps SystemModstamp (docs/crm-apis.md: the
+            # milliseconds always read .000); a stamp with milliseconds is one no org sends.
+            then = format_datetime(datetime.fromtimestamp(int(time.time() - age), UTC))
             aged = {"CreatedDate": then, "LastModifiedDate": then, "SystemModstamp": then}
         rows = (
             {**data.salesforce_account_row(c), **aged}
