@@ -376,6 +376,21 @@ def _run_row(row: sa.Row[Any]) -> RunRow:
     )
 
 
+def _resolve_errors(conn: Connection, connection: str, object: str, ids: Sequence[str]) -> None:
+    """Close the open errors of ``ids`` (written, adopted or dropped), in ``conn``'s transaction."""
+    for chunk in _chunks(list(ids)):
+        conn.execute(
+            sa.update(errors)
+            .where(
+                errors.c.connection == connection,
+                errors.c.object == object,
+                errors.c.record_id.in_(chunk),
+                errors.c.resolved.is_(False),
+            )
+            .values(resolved=True)
+        )
+
+
 class Store:
     """The state store on one database (see the module docstring).
 
@@ -927,17 +942,7 @@ class Store:
                     rows,
                     ("last_written", "written_at", "run_id", "echo_stamp"),
                 )
-                for chunk in _chunks(list(by_written)):
-                    conn.execute(
-                        sa.update(errors)
-                        .where(
-                            errors.c.connection == connection,
-                            errors.c.object == object,
-                            errors.c.record_id.in_(chunk),
-                            errors.c.resolved.is_(False),
-                        )
-                        .values(resolved=True)
-                    )
+                _resolve_errors(conn, connection, object, list(by_written))
             if pending:
                 rows = [
                     {
@@ -1187,7 +1192,8 @@ class Store:
             ]
             if rows:
                 conn.execute(sa.insert(transitions_table), rows)
-            marked = [i for i in dict.fromkeys(changed) if i in set(ids)]
+            adopted_ids = set(ids)
+            marked = [i for i in dict.fromkeys(changed) if i in adopted_ids]
             if marked:
                 self._upsert(
                     conn,
@@ -1198,17 +1204,7 @@ class Store:
                     ],
                     ("run_id", "marked_at"),
                 )
-            for chunk in _chunks(ids):
-                conn.execute(
-                    sa.update(errors)
-                    .where(
-                        errors.c.connection == connection,
-                        errors.c.object == object,
-                        errors.c.record_id.in_(chunk),
-                        errors.c.resolved.is_(False),
-                    )
-                    .values(resolved=True)
-                )
+            _resolve_errors(conn, connection, object, ids)
             for w in adopted:
                 conn.execute(
                     sa.delete(write_intents).where(
@@ -1430,17 +1426,7 @@ class Store:
     def drop_errors(self, connection: str, object: str, ids: Sequence[str]) -> None:
         """Close the open errors of ``ids`` without a write (ids that can never be fetched)."""
         with self._engine.begin() as conn:
-            for chunk in _chunks(list(ids)):
-                conn.execute(
-                    sa.update(errors)
-                    .where(
-                        errors.c.connection == connection,
-                        errors.c.object == object,
-                        errors.c.record_id.in_(chunk),
-                        errors.c.resolved.is_(False),
-                    )
-                    .values(resolved=True)
-                )
+            _resolve_errors(conn, connection, object, list(ids))
 
     def history(
         self,
