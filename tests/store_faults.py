@@ -98,11 +98,12 @@ class CommitCut:
     are closed instead of passing it on. Then it disarms; every other byte
     passes unchanged. The client must not encrypt (``sslmode=disable``,
     ``gssencmode=disable``: :meth:`url`), so the relay reads the messages.
+    ``listen``: the local port it listens on (0: any free one).
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, listen: int = 0) -> None:
         self._target = (host, port)
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server(("127.0.0.1", listen))
         self.port = self._server.getsockname()[1]
         self._guard = threading.Lock()
         self._armed: bytes | None = None

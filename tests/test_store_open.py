@@ -19,6 +19,7 @@ COMMIT landed: the next try finds the schema at head and migrates nothing twice.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -144,3 +145,50 @@ def test_a_postgresql_store_whose_migration_commit_answer_is_lost_opens_on_the_n
     assert "cannot open the state store at postgresql+psycopg://" in failed[0]
     with Store.open(pg_schema_url, migrate=False) as store:
         assert store.revision() == Store.head()
+
+
+def test_a_postgresql_server_not_yet_listening_is_waited_for(
+    tmp_path: Path, pg_schema_url: str, lines: Lines
+) -> None:
+    """A service started before its database: connection refused is retried, not fatal.
+
+    The store's port answers nothing until the command's first failed try is
+    logged; then a relay to the real server listens on it.
+    """
+    url = sa.make_url(pg_schema_url)
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]  # free again once closed: refused until the relay
+    relays: list[CommitCut] = []
+
+    def start_listening() -> None:
+        until(lambda: lines.having("store step open the store failed: "), PATIENCE, "a try")
+        relays.append(CommitCut(url.host or "127.0.0.1", url.port or 5432, listen=port))
+
+    waiter = threading.Thread(target=start_listening)
+    waiter.start()
+    try:
+        query = {**url.query, "sslmode": "disable", "gssencmode": "disable"}  # as the relay reads
+        store_url = url.set(host="127.0.0.1", port=port, query=query)
+        config = _config(tmp_path, store_url.render_as_string(hide_password=False), attempts=50)
+        result = _status(config)
+        waiter.join(timeout=PATIENCE)
+    finally:
+        for relay in relays:
+            relay.close()
+    assert result.exit_code == 0, result.output + result.stderr
+    failed = lines.having("store step open the store failed: ")
+    assert failed and "Connection refused" in failed[0]
+    with Store.open(pg_schema_url, migrate=False) as store:
+        assert store.revision() == Store.head()
+
+
+def test_a_postgresql_server_that_never_answers_fails_after_the_tries(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]
+    url = sa.make_url(pg_schema_url).set(host="127.0.0.1", port=port)
+    result = _status(_config(tmp_path, url.render_as_string(hide_password=False), attempts=2))
+    assert result.exit_code == EXIT_STORE, result.output
+    assert "Connection refused" in result.output + result.stderr
+    assert "still so after 2 tries (sync.retry_attempts = 2)" in result.output + result.stderr

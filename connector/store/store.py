@@ -216,6 +216,20 @@ _SQLITE_HINT = (
 )
 
 
+#: What libpq says when the server does not answer the connection at all: not
+#: listening (yet: a service started before its database, a restart) or not
+#: answering within ``connect_timeout_seconds``. A name that does not resolve,
+#: a refused login or a missing database are not among them: tried again they
+#: fail again.
+UNREACHABLE = ("connection refused", "timeout expired")
+
+
+def _unreachable(origin: BaseException | None) -> bool:
+    """Whether ``origin`` is a PostgreSQL server that did not answer the connection (for now)."""
+    text = str(origin).lower() if origin is not None else ""
+    return any(marker in text for marker in UNREACHABLE)
+
+
 def _sqlite_busy(origin: BaseException | None) -> bool:
     """Whether ``origin`` is SQLite's answer to a lock held past the busy timeout."""
     code = getattr(origin, "sqlite_errorcode", None)
@@ -225,7 +239,8 @@ def _sqlite_busy(origin: BaseException | None) -> bool:
 def _transient_text(where: str, reason: str, sqlstate: str | None, limits: SessionLimits) -> str:
     """What a transient store failure says: what happened, which bound, what follows.
 
-    ``sqlstate`` ``"sqlite-busy"``: SQLite's file lock held past its busy timeout.
+    ``sqlstate`` ``"sqlite-busy"``: SQLite's file lock held past its busy timeout;
+    ``"unreachable"``: a PostgreSQL server that did not answer the connection.
     """
     detail = _transient_detail(reason, sqlstate, limits)
     return f"the state store at {where} failed for now: {detail}; the step is retried"
@@ -238,6 +253,13 @@ def _transient_detail(reason: str, sqlstate: str | None, limits: SessionLimits) 
         setting = "busy_timeout"
     why = f" ({limits.describe(setting)})" if setting else ""
     hint = _SQLITE_HINT if sqlstate == "sqlite-busy" else ""
+    if sqlstate == "unreachable":
+        if "timeout" in reason.lower():
+            why = f" (store.connect_timeout_seconds = {limits.connect_timeout_seconds:g})"
+        hint = (
+            "; check that PostgreSQL is running and reachable from here, and the host and "
+            "port in store.url (or SEGSYNC_STORE__URL)"
+        )
     if sqlstate in ("57014", "55P03"):
         hint = (
             "; another session may hold a lock it needs (pg_locks and pg_stat_activity show which)"
@@ -251,6 +273,8 @@ def _unopened_text(where: str, exc: StoreUnavailable, limits: SessionLimits) -> 
     sqlstate = getattr(origin, "sqlstate", None)
     if _sqlite_busy(origin):
         sqlstate = "sqlite-busy"
+    elif sqlstate is None and _unreachable(origin):
+        sqlstate = "unreachable"
     detail = str(exc) if origin is None else _transient_detail(_reason(origin), sqlstate, limits)
     return f"cannot open the state store at {where} for now: {detail}"
 
@@ -260,7 +284,8 @@ def _store_failures(engine: Engine, limits: SessionLimits) -> None:
 
     Those a retry may fix (a statement or lock timeout, a deadlock, a lost
     connection: :data:`TRANSIENT_SQLSTATES`; SQLite's file lock held past its
-    busy timeout: :data:`SQLITE_BUSY_CODES`) become :class:`StoreUnavailable`.
+    busy timeout: :data:`SQLITE_BUSY_CODES`; a PostgreSQL server that does not
+    answer the connection: :data:`UNREACHABLE`) become :class:`StoreUnavailable`.
     Otherwise only ``OperationalError``, the DBAPI's class for trouble outside
     the program; anything else (an integrity or programming error) is a bug and
     keeps its traceback.
@@ -280,6 +305,8 @@ def _store_failures(engine: Engine, limits: SessionLimits) -> None:
             transient = True
         elif _sqlite_busy(origin):
             transient, sqlstate = True, "sqlite-busy"
+        elif engine.dialect.name == "postgresql" and _unreachable(origin):
+            transient, sqlstate = True, "unreachable"
         else:
             transient = bool(context.is_disconnect) and engine.dialect.name == "postgresql"
         if transient:
