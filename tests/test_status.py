@@ -90,6 +90,13 @@ def test_status_shows_a_pull_start_earlier_than_its_watermark(tmp_path: Path) ->
             "contact",
             Watermark(stamp, frozenset({"c"}), "v", pull_start=stamp + timedelta(seconds=5)),
         )
+        # One that began a moment before the second of its highest stamp closed (any
+        # active org's pull, stamps keeping whole seconds): not worth a line.
+        store.advance_watermark(
+            "sf",
+            "lead",
+            Watermark(stamp, frozenset({"l"}), "v", pull_start=stamp - timedelta(seconds=0.02)),
+        )
     finally:
         store.close()
 
@@ -106,3 +113,4 @@ def test_status_shows_a_pull_start_earlier_than_its_watermark(tmp_path: Path) ->
         "(earlier: the next pull starts a look-back before it)"
     )
     assert marks["watermark sf.contact"] == f"watermark sf.contact: {stamp.isoformat()}"
+    assert marks["watermark sf.lead"] == f"watermark sf.lead: {stamp.isoformat()}"
