@@ -4,6 +4,7 @@
 - :func:`schema_of` names a test's PostgreSQL schema (to lock its tables from a second session).
 - :func:`companies_written`, :func:`contacts_written` and :func:`ledger_rows` count what
   reached the CRM and the ledger.
+- :func:`expire_lease` ends a job's lease as if its holder had stopped renewing it.
 - :class:`CommitCut` is a TCP relay between the store and PostgreSQL that, once
   armed, lets a transaction's COMMIT land on the server and then drops the
   connection before its answer reaches the client: the client sees the
@@ -20,11 +21,23 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from connector.store.schema import job_leases
 from connector.store.store import Store
 from segsync_sandbox.hubspot import HubSpotSandbox
+
+
+def expire_lease(store: Store, job: str) -> None:
+    """Expire ``job``'s lease, as when its holder stopped renewing it: the next claim steals it."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(job_leases)
+            .where(job_leases.c.job == job)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
 def companies_written(sandbox: HubSpotSandbox) -> Counter[str]:

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
+from store_faults import expire_lease
 from test_deals_sync import _hubspot, store  # noqa: F401 (store: a fixture)
 
 from connector.store.deals import DEAL_OBJECT, DealStore
 from connector.store.leases import JobClaims, Lease, LeaseLost, job_key
 from connector.store.locks import locks_for
-from connector.store.schema import job_leases
 from connector.store.store import Store
 from connector.sync.deals import sync_deals
 from segsync_sandbox.launcher import Sandboxes
@@ -83,12 +82,7 @@ def test_a_deal_run_that_lost_its_job_while_keeping_a_page_moves_no_watermark(
 
     def takeover() -> None:
         # The run was stopped past its lease: another process takes the job.
-        with store.engine.begin() as conn:
-            conn.execute(
-                sa.update(job_leases)
-                .where(job_leases.c.job == JOB)
-                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-            )
+        expire_lease(store, JOB)
         with taker.claim(JOB) as new:
             assert isinstance(new, Lease) and new.mode == "steal"
             taken.append(JOB)

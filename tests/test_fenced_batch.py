@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sandbox_fixtures import hubspot_adapter, provision, seeded_hubspot, shipped_engines
+from store_faults import expire_lease
 
 from connector.config import SyncSettings
 from connector.store.leases import JobClaims, Lease, LeaseLost
 from connector.store.locks import locks_for
-from connector.store.schema import job_leases
 from connector.store.store import Store
 from connector.sync.runner import Job, Runner
 
@@ -93,12 +92,7 @@ def test_a_run_that_lost_its_job_after_its_write_records_no_batch(tmp_path: Path
 
         def takeover() -> None:
             # The old holder was stopped past its lease: the job is taken over.
-            with store.engine.begin() as conn:
-                conn.execute(
-                    sa.update(job_leases)
-                    .where(job_leases.c.job == JOB)
-                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-                )
+            expire_lease(store, JOB)
             with taker.claim(JOB) as new:
                 assert isinstance(new, Lease) and new.mode == "steal"
                 # A person puts the inputs back; the new holder's run writes the old tier.

@@ -9,16 +9,14 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from service_helpers import until
+from store_faults import expire_lease
 
 from connector.store.leases import Busy, JobClaims, Lease, LeaseLost, claim_order
 from connector.store.locks import locks_for
-from connector.store.schema import job_leases
 from connector.store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +77,7 @@ def test_a_stopped_holder_loses_the_job_and_is_fenced(store: Store) -> None:
                 assert isinstance(busy, Busy)
             # ...once it expired (nobody renewed it: the holder was stopped),
             # the job is taken over without the lock, with a newer token.
-            with store.engine.begin() as conn:
-                conn.execute(
-                    sa.update(job_leases)
-                    .where(job_leases.c.job == job)
-                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-                )
+            expire_lease(store, job)
             with taker.claim(job) as new:
                 assert isinstance(new, Lease)
                 assert new.mode == "steal" and new.token == old.token + 1
